@@ -1,0 +1,26 @@
+# Coconut: `sudo make demo` runs the dream team; `sudo make test` runs the tests.
+PREFIX  ?= /usr/local
+GO      ?= go
+BIN     := bin
+
+.PHONY: build install demo test check generate clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/coconut ./cmd/coconutd ./cmd/coconut-tail ./cmd/dream-agent
+
+install: build
+	install -d $(PREFIX)/bin $(PREFIX)/libexec/coconut $(PREFIX)/share/coconut/examples/dream-team
+	install -m 0755 $(BIN)/coconut $(BIN)/coconutd $(BIN)/coconut-tail $(PREFIX)/bin/
+	install -m 0755 $(BIN)/dream-agent $(PREFIX)/libexec/coconut/dream-agent
+	install -m 0644 examples/dream-team/dream-team.yaml $(PREFIX)/share/coconut/examples/dream-team/
+
+demo: install
+	./scripts/demo.sh
+
+# Tests need root (real cgroups, real users, real processes).
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+clean:
+	rm -rf $(BIN)

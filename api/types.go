@@ -1,0 +1,178 @@
+package api
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Version is the path prefix of every call.
+const Version = "/v1"
+
+// MaxBodyBytes bounds every request body. A signed manifest is at most 1 MiB;
+// base64 and JSON framing stay well inside this.
+const MaxBodyBytes = 4 << 20
+
+// Agent is an agent as the daemon reports it.
+type Agent struct {
+	AID        uint64    `json:"aid"`
+	Name       string    `json:"name"`
+	Class      string    `json:"class"`
+	State      string    `json:"state"`
+	PID        int       `json:"pid"`
+	CgroupID   uint64    `json:"cgroup_id"`
+	CgroupPath string    `json:"cgroup_path"`
+	User       string    `json:"user"`
+	UID        uint32    `json:"uid"`
+	Owner      uint32    `json:"owner"` // uid of the authorizer
+	Workload   string    `json:"workload,omitempty"`
+	Command    []string  `json:"command"`
+	Caps       []string  `json:"caps"`
+	SpawnTime  time.Time `json:"spawn_time"`
+	EndTime    time.Time `json:"end_time,omitzero"`
+	ExitStatus *int      `json:"exit_status,omitempty"`
+	Reason     string    `json:"reason,omitempty"`
+	Adopted    bool      `json:"adopted,omitempty"`
+	BinarySHA  string    `json:"binary_sha256"`
+	LogPath    string    `json:"log_path"`
+}
+
+// SpawnRequest is agent_spawn: a manifest and its detached DSSE signature.
+// The daemon verifies the signature against its trust store before it reads
+// a single field of the manifest.
+type SpawnRequest struct {
+	File      string `json:"file"`      // base name, for error messages
+	Manifest  []byte `json:"manifest"`  // the YAML bytes, exactly as signed
+	Signature []byte `json:"signature"` // the .sig file's bytes; empty = unsigned
+}
+
+// SpawnResponse lists the agents created, in manifest order.
+type SpawnResponse struct {
+	Agents []Agent `json:"agents"`
+}
+
+// RunRequest is `coconut agent run`: one agent without a manifest file. The
+// caller (SO_PEERCRED) is the authorizer.
+type RunRequest struct {
+	Name    string            `json:"name"`
+	Class   string            `json:"class"`
+	User    string            `json:"user"`
+	Caps    []string          `json:"caps"`
+	Workdir string            `json:"workdir"`
+	Env     map[string]string `json:"env"`
+	Command []string          `json:"command"`
+}
+
+// Attestation is agent_attest's answer: the DSSE envelope (in-toto Statement
+// signed by the host key) and the host key id that signed it.
+type Attestation struct {
+	AID       uint64          `json:"aid"`
+	HostKeyID string          `json:"host_key_id"`
+	Envelope  json.RawMessage `json:"envelope"`
+}
+
+// Quota is agent_quota: the budget and what the agent uses now.
+type Quota struct {
+	AID    uint64      `json:"aid"`
+	Budget QuotaBudget `json:"budget"`
+	Usage  QuotaUsage  `json:"usage"`
+}
+
+// QuotaBudget mirrors the manifest's quota block; zero means unlimited.
+type QuotaBudget struct {
+	CPUWeight  int    `json:"cpu_weight"`
+	CPUMax     string `json:"cpu_max,omitempty"`
+	MemoryMax  int64  `json:"memory_max"`
+	MemoryHigh int64  `json:"memory_high"`
+	Pids       int    `json:"pids"`
+	IOWeight   int    `json:"io_weight"`
+	Tokens     int64  `json:"tokens"`
+	HBM        int64  `json:"hbm"`
+	RAM        int64  `json:"ram"`
+	SSD        int64  `json:"ssd"`
+}
+
+// QuotaUsage is read from the agent's cgroup.
+type QuotaUsage struct {
+	CPUUsec       uint64 `json:"cpu_usec"`
+	Pids          int    `json:"pids"`
+	MemoryCurrent int64  `json:"memory_current"` // -1 when no memory controller is attached
+	Tokens        int64  `json:"tokens"`
+}
+
+// CapsRequest is agent_cap_grant / agent_cap_revoke.
+type CapsRequest struct {
+	Caps []string `json:"caps"`
+}
+
+// PresentRequest is agent_cap_present.
+type PresentRequest struct {
+	Cap    string `json:"cap"`
+	Object string `json:"object"`
+}
+
+// MemoryRequest is agent_memory_tier.
+type MemoryRequest struct {
+	Tier  string `json:"tier"`
+	Alloc int64  `json:"alloc"`
+}
+
+// TrustRequest adds a publisher key to the daemon's trust store.
+type TrustRequest struct {
+	PublicKey []byte `json:"public_key"` // PEM
+	Comment   string `json:"comment"`
+}
+
+// TrustEntry is one trusted publisher key.
+type TrustEntry struct {
+	KeyID   string    `json:"keyid"`
+	AddedBy uint32    `json:"added_by"`
+	AddedAt time.Time `json:"added_at"`
+	Comment string    `json:"comment,omitempty"`
+}
+
+// Record is one audit row (shared/cli.md "audit row").
+type Record struct {
+	Seq    uint64            `json:"seq"`
+	Time   time.Time         `json:"time"`
+	AID    uint64            `json:"aid"`
+	Type   string            `json:"type"`
+	Cap    string            `json:"cap"`
+	Object string            `json:"object"`
+	Result string            `json:"result"`
+	Errno  int               `json:"errno"`
+	PID    int               `json:"pid"`
+	KSeq   uint64            `json:"kseq"`
+	Detail map[string]string `json:"detail,omitempty"`
+	Hash   string            `json:"hash"`
+}
+
+// AuditPage is a page of agent_audit_query. Next is the AfterSeq to ask for
+// the following page; zero when this page was the last.
+type AuditPage struct {
+	Records []Record `json:"records"`
+	Next    uint64   `json:"next"`
+}
+
+// Doctor is the daemon's report about itself and the kernel.
+type Doctor struct {
+	Version     string            `json:"version"`
+	Enforcer    string            `json:"enforcer"`
+	EnforcerWhy string            `json:"enforcer_why"`
+	ECapability int               `json:"ecapability"`
+	Anchor      string            `json:"anchor"`
+	Counters    map[string]uint64 `json:"counters"`
+	StateDir    string            `json:"state_dir"`
+	CgroupRoot  string            `json:"cgroup_root"`
+	HostKeyID   string            `json:"host_key_id"`
+	ChainHead   uint64            `json:"chain_head"`
+	Agents      int               `json:"agents"`
+	Checks      []Check           `json:"checks"`
+	PID         int               `json:"pid"`
+}
+
+// Check is one line of doctor's findings.
+type Check struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail"`
+}

@@ -1,0 +1,89 @@
+// Command coconutd is Coconut's privileged daemon: AID registry, spawner,
+// audit chain writer and the local API on a Unix socket. See shared/cli.md
+// for its flags.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/coconut-os/coconut/internal/config"
+	"github.com/coconut-os/coconut/internal/daemon"
+	"github.com/coconut-os/coconut/internal/launch"
+)
+
+func main() {
+	// An agent's trampoline is this binary re-executed: it never returns.
+	launch.Main()
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	fs := flag.NewFlagSet("coconutd", flag.ContinueOnError)
+	cfgPath := fs.String("config", config.DefaultPath, "configuration `file`")
+	stateDir := fs.String("state-dir", "", "state `dir` (default /var/lib/coconut)")
+	socket := fs.String("socket", "", "API socket `path` (default /run/coconut/coconut.sock)")
+	centerAddr := fs.String("center-addr", "", "Center web UI `host:port`")
+	brokerAddr := fs.String("broker-addr", "", "inference broker `host:port`")
+	enforcer := fs.String("enforcer", "", "enforcer backend: auto, bpf-lsm or portable")
+	user := fs.String("user", "", "workstation `user` root's agents run as")
+	verbose := fs.Bool("v", false, "debug logging")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "coconutd: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
+	cfg, err := config.Load(*cfgPath, explicit)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "coconutd:", err)
+		return 1
+	}
+	pick := func(flagV, cfgV, def string) string {
+		if flagV != "" {
+			return flagV
+		}
+		if cfgV != "" {
+			return cfgV
+		}
+		return def
+	}
+	level := slog.LevelInfo
+	if *verbose || cfg.LogLevel == "debug" {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "coconutd: must run as root (it creates cgroups and switches agents to their users)")
+		return 1
+	}
+	d, err := daemon.New(daemon.Options{
+		StateDir:   pick(*stateDir, cfg.StateDir, "/var/lib/coconut"),
+		Socket:     pick(*socket, cfg.Socket, "/run/coconut/coconut.sock"),
+		Enforcer:   pick(*enforcer, cfg.Enforcer, "auto"),
+		User:       pick(*user, cfg.User, ""),
+		DemoUser:   cfg.DemoUser,
+		CenterAddr: pick(*centerAddr, cfg.CenterAddr, ""),
+		BrokerAddr: pick(*brokerAddr, cfg.BrokerAddr, ""),
+		Log:        log,
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "coconutd:", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := d.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "coconutd:", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,321 @@
+package agent
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/coconut-os/coconut/api"
+	"github.com/coconut-os/coconut/internal/audit"
+	"github.com/coconut-os/coconut/internal/cgroup"
+	"github.com/coconut-os/coconut/internal/measure"
+	"github.com/coconut-os/coconut/internal/sign"
+	"github.com/coconut-os/coconut/internal/state"
+)
+
+// Config wires a Manager to the rest of the daemon.
+type Config struct {
+	StateDir        string // agents are persisted in StateDir/agents
+	Tree            *cgroup.Tree
+	Chain           *audit.Chain
+	Trust           *sign.Trust
+	HostKey         ed25519.PrivateKey
+	HostID          string
+	Self            string // the trampoline binary (the daemon's own executable)
+	Socket          string // told to agents as COCONUT_SOCKET
+	WorkstationUser string // config: whom root's agents run as
+	DemoUser        string // when root asks and no workstation user is set
+	Enforcer        string // recorded in attestations
+	Log             *slog.Logger
+}
+
+// Caller is who made an API call, as the kernel says (SO_PEERCRED), and the
+// agent it is, if any.
+type Caller struct {
+	UID uint32
+	PID int
+	AID uint64 // 0: not an agent
+}
+
+// Manager owns every agent of this daemon.
+type Manager struct {
+	cfg    Config
+	log    *slog.Logger
+	store  store
+	aids   *allocator
+	cache  *measure.Cache
+	userMu sync.Mutex
+
+	mu     sync.Mutex
+	agents map[uint64]*entry
+
+	wg     sync.WaitGroup // watchers
+	stop   chan struct{}
+	closed bool
+}
+
+// entry is one agent in memory. rec is guarded by Manager.mu; the
+// transition lock orders state changes of this agent.
+type entry struct {
+	rec     *record
+	trans   sync.Mutex
+	stopped chan struct{} // closed when the main process has been seen to end
+	group   *cgroup.Group
+}
+
+// New loads the registry and adopts the agents still running.
+func New(cfg Config) (*Manager, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.DemoUser == "" {
+		cfg.DemoUser = "coconut-demo"
+	}
+	st := store{dir: cfg.StateDir + "/agents"}
+	if err := os.MkdirAll(st.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create agent store: %w", err)
+	}
+	recs, err := st.load()
+	if err != nil {
+		return nil, err
+	}
+	var maxAID uint64
+	for _, r := range recs {
+		maxAID = max(maxAID, r.AID)
+	}
+	aids, err := openAllocator(cfg.StateDir, maxAID)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manager{
+		cfg: cfg, log: cfg.Log, store: st, aids: aids, cache: measure.NewCache(),
+		agents: map[uint64]*entry{}, stop: make(chan struct{}),
+	}
+	for _, r := range recs {
+		m.agents[r.AID] = &entry{rec: r, stopped: make(chan struct{})}
+	}
+	if err := m.adoptAll(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Close stops watching agents. It does not stop them: agents outlive the
+// daemon, and the next one adopts them.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	m.closed = true
+	close(m.stop)
+	m.mu.Unlock()
+	m.wg.Wait()
+}
+
+// audit appends a row for agent aid. Its error means the operation it
+// records must not proceed.
+func (m *Manager) audit(ctx context.Context, r audit.Record) error {
+	if _, err := m.cfg.Chain.Append(ctx, r); err != nil {
+		return api.Errorf(api.ErrUnavailable, "audit chain refused a row (%s): %v; the operation was not performed", r.Type, err)
+	}
+	return nil
+}
+
+// transition moves e to state to: checks the table, writes the audit row,
+// then persists. The row comes first: if it cannot be written the state
+// does not change. The caller holds e.trans.
+func (m *Manager) transition(ctx context.Context, e *entry, to state.State, reason string, mutate func(*record)) error {
+	m.mu.Lock()
+	from := e.rec.State
+	pid := e.rec.PID
+	m.mu.Unlock()
+	if err := state.Transition(from, to); err != nil {
+		return api.Errorf(api.ErrConflict, "agent %d: %v", e.rec.AID, err)
+	}
+	detail := map[string]string{"from": string(from)}
+	if reason != "" {
+		detail["reason"] = reason
+	}
+	if err := m.audit(ctx, audit.Record{AID: e.rec.AID, Type: "agent.state", Object: string(to), PID: pid, Detail: detail}); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	e.rec.State = to
+	if reason != "" {
+		e.rec.Reason = reason
+	}
+	if to.Terminal() && e.rec.EndTime.IsZero() {
+		e.rec.EndTime = time.Now().UTC()
+	}
+	if mutate != nil {
+		mutate(e.rec)
+	}
+	cp := *e.rec
+	m.mu.Unlock()
+	return m.store.save(&cp)
+}
+
+// visible reports whether caller may see agent r: root sees all, a user
+// the agents they authorized, an agent itself.
+func visible(caller Caller, r *record) bool {
+	if caller.AID != 0 {
+		return caller.AID == r.AID
+	}
+	return caller.UID == 0 || caller.UID == r.Owner
+}
+
+func (m *Manager) lookup(caller Caller, aid uint64) (*entry, error) {
+	m.mu.Lock()
+	e, ok := m.agents[aid]
+	m.mu.Unlock()
+	if !ok || !visible(caller, e.rec) {
+		// Not found and not yours look the same: AIDs are not secrets, but
+		// another user's agents are none of the caller's business.
+		return nil, api.Errorf(api.ErrNotFound, "no agent %d", aid)
+	}
+	return e, nil
+}
+
+// List returns the agents caller may see; all includes ended ones.
+func (m *Manager) List(caller Caller, all bool) []api.Agent {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := []api.Agent{}
+	for _, e := range m.agents {
+		if !visible(caller, e.rec) || (!all && e.rec.State.Terminal()) {
+			continue
+		}
+		out = append(out, e.rec.wire(m.store.logPath(e.rec.AID)))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].AID < out[j].AID })
+	return out
+}
+
+// Get returns one agent.
+func (m *Manager) Get(caller Caller, aid uint64) (*api.Agent, error) {
+	e, err := m.lookup(caller, aid)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	a := e.rec.wire(m.store.logPath(aid))
+	m.mu.Unlock()
+	return &a, nil
+}
+
+// Visible reports whether caller may see agent aid's audit rows.
+func (m *Manager) Visible(caller Caller, aid uint64) bool {
+	_, err := m.lookup(caller, aid)
+	return err == nil
+}
+
+// Caps returns the agent's current capabilities, ~ expanded.
+func (m *Manager) Caps(caller Caller, aid uint64) ([]string, error) {
+	e, err := m.lookup(caller, aid)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]string{}, e.rec.Caps...), nil
+}
+
+// LogPath returns the file holding the agent's stdout and stderr.
+func (m *Manager) LogPath(caller Caller, aid uint64) (string, error) {
+	if _, err := m.lookup(caller, aid); err != nil {
+		return "", err
+	}
+	return m.store.logPath(aid), nil
+}
+
+// Attestation returns the agent's signed attestation.
+func (m *Manager) Attestation(caller Caller, aid uint64) (*api.Attestation, error) {
+	if _, err := m.lookup(caller, aid); err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(m.store.attestPath(aid))
+	if err != nil {
+		return nil, api.Errorf(api.ErrNotFound, "agent %d has no attestation: %v", aid, err)
+	}
+	return &api.Attestation{AID: aid, HostKeyID: sign.KeyID(m.cfg.HostKey.Public().(ed25519.PublicKey)), Envelope: b}, nil
+}
+
+// Quota returns the agent's budget and what its cgroup says it uses.
+func (m *Manager) Quota(caller Caller, aid uint64) (*api.Quota, error) {
+	e, err := m.lookup(caller, aid)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	r := *e.rec
+	m.mu.Unlock()
+	q := &api.Quota{AID: aid, Budget: api.QuotaBudget{
+		CPUWeight: r.Quota.CPUWeight, CPUMax: r.Quota.CPUMax, MemoryMax: r.Quota.MemoryMax,
+		MemoryHigh: r.Quota.MemoryHigh, Pids: r.Quota.Pids, IOWeight: r.Quota.IOWeight,
+		Tokens: r.Quota.Tokens, HBM: r.Memory.HBM, RAM: r.Memory.RAM, SSD: r.Memory.SSD,
+	}, Usage: api.QuotaUsage{MemoryCurrent: -1}}
+	if g, err := cgroup.Open(r.CgroupPath); err == nil && !r.State.Terminal() {
+		q.Usage.CPUUsec, _ = g.CPUUsec()
+		if pids, err := g.Procs(); err == nil {
+			q.Usage.Pids = len(pids)
+		}
+	}
+	return q, nil
+}
+
+// Kill ends the agent: Terminated-revoked is recorded, then every process
+// in its cgroup is killed.
+func (m *Manager) Kill(ctx context.Context, caller Caller, aid uint64) (*api.Agent, error) {
+	e, err := m.lookup(caller, aid)
+	if err != nil {
+		return nil, err
+	}
+	if caller.AID != 0 {
+		return nil, api.Errorf(api.ErrDenied, "agent %d may not kill agents", caller.AID)
+	}
+	e.trans.Lock()
+	defer e.trans.Unlock()
+	if err := m.transition(ctx, e, state.TerminatedRevoked, fmt.Sprintf("killed by uid %d", caller.UID), nil); err != nil {
+		return nil, err
+	}
+	m.killGroup(e)
+	return m.Get(caller, aid)
+}
+
+// killGroup kills everything in the agent's cgroup and removes it.
+func (m *Manager) killGroup(e *entry) {
+	m.mu.Lock()
+	path := e.rec.CgroupPath
+	m.mu.Unlock()
+	g, err := cgroup.Open(path)
+	if err != nil {
+		return // already gone
+	}
+	if err := g.Kill(5 * time.Second); err != nil {
+		m.log.Error("kill agent cgroup", "aid", e.rec.AID, "err", err)
+		return
+	}
+	if err := g.Remove(); err != nil {
+		m.log.Warn("remove agent cgroup", "aid", e.rec.AID, "err", err)
+	}
+}
+
+// Running counts agents that are not terminated.
+func (m *Manager) Running() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, e := range m.agents {
+		if !e.rec.State.Terminal() {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,265 @@
+package agent
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/coconut-os/coconut/api"
+	"github.com/coconut-os/coconut/internal/atomicfile"
+	"github.com/coconut-os/coconut/internal/attest"
+	"github.com/coconut-os/coconut/internal/audit"
+	"github.com/coconut-os/coconut/internal/launch"
+	"github.com/coconut-os/coconut/internal/sign"
+	"github.com/coconut-os/coconut/internal/state"
+)
+
+// spawnWorkers bounds how many agents of one request start at once. The
+// audit chain's group commit batches their rows; more parallelism than this
+// only adds scheduler noise on a small machine.
+const spawnWorkers = 8
+
+// Spawn is agent_spawn: verify, parse, plan every agent, then start them.
+// A refused manifest is recorded in the chain and nothing is started.
+func (m *Manager) Spawn(ctx context.Context, caller Caller, req api.SpawnRequest) ([]api.Agent, error) {
+	if caller.AID != 0 {
+		return nil, api.Errorf(api.ErrDenied, "agent %d may not spawn agents (delegation through cap.grant is not built yet)", caller.AID)
+	}
+	plans, err := m.planManifest(caller, req)
+	if err != nil {
+		result := audit.Record{Type: "spawn.refused", Object: req.File, Result: audit.ResultDeny,
+			Detail: map[string]string{"uid": strconv.FormatUint(uint64(caller.UID), 10), "reason": err.Error()}}
+		if aerr := m.audit(ctx, result); aerr != nil {
+			m.log.Error("record refused spawn", "err", aerr)
+		}
+		return nil, err
+	}
+	return m.startAll(ctx, caller, plans)
+}
+
+// Run is `coconut agent run`: one agent from a command line.
+func (m *Manager) Run(ctx context.Context, caller Caller, req api.RunRequest) (*api.Agent, error) {
+	if caller.AID != 0 {
+		return nil, api.Errorf(api.ErrDenied, "agent %d may not spawn agents (delegation through cap.grant is not built yet)", caller.AID)
+	}
+	p, err := m.planRun(caller, req)
+	if err != nil {
+		return nil, err
+	}
+	out, err := m.startAll(ctx, caller, []*plan{p})
+	if err != nil {
+		return nil, err
+	}
+	return &out[0], nil
+}
+
+// startAll starts every plan; if one fails, the ones already started are
+// ended (Terminated-revoked) so a workload is all or nothing.
+func (m *Manager) startAll(ctx context.Context, caller Caller, plans []*plan) ([]api.Agent, error) {
+	defer m.release(plans)
+	aids := make([]uint64, len(plans))
+	for i := range plans {
+		aid, err := m.aids.Next()
+		if err != nil {
+			return nil, api.Errorf(api.ErrUnavailable, "%v", err)
+		}
+		aids[i] = aid
+	}
+	entries := make([]*entry, len(plans))
+	errs := make([]error, len(plans))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, spawnWorkers)
+	for i, p := range plans {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			entries[i], errs[i] = m.startOne(ctx, p, aids[i])
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		for _, e := range entries {
+			if e != nil {
+				m.revoke(e, "another agent of the same request failed to start")
+			}
+		}
+		return nil, err
+	}
+	out := make([]api.Agent, len(entries))
+	for i, e := range entries {
+		m.mu.Lock()
+		out[i] = e.rec.wire(m.store.logPath(e.rec.AID))
+		m.mu.Unlock()
+	}
+	return out, nil
+}
+
+// startOne takes one agent from Spawning through Attested to Active. Every
+// step is an audit row written before the step takes effect.
+func (m *Manager) startOne(ctx context.Context, p *plan, aid uint64) (*entry, error) {
+	g, err := m.cfg.Tree.Create(aid)
+	if err != nil {
+		return nil, api.Errorf(api.ErrInternal, "agent %s: %v", p.name, err)
+	}
+	rec := &record{
+		AID: aid, Name: p.name, Class: p.class, Workload: p.workload, State: state.Spawning,
+		CgroupID: g.ID, CgroupPath: g.Path, User: p.user.Name, UID: p.user.UID, GID: p.user.GID,
+		Owner: p.owner, Command: p.command, Caps: p.caps, Quota: p.quota, Memory: p.memory,
+		BinarySHA: p.exe.SHA256, SpawnTime: time.Now().UTC(),
+	}
+	if rec.Caps == nil {
+		rec.Caps = []string{}
+	}
+	e := &entry{rec: rec, stopped: make(chan struct{}), group: g}
+	e.trans.Lock()
+	defer e.trans.Unlock()
+
+	detail := map[string]string{
+		"name": p.name, "class": p.class, "user": p.user.Name, "binary_sha256": p.exe.SHA256,
+		"cgroup_id": strconv.FormatUint(g.ID, 10), "authorizer_uid": strconv.FormatUint(uint64(p.owner), 10),
+		"via": p.authorizer.Via,
+	}
+	if p.workload != "" {
+		detail["workload"] = p.workload
+	}
+	if err := m.audit(ctx, audit.Record{AID: aid, Type: "agent.spawn", Object: p.command[0], Result: audit.ResultAllow, Detail: detail}); err != nil {
+		g.Remove()
+		return nil, err
+	}
+	if err := m.store.save(rec); err != nil {
+		g.Remove()
+		return nil, api.Errorf(api.ErrInternal, "%v", err)
+	}
+	m.mu.Lock()
+	m.agents[aid] = e
+	m.mu.Unlock()
+
+	fail := func(err error) (*entry, error) {
+		m.endLocked(e, state.TerminatedRevoked, fmt.Sprintf("spawn failed: %v", err), nil)
+		return nil, err
+	}
+	if err := m.attest(ctx, p, rec); err != nil {
+		return fail(err)
+	}
+	if err := m.transition(ctx, e, state.Attested, "", nil); err != nil {
+		return fail(err)
+	}
+	cmd, err := m.launch(p, rec, g.ID)
+	if err != nil {
+		return fail(api.Errorf(api.ErrInvalid, "agent %s: %v", p.name, err))
+	}
+	pid := cmd.Process.Pid
+	start, _ := procStart(pid)
+	go m.watchChild(e, cmd)
+	if err := m.transition(ctx, e, state.Active, "", func(r *record) { r.PID, r.PIDStart = pid, start }); err != nil {
+		// The program runs but its activation could not be recorded: it
+		// must not keep running unrecorded.
+		m.mu.Lock()
+		e.rec.PID, e.rec.PIDStart = pid, start
+		m.mu.Unlock()
+		return fail(err)
+	}
+	return e, nil
+}
+
+// attest signs the agent's attestation, stores it and records it.
+func (m *Manager) attest(ctx context.Context, p *plan, rec *record) error {
+	hostPub := m.cfg.HostKey.Public().(ed25519.PublicKey)
+	claims := attest.Claims{
+		HostID: m.cfg.HostID, HostKeyID: sign.KeyID(hostPub), AID: rec.AID, Name: rec.Name, Class: rec.Class,
+		CgroupID: rec.CgroupID, CgroupPath: rec.CgroupPath, SpawnTime: rec.SpawnTime,
+		Authorizer: p.authorizer, Manifest: p.manifestRef,
+		Binary:  attest.Digest{Path: p.command[0], SHA256: p.exe.SHA256},
+		Command: p.command, User: p.user.Name, UID: p.user.UID, GID: p.user.GID,
+		Capabilities: rec.Caps,
+		Enforcement: attest.Enforcement{Backend: m.cfg.Enforcer,
+			Notes: "capabilities are recorded; kernel enforcement is not active in this build"},
+	}
+	if p.script != nil {
+		claims.Script = &attest.Digest{Path: p.script.Path, SHA256: p.script.SHA256}
+	}
+	env, err := attest.Sign(claims, m.cfg.HostKey)
+	if err != nil {
+		return api.Errorf(api.ErrInternal, "sign attestation: %v", err)
+	}
+	sum := sha256.Sum256(env)
+	if err := m.audit(ctx, audit.Record{AID: rec.AID, Type: "agent.attest", Object: "sha256:" + hex.EncodeToString(sum[:]),
+		Result: audit.ResultAllow, Detail: map[string]string{"host_key_id": claims.HostKeyID}}); err != nil {
+		return err
+	}
+	if err := atomicfile.Write(m.store.attestPath(rec.AID), env, 0o644); err != nil {
+		return api.Errorf(api.ErrInternal, "store attestation: %v", err)
+	}
+	return nil
+}
+
+// launch starts the agent's program in its cgroup from the sealed copy.
+func (m *Manager) launch(p *plan, rec *record, _ uint64) (*exec.Cmd, error) {
+	logf, err := os.OpenFile(m.store.logPath(rec.AID), os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_CLOEXEC, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("open log: %w", err)
+	}
+	defer logf.Close()
+	fd, err := m.entryGroupFD(rec)
+	if err != nil {
+		return nil, err
+	}
+	defer syscall.Close(fd)
+	cfg := launch.Config{Self: m.cfg.Self, CgroupFD: fd, Exec: p.exe.File(), Output: logf}
+	if p.script != nil {
+		cfg.Script = p.script.File()
+	}
+	return launch.Start(cfg, launch.Spec{
+		Argv: p.argv, Env: p.agentEnv(rec.AID, m.cfg.Socket), Dir: p.dir,
+		UID: p.user.UID, GID: p.user.GID, Groups: []uint32{p.user.GID},
+		KeepExecFD: p.exe.Script,
+	})
+}
+
+func (m *Manager) entryGroupFD(rec *record) (int, error) {
+	g, err := m.cfg.Tree.Group(rec.AID)
+	if err != nil {
+		return -1, err
+	}
+	return g.FD()
+}
+
+// revoke ends a running agent that the daemon itself decided to stop.
+func (m *Manager) revoke(e *entry, reason string) {
+	e.trans.Lock()
+	defer e.trans.Unlock()
+	m.endLocked(e, state.TerminatedRevoked, reason, nil)
+}
+
+// endLocked records the terminal state (if not already terminal) and kills
+// what is left in the cgroup. The caller holds e.trans.
+func (m *Manager) endLocked(e *entry, to state.State, reason string, mutate func(*record)) {
+	m.mu.Lock()
+	terminal := e.rec.State.Terminal()
+	m.mu.Unlock()
+	if !terminal {
+		if err := m.transition(context.Background(), e, to, reason, mutate); err != nil {
+			m.log.Error("record agent end", "aid", e.rec.AID, "err", err)
+		}
+	} else if mutate != nil {
+		m.mu.Lock()
+		mutate(e.rec)
+		cp := *e.rec
+		m.mu.Unlock()
+		if err := m.store.save(&cp); err != nil {
+			m.log.Error("persist agent end", "aid", e.rec.AID, "err", err)
+		}
+	}
+	m.killGroup(e)
+}

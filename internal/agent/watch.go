@@ -1,0 +1,168 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/coconut-os/coconut/internal/audit"
+	"github.com/coconut-os/coconut/internal/cgroup"
+	"github.com/coconut-os/coconut/internal/state"
+)
+
+// watchChild reaps an agent this daemon started and records its end.
+func (m *Manager) watchChild(e *entry, cmd *exec.Cmd) {
+	err := cmd.Wait()
+	status, reason := exitStatus(cmd, err)
+	m.ended(e, &status, reason)
+}
+
+// exitStatus follows the shell's convention: the exit code, or 128+signal.
+func exitStatus(cmd *exec.Cmd, err error) (int, string) {
+	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	switch {
+	case !ok:
+		return -1, fmt.Sprintf("wait: %v", err)
+	case ws.Signaled():
+		return 128 + int(ws.Signal()), fmt.Sprintf("killed by signal %d (%s)", ws.Signal(), ws.Signal())
+	default:
+		return ws.ExitStatus(), fmt.Sprintf("exited with status %d", ws.ExitStatus())
+	}
+}
+
+// ended handles the end of an agent's main process: whatever it left in
+// its cgroup is killed, and an agent nobody stopped is Terminated-clean.
+func (m *Manager) ended(e *entry, status *int, reason string) {
+	select {
+	case <-m.stop:
+		return // a daemon shutting down leaves agents to its successor
+	default:
+	}
+	e.trans.Lock()
+	defer e.trans.Unlock()
+	m.endLocked(e, state.TerminatedClean, reason, func(r *record) {
+		r.ExitStatus = status
+		if r.EndTime.IsZero() {
+			r.EndTime = time.Now().UTC()
+		}
+	})
+	select {
+	case <-e.stopped:
+	default:
+		close(e.stopped)
+	}
+}
+
+// adoptAll runs at start: agents of a previous daemon that still run are
+// watched again; the ones that ended meanwhile are recorded as ended; agent
+// cgroups nobody knows are killed, since nothing may run unaccounted.
+func (m *Manager) adoptAll() error {
+	known := map[uint64]bool{}
+	for aid, e := range m.agents {
+		known[aid] = true
+		if e.rec.State.Terminal() {
+			continue
+		}
+		m.adopt(e)
+	}
+	live, err := m.cfg.Tree.List()
+	if err != nil {
+		return err
+	}
+	for _, aid := range live {
+		if known[aid] {
+			continue
+		}
+		g, err := m.cfg.Tree.Group(aid)
+		if err != nil {
+			continue
+		}
+		m.log.Warn("killing agent cgroup with no registry record", "aid", aid, "path", g.Path)
+		_ = m.audit(context.Background(), audit.Record{AID: aid, Type: "agent.orphan", Object: g.Path,
+			Result: audit.ResultDeny, Detail: map[string]string{"reason": "cgroup without a registry record"}})
+		if err := g.Kill(5 * time.Second); err == nil {
+			g.Remove()
+		}
+	}
+	return nil
+}
+
+func (m *Manager) adopt(e *entry) {
+	r := e.rec
+	e.trans.Lock()
+	defer e.trans.Unlock()
+	if r.State == state.Spawning || r.State == state.Attested {
+		m.endLocked(e, state.TerminatedRevoked, "coconutd stopped while the agent was being spawned", nil)
+		return
+	}
+	g, err := cgroup.Open(r.CgroupPath)
+	if err != nil {
+		m.endLocked(e, state.TerminatedClean, "ended while coconutd was not running (exit status unknown)", nil)
+		return
+	}
+	pidfd, err := m.sameProcess(r, g)
+	if err != nil {
+		m.endLocked(e, state.TerminatedClean, "main process ended while coconutd was not running (exit status unknown)", nil)
+		return
+	}
+	r.Adopted = true
+	if err := m.audit(context.Background(), audit.Record{AID: r.AID, Type: "agent.adopt", Object: string(r.State), PID: r.PID, Result: audit.ResultAllow}); err != nil {
+		m.log.Error("record adoption", "aid", r.AID, "err", err)
+	}
+	if err := m.store.save(r); err != nil {
+		m.log.Error("persist adoption", "aid", r.AID, "err", err)
+	}
+	m.log.Info("adopted agent", "aid", r.AID, "name", r.Name, "pid", r.PID)
+	m.wg.Add(1)
+	go m.watchAdopted(e, pidfd)
+}
+
+// sameProcess opens a pidfd on the recorded main pid and checks it is the
+// same process (start time) and still in the agent's cgroup, so a
+// recycled pid is never mistaken for the agent.
+func (m *Manager) sameProcess(r *record, g *cgroup.Group) (int, error) {
+	if r.PID <= 0 {
+		return -1, errors.New("no pid")
+	}
+	fd, err := unix.PidfdOpen(r.PID, 0)
+	if err != nil {
+		return -1, err
+	}
+	start, err := procStart(r.PID)
+	if err != nil || start != r.PIDStart {
+		unix.Close(fd)
+		return -1, errors.New("pid recycled")
+	}
+	rel, err := cgroup.ProcPath(r.PID)
+	if err != nil || m.cfg.Tree.Mount+rel != g.Path {
+		unix.Close(fd)
+		return -1, errors.New("pid left the agent cgroup")
+	}
+	return fd, nil
+}
+
+// watchAdopted waits for an adopted (not our child) main process to end.
+// Its exit status belongs to whoever reaps it, so it is recorded unknown.
+func (m *Manager) watchAdopted(e *entry, pidfd int) {
+	defer m.wg.Done()
+	defer unix.Close(pidfd)
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	for {
+		select {
+		case <-m.stop:
+			return
+		default:
+		}
+		n, err := unix.Poll(fds, 500)
+		if errors.Is(err, unix.EINTR) || (err == nil && n == 0) {
+			continue
+		}
+		break
+	}
+	m.ended(e, nil, "main process ended (adopted agent: exit status not available to coconutd)")
+}

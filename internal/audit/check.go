@@ -1,0 +1,149 @@
+package audit
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// linker checks that records continue the chain: seq contiguous, head equal
+// to BLAKE3(previous head || record bytes).
+type linker struct {
+	seq  uint64
+	head [HeadSize]byte
+}
+
+func (l *linker) add(f Frame) (Record, error) {
+	want := l.seq + 1
+	got, ok := peekSeq(f.Payload)
+	if !ok {
+		return Record{}, &SeqError{Seq: want, Err: ErrNonCanonical}
+	}
+	switch {
+	case got > want:
+		return Record{}, &SeqError{Seq: want, Err: fmt.Errorf("%w (seq %d followed by %d)", ErrSeqMissing, l.seq, got)}
+	case got < want:
+		return Record{}, &SeqError{Seq: want, Err: fmt.Errorf("%w (seq %d followed by %d)", ErrSeqOrder, l.seq, got)}
+	}
+	r, err := DecodeRecord(f.Payload)
+	if err != nil {
+		return Record{}, &SeqError{Seq: want, Err: err}
+	}
+	head := NextHead(l.head, f.Payload)
+	if head != f.Head {
+		return Record{}, &SeqError{Seq: want, Err: ErrHashMismatch}
+	}
+	r.Hash = hexHead(head)
+	l.seq, l.head = want, head
+	return r, nil
+}
+
+// segCheck is the outcome of checking one segment. good is the size of the
+// segment up to the last good frame; torn is set when the segment ends in
+// a torn frame starting at good.
+type segCheck struct {
+	good    int64
+	size    int64
+	torn    bool
+	records uint64
+}
+
+// checkSegment verifies one segment and advances l. With trustHeader the
+// linker starts from the segment header (fast open of the last segment
+// only); otherwise the header must continue l.
+func checkSegment(dir string, s segInfo, l *linker, trustHeader bool) (segCheck, error) {
+	f, err := os.Open(filepath.Join(dir, s.name))
+	if err != nil {
+		return segCheck{}, fmt.Errorf("open segment: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return segCheck{}, fmt.Errorf("stat segment: %w", err)
+	}
+	res := segCheck{size: st.Size()}
+	rd, err := NewReader(io.LimitReader(f, res.size))
+	if err != nil {
+		return res, &SeqError{Seq: s.first, Err: fmt.Errorf("segment %s: %w", s.name, err)}
+	}
+	h := rd.Header()
+	if h.FirstSeq != s.first {
+		return res, &SeqError{Seq: s.first, Err: fmt.Errorf("segment %s: %w: first seq %d", s.name, ErrBadHeader, h.FirstSeq)}
+	}
+	if trustHeader {
+		l.seq, l.head = h.FirstSeq-1, h.PrevHead
+	} else {
+		if err := continues(l, h); err != nil {
+			return res, fmt.Errorf("segment %s: %w", s.name, err)
+		}
+	}
+	for {
+		fr, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			res.good = rd.Offset()
+			return res, nil
+		}
+		if err != nil {
+			var fe *FrameError
+			if errors.As(err, &fe) && isTorn(f, fe, res.size) {
+				res.good, res.torn = fe.Offset, true
+				return res, nil
+			}
+			return res, &SeqError{Seq: l.seq + 1, Err: fmt.Errorf("segment %s: %w", s.name, err)}
+		}
+		if _, err := l.add(fr); err != nil {
+			return res, err
+		}
+		res.records++
+	}
+}
+
+// continues checks that a segment header picks up where l left off.
+func continues(l *linker, h SegmentHeader) error {
+	want := l.seq + 1
+	switch {
+	case h.FirstSeq > want:
+		return &SeqError{Seq: want, Err: fmt.Errorf("%w (seq %d followed by %d)", ErrSeqMissing, l.seq, h.FirstSeq)}
+	case h.FirstSeq < want:
+		return &SeqError{Seq: want, Err: fmt.Errorf("%w (seq %d followed by %d)", ErrSeqOrder, l.seq, h.FirstSeq)}
+	case h.PrevHead != l.head:
+		return &SeqError{Seq: want, Err: fmt.Errorf("%w: header's previous head differs", ErrHashMismatch)}
+	}
+	return nil
+}
+
+// isTorn decides whether a framing fault is what a crash mid-write leaves
+// (cut it) or corruption (refuse). A crash leaves a prefix of our own bytes,
+// possibly followed by zeros, at the very end of the file: a short frame,
+// a bad CRC on a frame followed by nothing or only zeros, or a zero length
+// field followed by only zeros. Anything followed by other data is corruption.
+func isTorn(f *os.File, fe *FrameError, size int64) bool {
+	switch {
+	case errors.Is(fe.Err, ErrTornFrame):
+		return true
+	case errors.Is(fe.Err, ErrFrameCRC):
+		return allZero(f, fe.Offset+FrameOverhead+int64(fe.Len), size)
+	case errors.Is(fe.Err, ErrFrameLength):
+		return allZero(f, fe.Offset, size)
+	}
+	return false
+}
+
+func allZero(f *os.File, from, to int64) bool {
+	buf := make([]byte, 64<<10)
+	zero := make([]byte, len(buf))
+	for off := from; off < to; {
+		n := min(int64(len(buf)), to-off)
+		if _, err := f.ReadAt(buf[:n], off); err != nil {
+			return false
+		}
+		if !bytes.Equal(buf[:n], zero[:n]) {
+			return false
+		}
+		off += n
+	}
+	return true
+}

@@ -1,0 +1,70 @@
+package audit
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrBroken means a write or fsync of the chain failed. The chain refuses
+	// every later append; the caller must refuse the operation it wanted to
+	// record, and the daemon must reopen the chain to recover.
+	ErrBroken = errors.New("audit chain broken")
+	// ErrClosed means the chain was closed.
+	ErrClosed = errors.New("audit chain closed")
+	// ErrLocked means another process holds the chain directory open for writing.
+	ErrLocked = errors.New("audit chain locked by another writer")
+	// ErrInvalidRecord means a record cannot be appended as given.
+	ErrInvalidRecord = errors.New("invalid record")
+	// ErrNonCanonical means a stored record is not in canonical form.
+	ErrNonCanonical = errors.New("record not in canonical form")
+	// ErrBadQuery means a query is malformed.
+	ErrBadQuery = errors.New("bad query")
+
+	// ErrBadSegmentName means a *.seg file name is not a 20-digit first seq.
+	ErrBadSegmentName = errors.New("bad segment name")
+	// ErrBadHeader means a segment header is short, has a bad magic or CRC, or
+	// does not match the segment's name or its predecessor.
+	ErrBadHeader = errors.New("bad segment header")
+	// ErrTornFrame means a segment ends in the middle of a frame.
+	ErrTornFrame = errors.New("torn frame")
+	// ErrFrameLength means a frame's length field is zero or above MaxPayload.
+	ErrFrameLength = errors.New("bad frame length")
+	// ErrFrameCRC means a frame's CRC32C does not match its bytes.
+	ErrFrameCRC = errors.New("crc mismatch")
+	// ErrTornTail means a segment ends in a torn frame (Verify reports it;
+	// Open cuts it from the last segment).
+	ErrTornTail = errors.New("torn tail")
+	// ErrHashMismatch means a frame's head is not BLAKE3(previous head ||
+	// record bytes).
+	ErrHashMismatch = errors.New("hash mismatch: record altered or reordered")
+	// ErrSeqMissing means a sequence number is skipped.
+	ErrSeqMissing = errors.New("missing")
+	// ErrSeqOrder means a sequence number repeats or goes backwards.
+	ErrSeqOrder = errors.New("out of order")
+)
+
+// SeqError names the first bad record of a chain: Seq is the sequence
+// number expected at that position.
+type SeqError struct {
+	Seq uint64
+	Err error
+}
+
+func (e *SeqError) Error() string { return fmt.Sprintf("seq %d: %v", e.Seq, e.Err) }
+
+func (e *SeqError) Unwrap() error { return e.Err }
+
+// FrameError is a framing fault at a byte offset of a segment file. Len is
+// the declared payload length when it could be read.
+type FrameError struct {
+	Offset int64
+	Len    uint32
+	Err    error
+}
+
+func (e *FrameError) Error() string {
+	return fmt.Sprintf("frame at offset %d: %v", e.Offset, e.Err)
+}
+
+func (e *FrameError) Unwrap() error { return e.Err }

@@ -1,0 +1,411 @@
+package cli
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/coconut-os/coconut/api"
+	"github.com/coconut-os/coconut/internal/attest"
+	"github.com/coconut-os/coconut/internal/daemon"
+	"github.com/coconut-os/coconut/internal/sign"
+)
+
+func agentCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "agent", Short: "Spawn, list, inspect and end agents"}
+	cmd.AddCommand(agentSpawn(g), agentRun(g), agentLs(g), agentInspect(g), agentLogs(g), agentAttest(g),
+		agentCaps(g), agentKill(g), agentQuota(g),
+		agentByAID(g, "quarantine", "Freeze an agent (Quarantined)", func(c *cobra.Command, aid uint64) (any, error) {
+			return g.client().Quarantine(c.Context(), aid)
+		}),
+		agentByAID(g, "release", "Thaw a quarantined agent", func(c *cobra.Command, aid uint64) (any, error) {
+			return g.client().Release(c.Context(), aid)
+		}),
+		capChange(g, "grant"), capChange(g, "revoke"), agentMemory(g))
+	return cmd
+}
+
+func agentSpawn(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "spawn NAME|FILE",
+		Short: "Spawn the agents of a signed manifest (FILE and FILE.sig); prints the new AIDs",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path, err := findManifest(args[0])
+			if err != nil {
+				return err
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			sig, err := os.ReadFile(path + ".sig")
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+			agents, err := g.client().AgentSpawn(cmd.Context(), api.SpawnRequest{File: filepath.Base(path), Manifest: data, Signature: sig})
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(os.Stdout, agents)
+			}
+			for _, a := range agents {
+				fmt.Println(a.AID)
+			}
+			if len(agents) > 0 {
+				fmt.Fprintf(os.Stderr, "spawned %d agents of %s\n", len(agents), agents[0].Workload)
+			}
+			return nil
+		},
+	}
+}
+
+func agentRun(g *globals) *cobra.Command {
+	var req api.RunRequest
+	cmd := &cobra.Command{
+		Use:   "run [--name N] [--class C] [--user U] [--cap CAP]... [--workdir D] -- CMD [ARG...]",
+		Short: "Run one command as an agent, without a manifest file; prints the AID",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dash := cmd.ArgsLenAtDash()
+			if dash < 0 || len(args) == dash {
+				return usagef("agent run: give the command after --, e.g. coconut agent run -- /bin/echo hi")
+			}
+			if dash > 0 {
+				return usagef("agent run: unexpected %q before --", args[0])
+			}
+			prog := args[0]
+			if !filepath.IsAbs(prog) {
+				p, err := exec.LookPath(prog)
+				if err != nil {
+					return err
+				}
+				if prog, err = filepath.Abs(p); err != nil {
+					return err
+				}
+			}
+			req.Command = append([]string{filepath.Clean(prog)}, args[1:]...)
+			if req.Workdir == "" {
+				req.Workdir, _ = os.Getwd()
+			} else if abs, err := filepath.Abs(req.Workdir); err == nil {
+				req.Workdir = abs
+			}
+			a, err := g.client().AgentRun(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(os.Stdout, a)
+			}
+			fmt.Println(a.AID)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&req.Name, "name", "", "agent name (default: the command's base name)")
+	cmd.Flags().StringVar(&req.Class, "class", "", "agent class (default: run)")
+	cmd.Flags().StringVar(&req.User, "user", "", "user to run as (default: you)")
+	cmd.Flags().StringArrayVar(&req.Caps, "cap", nil, "capability DOMAIN.VERB:SCOPE (repeatable)")
+	cmd.Flags().StringVar(&req.Workdir, "workdir", "", "working directory (default: the current one)")
+	return cmd
+}
+
+func agentLs(g *globals) *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use: "ls [--all]", Short: "List agents", Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			agents, err := g.client().Agents(cmd.Context(), all)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(os.Stdout, agents)
+			}
+			tw := table(os.Stdout)
+			fmt.Fprintln(tw, "AID\tNAME\tCLASS\tSTATE\tPID\tUSER\tCGROUP ID\tAGE")
+			for _, a := range agents {
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%d\t%s\n", a.AID, a.Name, a.Class, a.State, a.PID, a.User, a.CgroupID,
+					time.Since(a.SpawnTime).Round(time.Second))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "include ended agents")
+	return cmd
+}
+
+// agentByAID builds a command that takes one AID and prints an agent.
+func agentByAID(g *globals, name, short string, fn func(*cobra.Command, uint64) (any, error)) *cobra.Command {
+	return &cobra.Command{
+		Use: name + " AID", Short: short, Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			aid, err := parseAID(args[0])
+			if err != nil {
+				return err
+			}
+			v, err := fn(cmd, aid)
+			if err != nil {
+				return err
+			}
+			if a, ok := v.(*api.Agent); ok && !g.json {
+				fmt.Printf("%d %s %s\n", a.AID, a.Name, a.State)
+				return nil
+			}
+			return printJSON(os.Stdout, v)
+		},
+	}
+}
+
+func agentKill(g *globals) *cobra.Command {
+	return agentByAID(g, "kill", "End an agent and everything it started (Terminated-revoked)", func(c *cobra.Command, aid uint64) (any, error) {
+		return g.client().Kill(c.Context(), aid)
+	})
+}
+
+func agentInspect(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "inspect AID", Short: "Show everything about an agent", Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			aid, err := parseAID(args[0])
+			if err != nil {
+				return err
+			}
+			c := g.client()
+			a, err := c.Agent(cmd.Context(), aid)
+			if err != nil {
+				return err
+			}
+			q, qerr := c.AgentQuota(cmd.Context(), aid, nil)
+			if g.json {
+				out := map[string]any{"agent": a}
+				if qerr == nil {
+					out["quota"] = q
+				}
+				return printJSON(os.Stdout, out)
+			}
+			tw := table(os.Stdout)
+			row := func(k string, v any) { fmt.Fprintf(tw, "%s\t%v\n", k, v) }
+			row("aid", a.AID)
+			row("name", a.Name)
+			row("class", a.Class)
+			row("workload", a.Workload)
+			row("state", a.State)
+			if a.Reason != "" {
+				row("reason", a.Reason)
+			}
+			if a.ExitStatus != nil {
+				row("exit status", *a.ExitStatus)
+			}
+			row("pid", a.PID)
+			row("user", fmt.Sprintf("%s (uid %d)", a.User, a.UID))
+			row("authorized by uid", a.Owner)
+			row("cgroup", fmt.Sprintf("%s (id %d)", a.CgroupPath, a.CgroupID))
+			row("command", strings.Join(a.Command, " "))
+			row("binary sha256", a.BinarySHA)
+			row("spawned", a.SpawnTime.Local().Format(time.RFC3339))
+			if !a.EndTime.IsZero() {
+				row("ended", a.EndTime.Local().Format(time.RFC3339))
+			}
+			row("capabilities", strings.Join(a.Caps, " "))
+			if qerr == nil {
+				row("cpu used", time.Duration(q.Usage.CPUUsec)*time.Microsecond)
+				row("processes", q.Usage.Pids)
+				row("quota", fmt.Sprintf("cpu weight %d, memory max %s, pids %d, tokens %d",
+					q.Budget.CPUWeight, fmtSize(q.Budget.MemoryMax), q.Budget.Pids, q.Budget.Tokens))
+			}
+			row("log", a.LogPath)
+			return tw.Flush()
+		},
+	}
+}
+
+func agentLogs(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "logs AID", Short: "Print an agent's captured stdout and stderr", Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			aid, err := parseAID(args[0])
+			if err != nil {
+				return err
+			}
+			return g.client().Logs(cmd.Context(), aid, os.Stdout)
+		},
+	}
+}
+
+func agentCaps(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use: "caps AID", Short: "List an agent's current capabilities", Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			aid, err := parseAID(args[0])
+			if err != nil {
+				return err
+			}
+			caps, err := g.client().Caps(cmd.Context(), aid)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(os.Stdout, caps)
+			}
+			for _, c := range caps {
+				fmt.Println(c)
+			}
+			return nil
+		},
+	}
+}
+
+func capChange(g *globals, verb string) *cobra.Command {
+	return &cobra.Command{
+		Use: verb + " AID CAP...", Short: strings.ToUpper(verb[:1]) + verb[1:] + " capabilities (all or nothing)", Args: minArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			aid, err := parseAID(args[0])
+			if err != nil {
+				return err
+			}
+			var caps []string
+			if verb == "grant" {
+				caps, err = g.client().AgentCapGrant(cmd.Context(), aid, args[1:])
+			} else {
+				caps, err = g.client().AgentCapRevoke(cmd.Context(), aid, args[1:])
+			}
+			if err != nil {
+				return err
+			}
+			return printJSON(os.Stdout, caps)
+		},
+	}
+}
+
+func agentQuota(g *globals) *cobra.Command {
+	var b api.QuotaBudget
+	cmd := &cobra.Command{
+		Use: "quota AID [--cpu-weight N] [--memory BYTES] [--pids N] [--tokens N]", Short: "Read or set an agent's budget", Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			aid, err := parseAID(args[0])
+			if err != nil {
+				return err
+			}
+			var set *api.QuotaBudget
+			if cmd.Flags().NFlag() > 0 && (cmd.Flags().Changed("cpu-weight") || cmd.Flags().Changed("memory") || cmd.Flags().Changed("pids") || cmd.Flags().Changed("tokens")) {
+				set = &b
+			}
+			q, err := g.client().AgentQuota(cmd.Context(), aid, set)
+			if err != nil {
+				return err
+			}
+			return printJSON(os.Stdout, q)
+		},
+	}
+	cmd.Flags().IntVar(&b.CPUWeight, "cpu-weight", 0, "CPU weight 1..10000")
+	cmd.Flags().Int64Var(&b.MemoryMax, "memory", 0, "memory max in bytes")
+	cmd.Flags().IntVar(&b.Pids, "pids", 0, "max processes")
+	cmd.Flags().Int64Var(&b.Tokens, "tokens", 0, "inference token budget")
+	return cmd
+}
+
+func agentMemory(g *globals) *cobra.Command {
+	var tier string
+	var alloc int64
+	cmd := &cobra.Command{
+		Use: "memory AID [--tier hbm|ram|ssd --alloc BYTES]", Short: "Show or allocate tiered memory", Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			aid, err := parseAID(args[0])
+			if err != nil {
+				return err
+			}
+			out, err := g.client().AgentMemoryTier(cmd.Context(), aid, tier, alloc)
+			if err != nil {
+				return err
+			}
+			return printJSON(os.Stdout, out)
+		},
+	}
+	cmd.Flags().StringVar(&tier, "tier", "", "hbm, ram or ssd")
+	cmd.Flags().Int64Var(&alloc, "alloc", 0, "bytes to allocate")
+	return cmd
+}
+
+func agentAttest(g *globals) *cobra.Command {
+	var out, file string
+	var verify bool
+	cmd := &cobra.Command{
+		Use:   "attest AID [--out FILE] [--verify] | attest --verify --file FILE",
+		Short: "Fetch an agent's attestation (in-toto in DSSE); --verify checks it offline against the host key and trust store",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var env []byte
+			switch {
+			case file != "" && len(args) == 0:
+				b, err := os.ReadFile(file)
+				if err != nil {
+					return err
+				}
+				env, verify = b, true
+			case file == "" && len(args) == 1:
+				aid, err := parseAID(args[0])
+				if err != nil {
+					return err
+				}
+				att, err := g.client().AgentAttest(cmd.Context(), aid)
+				if err != nil {
+					return err
+				}
+				env = att.Envelope
+			default:
+				return usagef("agent attest: give an AID, or --file FILE to verify a saved attestation")
+			}
+			if out != "" {
+				if err := os.WriteFile(out, env, 0o644); err != nil {
+					return err
+				}
+			}
+			if !verify {
+				if out == "" {
+					os.Stdout.Write(env)
+					fmt.Println()
+				}
+				return nil
+			}
+			claims, err := verifyAttestation(g, env)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(os.Stdout, claims)
+			}
+			fmt.Printf("attestation OK: agent %d (%s) on host %s, signed by host key %s\n", claims.AID, claims.Name, claims.HostID, claims.HostKeyID)
+			fmt.Printf("  binary %s sha256:%s\n", claims.Binary.Path, claims.Binary.SHA256)
+			if claims.Manifest != nil {
+				fmt.Printf("  manifest %s (%s) sha256:%s signed by %s\n", claims.Manifest.Name, claims.Manifest.File, claims.Manifest.SHA256, claims.Manifest.SignerKeyID)
+			}
+			fmt.Printf("  authorized by uid %d (%s) via %s; runs as %s; cgroup id %d\n", claims.Authorizer.UID, claims.Authorizer.User, claims.Authorizer.Via, claims.User, claims.CgroupID)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "write the envelope to FILE")
+	cmd.Flags().StringVar(&file, "file", "", "verify a saved envelope instead of asking the daemon")
+	cmd.Flags().BoolVar(&verify, "verify", false, "verify offline against the host key and trust store in --state-dir")
+	return cmd
+}
+
+// verifyAttestation checks an envelope with only files: the host's public
+// key and the trust store of the state directory.
+func verifyAttestation(g *globals, env []byte) (*attest.Claims, error) {
+	pubPath := daemon.HostPubPath(g.state())
+	hostPub, err := sign.LoadPublicKey(pubPath)
+	if err != nil {
+		return nil, fmt.Errorf("host key for offline verification: %w (use --state-dir)", err)
+	}
+	trust, err := sign.OpenTrust(daemon.TrustDir(g.state()))
+	if err != nil {
+		return nil, err
+	}
+	return attest.Verify(env, ed25519.PublicKey(hostPub), trust)
+}

@@ -1,0 +1,131 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/coconut-os/coconut/api"
+)
+
+func benchCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "bench NAME", Short: "Run a benchmark and print a table (--json: one object with a headline)"}
+	var runs int
+	var workload string
+	spawn := &cobra.Command{
+		Use:   "spawn [--runs N] [--manifest NAME|FILE]",
+		Short: "Time from spawn to all agents Active (median, max), and daemon memory per running agent",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if runs < 1 || runs > 1000 {
+				return usagef("--runs must be 1..1000")
+			}
+			return benchSpawn(cmd, g, workload, runs)
+		},
+	}
+	spawn.Flags().IntVar(&runs, "runs", 10, "how many spawns")
+	spawn.Flags().StringVar(&workload, "manifest", "dream-team", "signed manifest to spawn")
+	cmd.AddCommand(spawn)
+	for _, n := range []string{"enforce", "audit", "quota", "broker"} {
+		cmd.AddCommand(notYet(n, "coconut bench "+n+" measures a part that is not built yet"))
+	}
+	return cmd
+}
+
+// rssKiB reads a process's resident set size.
+func rssKiB(pid int) (int64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			return strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+		}
+	}
+	return 0, errors.New("no VmRSS")
+}
+
+func benchSpawn(cmd *cobra.Command, g *globals, workload string, runs int) error {
+	ctx := cmd.Context()
+	c := g.client()
+	path, err := findManifest(workload)
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	sig, err := os.ReadFile(path + ".sig")
+	if err != nil {
+		return fmt.Errorf("%s.sig: %w (sign the manifest first)", path, err)
+	}
+	doc, err := c.Doctor(ctx)
+	if err != nil {
+		return err
+	}
+	var ms []float64
+	var perAgent []float64
+	n := 0
+	for i := 0; i < runs; i++ {
+		before, _ := rssKiB(doc.PID)
+		t0 := time.Now()
+		agents, err := c.AgentSpawn(ctx, api.SpawnRequest{File: filepath.Base(path), Manifest: data, Signature: sig})
+		el := time.Since(t0)
+		if err != nil {
+			return err
+		}
+		for _, a := range agents {
+			if a.State != "Active" {
+				return fmt.Errorf("agent %d is %s after spawn returned", a.AID, a.State)
+			}
+		}
+		n = len(agents)
+		after, _ := rssKiB(doc.PID)
+		ms = append(ms, float64(el.Microseconds())/1000)
+		if before > 0 && after > 0 {
+			perAgent = append(perAgent, float64(after-before)/float64(len(agents)))
+		}
+		for _, a := range agents {
+			if _, err := c.Kill(ctx, a.AID); err != nil {
+				return err
+			}
+		}
+	}
+	sort.Float64s(ms)
+	sort.Float64s(perAgent)
+	median := func(v []float64) float64 {
+		if len(v) == 0 {
+			return 0
+		}
+		if len(v)%2 == 1 {
+			return v[len(v)/2]
+		}
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	head := map[string]float64{
+		"team_ms_median":       round(median(ms)),
+		"team_ms_max":          round(ms[len(ms)-1]),
+		"daemon_kib_per_agent": round(median(perAgent)),
+	}
+	if g.json {
+		return printJSON(os.Stdout, map[string]any{"name": "spawn", "agents": n, "runs": runs, "team_ms": ms, "headline": head})
+	}
+	tw := table(os.Stdout)
+	fmt.Fprintf(tw, "spawn %s: %d agents, %d runs\n", workload, n, runs)
+	fmt.Fprintf(tw, "to all Active, median\t%.1f ms\n", head["team_ms_median"])
+	fmt.Fprintf(tw, "to all Active, min\t%.1f ms\n", ms[0])
+	fmt.Fprintf(tw, "to all Active, max\t%.1f ms\n", head["team_ms_max"])
+	fmt.Fprintf(tw, "daemon RSS per running agent, median\t%.0f KiB\n", head["daemon_kib_per_agent"])
+	return tw.Flush()
+}
+
+func round(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }

@@ -1,0 +1,105 @@
+// Package cli is the coconut command line (shared/cli.md is its contract),
+// shared by cmd/coconut and cmd/coconut-tail. Exit status: 0 success, 1
+// refused or failed (one line on stderr), 2 bad usage.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/coconut-os/coconut/client"
+)
+
+// usageError marks bad usage: exit status 2.
+type usageError struct{ error }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// globals are the flags every command takes.
+type globals struct {
+	socket   string
+	stateDir string
+	json     bool
+}
+
+func (g *globals) client() *client.Client { return client.New(g.socket) }
+
+// Run executes the command line args and returns the exit status.
+func Run(args []string) int {
+	g := &globals{}
+	root := newRoot(g)
+	root.SetArgs(args)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(os.Stderr, "coconut:", oneLine(err))
+	var ue usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
+
+func newRoot(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "coconut",
+		Short:         "Coconut: AI agents as first-class principals of a Linux machine",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&g.socket, "socket", "", "coconutd socket (default $COCONUT_SOCKET or "+client.DefaultSocket+")")
+	root.PersistentFlags().StringVar(&g.stateDir, "state-dir", "", "coconutd state dir, for offline checks (default $COCONUT_STATE_DIR or /var/lib/coconut)")
+	root.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(
+		keyCmd(g), trustCmd(g), manifestCmd(g), agentCmd(g), auditCmd(g), doctorCmd(g), benchCmd(g),
+		notYet("init", "interactive set-up (coconut init) is not built yet; see README.md for the manual steps"),
+		notYet("top", "coconut top needs the quota controller and broker counters, not built yet"),
+		notYet("center", "the Center web UI is not built yet"),
+	)
+	return root
+}
+
+func (g *globals) state() string {
+	if g.stateDir != "" {
+		return g.stateDir
+	}
+	if s := os.Getenv("COCONUT_STATE_DIR"); s != "" {
+		return s
+	}
+	return "/var/lib/coconut"
+}
+
+func notYet(name, why string) *cobra.Command {
+	return &cobra.Command{Use: name, Short: "(not built yet)", Hidden: false, RunE: func(*cobra.Command, []string) error {
+		return errors.New(why)
+	}}
+}
+
+// exactArgs is cobra.ExactArgs with exit status 2.
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usagef("%s: want %d argument(s), got %d (see --help)", cmd.CommandPath(), n, len(args))
+		}
+		return nil
+	}
+}
+
+func minArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < n {
+			return usagef("%s: want at least %d argument(s), got %d (see --help)", cmd.CommandPath(), n, len(args))
+		}
+		return nil
+	}
+}

@@ -1,0 +1,63 @@
+// Package config reads /etc/coconut/coconut.toml. Every setting has a
+// default, so a missing default file is fine; a file named explicitly must
+// exist, and unknown keys are errors (a typo must not silently fall back
+// to a default).
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// DefaultPath is read when no --config is given.
+const DefaultPath = "/etc/coconut/coconut.toml"
+
+// Config is the daemon's configuration file.
+type Config struct {
+	// User is the workstation user: whom agents spawned by root run as.
+	User string `toml:"user"`
+	// DemoUser is created and used when root spawns and User is empty.
+	DemoUser   string `toml:"demo_user"`
+	Enforcer   string `toml:"enforcer"`
+	StateDir   string `toml:"state_dir"`
+	Socket     string `toml:"socket"`
+	CenterAddr string `toml:"center_addr"`
+	BrokerAddr string `toml:"broker_addr"`
+	LogLevel   string `toml:"log_level"`
+}
+
+// Load reads path. explicit says the user named it: then it must exist.
+func Load(path string, explicit bool) (Config, error) {
+	var c Config
+	md, err := toml.DecodeFile(path, &c)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) && !explicit {
+			return Config{}, nil
+		}
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return Config{}, fmt.Errorf("config %s: unknown keys: %s", path, strings.Join(keys, ", "))
+	}
+	switch c.Enforcer {
+	case "", "auto", "portable", "bpf-lsm":
+	default:
+		return Config{}, fmt.Errorf("config %s: enforcer %q: must be auto, portable or bpf-lsm", path, c.Enforcer)
+	}
+	return c, nil
+}
+
+// Exists reports whether a file is at path.
+func Exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}

@@ -1,0 +1,214 @@
+package daemon
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/coconut-os/coconut/api"
+	"github.com/coconut-os/coconut/internal/agent"
+	"github.com/coconut-os/coconut/internal/audit"
+	"github.com/coconut-os/coconut/internal/cgroup"
+	"github.com/coconut-os/coconut/internal/server"
+	"github.com/coconut-os/coconut/internal/sign"
+)
+
+// Version is set at build time.
+var Version = "dev"
+
+// Options are coconutd's flags (shared/cli.md); empty means the config
+// file's value, then the default.
+type Options struct {
+	StateDir   string
+	Socket     string
+	Enforcer   string
+	User       string
+	DemoUser   string
+	CenterAddr string
+	BrokerAddr string
+	Log        *slog.Logger
+}
+
+// Daemon is a running coconutd.
+type Daemon struct {
+	opts     Options
+	log      *slog.Logger
+	chain    *audit.Chain
+	agents   *agent.Manager
+	srv      *server.Server
+	tree     *cgroup.Tree
+	hostKey  ed25519.PrivateKey
+	enforcer string
+	why      string
+	started  time.Time
+}
+
+// Paths inside the state directory.
+func keyPrefix(stateDir string) string { return filepath.Join(stateDir, "keys", "host") }
+
+// HostPubPath is where the host's public key is, for offline verification.
+func HostPubPath(stateDir string) string { return keyPrefix(stateDir) + ".pub" }
+
+// TrustDir is the trust store inside a state directory.
+func TrustDir(stateDir string) string { return filepath.Join(stateDir, "trust") }
+
+// ChainDir is the audit chain inside a state directory.
+func ChainDir(stateDir string) string { return filepath.Join(stateDir, "chain") }
+
+// New prepares everything and adopts running agents; Serve starts answering.
+func New(opts Options) (*Daemon, error) {
+	log := opts.Log
+	d := &Daemon{opts: opts, log: log, started: time.Now()}
+	enf, why, err := chooseEnforcer(opts.Enforcer)
+	if err != nil {
+		return nil, err
+	}
+	d.enforcer, d.why = enf, why
+	if err := os.MkdirAll(opts.StateDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create state dir: %w", err)
+	}
+	if d.hostKey, err = loadOrCreateHostKey(opts.StateDir); err != nil {
+		return nil, err
+	}
+	trust, err := sign.OpenTrust(TrustDir(opts.StateDir))
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range trust.Problems() {
+		log.Warn("trust store entry ignored", "err", p)
+	}
+	if d.chain, err = audit.Open(ChainDir(opts.StateDir), audit.Options{}); err != nil {
+		return nil, fmt.Errorf("open audit chain: %w", err)
+	}
+	fail := func(err error) (*Daemon, error) {
+		d.chain.Close()
+		return nil, err
+	}
+	if d.tree, err = cgroup.OpenTree(cgroup.SubtreeName(opts.StateDir)); err != nil {
+		return fail(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fail(fmt.Errorf("find own executable for the trampoline: %w", err))
+	}
+	hostPub := d.hostKey.Public().(ed25519.PublicKey)
+	if _, err := d.chain.Append(context.Background(), audit.Record{Type: "daemon.start", Object: Version, Result: audit.ResultAllow,
+		PID: os.Getpid(), Detail: map[string]string{"host_key_id": sign.KeyID(hostPub), "enforcer": enf}}); err != nil {
+		return fail(fmt.Errorf("audit chain refuses appends: %w", err))
+	}
+	d.agents, err = agent.New(agent.Config{
+		StateDir: opts.StateDir, Tree: d.tree, Chain: d.chain, Trust: trust, HostKey: d.hostKey,
+		HostID: hostID(), Self: self, Socket: opts.Socket, WorkstationUser: opts.User,
+		DemoUser: opts.DemoUser, Enforcer: enf, Log: log,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	d.srv = server.New(server.Config{Agents: d.agents, Chain: d.chain, Trust: trust, Tree: d.tree, Doctor: d.doctor, Log: log})
+	return d, nil
+}
+
+// Run serves until ctx ends, then stops cleanly: no new calls, calls in
+// flight finish, a daemon.stop row, the chain flushed. Agents keep running.
+func (d *Daemon) Run(ctx context.Context) error {
+	l, err := d.srv.Listen(d.opts.Socket)
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- d.srv.Serve(l) }()
+	if ok, err := sddaemon.SdNotify(false, sddaemon.SdNotifyReady); ok {
+		d.log.Debug("told systemd we are ready")
+	} else if err != nil {
+		d.log.Warn("sd_notify", "err", err)
+	}
+	d.log.Info("coconutd ready", "socket", d.opts.Socket, "state_dir", d.opts.StateDir,
+		"cgroup", d.tree.Root, "enforcer", d.enforcer, "agents", d.agents.Running())
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		d.close()
+		return err
+	}
+	sddaemon.SdNotify(false, sddaemon.SdNotifyStopping)
+	d.log.Info("stopping; agents keep running", "agents", d.agents.Running())
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d.srv.Shutdown(sctx)
+	os.Remove(d.opts.Socket)
+	d.close()
+	return nil
+}
+
+func (d *Daemon) close() {
+	d.agents.Close()
+	if _, err := d.chain.Append(context.Background(), audit.Record{Type: "daemon.stop", Object: Version, Result: audit.ResultAllow, PID: os.Getpid()}); err != nil {
+		d.log.Error("record daemon stop", "err", err)
+	}
+	if err := d.chain.Close(); err != nil {
+		d.log.Error("close audit chain", "err", err)
+	}
+}
+
+// chooseEnforcer refuses to pretend: no enforcer backend is built yet, so
+// asking for one by name fails loudly rather than running agents
+// unenforced under a name that promises otherwise (tetragon's lesson:
+// enforce mode silently installed as monitor-only).
+func chooseEnforcer(want string) (name, why string, err error) {
+	switch want {
+	case "", "auto":
+		return "none", "no enforcer backend is built yet: capabilities are recorded in the attestation and audit chain but not enforced by the kernel", nil
+	case "portable", "bpf-lsm":
+		return "", "", fmt.Errorf("--enforcer %s: that backend is not built yet; refusing to start agents that would not be enforced as asked", want)
+	default:
+		return "", "", fmt.Errorf("--enforcer %q: must be auto, portable or bpf-lsm", want)
+	}
+}
+
+func loadOrCreateHostKey(stateDir string) (ed25519.PrivateKey, error) {
+	prefix := keyPrefix(stateDir)
+	key, err := sign.LoadPrivateKey(prefix + ".key")
+	if errors.Is(err, fs.ErrNotExist) {
+		if _, err := sign.GenerateKey(prefix); err != nil {
+			return nil, fmt.Errorf("create host key: %w", err)
+		}
+		key, err = sign.LoadPrivateKey(prefix + ".key")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("host key: %w", err)
+	}
+	return key, nil
+}
+
+// hostID names this machine in attestations: its machine id, else hostname.
+func hostID() string {
+	if b, err := os.ReadFile("/etc/machine-id"); err == nil {
+		if s := strings.TrimSpace(string(b)); s != "" {
+			return s
+		}
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
+func (d *Daemon) doctor() api.Doctor {
+	seq, _ := d.chain.Head()
+	hostPub := d.hostKey.Public().(ed25519.PublicKey)
+	return api.Doctor{
+		Version: Version, Enforcer: d.enforcer, EnforcerWhy: d.why, ECapability: int(api.ECapability),
+		Anchor:   "none",
+		Counters: map[string]uint64{"kernel_denies": 0, "chain_denies": 0, "ringbuf_full": 0},
+		StateDir: d.opts.StateDir, CgroupRoot: d.tree.Root, HostKeyID: sign.KeyID(hostPub),
+		ChainHead: seq, Agents: d.agents.Running(), PID: os.Getpid(),
+		Checks: kernelChecks(d.tree),
+	}
+}

@@ -1,0 +1,30 @@
+package launch
+
+// Arg0 marks a trampoline invocation of the daemon's binary.
+const Arg0 = "coconut-trampoline"
+
+// File descriptors in the trampoline, fixed by Start's ExtraFiles order.
+const (
+	fdSpec   = 3 // read: the JSON Spec
+	fdStatus = 4 // write: an error message if the exec fails; EOF means it worked
+	fdExec   = 5 // the sealed memfd to exec
+	fdScript = 6 // optional: the sealed script memfd, kept open for the interpreter
+)
+
+// ScriptPath is how the interpreter reaches the measured script: through the
+// open memfd rather than the path, which could be swapped after measuring.
+const ScriptPath = "/proc/self/fd/6"
+
+// Spec is what the trampoline does before exec.
+type Spec struct {
+	Argv   []string `json:"argv"`
+	Env    []string `json:"env"`
+	Dir    string   `json:"dir"`
+	UID    uint32   `json:"uid"`
+	GID    uint32   `json:"gid"`
+	Groups []uint32 `json:"groups"`
+	// KeepExecFD leaves the exec memfd open across exec: a "#!" script run
+	// directly needs the kernel to hand its interpreter a /proc/self/fd path.
+	KeepExecFD bool `json:"keep_exec_fd"`
+	HasScript  bool `json:"has_script"`
+}

@@ -1,0 +1,346 @@
+package server
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/coconut-os/coconut/api"
+	"github.com/coconut-os/coconut/internal/agent"
+	"github.com/coconut-os/coconut/internal/audit"
+	"github.com/coconut-os/coconut/internal/sign"
+)
+
+// handler is a call with its caller already identified.
+type handler func(w http.ResponseWriter, r *http.Request, c agent.Caller) error
+
+func (s *Server) handle(pattern string, h handler) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		c, err := s.caller(r)
+		if err == nil {
+			err = h(w, r, c)
+		}
+		if err != nil {
+			s.fail(w, r, err)
+		}
+	})
+}
+
+// missing answers a call whose part is not built yet with 501 and a
+// sentence saying which.
+func missing(part string) handler {
+	return func(http.ResponseWriter, *http.Request, agent.Caller) error {
+		return api.Errorf(api.ErrUnimplemented, "%s is not built yet", part)
+	}
+}
+
+func (s *Server) routes() {
+	s.handle("POST /v1/agents", s.spawn)
+	s.handle("POST /v1/agents/run", s.run)
+	s.handle("GET /v1/agents", s.list)
+	s.handle("GET /v1/agents/{aid}", s.get)
+	s.handle("GET /v1/agents/{aid}/attestation", s.attestation)
+	s.handle("GET /v1/agents/{aid}/quota", s.quota)
+	s.handle("PUT /v1/agents/{aid}/quota", missing("setting quotas (agent_quota write) needs the quota controller"))
+	s.handle("GET /v1/agents/{aid}/caps", s.caps)
+	s.handle("POST /v1/agents/{aid}/caps/grant", missing("agent_cap_grant needs the capability enforcer"))
+	s.handle("POST /v1/agents/{aid}/caps/revoke", missing("agent_cap_revoke needs the capability enforcer"))
+	s.handle("POST /v1/agents/{aid}/caps/present", missing("agent_cap_present needs the capability enforcer"))
+	s.handle("POST /v1/agents/{aid}/memory", missing("agent_memory_tier needs the quota controller's memory tiers"))
+	s.handle("POST /v1/agents/{aid}/quarantine", missing("quarantine needs the quota controller's freezer"))
+	s.handle("POST /v1/agents/{aid}/release", missing("release needs the quota controller's freezer"))
+	s.handle("POST /v1/agents/{aid}/kill", s.kill)
+	s.handle("GET /v1/agents/{aid}/logs", s.logs)
+	s.handle("GET /v1/audit", s.audit)
+	s.handle("GET /v1/trust", s.trustList)
+	s.handle("POST /v1/trust", s.trustAdd)
+	s.handle("GET /v1/doctor", s.doctorCall)
+	s.handle("/", func(w http.ResponseWriter, r *http.Request, _ agent.Caller) error {
+		return api.Errorf(api.ErrNotFound, "no such call: %s %s", r.Method, r.URL.Path)
+	})
+}
+
+func aidParam(r *http.Request) (uint64, error) {
+	s := r.PathValue("aid")
+	aid, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || aid == 0 {
+		return 0, api.Errorf(api.ErrInvalid, "AID %q: must be a positive 64-bit number", s)
+	}
+	return aid, nil
+}
+
+func (s *Server) spawn(w http.ResponseWriter, r *http.Request, c agent.Caller) error {
+	var req api.SpawnRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	agents, err := s.agents.Spawn(r.Context(), c, req)
+	if err != nil {
+		return err
+	}
+	s.reply(w, api.SpawnResponse{Agents: agents})
+	return nil
+}
+
+func (s *Server) run(w http.ResponseWriter, r *http.Request, c agent.Caller) error {
+	var req api.RunRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	a, err := s.agents.Run(r.Context(), c, req)
+	if err != nil {
+		return err
+	}
+	s.reply(w, a)
+	return nil
+}
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request, c agent.Caller) error {
+	s.reply(w, s.agents.List(c, r.URL.Query().Get("all") != ""))
+	return nil
+}
+
+// withAID adapts the calls that take only an AID.
+func withAID[T any](fn func(agent.Caller, uint64) (T, error)) func(*Server, http.ResponseWriter, *http.Request, agent.Caller) error {
+	return func(s *Server, w http.ResponseWriter, r *http.Request, c agent.Caller) error {
+		aid, err := aidParam(r)
+		if err != nil {
+			return err
+		}
+		v, err := fn(c, aid)
+		if err != nil {
+			return err
+		}
+		s.reply(w, v)
+		return nil
+	}
+}
+
+func (s *Server) get(w http.ResponseWriter, r *http.Request, c agent.Caller) error {
+	return withAID(s.agents.Get)(s, w, r, c)
+}
+func (s *Server) attestation(w http.ResponseWriter, r *http.Request, c agent.Caller) error {
+	return withAID(s.agents.Attestation)(s, w, r, c)
+}
+func (s *Server) quota(w http.ResponseWriter, r *http.Request, c agent.Caller) error {
+	return withAID(s.agents.Quota)(s, w, r, c)
+}
+func (s *Server) caps(w http.ResponseWriter, r *http.Request, c agent.Caller) error {
+	return withAID(s.agents.Caps)(s, w, r, c)
+}
+
+func (s *Server) kill(w http.ResponseWriter, r *http.Request, c agent.Caller) error {
+	aid, err := aidParam(r)
+	if err != nil {
+		return err
+	}
+	a, err := s.agents.Kill(r.Context(), c, aid)
+	if err != nil {
+		return err
+	}
+	s.reply(w, a)
+	return nil
+}
+
+func (s *Server) logs(w http.ResponseWriter, r *http.Request, c agent.Caller) error {
+	aid, err := aidParam(r)
+	if err != nil {
+		return err
+	}
+	p, err := s.agents.LogPath(c, aid)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return api.Errorf(api.ErrNotFound, "agent %d has no log: %v", aid, err)
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, err = io.Copy(w, f)
+	return err
+}
+
+func (s *Server) trustList(w http.ResponseWriter, r *http.Request, c agent.Caller) error {
+	out := []api.TrustEntry{}
+	for _, e := range s.trust.List() {
+		out = append(out, api.TrustEntry{KeyID: e.KeyID, AddedBy: e.AddedBy, AddedAt: e.AddedAt, Comment: e.Comment})
+	}
+	s.reply(w, out)
+	return nil
+}
+
+// trustAdd adds a publisher key. Root's keys are trusted for everyone; a
+// user's key only for that user's own spawns (sign.Trust.TrustedFor).
+func (s *Server) trustAdd(w http.ResponseWriter, r *http.Request, c agent.Caller) error {
+	if c.AID != 0 {
+		return api.Errorf(api.ErrDenied, "agent %d may not change the trust store", c.AID)
+	}
+	var req api.TrustRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	pub, err := sign.ParsePublicKey(req.PublicKey)
+	if err != nil {
+		return api.Errorf(api.ErrInvalid, "public_key: %v", err)
+	}
+	if len(req.Comment) > 256 {
+		return api.Errorf(api.ErrInvalid, "comment: over 256 bytes")
+	}
+	keyID := sign.KeyID(pub)
+	if err := s.auditRow(r, audit.Record{Type: "trust.add", Object: keyID, Result: audit.ResultAllow,
+		Detail: map[string]string{"uid": strconv.FormatUint(uint64(c.UID), 10)}}); err != nil {
+		return err
+	}
+	if _, err := s.trust.Add(pub, c.UID, req.Comment); err != nil {
+		return api.Errorf(api.ErrConflict, "%v", err)
+	}
+	e, _ := s.trust.Lookup(keyID)
+	s.reply(w, api.TrustEntry{KeyID: e.KeyID, AddedBy: e.AddedBy, AddedAt: e.AddedAt, Comment: e.Comment})
+	return nil
+}
+
+func (s *Server) auditRow(r *http.Request, rec audit.Record) error {
+	if _, err := s.chain.Append(r.Context(), rec); err != nil {
+		return api.Errorf(api.ErrUnavailable, "audit chain refused a row (%s): %v; the operation was not performed", rec.Type, err)
+	}
+	return nil
+}
+
+func (s *Server) doctorCall(w http.ResponseWriter, r *http.Request, c agent.Caller) error {
+	s.reply(w, s.doctor())
+	return nil
+}
+
+// auditQuery parses agent_audit_query's filters.
+func auditQuery(r *http.Request) (audit.Query, error) {
+	v := r.URL.Query()
+	q := audit.Query{Type: v.Get("type"), Cap: v.Get("cap"), Result: v.Get("result")}
+	if s := v.Get("aid"); s != "" {
+		aid, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return q, api.Errorf(api.ErrInvalid, "aid %q: not a number", s)
+		}
+		q.AID = &aid
+	}
+	for name, dst := range map[string]*time.Time{"since": &q.Since, "until": &q.Until} {
+		if s := v.Get(name); s != "" {
+			t, err := parseTime(s)
+			if err != nil {
+				return q, api.Errorf(api.ErrInvalid, "%s %q: %v", name, s, err)
+			}
+			*dst = t
+		}
+	}
+	if s := v.Get("after"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return q, api.Errorf(api.ErrInvalid, "after %q: not a number", s)
+		}
+		q.AfterSeq = n
+	}
+	if s := v.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > audit.MaxLimit {
+			return q, api.Errorf(api.ErrInvalid, "limit %q: must be 1..%d", s, audit.MaxLimit)
+		}
+		q.Limit = n
+	}
+	if q.Result != "" && q.Result != audit.ResultAllow && q.Result != audit.ResultDeny {
+		return q, api.Errorf(api.ErrInvalid, "result %q: must be allow or deny", q.Result)
+	}
+	return q, nil
+}
+
+// parseTime takes RFC 3339, or a duration meaning "that long ago" (15m).
+func parseTime(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return time.Now().Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("want RFC 3339 or a duration like 15m")
+}
+
+func wireRecord(r audit.Record) api.Record {
+	return api.Record{Seq: r.Seq, Time: r.Time, AID: r.AID, Type: r.Type, Cap: r.Cap, Object: r.Object,
+		Result: r.Result, Errno: r.Errno, PID: r.PID, KSeq: r.KSeq, Detail: r.Detail, Hash: r.Hash}
+}
+
+// audit is agent_audit_query. Root sees every row; anyone else the rows of
+// agents they may see.
+func (s *Server) audit(w http.ResponseWriter, r *http.Request, c agent.Caller) error {
+	q, err := auditQuery(r)
+	if err != nil {
+		return err
+	}
+	if q.AID != nil && *q.AID != 0 && !s.agents.Visible(c, *q.AID) && !(c.UID == 0 && c.AID == 0) {
+		return api.Errorf(api.ErrNotFound, "no agent %d", *q.AID)
+	}
+	allowed := func(rec audit.Record) bool {
+		if c.UID == 0 && c.AID == 0 {
+			return true
+		}
+		return rec.AID != 0 && s.agents.Visible(c, rec.AID)
+	}
+	if r.URL.Query().Get("follow") != "" {
+		return s.follow(w, r, q, allowed)
+	}
+	recs, err := s.chain.Query(q)
+	if err != nil {
+		return api.Errorf(api.ErrInvalid, "%v", err)
+	}
+	page := api.AuditPage{Records: []api.Record{}}
+	limit := q.Limit
+	if limit == 0 {
+		limit = audit.DefaultLimit
+	}
+	for _, rec := range recs {
+		if allowed(rec) {
+			page.Records = append(page.Records, wireRecord(rec))
+		}
+	}
+	if len(recs) == limit {
+		page.Next = recs[len(recs)-1].Seq
+	}
+	s.reply(w, page)
+	return nil
+}
+
+// follow streams rows as JSON lines until the client goes away.
+func (s *Server) follow(w http.ResponseWriter, r *http.Request, q audit.Query, allowed func(audit.Record) bool) error {
+	ch, err := s.chain.Follow(r.Context(), q)
+	if err != nil {
+		return api.Errorf(api.ErrInvalid, "%v", err)
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	if flusher != nil {
+		flusher.Flush()
+	}
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	for rec := range ch {
+		if !allowed(rec) {
+			continue
+		}
+		if err := enc.Encode(wireRecord(rec)); err != nil {
+			return nil
+		}
+		if len(ch) == 0 {
+			bw.Flush()
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+	}
+	bw.Flush()
+	return nil
+}
