@@ -151,9 +151,6 @@ func decodeBody(body io.Reader, v any) error {
 			return api.Errorf(api.ErrInvalid, "request body: %v", err)
 		}
 	}
-	if dec.More() {
-		return api.Errorf(api.ErrInvalid, "request body: more than one JSON value")
-	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
