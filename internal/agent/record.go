@@ -67,12 +67,17 @@ func (s store) logPath(aid uint64) string {
 	return filepath.Join(s.dir, strconv.FormatUint(aid, 10)+".log")
 }
 
+// save replaces the agent's record. It is not fsynced: the record matters
+// for adopting agents after a daemon restart, and a machine crash that
+// could lose it also ends every agent; the audit chain, which is durable,
+// remains the history. (The AID high-water mark and attestations are
+// written durably.)
 func (s store) save(r *record) error {
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.Write(s.recordPath(r.AID), append(b, '\n'), 0o600); err != nil {
+	if err := atomicfile.Replace(s.recordPath(r.AID), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("persist agent %d: %w", r.AID, err)
 	}
 	return nil

@@ -11,7 +11,14 @@ import (
 // Write replaces path with data: a temporary file in the same directory is
 // written, fsynced and renamed over path, then the directory is fsynced so
 // the rename itself is durable.
-func Write(path string, data []byte, perm os.FileMode) error {
+func Write(path string, data []byte, perm os.FileMode) error { return write(path, data, perm, true) }
+
+// Replace is Write without the fsyncs: still all-or-nothing if the process
+// dies (the page cache outlives it), not if the machine does. For state
+// that a machine crash makes moot anyway.
+func Replace(path string, data []byte, perm os.FileMode) error { return write(path, data, perm, false) }
+
+func write(path string, data []byte, perm os.FileMode, durable bool) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -32,9 +39,11 @@ func Write(path string, data []byte, perm os.FileMode) error {
 		f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync %s: %w", tmp, err)
+	if durable {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return fmt.Errorf("sync %s: %w", tmp, err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		return err
@@ -43,6 +52,9 @@ func Write(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	ok = true
+	if !durable {
+		return nil
+	}
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
@@ -96,9 +97,9 @@ func New(opts Options) (*Daemon, error) {
 	if d.tree, err = cgroup.OpenTree(cgroup.SubtreeName(opts.StateDir)); err != nil {
 		return fail(err)
 	}
-	self, err := os.Executable()
+	self, err := trampoline(log)
 	if err != nil {
-		return fail(fmt.Errorf("find own executable for the trampoline: %w", err))
+		return fail(err)
 	}
 	hostPub := d.hostKey.Public().(ed25519.PublicKey)
 	if _, err := d.chain.Append(context.Background(), audit.Record{Type: "daemon.start", Object: Version, Result: audit.ResultAllow,
@@ -187,6 +188,32 @@ func loadOrCreateHostKey(stateDir string) (ed25519.PrivateKey, error) {
 		return nil, fmt.Errorf("host key: %w", err)
 	}
 	return key, nil
+}
+
+// trampoline picks the binary agents start through: coconut-trampoline
+// beside the daemon (or in ../libexec/coconut), else the daemon itself. It
+// runs as root for a moment, so it must be root's and writable by no one
+// else.
+func trampoline(log *slog.Logger) (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find own executable for the trampoline: %w", err)
+	}
+	dir := filepath.Dir(self)
+	for _, p := range []string{filepath.Join(dir, "coconut-trampoline"), filepath.Join(dir, "../libexec/coconut/coconut-trampoline")} {
+		st, err := os.Stat(p)
+		if err != nil {
+			continue
+		}
+		sys, ok := st.Sys().(*syscall.Stat_t)
+		if !ok || sys.Uid != 0 || st.Mode().Perm()&0o022 != 0 || !st.Mode().IsRegular() {
+			log.Warn("ignoring trampoline not owned by root or writable by others", "path", p)
+			continue
+		}
+		return p, nil
+	}
+	log.Info("coconut-trampoline not installed beside coconutd: agents start through coconutd itself (slower)")
+	return self, nil
 }
 
 // hostID names this machine in attestations: its machine id, else hostname.
