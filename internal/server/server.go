@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coconut-os/coconut/api"
@@ -31,6 +32,7 @@ type Server struct {
 	log    *slog.Logger
 	mux    *http.ServeMux
 	http   *http.Server
+	pidfds sync.Map // net.Conn → the peer's pidfd
 }
 
 // Config wires a Server.
@@ -49,7 +51,8 @@ func New(cfg Config) *Server {
 	s.routes()
 	s.http = &http.Server{
 		Handler:           s,
-		ConnContext:       connContext,
+		ConnContext:       s.connContext,
+		ConnState:         s.connState,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(cfg.Log.Handler(), slog.LevelWarn),
 	}

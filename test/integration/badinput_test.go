@@ -2,10 +2,12 @@ package integration
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coconut-os/coconut/internal/sign"
 )
@@ -154,6 +156,7 @@ func TestBadAPIRequests(t *testing.T) {
 		{"not built yet", "POST", "/v1/agents/1/caps/grant", []byte(`{}`), nil, 501, "not built yet"},
 		{"bad audit limit", "GET", "/v1/audit?limit=0", nil, nil, 400, "limit"},
 	}
+	fdsBefore := openFDs(t, e.daemon.Process.Pid)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			status, body := e.raw(tt.method, tt.path, tt.body, tt.hdr)
@@ -166,4 +169,25 @@ func TestBadAPIRequests(t *testing.T) {
 		})
 	}
 	e.must("doctor")
+	// Connections are closed and their peer pidfds with them: the daemon
+	// does not leak descriptors on bad requests.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		after := openFDs(t, e.daemon.Process.Pid)
+		if after <= fdsBefore {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon holds %d fds, %d before the requests", after, fdsBefore)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func openFDs(t *testing.T, pid int) int {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
 }

@@ -328,7 +328,7 @@ func (e *env) demo() (uid uint32, home string) {
 // raw sends an HTTP request straight to the socket.
 func (e *env) raw(method, path string, body []byte, hdr map[string]string) (int, string) {
 	e.t.Helper()
-	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", e.sock)
 	}}, Timeout: 30 * time.Second}
 	req, _ := http.NewRequest(method, "http://coconutd"+path, bytes.NewReader(body))
