@@ -1,0 +1,247 @@
+//go:build ignore
+
+/* netguard: coconut's in-kernel network capability check (portable backend).
+ *
+ * Attached to coconut's cgroup subtree root. Every hook first maps the
+ * calling task's cgroup to a policy id; a task whose cgroup is not bound
+ * passes at once (one helper call and one hash lookup), so processes that
+ * are not agents see almost no cost. For agents, connect/sendmsg check the
+ * net.connect rules and bind the net.bind rules of the agent's policy: an
+ * LPM trie keyed {policy, verb, family, address} whose value lists the allowed
+ * port ranges. Userspace folds every less specific prefix's ranges into the
+ * more specific entries, so the longest match alone decides. sock_create
+ * refuses every AF_INET/AF_INET6 socket that is not TCP or UDP (raw sockets,
+ * SCTP, ping sockets...).
+ *
+ * A deny sets ECAPABILITY, takes the next value of a global sequence counter
+ * and writes an event to the ring buffer; when the ring is full it counts
+ * the loss instead, so denies == events delivered + ringbuf_full.
+ *
+ * No CO-RE relocations are needed: every field read is a uapi context field
+ * (bpf_sock_addr, bpf_sock) that the verifier rewrites for the running
+ * kernel; no kernel-internal struct is read.
+ */
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "netguard.h"
+
+char __license[] SEC("license") = "Dual MIT/GPL";
+
+/* Cgroup level of the agent directories (the subtree root's level + 1),
+ * set at load. A task bound nowhere is looked up once more by its ancestor at
+ * this level, so a process in a cgroup nested under an agent's is still
+ * that agent's. 0 disables the second lookup. */
+const volatile __u32 agent_level = 0;
+
+/* Deny sequence: the last number handed out, so it is also the deny count. */
+__u64 deny_seq = 0;
+/* Denies whose event could not be reserved in the ring buffer. */
+__u64 ringbuf_full = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);   /* cgroup id (the cgroup2 directory's inode) */
+	__type(value, __u32); /* policy id */
+} agents SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct lpm_key);
+	__type(value, struct port_ranges);
+} rules SEC(".maps");
+
+/* 8 MiB: about 150k events of 56 bytes, enough for a 100k-deny burst
+ * even when the reader is briefly descheduled. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);
+} events SEC(".maps");
+
+/* No map names struct event (a ring buffer has no value type): this makes
+ * its BTF, and so bpf2go's Go type, exist. */
+const struct event *unused_event __attribute__((unused));
+
+static __always_inline __u32 *agent_policy(__u64 *cgroup)
+{
+	__u64 id = bpf_get_current_cgroup_id();
+	__u32 *policy = bpf_map_lookup_elem(&agents, &id);
+
+	if (policy) {
+		*cgroup = id;
+		return policy;
+	}
+	if (!agent_level)
+		return 0;
+	__u64 anc = bpf_get_current_ancestor_cgroup_id(agent_level);
+	if (!anc || anc == id)
+		return 0;
+	policy = bpf_map_lookup_elem(&agents, &anc);
+	if (policy)
+		*cgroup = anc;
+	return policy;
+}
+
+struct deny_info {
+	__u64 cgroup;
+	__u8 op;
+	__u8 verb;
+	__u8 family;
+	__u16 type;
+	__u16 protocol;
+	__u16 port;
+	const __u8 *addr; /* 16 bytes */
+};
+
+static __always_inline int deny(const struct deny_info *d)
+{
+	__u64 seq = __sync_fetch_and_add(&deny_seq, 1) + 1;
+	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		__sync_fetch_and_add(&ringbuf_full, 1);
+	} else {
+		e->seq = seq;
+		e->cgroup_id = d->cgroup;
+		e->pid = bpf_get_current_pid_tgid() >> 32;
+		e->op = d->op;
+		e->verb = d->verb;
+		e->family = d->family;
+		e->pad = 0;
+		e->type = d->type;
+		e->protocol = d->protocol;
+		e->port = d->port;
+		e->pad2 = 0;
+		__builtin_memcpy(e->addr, d->addr, 16);
+		bpf_ringbuf_submit(e, 0);
+	}
+	bpf_set_retval(-ECAPABILITY);
+	return 0;
+}
+
+static __always_inline int ports_allow(const struct port_ranges *pr, __u16 port)
+{
+	__u32 n = pr->n;
+
+	for (__u32 i = 0; i < NG_MAX_RANGES; i++) {
+		if (i >= n)
+			break;
+		if (port >= pr->r[i].lo && port <= pr->r[i].hi)
+			return 1;
+	}
+	return 0;
+}
+
+/* check_addr decides one sock_addr hook. is6 is a compile-time constant per
+ * program: the verifier refuses user_ip6 reads in the IPv4 hooks. */
+static __always_inline int check_addr(struct bpf_sock_addr *ctx, __u8 op, __u8 verb, int is6)
+{
+	__u64 cgroup = 0;
+	__u32 *policy = agent_policy(&cgroup);
+
+	if (!policy)
+		return 1;
+
+	struct lpm_key key = {};
+	key.policy = *policy;
+	key.verb = verb;
+
+	__u32 family = ctx->user_family;
+	if (!is6 && family == NG_AF_INET) {
+		__u32 ip = ctx->user_ip4;
+		key.family = NG_AF_INET;
+		key.prefixlen = 64 + 32;
+		__builtin_memcpy(key.addr, &ip, 4);
+	} else if (is6 && family == NG_AF_INET6) {
+		__u32 w0 = ctx->user_ip6[0], w1 = ctx->user_ip6[1];
+		__u32 w2 = ctx->user_ip6[2], w3 = ctx->user_ip6[3];
+		if (w0 == 0 && w1 == 0 && w2 == bpf_htonl(0xffff)) {
+			/* ::ffff:a.b.c.d reaches an IPv4 peer: IPv4 rules decide. */
+			key.family = NG_AF_INET;
+			key.prefixlen = 64 + 32;
+			__builtin_memcpy(key.addr, &w3, 4);
+		} else {
+			key.family = NG_AF_INET6;
+			key.prefixlen = 64 + 128;
+			__builtin_memcpy(key.addr, &w0, 4);
+			__builtin_memcpy(key.addr + 4, &w1, 4);
+			__builtin_memcpy(key.addr + 8, &w2, 4);
+			__builtin_memcpy(key.addr + 12, &w3, 4);
+		}
+	} else {
+		/* Not reachable through these hooks; refuse rather than guess. */
+		key.family = (__u8)family;
+	}
+
+	__u16 port = bpf_ntohs((__u16)ctx->user_port);
+	if (key.prefixlen) {
+		struct port_ranges *pr = bpf_map_lookup_elem(&rules, &key);
+		if (pr && ports_allow(pr, port))
+			return 1;
+	}
+
+	struct deny_info d = {
+		.cgroup = cgroup,
+		.op = op,
+		.verb = verb,
+		.family = key.family,
+		.type = (__u16)ctx->type,
+		.protocol = (__u16)ctx->protocol,
+		.port = port,
+		.addr = key.addr,
+	};
+	return deny(&d);
+}
+
+SEC("cgroup/connect4")
+int connect4(struct bpf_sock_addr *ctx) { return check_addr(ctx, NG_OP_CONNECT, NG_VERB_CONNECT, 0); }
+
+SEC("cgroup/connect6")
+int connect6(struct bpf_sock_addr *ctx) { return check_addr(ctx, NG_OP_CONNECT, NG_VERB_CONNECT, 1); }
+
+SEC("cgroup/sendmsg4")
+int sendmsg4(struct bpf_sock_addr *ctx) { return check_addr(ctx, NG_OP_SENDMSG, NG_VERB_CONNECT, 0); }
+
+SEC("cgroup/sendmsg6")
+int sendmsg6(struct bpf_sock_addr *ctx) { return check_addr(ctx, NG_OP_SENDMSG, NG_VERB_CONNECT, 1); }
+
+SEC("cgroup/bind4")
+int bind4(struct bpf_sock_addr *ctx) { return check_addr(ctx, NG_OP_BIND, NG_VERB_BIND, 0); }
+
+SEC("cgroup/bind6")
+int bind6(struct bpf_sock_addr *ctx) { return check_addr(ctx, NG_OP_BIND, NG_VERB_BIND, 1); }
+
+SEC("cgroup/sock_create")
+int sock_create(struct bpf_sock *sk)
+{
+	__u64 cgroup = 0;
+	__u32 *policy = agent_policy(&cgroup);
+
+	if (!policy)
+		return 1;
+
+	__u32 family = sk->family, type = sk->type, protocol = sk->protocol;
+	int inet = family == NG_AF_INET || family == NG_AF_INET6;
+	int tcp = type == NG_SOCK_STREAM && protocol == NG_IPPROTO_TCP;
+	int udp = type == NG_SOCK_DGRAM && protocol == NG_IPPROTO_UDP;
+	if (inet && (tcp || udp))
+		return 1;
+
+	__u8 zero[16] = {};
+	struct deny_info d = {
+		.cgroup = cgroup,
+		.op = NG_OP_SOCK_CREATE,
+		.verb = NG_VERB_CREATE,
+		.family = (__u8)family,
+		.type = (__u16)type,
+		.protocol = (__u16)protocol,
+		.port = 0,
+		.addr = zero,
+	};
+	return deny(&d);
+}

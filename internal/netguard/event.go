@@ -1,0 +1,123 @@
+package netguard
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+)
+
+// Op is the hook that denied.
+type Op uint8
+
+// Hooks, as numbered in bpf/include/netguard.h.
+const (
+	OpConnect    Op = 0 // connect(2), TCP or UDP
+	OpSendmsg    Op = 1 // sendto/sendmsg with an address (UDP)
+	OpBind       Op = 2 // bind(2)
+	OpSockCreate Op = 3 // socket(2) of a kind agents may not have
+)
+
+func (o Op) String() string {
+	switch o {
+	case OpConnect:
+		return "connect"
+	case OpSendmsg:
+		return "sendmsg"
+	case OpBind:
+		return "bind"
+	case OpSockCreate:
+		return "sock_create"
+	}
+	return fmt.Sprintf("op(%d)", uint8(o))
+}
+
+// Event is one kernel deny.
+type Event struct {
+	Seq      uint64 // kernel sequence number, from 1
+	CgroupID uint64 // the bound (agent) cgroup
+	PID      uint32 // thread group id of the caller
+	Op       Op
+	// Verb is the capability verb checked: "connect" (net.connect), "bind"
+	// (net.bind), or "create" for a refused socket type.
+	Verb     string
+	Family   uint8  // AF_INET (2) or AF_INET6 (10); for OpSockCreate, the socket's
+	Type     uint16 // SOCK_STREAM, SOCK_DGRAM, SOCK_RAW...
+	Protocol uint16 // IPPROTO_*
+	// Addr and Port are the peer (connect, sendmsg) or local address
+	// (bind); IPv4-mapped peers are reported as IPv4. Invalid and 0 for
+	// OpSockCreate.
+	Addr netip.Addr
+	Port uint16
+}
+
+// eventSize is sizeof(struct event).
+const eventSize = 48
+
+// decodeEvent parses one ring buffer record. Anything the program could not
+// have written is refused rather than half-decoded.
+func decodeEvent(b []byte) (Event, error) {
+	if len(b) != eventSize {
+		return Event{}, fmt.Errorf("%d bytes, want %d: %w", len(b), eventSize, ErrMalformedEvent)
+	}
+	le := binary.LittleEndian // bpfel object; native order on every arch it builds for
+	e := Event{
+		Seq:      le.Uint64(b[0:]),
+		CgroupID: le.Uint64(b[8:]),
+		PID:      le.Uint32(b[16:]),
+		Op:       Op(b[20]),
+		Family:   b[22],
+		Type:     le.Uint16(b[24:]),
+		Protocol: le.Uint16(b[26:]),
+		Port:     le.Uint16(b[28:]),
+	}
+	verb, pad, pad2 := b[21], b[23], le.Uint16(b[30:])
+	if e.Seq == 0 {
+		return Event{}, fmt.Errorf("sequence 0: %w", ErrMalformedEvent)
+	}
+	if pad != 0 || pad2 != 0 {
+		return Event{}, fmt.Errorf("padding not zero: %w", ErrMalformedEvent)
+	}
+	var want uint8
+	switch e.Op {
+	case OpConnect, OpSendmsg:
+		want = verbConnect
+	case OpBind:
+		want = verbBind
+	case OpSockCreate:
+		want = verbCreate
+	default:
+		return Event{}, fmt.Errorf("unknown op %d: %w", b[20], ErrMalformedEvent)
+	}
+	if verb != want {
+		return Event{}, fmt.Errorf("verb %d for %v: %w", verb, e.Op, ErrMalformedEvent)
+	}
+	e.Verb = verbName(verb)
+	addr := b[32:48]
+	if e.Op == OpSockCreate {
+		if e.Port != 0 || !allZero(addr) {
+			return Event{}, fmt.Errorf("sock_create with an address: %w", ErrMalformedEvent)
+		}
+		return e, nil
+	}
+	switch e.Family {
+	case afInet:
+		if !allZero(addr[4:]) {
+			return Event{}, fmt.Errorf("IPv4 address with trailing bytes: %w", ErrMalformedEvent)
+		}
+		e.Addr = netip.AddrFrom4([4]byte(addr[:4]))
+	case afInet6:
+		e.Addr = netip.AddrFrom16([16]byte(addr))
+	default:
+		return Event{}, fmt.Errorf("family %d for %v: %w", e.Family, e.Op, ErrMalformedEvent)
+	}
+	return e, nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}

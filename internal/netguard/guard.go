@@ -1,0 +1,223 @@
+package netguard
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+)
+
+// Guard is the loaded, attached set of programs and their maps. Its methods
+// are safe for concurrent use.
+type Guard struct {
+	mu       sync.Mutex
+	closed   bool
+	objs     netguardObjects
+	links    []link.Link
+	policies map[uint32]ruleSet // what each policy holds in the trie now
+	bound    map[uint64]uint32  // cgroup id -> policy
+
+	rd        *ringbuf.Reader
+	events    chan Event
+	done      chan struct{}
+	wg        sync.WaitGroup
+	malformed atomic.Uint64
+	readErr   atomic.Pointer[error]
+}
+
+// Load loads the programs and attaches all of them to cgroupRoot, coconut's
+// cgroup2 subtree root. See the package documentation for what an error
+// means; on error nothing is left attached.
+func Load(cgroupRoot string) (*Guard, error) { return load(cgroupRoot, 0) }
+
+// load is Load with the ring buffer resized (ringBytes > 0, a power of two
+// of at least a page), so tests can provoke a full ring.
+func load(cgroupRoot string, ringBytes uint32) (*Guard, error) {
+	level, err := cgroupLevel(cgroupRoot)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := loadNetguard()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrLoad, err)
+	}
+	if err := spec.Variables["agent_level"].Set(uint32(level + 1)); err != nil {
+		return nil, fmt.Errorf("%w: set agent_level: %w", ErrLoad, err)
+	}
+	if ringBytes > 0 {
+		spec.Maps["events"].MaxEntries = ringBytes
+	}
+	g := &Guard{
+		policies: map[uint32]ruleSet{},
+		bound:    map[uint64]uint32{},
+		events:   make(chan Event, 4096),
+		done:     make(chan struct{}),
+	}
+	if err := spec.LoadAndAssign(&g.objs, nil); err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("%w: %+v", ErrLoad, ve)
+		}
+		return nil, fmt.Errorf("%w: %w", ErrLoad, err)
+	}
+	if err := g.attach(cgroupRoot); err != nil {
+		g.closeKernel()
+		return nil, err
+	}
+	g.rd, err = ringbuf.NewReader(g.objs.Events)
+	if err != nil {
+		g.closeKernel()
+		return nil, fmt.Errorf("%w: ring buffer reader: %w", ErrLoad, err)
+	}
+	g.wg.Add(1)
+	go g.read()
+	return g, nil
+}
+
+func (g *Guard) attach(root string) error {
+	progs := []struct {
+		name string
+		prog *ebpf.Program
+		typ  ebpf.AttachType
+	}{
+		{"connect4", g.objs.Connect4, ebpf.AttachCGroupInet4Connect},
+		{"connect6", g.objs.Connect6, ebpf.AttachCGroupInet6Connect},
+		{"sendmsg4", g.objs.Sendmsg4, ebpf.AttachCGroupUDP4Sendmsg},
+		{"sendmsg6", g.objs.Sendmsg6, ebpf.AttachCGroupUDP6Sendmsg},
+		{"bind4", g.objs.Bind4, ebpf.AttachCGroupInet4Bind},
+		{"bind6", g.objs.Bind6, ebpf.AttachCGroupInet6Bind},
+		{"sock_create", g.objs.SockCreate, ebpf.AttachCGroupInetSockCreate},
+	}
+	dir, err := os.Open(root)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrAttach, err)
+	}
+	defer dir.Close()
+	for _, p := range progs {
+		if p.prog == nil {
+			return fmt.Errorf("%w: %s: not in the object", ErrLoad, p.name)
+		}
+		l, err := link.AttachCgroup(link.CgroupOptions{Path: root, Attach: p.typ, Program: p.prog})
+		if err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrAttach, p.name, err)
+		}
+		g.links = append(g.links, l)
+		// Check the kernel really runs it there: a program that is loaded
+		// but not attached would be a silent fail-open.
+		if err := verifyAttached(dir, p.prog, p.typ); err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrAttach, p.name, err)
+		}
+	}
+	return nil
+}
+
+func verifyAttached(dir *os.File, prog *ebpf.Program, typ ebpf.AttachType) error {
+	info, err := prog.Info()
+	if err != nil {
+		return err
+	}
+	id, ok := info.ID()
+	if !ok {
+		return errors.New("kernel gives no program id")
+	}
+	res, err := link.QueryPrograms(link.QueryOptions{Target: int(dir.Fd()), Attach: typ})
+	if err != nil {
+		return err
+	}
+	for _, p := range res.Programs {
+		if p.ID == id {
+			return nil
+		}
+	}
+	return errors.New("not found attached after attach")
+}
+
+// read drains the ring buffer into the events channel until Close.
+func (g *Guard) read() {
+	defer g.wg.Done()
+	defer close(g.events)
+	var rec ringbuf.Record
+	for {
+		if err := g.rd.ReadInto(&rec); err != nil {
+			if !errors.Is(err, ringbuf.ErrClosed) {
+				g.readErr.Store(&err)
+			}
+			return
+		}
+		ev, err := decodeEvent(rec.RawSample)
+		if err != nil {
+			g.malformed.Add(1)
+			continue
+		}
+		select {
+		case g.events <- ev:
+		case <-g.done:
+			return
+		}
+	}
+}
+
+// Events returns the decoded denies, in ring buffer order. The channel is
+// closed by Close or when reading the ring fails (see Err). It blocks the
+// reader when not drained; the kernel then counts lost events.
+func (g *Guard) Events() <-chan Event { return g.events }
+
+// Err returns why the events channel closed before Close, or nil.
+func (g *Guard) Err() error {
+	if p := g.readErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Counters returns the kernel's deny count (the last sequence number) and
+// how many of those denies found the ring buffer full.
+func (g *Guard) Counters() (denies, ringbufFull uint64, err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return 0, 0, ErrClosed
+	}
+	if err := g.objs.DenySeq.Get(&denies); err != nil {
+		return 0, 0, fmt.Errorf("read deny_seq: %w", err)
+	}
+	if err := g.objs.RingbufFull.Get(&ringbufFull); err != nil {
+		return 0, 0, fmt.Errorf("read ringbuf_full: %w", err)
+	}
+	return denies, ringbufFull, nil
+}
+
+// Malformed counts ring buffer records that did not decode (never expected;
+// they keep the reconciliation exact: denies = events + ringbuf_full +
+// Malformed).
+func (g *Guard) Malformed() uint64 { return g.malformed.Load() }
+
+// Close detaches the programs, stops the events and frees the maps.
+func (g *Guard) Close() error {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return ErrClosed
+	}
+	g.closed = true
+	g.mu.Unlock()
+	close(g.done)
+	err := g.rd.Close()
+	g.wg.Wait()
+	return errors.Join(err, g.closeKernel())
+}
+
+func (g *Guard) closeKernel() error {
+	var errs []error
+	for _, l := range g.links {
+		errs = append(errs, l.Close())
+	}
+	g.links = nil
+	errs = append(errs, g.objs.Close())
+	return errors.Join(errs...)
+}
