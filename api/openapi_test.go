@@ -40,6 +40,7 @@ var wantRoutes = []string{
 	"POST /v1/agents/{aid}/kill",
 	"GET /v1/agents/{aid}/logs",
 	"GET /v1/audit",
+	"GET /v1/audit/proof",
 	"GET /v1/trust",
 	"POST /v1/trust",
 	"GET /v1/doctor",
@@ -52,6 +53,7 @@ var wireTypes = []any{
 	api.CapsRequest{}, api.PresentRequest{}, api.MemoryRequest{},
 	api.TrustRequest{}, api.TrustEntry{}, api.Record{}, api.AuditPage{},
 	api.Doctor{}, api.Check{}, api.ErrorBody{}, api.ErrorDetail{},
+	api.AuditProof{}, api.AuditConsistency{}, api.Memory{}, api.MemoryTier{},
 }
 
 var httpMethods = []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"}

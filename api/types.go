@@ -75,9 +75,18 @@ type Quota struct {
 	AID    uint64      `json:"aid"`
 	Budget QuotaBudget `json:"budget"`
 	Usage  QuotaUsage  `json:"usage"`
+	// Controllers says where limits are enforced: "v2" (unified
+	// hierarchy), "v1" (hybrid host: v1 controller groups) or "none".
+	Controllers string `json:"controllers"`
+	// Unenforced names budget fields that are recorded but have no
+	// controller on this host (io_weight without the io controller).
+	Unenforced []string `json:"unenforced,omitempty"`
 }
 
 // QuotaBudget mirrors the manifest's quota block; zero means unlimited.
+// As the body of PUT /v1/agents/{aid}/quota it is a change: a zero field
+// keeps the current value, -1 (cpu_max "max") removes the limit. The
+// memory tiers (hbm, ram, ssd) are fixed at spawn and must be zero there.
 type QuotaBudget struct {
 	CPUWeight  int    `json:"cpu_weight"`
 	CPUMax     string `json:"cpu_max,omitempty"`
@@ -96,6 +105,8 @@ type QuotaUsage struct {
 	CPUUsec       uint64 `json:"cpu_usec"`
 	Pids          int    `json:"pids"`
 	MemoryCurrent int64  `json:"memory_current"` // -1 when no memory controller is attached
+	MemoryPeak    int64  `json:"memory_peak"`    // -1 likewise
+	OOMKills      uint64 `json:"oom_kills"`      // processes the kernel OOM-killed inside the agent
 	Tokens        int64  `json:"tokens"`
 }
 
@@ -110,7 +121,10 @@ type PresentRequest struct {
 	Object string `json:"object"`
 }
 
-// MemoryRequest is agent_memory_tier.
+// MemoryRequest is agent_memory_tier. With Tier empty it only reads. Alloc
+// > 0 allocates from the tier and is refused past its budget; Alloc < 0
+// frees (hbm only: the ledger). For ram and ssd the kernel does the
+// allocating: Alloc asks whether that much more still fits.
 type MemoryRequest struct {
 	Tier  string `json:"tier"`
 	Alloc int64  `json:"alloc"`
@@ -175,4 +189,43 @@ type Check struct {
 	Name   string `json:"name"`
 	OK     bool   `json:"ok"`
 	Detail string `json:"detail"`
+}
+
+// AuditProof is an inclusion proof of one audit row to the latest signed
+// checkpoint (`coconut audit prove`), checkable offline with only the
+// host's public key. Record is the row's canonical bytes (what the chain
+// hashes); Hashes (base64) lead from it to the root signed in Checkpoint,
+// a C2SP signed note.
+type AuditProof struct {
+	Seq         uint64            `json:"seq"`
+	Record      string            `json:"record"`
+	LeafIndex   uint64            `json:"leaf_index"`
+	TreeSize    uint64            `json:"tree_size"`
+	Hashes      [][]byte          `json:"hashes"`
+	Checkpoint  string            `json:"checkpoint"`
+	Consistency *AuditConsistency `json:"consistency,omitempty"`
+}
+
+// AuditConsistency proves that the proof's checkpoint extends an older
+// one (OldCheckpoint, a signed note).
+type AuditConsistency struct {
+	OldCheckpoint string   `json:"old_checkpoint"`
+	Hashes        [][]byte `json:"hashes"`
+}
+
+// Memory is agent_memory_tier's answer: used and limit per tier, in bytes.
+// A limit of 0 means the agent has no budget in that tier (ram: no limit).
+type Memory struct {
+	AID uint64     `json:"aid"`
+	HBM MemoryTier `json:"hbm"`
+	RAM MemoryTier `json:"ram"`
+	SSD MemoryTier `json:"ssd"`
+}
+
+// MemoryTier is one tier of Memory.
+type MemoryTier struct {
+	Used  int64 `json:"used"`
+	Limit int64 `json:"limit"`
+	// Path is the SSD tier's scratch directory (COCONUT_SCRATCH).
+	Path string `json:"path,omitempty"`
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 
 	"github.com/coconut-os/coconut/api"
 )
@@ -122,4 +123,18 @@ func (c *Client) AuditFollow(ctx context.Context, q AuditQuery, fn func(api.Reco
 		return nil
 	}
 	return sc.Err()
+}
+
+// AuditProve returns an inclusion proof of audit row seq to the latest
+// signed checkpoint; oldSize > 0 adds a consistency proof from the
+// checkpoint of that size. Check it offline with internal/checkpoint's
+// VerifyInclusion or `coconut audit verify --proof`.
+func (c *Client) AuditProve(ctx context.Context, seq, oldSize uint64) (*api.AuditProof, error) {
+	var out api.AuditProof
+	q := url.Values{"seq": {strconv.FormatUint(seq, 10)}}
+	if oldSize > 0 {
+		q.Set("old", strconv.FormatUint(oldSize, 10))
+	}
+	err := c.do(ctx, http.MethodGet, "/audit/proof", q, nil, &out)
+	return &out, err
 }

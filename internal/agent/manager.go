@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/coconut-os/coconut/internal/audit"
 	"github.com/coconut-os/coconut/internal/cgroup"
 	"github.com/coconut-os/coconut/internal/measure"
+	"github.com/coconut-os/coconut/internal/quota"
 	"github.com/coconut-os/coconut/internal/sign"
 	"github.com/coconut-os/coconut/internal/state"
 )
@@ -49,6 +51,7 @@ type Manager struct {
 	store  store
 	aids   *allocator
 	cache  *measure.Cache
+	quota  *quota.Controller // issue 5: cgroup limits, usage, memory tiers
 	userMu sync.Mutex
 
 	mu     sync.Mutex
@@ -99,9 +102,22 @@ func New(cfg Config) (*Manager, error) {
 	for _, r := range recs {
 		m.agents[r.AID] = &entry{rec: r, stopped: make(chan struct{})}
 	}
+	// Quota (issue 5): find the controllers for this subtree, and the
+	// directory the SSD tiers are mounted under.
+	if m.quota, err = quota.New(cfg.Tree.Mount, cfg.Tree.Root); err != nil {
+		return nil, fmt.Errorf("quota controller: %w", err)
+	}
+	if m.quota.Mode() != quota.ModeV2 {
+		m.log.Warn("cgroup controllers", "mode", m.quota.Mode(), "why", m.quota.Why())
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.StateDir, "scratch"), 0o711); err != nil {
+		return nil, fmt.Errorf("create scratch dir: %w", err)
+	}
 	if err := m.adoptAll(); err != nil {
 		return nil, err
 	}
+	m.wg.Add(1)
+	go m.watchOOM()
 	return m, nil
 }
 
@@ -247,29 +263,6 @@ func (m *Manager) Attestation(caller Caller, aid uint64) (*api.Attestation, erro
 	return &api.Attestation{AID: aid, HostKeyID: sign.KeyID(m.cfg.HostKey.Public().(ed25519.PublicKey)), Envelope: b}, nil
 }
 
-// Quota returns the agent's budget and what its cgroup says it uses.
-func (m *Manager) Quota(caller Caller, aid uint64) (*api.Quota, error) {
-	e, err := m.lookup(caller, aid)
-	if err != nil {
-		return nil, err
-	}
-	m.mu.Lock()
-	r := *e.rec
-	m.mu.Unlock()
-	q := &api.Quota{AID: aid, Budget: api.QuotaBudget{
-		CPUWeight: r.Quota.CPUWeight, CPUMax: r.Quota.CPUMax, MemoryMax: r.Quota.MemoryMax,
-		MemoryHigh: r.Quota.MemoryHigh, Pids: r.Quota.Pids, IOWeight: r.Quota.IOWeight,
-		Tokens: r.Quota.Tokens, HBM: r.Memory.HBM, RAM: r.Memory.RAM, SSD: r.Memory.SSD,
-	}, Usage: api.QuotaUsage{MemoryCurrent: -1}}
-	if g, err := cgroup.Open(r.CgroupPath); err == nil && !r.State.Terminal() {
-		q.Usage.CPUUsec, _ = g.CPUUsec()
-		if pids, err := g.Procs(); err == nil {
-			q.Usage.Pids = len(pids)
-		}
-	}
-	return q, nil
-}
-
 // Kill ends the agent: Terminated-revoked is recorded, then every process
 // in its cgroup is killed.
 func (m *Manager) Kill(ctx context.Context, caller Caller, aid uint64) (*api.Agent, error) {
@@ -291,6 +284,7 @@ func (m *Manager) Kill(ctx context.Context, caller Caller, aid uint64) (*api.Age
 
 // killGroup kills everything in the agent's cgroup and removes it.
 func (m *Manager) killGroup(e *entry) {
+	defer m.releaseQuota(e) // issue 5: v1 groups and the SSD scratch go with the agent
 	m.mu.Lock()
 	path := e.rec.CgroupPath
 	m.mu.Unlock()

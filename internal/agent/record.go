@@ -36,6 +36,7 @@ type record struct {
 	Caps       []string             `json:"caps"`
 	Quota      manifest.Quota       `json:"quota"`
 	Memory     manifest.MemoryTiers `json:"memory"`
+	HBMUsed    int64                `json:"hbm_used,omitempty"` // the HBM ledger (agent_memory_tier)
 	BinarySHA  string               `json:"binary_sha256"`
 	SpawnTime  time.Time            `json:"spawn_time"`
 	EndTime    time.Time            `json:"end_time,omitzero"`

@@ -66,6 +66,9 @@ func (m *Manager) Run(ctx context.Context, caller Caller, req api.RunRequest) (*
 // ended (Terminated-revoked) so a workload is all or nothing.
 func (m *Manager) startAll(ctx context.Context, caller Caller, plans []*plan) ([]api.Agent, error) {
 	defer m.release(plans)
+	if err := m.checkQuotas(plans); err != nil { // issue 5: refuse limits this host cannot enforce
+		return nil, err
+	}
 	aids := make([]uint64, len(plans))
 	for i := range plans {
 		aid, err := m.aids.Next()
@@ -155,6 +158,9 @@ func (m *Manager) startOne(ctx context.Context, p *plan, aid uint64) (*entry, er
 	if err := m.transition(ctx, e, state.Attested, "", nil); err != nil {
 		return fail(err)
 	}
+	if err := m.prepareQuota(rec); err != nil { // issue 5: limits and SSD tier before the first process
+		return fail(err)
+	}
 	cmd, err := m.launch(p, rec, g.ID)
 	if err != nil {
 		return fail(api.Errorf(api.ErrInvalid, "agent %s: %v", p.name, err))
@@ -220,10 +226,15 @@ func (m *Manager) launch(p *plan, rec *record, _ uint64) (*exec.Cmd, error) {
 	if p.script != nil {
 		cfg.Script = p.script.File()
 	}
+	env := p.agentEnv(rec.AID, m.cfg.Socket)
+	if rec.Memory.SSD > 0 { // issue 5: the SSD tier's mount
+		env = append(env, "COCONUT_SCRATCH="+m.scratchDir(rec.AID))
+	}
 	return launch.Start(cfg, launch.Spec{
-		Argv: p.argv, Env: p.agentEnv(rec.AID, m.cfg.Socket), Dir: p.dir,
+		Argv: p.argv, Env: env, Dir: p.dir,
 		UID: p.user.UID, GID: p.user.GID, Groups: []uint32{p.user.GID},
-		KeepExecFD: p.exe.Script,
+		KeepExecFD:  p.exe.Script,
+		CgroupProcs: m.quotaGroup(rec).Procs(), // issue 5: v1 controller groups, joined before exec
 	})
 }
 

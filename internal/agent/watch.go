@@ -45,7 +45,11 @@ func (m *Manager) ended(e *entry, status *int, reason string) {
 	}
 	e.trans.Lock()
 	defer e.trans.Unlock()
-	m.endLocked(e, state.TerminatedClean, reason, func(r *record) {
+	to := state.TerminatedClean
+	if oom := m.oomReason(e); oom != "" { // issue 5: an OOM kill inside the agent ends it revoked
+		to, reason = state.TerminatedRevoked, oom+" ("+reason+")"
+	}
+	m.endLocked(e, to, reason, func(r *record) {
 		r.ExitStatus = status
 		if r.EndTime.IsZero() {
 			r.EndTime = time.Now().UTC()

@@ -26,6 +26,8 @@ type Options struct {
 	SegmentBytes int64
 	// VerifyAll makes Open check every segment, not only the last one.
 	VerifyAll bool
+	// Observer, if set, is told after every commit (see Observer).
+	Observer Observer
 }
 
 // Chain is an open audit chain. Its methods are safe for concurrent use.

@@ -12,8 +12,9 @@ import (
 // linker checks that records continue the chain: seq contiguous, head equal
 // to BLAKE3(previous head || record bytes).
 type linker struct {
-	seq  uint64
-	head [HeadSize]byte
+	seq   uint64
+	head  [HeadSize]byte
+	visit func(seq uint64, payload []byte) error // optional, after each good record
 }
 
 func (l *linker) add(f Frame) (Record, error) {
@@ -38,6 +39,15 @@ func (l *linker) add(f Frame) (Record, error) {
 	}
 	r.Hash = hexHead(head)
 	l.seq, l.head = want, head
+	if l.visit != nil {
+		if err := l.visit(want, f.Payload); err != nil {
+			var se *SeqError
+			if errors.As(err, &se) {
+				return Record{}, err
+			}
+			return Record{}, &SeqError{Seq: want, Err: err}
+		}
+	}
 	return r, nil
 }
 

@@ -42,8 +42,9 @@
 // Options.SegmentBytes; it is written with only its header to
 // NAME.seg.tmp, fsynced and renamed, so no segment has a torn header. The
 // header's previous head lets the last segment be checked alone. Nothing
-// is ever deleted; later work (Merkle proofs, signed checkpoints, TPM
-// anchors) reads these files through Reader.
+// is ever deleted. Merkle proofs and signed checkpoints
+// (internal/checkpoint) follow the chain as its Observer and read records
+// with Payloads.
 //
 // # Durability and failure
 //

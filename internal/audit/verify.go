@@ -19,12 +19,18 @@ type VerifyReport struct {
 // headers, framing, CRCs, contiguous seqs and the chain of heads. It only
 // reads, takes no lock, and works on a copy of the directory with the daemon
 // stopped. A torn tail is an error here; Open is what cuts it.
-func Verify(dir string) (VerifyReport, error) {
+func Verify(dir string) (VerifyReport, error) { return VerifyFunc(dir, nil) }
+
+// VerifyFunc is Verify that also hands each good record's seq and
+// canonical bytes, in order, to visit (nil: none), so a second check (the
+// Merkle checkpoints) needs no second pass. An error from visit stops the
+// walk and is reported as the first bad record.
+func VerifyFunc(dir string, visit func(seq uint64, payload []byte) error) (VerifyReport, error) {
 	segs, err := listSegments(dir)
 	if err != nil {
 		return VerifyReport{FirstBad: 1, Reason: err.Error()}, err
 	}
-	l := linker{head: Genesis}
+	l := linker{head: Genesis, visit: visit}
 	var rep VerifyReport
 	fail := func(err error) (VerifyReport, error) {
 		rep.Records, rep.Head = l.seq, hexHead(l.head)

@@ -287,6 +287,9 @@ func (c *Chain) syncer(done chan<- struct{}) {
 		}
 		if err == nil {
 			c.publishAll(ps)
+			if o := c.opts.Observer; o != nil {
+				o.Committed(ps[len(ps)-1].seq)
+			}
 		}
 		for _, q := range ps {
 			for _, req := range q.reqs {

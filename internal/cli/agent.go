@@ -15,6 +15,7 @@ import (
 	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/internal/attest"
 	"github.com/coconut-os/coconut/internal/daemon"
+	"github.com/coconut-os/coconut/internal/quota"
 	"github.com/coconut-os/coconut/internal/sign"
 )
 
@@ -216,6 +217,10 @@ func agentInspect(g *globals) *cobra.Command {
 			row("capabilities", strings.Join(a.Caps, " "))
 			if qerr == nil {
 				row("cpu used", time.Duration(q.Usage.CPUUsec)*time.Microsecond)
+				if q.Usage.MemoryCurrent >= 0 {
+					row("memory now / peak", fmtSize(q.Usage.MemoryCurrent)+" / "+fmtSize(q.Usage.MemoryPeak))
+				}
+				row("oom kills", q.Usage.OOMKills)
 				row("processes", q.Usage.Pids)
 				row("quota", fmt.Sprintf("cpu weight %d, memory max %s, pids %d, tokens %d",
 					q.Budget.CPUWeight, fmtSize(q.Budget.MemoryMax), q.Budget.Pids, q.Budget.Tokens))
@@ -286,50 +291,133 @@ func capChange(g *globals, verb string) *cobra.Command {
 
 func agentQuota(g *globals) *cobra.Command {
 	var b api.QuotaBudget
+	var mem, high string
 	cmd := &cobra.Command{
-		Use: "quota AID [--cpu-weight N] [--memory BYTES] [--pids N] [--tokens N]", Short: "Read or set an agent's budget", Args: exactArgs(1),
+		Use:   "quota AID [--cpu-weight N] [--cpu-max \"QUOTA PERIOD\"] [--memory BYTES] [--memory-high BYTES] [--pids N] [--io-weight N] [--tokens N]",
+		Short: "Read or change an agent's budget live (-1 or max removes a limit)", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			aid, err := parseAID(args[0])
 			if err != nil {
 				return err
 			}
 			var set *api.QuotaBudget
-			if cmd.Flags().NFlag() > 0 && (cmd.Flags().Changed("cpu-weight") || cmd.Flags().Changed("memory") || cmd.Flags().Changed("pids") || cmd.Flags().Changed("tokens")) {
-				set = &b
+			for _, f := range []string{"cpu-weight", "cpu-max", "memory", "memory-high", "pids", "io-weight", "tokens"} {
+				if cmd.Flags().Changed(f) {
+					set = &b
+				}
+			}
+			for _, f := range []struct {
+				flag string
+				in   string
+				dst  *int64
+			}{{"memory", mem, &b.MemoryMax}, {"memory-high", high, &b.MemoryHigh}} {
+				if cmd.Flags().Changed(f.flag) {
+					n, err := quota.ParseSize(f.in)
+					if f.in == "-1" {
+						n, err = -1, nil
+					}
+					if err != nil {
+						return usagef("--%s: %v", f.flag, err)
+					}
+					if n == 0 {
+						return usagef("--%s 0: use max (or -1) to remove the limit", f.flag)
+					}
+					*f.dst = n
+				}
 			}
 			q, err := g.client().AgentQuota(cmd.Context(), aid, set)
 			if err != nil {
 				return err
 			}
-			return printJSON(os.Stdout, q)
+			if g.json {
+				return printJSON(os.Stdout, q)
+			}
+			tw := table(os.Stdout)
+			lim := func(v int64, size bool) string {
+				switch {
+				case v == 0:
+					return "unlimited"
+				case size:
+					return fmtSize(v)
+				}
+				return fmt.Sprint(v)
+			}
+			fmt.Fprintf(tw, "controllers\t%s\n", q.Controllers)
+			fmt.Fprintf(tw, "cpu weight\t%s\n", map[bool]string{true: "100 (default)", false: fmt.Sprint(q.Budget.CPUWeight)}[q.Budget.CPUWeight == 0])
+			fmt.Fprintf(tw, "cpu max\t%s\n", map[bool]string{true: "unlimited", false: q.Budget.CPUMax}[q.Budget.CPUMax == ""])
+			fmt.Fprintf(tw, "memory max / high\t%s / %s\n", lim(q.Budget.MemoryMax, true), lim(q.Budget.MemoryHigh, true))
+			fmt.Fprintf(tw, "pids\t%s\n", lim(int64(q.Budget.Pids), false))
+			fmt.Fprintf(tw, "io weight\t%s\n", lim(int64(q.Budget.IOWeight), false))
+			fmt.Fprintf(tw, "tokens\t%s\n", lim(q.Budget.Tokens, false))
+			fmt.Fprintf(tw, "cpu used\t%v\n", time.Duration(q.Usage.CPUUsec)*time.Microsecond)
+			if q.Usage.MemoryCurrent >= 0 {
+				fmt.Fprintf(tw, "memory now / peak\t%s / %s\n", fmtSize(q.Usage.MemoryCurrent), fmtSize(q.Usage.MemoryPeak))
+			}
+			fmt.Fprintf(tw, "processes\t%d\n", q.Usage.Pids)
+			fmt.Fprintf(tw, "oom kills\t%d\n", q.Usage.OOMKills)
+			if len(q.Unenforced) > 0 {
+				fmt.Fprintf(tw, "not enforced here\t%s\n", strings.Join(q.Unenforced, ", "))
+			}
+			return tw.Flush()
 		},
 	}
-	cmd.Flags().IntVar(&b.CPUWeight, "cpu-weight", 0, "CPU weight 1..10000")
-	cmd.Flags().Int64Var(&b.MemoryMax, "memory", 0, "memory max in bytes")
-	cmd.Flags().IntVar(&b.Pids, "pids", 0, "max processes")
-	cmd.Flags().Int64Var(&b.Tokens, "tokens", 0, "inference token budget")
+	cmd.Flags().IntVar(&b.CPUWeight, "cpu-weight", 0, "CPU weight 1..10000 (-1: back to the default, 100)")
+	cmd.Flags().StringVar(&b.CPUMax, "cpu-max", "", `CPU max "QUOTA PERIOD" in µs, e.g. "50000 100000" (max: none)`)
+	cmd.Flags().StringVar(&mem, "memory", "", "memory max: bytes or 512M, 2G (max: none)")
+	cmd.Flags().StringVar(&high, "memory-high", "", "memory high (v1: the soft limit): bytes or 512M (max: none)")
+	cmd.Flags().IntVar(&b.Pids, "pids", 0, "max processes (-1: none)")
+	cmd.Flags().IntVar(&b.IOWeight, "io-weight", 0, "IO weight 1..10000, where the io controller exists (-1: default)")
+	cmd.Flags().Int64Var(&b.Tokens, "tokens", 0, "inference token budget (-1: none)")
 	return cmd
 }
 
 func agentMemory(g *globals) *cobra.Command {
-	var tier string
-	var alloc int64
+	var tier, alloc string
 	cmd := &cobra.Command{
-		Use: "memory AID [--tier hbm|ram|ssd --alloc BYTES]", Short: "Show or allocate tiered memory", Args: exactArgs(1),
+		Use: "memory AID [--tier hbm|ram|ssd --alloc BYTES]", Short: "Show used/limit per memory tier, or allocate from one (hbm: negative frees)", Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			aid, err := parseAID(args[0])
 			if err != nil {
 				return err
 			}
-			out, err := g.client().AgentMemoryTier(cmd.Context(), aid, tier, alloc)
+			var n int64
+			if (tier == "") != (alloc == "") {
+				return usagef("--tier and --alloc go together")
+			}
+			if alloc != "" {
+				neg := strings.HasPrefix(alloc, "-")
+				if n, err = quota.ParseSize(strings.TrimPrefix(alloc, "-")); err != nil || n <= 0 {
+					return usagef("--alloc %q: want a positive size such as 1G, or -SIZE to free hbm", alloc)
+				}
+				if neg {
+					n = -n
+				}
+			}
+			out, err := g.client().AgentMemoryTier(cmd.Context(), aid, tier, n)
 			if err != nil {
 				return err
 			}
-			return printJSON(os.Stdout, out)
+			if g.json {
+				return printJSON(os.Stdout, out)
+			}
+			tw := table(os.Stdout)
+			fmt.Fprintln(tw, "TIER\tUSED\tLIMIT\tPATH")
+			for _, t := range []string{"hbm", "ram", "ssd"} {
+				m, _ := out[t].(map[string]any)
+				used, _ := m["used"].(float64)
+				limit, _ := m["limit"].(float64)
+				path, _ := m["path"].(string)
+				ls := "none"
+				if limit > 0 {
+					ls = fmtSize(int64(limit))
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t, fmtSize(int64(used)), ls, path)
+			}
+			return tw.Flush()
 		},
 	}
 	cmd.Flags().StringVar(&tier, "tier", "", "hbm, ram or ssd")
-	cmd.Flags().Int64Var(&alloc, "alloc", 0, "bytes to allocate")
+	cmd.Flags().StringVar(&alloc, "alloc", "", "bytes to allocate (512M, 2G; -SIZE frees hbm)")
 	return cmd
 }
 

@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"bytes"
+	"crypto/ed25519"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,13 +16,14 @@ import (
 
 	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/client"
-	"github.com/coconut-os/coconut/internal/audit"
+	"github.com/coconut-os/coconut/internal/checkpoint"
 	"github.com/coconut-os/coconut/internal/daemon"
+	"github.com/coconut-os/coconut/internal/sign"
 )
 
 func auditCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "Read and verify the audit chain"}
-	cmd.AddCommand(auditTail(g), auditQuery(g), auditVerify(g), notYet("prove", "inclusion proofs (coconut audit prove) need the Merkle checkpoints, not built yet"))
+	cmd.AddCommand(auditTail(g), auditQuery(g), auditVerify(g), auditProve(g))
 	return cmd
 }
 
@@ -150,32 +153,106 @@ func auditQuery(g *globals) *cobra.Command {
 }
 
 func auditVerify(g *globals) *cobra.Command {
-	var proof string
+	var proof, pubFile string
 	cmd := &cobra.Command{
-		Use: "verify [--state-dir DIR] [--proof FILE]", Short: "Verify the whole chain offline (works with the daemon stopped)", Args: exactArgs(0),
+		Use: "verify [--state-dir DIR] [--proof FILE] [--pub FILE]", Short: "Verify the whole chain and its checkpoints offline, or one proof (works with the daemon stopped)", Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if proof != "" {
-				return errors.New("proof verification needs the Merkle checkpoints, not built yet")
+			if pubFile == "" {
+				pubFile = daemon.HostPubPath(g.state())
 			}
-			rep, err := audit.Verify(daemon.ChainDir(g.state()))
-			if g.json {
-				out := map[string]any{"ok": err == nil, "records": rep.Records, "head": rep.Head}
-				if err != nil {
-					out["first_bad"] = rep.FirstBad
-					out["reason"] = rep.Reason
-				}
-				printJSON(os.Stdout, out)
-			}
+			pub, err := sign.LoadPublicKey(pubFile)
 			if err != nil {
-				return fmt.Errorf("chain broken: %w", err)
+				return fmt.Errorf("host public key: %w", err)
+			}
+			if proof != "" {
+				return verifyProofFile(g, proof, pub)
+			}
+			return verifyChain(g, pub)
+		},
+	}
+	cmd.Flags().StringVar(&proof, "proof", "", "verify an inclusion proof file (from coconut audit prove) instead of the chain")
+	cmd.Flags().StringVar(&pubFile, "pub", "", "the host public key (default STATE/keys/host.pub)")
+	return cmd
+}
+
+// verifyChain checks the BLAKE3 chain and every signed checkpoint in one
+// pass, and names the first bad seq.
+func verifyChain(g *globals, pub ed25519.PublicKey) error {
+	vr, cr, err := checkpoint.VerifyChain(daemon.ChainDir(g.state()), pub, nil)
+	if g.json {
+		out := map[string]any{"ok": err == nil, "records": vr.Records, "head": vr.Head, "checkpoints": cr.Checkpoints, "checkpoint_size": cr.Latest.Size}
+		if err != nil {
+			out["first_bad"] = vr.FirstBad
+			out["reason"] = vr.Reason
+		}
+		printJSON(os.Stdout, out)
+	}
+	if err != nil {
+		return fmt.Errorf("chain broken: %w", err)
+	}
+	if !g.json {
+		fmt.Printf("chain OK: %d records, head %s; %d signed checkpoints, the latest covers %d records\n", vr.Records, vr.Head, cr.Checkpoints, cr.Latest.Size)
+	}
+	return nil
+}
+
+func verifyProofFile(g *globals, file string, pub ed25519.PublicKey) error {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("read proof: %w", err)
+	}
+	var p checkpoint.Proof
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return fmt.Errorf("proof %s: %w", file, err)
+	}
+	cp, rec, err := checkpoint.VerifyInclusion(&p, pub)
+	if err != nil {
+		return fmt.Errorf("proof %s does not verify: %w", file, err)
+	}
+	if g.json {
+		printJSON(os.Stdout, map[string]any{"ok": true, "seq": rec.Seq, "tree_size": cp.Size, "origin": cp.Origin, "consistent": p.Consistency != nil})
+		return nil
+	}
+	fmt.Printf("proof OK: row %d (%s, aid %d) is in the chain signed by %s at size %d\n", rec.Seq, rec.Type, rec.AID, cp.Origin, cp.Size)
+	return nil
+}
+
+func auditProve(g *globals) *cobra.Command {
+	var out string
+	var old uint64
+	cmd := &cobra.Command{
+		Use: "prove SEQ [--out FILE]", Short: "Write an inclusion proof of one row to the latest signed checkpoint", Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			seq, err := strconv.ParseUint(args[0], 10, 64)
+			if err != nil || seq == 0 {
+				return usagef("SEQ %q: must be a positive number", args[0])
+			}
+			p, err := g.client().AuditProve(cmd.Context(), seq, old)
+			if err != nil {
+				return err
+			}
+			b, err := json.MarshalIndent(p, "", "  ")
+			if err != nil {
+				return err
+			}
+			b = append(b, '\n')
+			if out == "" || out == "-" {
+				_, err = os.Stdout.Write(b)
+				return err
+			}
+			if err := os.WriteFile(out, b, 0o644); err != nil {
+				return fmt.Errorf("write proof: %w", err)
 			}
 			if !g.json {
-				fmt.Printf("chain OK: %d records, head %s\n", rep.Records, rep.Head)
+				fmt.Fprintf(os.Stderr, "wrote proof of row %d to checkpoint of size %d: %s\n", seq, p.TreeSize, out)
 			}
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&proof, "proof", "", "verify an inclusion proof file")
+	cmd.Flags().StringVar(&out, "out", "", "write the proof here (default: standard output)")
+	cmd.Flags().Uint64Var(&old, "consistent-with", 0, "also prove the checkpoint extends the earlier checkpoint of this size")
 	return cmd
 }
 

@@ -33,7 +33,8 @@ func benchCmd(g *globals) *cobra.Command {
 	spawn.Flags().IntVar(&runs, "runs", 10, "how many spawns")
 	spawn.Flags().StringVar(&workload, "manifest", "dream-team", "signed manifest to spawn")
 	cmd.AddCommand(spawn)
-	for _, n := range []string{"enforce", "audit", "quota", "broker"} {
+	cmd.AddCommand(benchQuotaCmd(g))
+	for _, n := range []string{"enforce", "audit", "broker"} {
 		cmd.AddCommand(notYet(n, "coconut bench "+n+" measures a part that is not built yet"))
 	}
 	return cmd

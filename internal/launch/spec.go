@@ -27,4 +27,9 @@ type Spec struct {
 	// directly needs the kernel to hand its interpreter a /proc/self/fd path.
 	KeepExecFD bool `json:"keep_exec_fd"`
 	HasScript  bool `json:"has_script"`
+	// CgroupProcs are the cgroup.procs files of the v1 controller groups
+	// (cpu, memory, pids on a hybrid host) the trampoline writes its own
+	// pid to while still root, so the agent's first instruction already
+	// runs under its limits. The unified group is entered at clone.
+	CgroupProcs []string `json:"cgroup_procs,omitempty"`
 }

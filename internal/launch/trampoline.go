@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -54,6 +55,9 @@ func trampoline() error {
 	if len(spec.Argv) == 0 {
 		return fmt.Errorf("empty argv")
 	}
+	if err := joinCgroups(spec.CgroupProcs); err != nil {
+		return err
+	}
 	syscall.CloseOnExec(fdStatus)
 	if !spec.KeepExecFD {
 		syscall.CloseOnExec(fdExec)
@@ -101,6 +105,22 @@ func trampoline() error {
 		}
 	}
 	return execveat(fdExec, spec.Argv, spec.Env)
+}
+
+// joinCgroups moves this process (all its threads) into each v1 group.
+// It runs first, as root, before anything of the agent's: a group that
+// cannot be joined fails the spawn rather than leaving the agent unlimited.
+func joinCgroups(procs []string) error {
+	pid := []byte(strconv.Itoa(os.Getpid()))
+	for _, p := range procs {
+		if !filepath.IsAbs(p) || filepath.Base(p) != "cgroup.procs" {
+			return fmt.Errorf("join cgroup %q: not a cgroup.procs path", p)
+		}
+		if err := os.WriteFile(p, pid, 0); err != nil {
+			return fmt.Errorf("join cgroup %s: %w", filepath.Dir(p), err)
+		}
+	}
+	return nil
 }
 
 // dropBounding empties the capability bounding set of this thread, so

@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/internal/agent"
 	"github.com/coconut-os/coconut/internal/audit"
+	"github.com/coconut-os/coconut/internal/checkpoint"
 	"github.com/coconut-os/coconut/internal/sign"
 )
 
@@ -46,17 +48,18 @@ func (s *Server) routes() {
 	s.handle("GET /v1/agents/{aid}", s.get)
 	s.handle("GET /v1/agents/{aid}/attestation", s.attestation)
 	s.handle("GET /v1/agents/{aid}/quota", s.quota)
-	s.handle("PUT /v1/agents/{aid}/quota", missing("setting quotas (agent_quota write) needs the quota controller"))
+	s.handle("PUT /v1/agents/{aid}/quota", s.setQuota)
 	s.handle("GET /v1/agents/{aid}/caps", s.caps)
 	s.handle("POST /v1/agents/{aid}/caps/grant", missing("agent_cap_grant needs the capability enforcer"))
 	s.handle("POST /v1/agents/{aid}/caps/revoke", missing("agent_cap_revoke needs the capability enforcer"))
 	s.handle("POST /v1/agents/{aid}/caps/present", missing("agent_cap_present needs the capability enforcer"))
-	s.handle("POST /v1/agents/{aid}/memory", missing("agent_memory_tier needs the quota controller's memory tiers"))
-	s.handle("POST /v1/agents/{aid}/quarantine", missing("quarantine needs the quota controller's freezer"))
-	s.handle("POST /v1/agents/{aid}/release", missing("release needs the quota controller's freezer"))
+	s.handle("POST /v1/agents/{aid}/memory", s.memoryTier)
+	s.handle("POST /v1/agents/{aid}/quarantine", s.quarantine)
+	s.handle("POST /v1/agents/{aid}/release", s.release)
 	s.handle("POST /v1/agents/{aid}/kill", s.kill)
 	s.handle("GET /v1/agents/{aid}/logs", s.logs)
 	s.handle("GET /v1/audit", s.audit)
+	s.handle("GET /v1/audit/proof", s.auditProof) // issue 4: Merkle inclusion proofs
 	s.handle("GET /v1/trust", s.trustList)
 	s.handle("POST /v1/trust", s.trustAdd)
 	s.handle("GET /v1/doctor", s.doctorCall)
@@ -140,6 +143,68 @@ func (s *Server) kill(w http.ResponseWriter, r *http.Request, c agent.Caller) er
 		return err
 	}
 	a, err := s.agents.Kill(r.Context(), c, aid)
+	if err != nil {
+		return err
+	}
+	s.reply(w, a)
+	return nil
+}
+
+// setQuota is agent_quota's write (the owner or root; not agents).
+func (s *Server) setQuota(w http.ResponseWriter, r *http.Request, c agent.Caller) error {
+	aid, err := aidParam(r)
+	if err != nil {
+		return err
+	}
+	var req api.QuotaBudget
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	q, err := s.agents.SetQuota(r.Context(), c, aid, req)
+	if err != nil {
+		return err
+	}
+	s.reply(w, q)
+	return nil
+}
+
+// memoryTier is agent_memory_tier.
+func (s *Server) memoryTier(w http.ResponseWriter, r *http.Request, c agent.Caller) error {
+	aid, err := aidParam(r)
+	if err != nil {
+		return err
+	}
+	var req api.MemoryRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	m, err := s.agents.MemoryTier(r.Context(), c, aid, req)
+	if err != nil {
+		return err
+	}
+	s.reply(w, m)
+	return nil
+}
+
+func (s *Server) quarantine(w http.ResponseWriter, r *http.Request, c agent.Caller) error {
+	aid, err := aidParam(r)
+	if err != nil {
+		return err
+	}
+	a, err := s.agents.Quarantine(r.Context(), c, aid)
+	if err != nil {
+		return err
+	}
+	s.reply(w, a)
+	return nil
+}
+
+func (s *Server) release(w http.ResponseWriter, r *http.Request, c agent.Caller) error {
+	aid, err := aidParam(r)
+	if err != nil {
+		return err
+	}
+	a, err := s.agents.Release(r.Context(), c, aid)
 	if err != nil {
 		return err
 	}
@@ -344,3 +409,46 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request, q audit.Query, a
 	bw.Flush()
 	return nil
 }
+
+// --- issue 4: audit proofs (begin) ---
+
+// auditProof proves one row to the latest signed checkpoint. The chain
+// carries its prover (the checkpoint log) as its audit.Observer.
+func (s *Server) auditProof(w http.ResponseWriter, r *http.Request, c agent.Caller) error {
+	v := r.URL.Query()
+	seq, err := strconv.ParseUint(v.Get("seq"), 10, 64)
+	if err != nil || seq == 0 {
+		return api.Errorf(api.ErrInvalid, "seq %q: must be a positive number", v.Get("seq"))
+	}
+	var old uint64
+	if o := v.Get("old"); o != "" {
+		if old, err = strconv.ParseUint(o, 10, 64); err != nil || old == 0 {
+			return api.Errorf(api.ErrInvalid, "old %q: must be a positive checkpoint size", o)
+		}
+	}
+	prover, ok := s.chain.Observer().(*checkpoint.Log)
+	if !ok {
+		return api.Errorf(api.ErrUnavailable, "this daemon keeps no Merkle checkpoints")
+	}
+	if !(c.UID == 0 && c.AID == 0) {
+		recs, err := s.chain.Query(audit.Query{AfterSeq: seq - 1, Limit: 1})
+		if err != nil || len(recs) == 0 || recs[0].Seq != seq || recs[0].AID == 0 || !s.agents.Visible(c, recs[0].AID) {
+			return api.Errorf(api.ErrNotFound, "no audit row %d you may see", seq)
+		}
+	}
+	p, err := prover.Prove(seq, old)
+	switch {
+	case errors.Is(err, checkpoint.ErrNotFound):
+		return api.Errorf(api.ErrNotFound, "%v", err)
+	case err != nil:
+		return api.Errorf(api.ErrUnavailable, "prove row %d: %v", seq, err)
+	}
+	out := api.AuditProof{Seq: p.Seq, Record: p.Record, LeafIndex: p.LeafIndex, TreeSize: p.TreeSize, Hashes: p.Hashes, Checkpoint: p.Checkpoint}
+	if p.Consistency != nil {
+		out.Consistency = &api.AuditConsistency{OldCheckpoint: p.Consistency.Old, Hashes: p.Consistency.Hashes}
+	}
+	s.reply(w, out)
+	return nil
+}
+
+// --- issue 4: audit proofs (end) ---

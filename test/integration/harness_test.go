@@ -16,6 +16,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/coconut-os/coconut/internal/cgroup"
+	"github.com/coconut-os/coconut/internal/quota"
 )
 
 // bins holds the binaries built once for the package.
@@ -131,6 +134,13 @@ func (e *env) cleanup() {
 					}
 					time.Sleep(10 * time.Millisecond)
 				}
+			}
+		}
+		// The v1 controller groups (hybrid hosts) are named after the
+		// subtree too.
+		if mount, err := cgroup.UnifiedMount(); err == nil {
+			if q, err := quota.New(mount, tree); err == nil {
+				q.RemoveSubtree()
 			}
 		}
 		os.Remove(tree)

@@ -1,0 +1,216 @@
+package integration
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+const quotaManifest = `apiVersion: coconut/v1
+kind: Workload
+metadata:
+  name: quota
+agents:
+  - name: hog
+    command: ["/bin/sh", "-c", "sleep 0.5; x=$(head -c 268435456 /dev/zero | tr '\\0' a); echo survived ${#x}"]
+    workdir: /
+    quota: {memoryMax: 32Mi}
+  - name: sibling
+    command: ["/bin/sleep", "600"]
+    workdir: /
+  - name: spinner
+    command: ["/bin/sh", "-c", "while :; do :; done"]
+    workdir: /
+    quota: {cpuWeight: 200, pids: 32, memoryMax: 64Mi}
+    memory: {hbm: 1Gi}
+  - name: filler
+    command: ["/bin/sh", "-c", "dd if=/dev/zero of=$COCONUT_SCRATCH/fill bs=1M count=16; echo dd-exit=$?; sleep 600"]
+    workdir: /
+    memory: {ssd: 4Mi}
+`
+
+type quotaJSON struct {
+	Budget struct {
+		CPUWeight int   `json:"cpu_weight"`
+		MemoryMax int64 `json:"memory_max"`
+		Pids      int   `json:"pids"`
+	} `json:"budget"`
+	Usage struct {
+		CPUUsec       uint64 `json:"cpu_usec"`
+		MemoryCurrent int64  `json:"memory_current"`
+		Pids          int    `json:"pids"`
+	} `json:"usage"`
+	Controllers string `json:"controllers"`
+}
+
+func (e *env) quota(aid uint64, args ...string) quotaJSON {
+	e.t.Helper()
+	var q quotaJSON
+	out := e.must(append([]string{"agent", "quota", strconv.FormatUint(aid, 10), "--json"}, args...)...)
+	if err := json.Unmarshal([]byte(out), &q); err != nil {
+		e.t.Fatalf("quota json %q: %v", out, err)
+	}
+	return q
+}
+
+// v1Value reads a v1 controller file of the agent whose pid is given,
+// following /proc/PID/cgroup, or "" when that controller is not v1 here.
+func v1Value(t *testing.T, pid int, ctrl, file string) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.SplitN(line, ":", 3)
+		if len(f) == 3 && f[1] == ctrl {
+			v, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", ctrl, f[2], file))
+			if err != nil {
+				t.Fatalf("agent pid %d is in v1 %s group %s: %v", pid, ctrl, f[2], err)
+			}
+			if !strings.Contains(f[2], "/agent-") {
+				t.Fatalf("agent pid %d is in v1 %s group %s, not its own", pid, ctrl, f[2])
+			}
+			return strings.TrimSpace(string(v))
+		}
+	}
+	return ""
+}
+
+// TestQuota runs real agents: limits applied at spawn, changed live, an OOM
+// kill that ends one agent revoked while its sibling runs on, ENOSPC past
+// the SSD tier, the HBM ledger, and freeze/thaw with CPU time flat while
+// frozen.
+func TestQuota(t *testing.T) {
+	e := newEnv(t)
+	e.demo()
+	key := e.trustedKey("maya")
+	path := e.writeSigned("quota.yaml", quotaManifest, key)
+	e.must("agent", "spawn", path)
+	e.cgroupRoot()
+	byName := map[string]agentJSON{}
+	for _, a := range e.agents(true) {
+		byName[a.Name] = a
+	}
+	hog, sib, spin, fill := byName["hog"], byName["sibling"], byName["spinner"], byName["filler"]
+
+	t.Run("limits at spawn", func(t *testing.T) {
+		q := e.quota(spin.AID)
+		if q.Controllers == "none" || q.Budget.CPUWeight != 200 || q.Budget.Pids != 32 || q.Budget.MemoryMax != 64<<20 {
+			t.Fatalf("quota %+v", q)
+		}
+		if q.Controllers == "v1" {
+			for ctrl, want := range map[string][2]string{"cpu": {"cpu.shares", "2048"}, "memory": {"memory.limit_in_bytes", strconv.Itoa(64 << 20)}, "pids": {"pids.max", "32"}} {
+				if got := v1Value(t, spin.PID, ctrl, want[0]); got != want[1] {
+					t.Errorf("%s = %q, want %s", want[0], got, want[1])
+				}
+			}
+		}
+	})
+
+	t.Run("live change", func(t *testing.T) {
+		q := e.quota(spin.AID, "--cpu-weight", "500", "--pids", "16", "--memory", "128M")
+		if q.Budget.CPUWeight != 500 || q.Budget.Pids != 16 || q.Budget.MemoryMax != 128<<20 {
+			t.Fatalf("after change %+v", q)
+		}
+		if q.Controllers == "v1" {
+			if got := v1Value(t, spin.PID, "cpu", "cpu.shares"); got != "5120" {
+				t.Errorf("cpu.shares = %s after --cpu-weight 500", got)
+			}
+			if got := v1Value(t, spin.PID, "pids", "pids.max"); got != "16" {
+				t.Errorf("pids.max = %s after --pids 16", got)
+			}
+		}
+		_, errs, code := e.cli("agent", "quota", strconv.FormatUint(spin.AID, 10), "--cpu-weight", "20000")
+		if code != 1 || !strings.Contains(errs, "cpu_weight 20000: must be 1..10000") {
+			t.Fatalf("bad weight: exit %d: %s", code, errs)
+		}
+		if rows := e.rows("--aid", strconv.FormatUint(spin.AID, 10), "--type", "agent.quota"); len(rows) != 1 || !strings.Contains(rows[0].Object, "cpu_weight=500") {
+			t.Fatalf("agent.quota rows: %+v", rows)
+		}
+	})
+
+	t.Run("oom kill inside the agent", func(t *testing.T) {
+		a := e.waitState(hog.AID, "Terminated-revoked")
+		if !strings.Contains(a.Reason, "out of memory") {
+			t.Fatalf("reason %q", a.Reason)
+		}
+		if s := e.agent(sib.AID); s.State != "Active" || !alive(s.PID) {
+			t.Fatalf("sibling %+v after the hog's OOM kill", s)
+		}
+	})
+
+	t.Run("ssd tier ENOSPC", func(t *testing.T) {
+		deadline := time.Now().Add(10 * time.Second)
+		var logs string
+		for time.Now().Before(deadline) {
+			logs = e.must("agent", "logs", strconv.FormatUint(fill.AID, 10))
+			if strings.Contains(logs, "dd-exit=") {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if !strings.Contains(logs, "No space left on device") || strings.Contains(logs, "dd-exit=0") {
+			t.Fatalf("writing 16 MiB into a 4 MiB tier:\n%s", logs)
+		}
+		var m struct {
+			SSD struct {
+				Used, Limit int64
+				Path        string
+			} `json:"ssd"`
+		}
+		json.Unmarshal([]byte(e.must("agent", "memory", strconv.FormatUint(fill.AID, 10), "--json")), &m)
+		if m.SSD.Limit == 0 || m.SSD.Limit > 4<<20 || m.SSD.Used < m.SSD.Limit/2 || m.SSD.Path == "" {
+			t.Fatalf("ssd tier %+v", m.SSD)
+		}
+		e.must("agent", "kill", strconv.FormatUint(fill.AID, 10))
+		if _, err := os.Stat(m.SSD.Path + ".img"); !os.IsNotExist(err) {
+			t.Fatalf("scratch image left after the agent ended: %v", err)
+		}
+	})
+
+	t.Run("hbm ledger", func(t *testing.T) {
+		id := strconv.FormatUint(spin.AID, 10)
+		e.must("agent", "memory", id, "--tier", "hbm", "--alloc", "512M")
+		_, errs, code := e.cli("agent", "memory", id, "--tier", "hbm", "--alloc", "600M")
+		if code != 1 || !strings.Contains(errs, "over budget") || !strings.Contains(errs, "536870912 of 1073741824 bytes used") {
+			t.Fatalf("allocation past the budget: exit %d: %s", code, errs)
+		}
+		out := e.must("agent", "memory", id)
+		if !strings.Contains(out, "512Mi") || !strings.Contains(out, "1Gi") {
+			t.Fatalf("memory table:\n%s", out)
+		}
+	})
+
+	t.Run("quarantine and release", func(t *testing.T) {
+		id := strconv.FormatUint(spin.AID, 10)
+		e.must("agent", "quarantine", id)
+		if a := e.agent(spin.AID); a.State != "Quarantined" {
+			t.Fatalf("state %s", a.State)
+		}
+		c0 := e.quota(spin.AID).Usage.CPUUsec
+		time.Sleep(500 * time.Millisecond)
+		c1 := e.quota(spin.AID).Usage.CPUUsec
+		if c1 != c0 {
+			t.Fatalf("frozen agent used %d µs of CPU", c1-c0)
+		}
+		if _, _, code := e.cli("agent", "quarantine", id); code != 1 {
+			t.Fatal("quarantine of a quarantined agent accepted")
+		}
+		e.must("agent", "release", id)
+		time.Sleep(300 * time.Millisecond)
+		if a, c2 := e.agent(spin.AID), e.quota(spin.AID).Usage.CPUUsec; a.State != "Active" || c2 <= c1 {
+			t.Fatalf("after release: %s, cpu %d → %d", a.State, c1, c2)
+		}
+		var states []string
+		for _, r := range e.rows("--aid", id, "--type", "agent.state") {
+			states = append(states, r.Object)
+		}
+		if got := strings.Join(states, ","); !strings.HasSuffix(got, "Active,Quarantined,Active") {
+			t.Fatalf("state rows %s", got)
+		}
+	})
+}
