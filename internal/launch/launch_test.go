@@ -15,12 +15,22 @@ import (
 
 func TestMain(m *testing.M) {
 	Main()
+	if os.Getenv("LAUNCH_TEST_PROBE") != "" {
+		os.Exit(probe(os.Args[1:]))
+	}
 	os.Exit(m.Run())
 }
 
 // run starts prog with args as uid 65534 inside a fresh agent cgroup and
 // returns its output.
 func run(t *testing.T, prog string, dir string, args ...string) (string, string, error) {
+	t.Helper()
+	return runSpec(t, prog, func(s *Spec) { s.Dir = dir }, args...)
+}
+
+// runSpec starts prog as uid 65534 in a fresh agent cgroup with the spec
+// as mod leaves it, waits for it and returns its output.
+func runSpec(t *testing.T, prog string, mod func(*Spec), args ...string) (string, string, error) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to switch users and create cgroups")
@@ -50,8 +60,9 @@ func run(t *testing.T, prog string, dir string, args ...string) (string, string,
 		t.Fatal(err)
 	}
 	self, _ := os.Executable()
-	cmd, err := Start(Config{Self: self, CgroupFD: fd, Exec: m.File(), Output: out},
-		Spec{Argv: append([]string{prog}, args...), Env: []string{"PATH=/usr/bin:/bin"}, Dir: dir, UID: 65534, GID: 65534})
+	spec := Spec{Argv: append([]string{prog}, args...), Env: []string{"PATH=/usr/bin:/bin"}, UID: 65534, GID: 65534}
+	mod(&spec)
+	cmd, err := Start(Config{Self: self, CgroupFD: fd, Exec: m.File(), Output: out}, spec)
 	if err != nil {
 		return "", "", err
 	}

@@ -32,4 +32,6 @@ type Spec struct {
 	// pid to while still root, so the agent's first instruction already
 	// runs under its limits. The unified group is entered at clone.
 	CgroupProcs []string `json:"cgroup_procs,omitempty"`
+	// Floor, when set, is the Landlock domain applied right before exec.
+	Floor *Floor `json:"floor,omitempty"`
 }

@@ -104,6 +104,13 @@ func trampoline() error {
 			return fmt.Errorf("working directory %s: %w", spec.Dir, err)
 		}
 	}
+	if spec.Floor != nil {
+		// Last, after chdir: the domain binds the agent from its first
+		// instruction, and nothing the trampoline still does needs it.
+		if err := applyFloor(spec.Floor); err != nil {
+			return err
+		}
+	}
 	return execveat(fdExec, spec.Argv, spec.Env)
 }
 

@@ -91,6 +91,7 @@ func (e *env) start() {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, _, code := e.cli("doctor"); code == 0 {
+			e.cgroupRoot() // remembered for cleanup, which runs after the daemon stopped
 			return
 		}
 		if time.Now().After(deadline) {
