@@ -60,6 +60,10 @@ type RunRequest struct {
 	Workdir string            `json:"workdir"`
 	Env     map[string]string `json:"env"`
 	Command []string          `json:"command"`
+	// Quota is the agent's budget from its first instruction, as a
+	// manifest's quota and memory fields would give it (zero: none). -1
+	// has no meaning at spawn and is refused.
+	Quota *QuotaBudget `json:"quota,omitempty"`
 }
 
 // Attestation is agent_attest's answer: the DSSE envelope (in-toto Statement

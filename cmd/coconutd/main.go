@@ -32,6 +32,7 @@ func run(args []string) int {
 	brokerAddr := fs.String("broker-addr", "", "inference broker `host:port`")
 	enforcer := fs.String("enforcer", "", "enforcer backend: auto, bpf-lsm or portable")
 	user := fs.String("user", "", "workstation `user` root's agents run as")
+	tpmSocket := fs.String("tpm-socket", "", "swtpm data socket `path` for the audit anchor (default /dev/tpmrm0 when present)")
 	verbose := fs.Bool("v", false, "debug logging")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -73,6 +74,7 @@ func run(args []string) int {
 		DemoUser:   cfg.DemoUser,
 		CenterAddr: pick(*centerAddr, cfg.CenterAddr, ""),
 		BrokerAddr: pick(*brokerAddr, cfg.BrokerAddr, ""),
+		TPMSocket:  pick(*tpmSocket, cfg.TPMSocket, ""),
 		Log:        log,
 	})
 	if err != nil {

@@ -9,11 +9,13 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/internal/audit"
 	"github.com/coconut-os/coconut/internal/cgroup"
+	"github.com/coconut-os/coconut/internal/enforce"
 	"github.com/coconut-os/coconut/internal/measure"
 	"github.com/coconut-os/coconut/internal/quota"
 	"github.com/coconut-os/coconut/internal/sign"
@@ -28,11 +30,13 @@ type Config struct {
 	Trust           *sign.Trust
 	HostKey         ed25519.PrivateKey
 	HostID          string
-	Self            string // the trampoline binary (the daemon's own executable)
-	Socket          string // told to agents as COCONUT_SOCKET
-	WorkstationUser string // config: whom root's agents run as
-	DemoUser        string // when root asks and no workstation user is set
-	Enforcer        string // recorded in attestations
+	Self            string           // the trampoline binary (the daemon's own executable)
+	Socket          string           // told to agents as COCONUT_SOCKET
+	WorkstationUser string           // config: whom root's agents run as
+	DemoUser        string           // when root asks and no workstation user is set
+	Enforcer        string           // the backend's name, recorded in attestations
+	Enforce         enforce.Enforcer // nil: no backend could load, and agents must not start
+	EnforceWhy      string           // why that backend, or why none
 	Log             *slog.Logger
 }
 
@@ -54,8 +58,11 @@ type Manager struct {
 	quota  *quota.Controller // issue 5: cgroup limits, usage, memory tiers
 	userMu sync.Mutex
 
-	mu     sync.Mutex
-	agents map[uint64]*entry
+	mu       sync.Mutex
+	agents   map[uint64]*entry
+	byCgroup map[uint64]uint64 // cgroup id → AID, for kernel events
+
+	chainDenies atomic.Uint64 // deny rows appended, to reconcile with the kernel's count
 
 	wg     sync.WaitGroup // watchers
 	stop   chan struct{}
@@ -97,7 +104,7 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m := &Manager{
 		cfg: cfg, log: cfg.Log, store: st, aids: aids, cache: measure.NewCache(),
-		agents: map[uint64]*entry{}, stop: make(chan struct{}),
+		agents: map[uint64]*entry{}, byCgroup: map[uint64]uint64{}, stop: make(chan struct{}),
 	}
 	for _, r := range recs {
 		m.agents[r.AID] = &entry{rec: r, stopped: make(chan struct{})}
@@ -118,6 +125,11 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m.wg.Add(1)
 	go m.watchOOM()
+	m.wg.Add(1)
+	go m.governCPU() // issue 5: fair share across CPUs (governor.go)
+	if cfg.Enforce != nil {
+		go m.consumeDenies()
+	}
 	return m, nil
 }
 
@@ -290,12 +302,14 @@ func (m *Manager) killGroup(e *entry) {
 	m.mu.Unlock()
 	g, err := cgroup.Open(path)
 	if err != nil {
+		m.unbind(e.rec.AID)
 		return // already gone
 	}
 	if err := g.Kill(5 * time.Second); err != nil {
 		m.log.Error("kill agent cgroup", "aid", e.rec.AID, "err", err)
 		return
 	}
+	m.unbind(e.rec.AID) // only once the cgroup is empty: unbound means unguarded
 	if err := g.Remove(); err != nil {
 		m.log.Warn("remove agent cgroup", "aid", e.rec.AID, "err", err)
 	}

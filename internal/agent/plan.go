@@ -31,6 +31,7 @@ type plan struct {
 	env                   map[string]string
 	dir                   string
 	caps                  []string
+	ceiling               []string // nil: the caps are the ceiling
 	quota                 manifest.Quota
 	memory                manifest.MemoryTiers
 	exe, script           *measure.Measured
@@ -84,6 +85,12 @@ func (m *Manager) planManifest(caller Caller, req api.SpawnRequest) ([]*plan, er
 		}
 		for _, c := range spec.Capabilities {
 			base.caps = append(base.caps, c.Expand(user.Home).String())
+		}
+		if spec.Ceiling != nil {
+			base.ceiling = []string{}
+			for _, c := range spec.Ceiling {
+				base.ceiling = append(base.ceiling, c.Expand(user.Home).String())
+			}
 		}
 		if err := m.prepare(base, spec.Script, spec.Workdir); err != nil {
 			p, line := field(err.field)
@@ -147,6 +154,9 @@ func (m *Manager) planRun(caller Caller, req api.RunRequest) (*plan, error) {
 	}
 	for _, c := range caps {
 		p.caps = append(p.caps, c.Expand(user.Home).String())
+	}
+	if p.quota, p.memory, err = runQuota(req.Quota); err != nil { // quota.go
+		return nil, err
 	}
 	if req.Workdir != "" && !filepath.IsAbs(req.Workdir) {
 		return nil, api.Errorf(api.ErrInvalid, "workdir %q: must be absolute", req.Workdir)

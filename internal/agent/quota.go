@@ -172,3 +172,27 @@ func quotaString(q manifest.Quota) string {
 	}
 	return strings.Join(parts, " ")
 }
+
+// runQuota is `agent run`'s budget, checked like a manifest's: no negative
+// value (-1 means "remove" only in a change), cpu_max in cpu.max syntax.
+func runQuota(b *api.QuotaBudget) (manifest.Quota, manifest.MemoryTiers, error) {
+	if b == nil {
+		return manifest.Quota{}, manifest.MemoryTiers{}, nil
+	}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{{"cpu_weight", int64(b.CPUWeight)}, {"memory_max", b.MemoryMax}, {"memory_high", b.MemoryHigh},
+		{"pids", int64(b.Pids)}, {"io_weight", int64(b.IOWeight)}, {"tokens", b.Tokens},
+		{"hbm", b.HBM}, {"ram", b.RAM}, {"ssd", b.SSD}} {
+		if f.v < 0 {
+			return manifest.Quota{}, manifest.MemoryTiers{}, api.Errorf(api.ErrInvalid, "quota.%s %d: must not be negative at spawn", f.name, f.v)
+		}
+	}
+	q := manifest.Quota{CPUWeight: b.CPUWeight, CPUMax: strings.TrimSpace(b.CPUMax), MemoryMax: b.MemoryMax,
+		MemoryHigh: b.MemoryHigh, Pids: b.Pids, IOWeight: b.IOWeight, Tokens: b.Tokens}
+	if err := limits(q, manifest.MemoryTiers{}).Validate(); err != nil {
+		return manifest.Quota{}, manifest.MemoryTiers{}, quotaErr(err)
+	}
+	return q, manifest.MemoryTiers{HBM: b.HBM, RAM: b.RAM, SSD: b.SSD}, nil
+}

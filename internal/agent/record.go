@@ -34,6 +34,7 @@ type record struct {
 	Owner      uint32               `json:"owner"`
 	Command    []string             `json:"command"`
 	Caps       []string             `json:"caps"`
+	Ceiling    []string             `json:"ceiling,omitempty"` // nil: Caps
 	Quota      manifest.Quota       `json:"quota"`
 	Memory     manifest.MemoryTiers `json:"memory"`
 	HBMUsed    int64                `json:"hbm_used,omitempty"` // the HBM ledger (agent_memory_tier)

@@ -118,7 +118,7 @@ func (m *Manager) startOne(ctx context.Context, p *plan, aid uint64) (*entry, er
 	rec := &record{
 		AID: aid, Name: p.name, Class: p.class, Workload: p.workload, State: state.Spawning,
 		CgroupID: g.ID, CgroupPath: g.Path, User: p.user.Name, UID: p.user.UID, GID: p.user.GID,
-		Owner: p.owner, Command: p.command, Caps: p.caps, Quota: p.quota, Memory: p.memory,
+		Owner: p.owner, Command: p.command, Caps: p.caps, Ceiling: p.ceiling, Quota: p.quota, Memory: p.memory,
 		BinarySHA: p.exe.SHA256, SpawnTime: time.Now().UTC(),
 	}
 	if rec.Caps == nil {
@@ -161,7 +161,11 @@ func (m *Manager) startOne(ctx context.Context, p *plan, aid uint64) (*entry, er
 	if err := m.prepareQuota(rec); err != nil { // issue 5: limits and SSD tier before the first process
 		return fail(err)
 	}
-	cmd, err := m.launch(p, rec, g.ID)
+	floor, err := m.bind(rec)
+	if err != nil {
+		return fail(err)
+	}
+	cmd, err := m.launch(p, rec, floor)
 	if err != nil {
 		return fail(api.Errorf(api.ErrInvalid, "agent %s: %v", p.name, err))
 	}
@@ -189,8 +193,7 @@ func (m *Manager) attest(ctx context.Context, p *plan, rec *record) error {
 		Binary:  attest.Digest{Path: p.command[0], SHA256: p.exe.SHA256},
 		Command: p.command, User: p.user.Name, UID: p.user.UID, GID: p.user.GID,
 		Capabilities: rec.Caps,
-		Enforcement: attest.Enforcement{Backend: m.cfg.Enforcer,
-			Notes: "capabilities are recorded; kernel enforcement is not active in this build"},
+		Enforcement:  m.enforcement(),
 	}
 	if p.script != nil {
 		claims.Script = &attest.Digest{Path: p.script.Path, SHA256: p.script.SHA256}
@@ -211,7 +214,7 @@ func (m *Manager) attest(ctx context.Context, p *plan, rec *record) error {
 }
 
 // launch starts the agent's program in its cgroup from the sealed copy.
-func (m *Manager) launch(p *plan, rec *record, _ uint64) (*exec.Cmd, error) {
+func (m *Manager) launch(p *plan, rec *record, floor *launch.Floor) (*exec.Cmd, error) {
 	logf, err := os.OpenFile(m.store.logPath(rec.AID), os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_CLOEXEC, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("open log: %w", err)
@@ -235,6 +238,7 @@ func (m *Manager) launch(p *plan, rec *record, _ uint64) (*exec.Cmd, error) {
 		UID: p.user.UID, GID: p.user.GID, Groups: []uint32{p.user.GID},
 		KeepExecFD:  p.exe.Script,
 		CgroupProcs: m.quotaGroup(rec).Procs(), // issue 5: v1 controller groups, joined before exec
+		Floor:       floor,
 	})
 }
 

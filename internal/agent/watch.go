@@ -114,6 +114,14 @@ func (m *Manager) adopt(e *entry) {
 		m.endLocked(e, state.TerminatedClean, "main process ended while coconutd was not running (exit status unknown)", nil)
 		return
 	}
+	// The network guard's programs went with the previous daemon: bind the
+	// agent again before it is trusted to run on. If that fails it must
+	// not run unguarded.
+	if _, err := m.bind(r); err != nil {
+		unix.Close(pidfd)
+		m.endLocked(e, state.TerminatedRevoked, fmt.Sprintf("could not bind to the enforcer after a daemon restart: %v", err), nil)
+		return
+	}
 	r.Adopted = true
 	if err := m.audit(context.Background(), audit.Record{AID: r.AID, Type: "agent.adopt", Object: string(r.State), PID: r.PID, Result: audit.ResultAllow}); err != nil {
 		m.log.Error("record adoption", "aid", r.AID, "err", err)

@@ -71,8 +71,10 @@ func agentSpawn(g *globals) *cobra.Command {
 
 func agentRun(g *globals) *cobra.Command {
 	var req api.RunRequest
+	var qb api.QuotaBudget
+	var mem, high string
 	cmd := &cobra.Command{
-		Use:   "run [--name N] [--class C] [--user U] [--cap CAP]... [--workdir D] -- CMD [ARG...]",
+		Use:   "run [--name N] [--class C] [--user U] [--cap CAP]... [--workdir D] [--cpu-weight N] [--cpu-max \"QUOTA PERIOD\"] [--memory BYTES] [--memory-high BYTES] [--pids N] -- CMD [ARG...]",
 		Short: "Run one command as an agent, without a manifest file; prints the AID",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dash := cmd.ArgsLenAtDash()
@@ -93,6 +95,24 @@ func agentRun(g *globals) *cobra.Command {
 				}
 			}
 			req.Command = append([]string{filepath.Clean(prog)}, args[1:]...)
+			// The budget travels with the request so the agent's first
+			// instruction already runs under it.
+			for _, f := range []struct {
+				name, in string
+				out      *int64
+			}{{"memory", mem, &qb.MemoryMax}, {"memory-high", high, &qb.MemoryHigh}} {
+				if f.in == "" {
+					continue
+				}
+				n, err := quota.ParseSize(f.in)
+				if err != nil || n < 0 {
+					return usagef("--%s %q: want a size such as 512M or 2G", f.name, f.in)
+				}
+				*f.out = n
+			}
+			if qb != (api.QuotaBudget{}) {
+				req.Quota = &qb
+			}
 			if req.Workdir == "" {
 				req.Workdir, _ = os.Getwd()
 			} else if abs, err := filepath.Abs(req.Workdir); err == nil {
@@ -114,6 +134,11 @@ func agentRun(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&req.User, "user", "", "user to run as (default: you)")
 	cmd.Flags().StringArrayVar(&req.Caps, "cap", nil, "capability DOMAIN.VERB:SCOPE (repeatable)")
 	cmd.Flags().StringVar(&req.Workdir, "workdir", "", "working directory (default: the current one)")
+	cmd.Flags().IntVar(&qb.CPUWeight, "cpu-weight", 0, "CPU weight 1..10000 (default 100)")
+	cmd.Flags().StringVar(&qb.CPUMax, "cpu-max", "", "CPU max \"QUOTA PERIOD\" in µs, as cgroup cpu.max")
+	cmd.Flags().StringVar(&mem, "memory", "", "memory max from the first instruction: bytes or 512M, 2G")
+	cmd.Flags().StringVar(&high, "memory-high", "", "memory high (v1: the soft limit): bytes or 512M")
+	cmd.Flags().IntVar(&qb.Pids, "pids", 0, "tasks max")
 	return cmd
 }
 

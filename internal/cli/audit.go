@@ -16,6 +16,7 @@ import (
 
 	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/client"
+	"github.com/coconut-os/coconut/internal/anchor"
 	"github.com/coconut-os/coconut/internal/checkpoint"
 	"github.com/coconut-os/coconut/internal/daemon"
 	"github.com/coconut-os/coconut/internal/sign"
@@ -154,8 +155,9 @@ func auditQuery(g *globals) *cobra.Command {
 
 func auditVerify(g *globals) *cobra.Command {
 	var proof, pubFile string
+	var av anchorFlags
 	cmd := &cobra.Command{
-		Use: "verify [--state-dir DIR] [--proof FILE] [--pub FILE]", Short: "Verify the whole chain and its checkpoints offline, or one proof (works with the daemon stopped)", Args: exactArgs(0),
+		Use: "verify [--state-dir DIR] [--proof FILE] [--pub FILE] [--seal-key SEED] [--tpm-socket PATH]", Short: "Verify the whole chain and its checkpoints offline, or one proof (works with the daemon stopped)", Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if pubFile == "" {
 				pubFile = daemon.HostPubPath(g.state())
@@ -167,9 +169,12 @@ func auditVerify(g *globals) *cobra.Command {
 			if proof != "" {
 				return verifyProofFile(g, proof, pub)
 			}
-			return verifyChain(g, pub)
+			return verifyChain(g, pub, &av)
 		},
 	}
+	cmd.Flags().StringVar(&av.sealKey, "seal-key", "", "check every forward-secure seal with this verification seed (64 hex digits, or a file holding them)")
+	cmd.Flags().StringVar(&av.tpmSocket, "tpm-socket", "", "read the TPM anchor through this swtpm socket (default /dev/tpmrm0)")
+	cmd.Flags().BoolVar(&av.skipTPM, "skip-tpm", false, "do not check the TPM anchor (a copied state dir on another machine)")
 	cmd.Flags().StringVar(&proof, "proof", "", "verify an inclusion proof file (from coconut audit prove) instead of the chain")
 	cmd.Flags().StringVar(&pubFile, "pub", "", "the host public key (default STATE/keys/host.pub)")
 	return cmd
@@ -177,10 +182,18 @@ func auditVerify(g *globals) *cobra.Command {
 
 // verifyChain checks the BLAKE3 chain and every signed checkpoint in one
 // pass, and names the first bad seq.
-func verifyChain(g *globals, pub ed25519.PublicKey) error {
-	vr, cr, err := checkpoint.VerifyChain(daemon.ChainDir(g.state()), pub, nil)
+func verifyChain(g *globals, pub ed25519.PublicKey, av *anchorFlags) error {
+	dir := daemon.ChainDir(g.state())
+	checkers, notes, err := av.checkers(g.state(), dir)
+	if err != nil {
+		if g.json {
+			printJSON(os.Stdout, map[string]any{"ok": false, "reason": err.Error()})
+		}
+		return fmt.Errorf("anchor broken: %w", err)
+	}
+	vr, cr, err := anchor.VerifyChain(dir, pub, checkers...)
 	if g.json {
-		out := map[string]any{"ok": err == nil, "records": vr.Records, "head": vr.Head, "checkpoints": cr.Checkpoints, "checkpoint_size": cr.Latest.Size}
+		out := map[string]any{"ok": err == nil, "records": vr.Records, "head": vr.Head, "checkpoints": cr.Checkpoints, "checkpoint_size": cr.Latest.Size, "anchor": notes}
 		if err != nil {
 			out["first_bad"] = vr.FirstBad
 			out["reason"] = vr.Reason
@@ -192,6 +205,9 @@ func verifyChain(g *globals, pub ed25519.PublicKey) error {
 	}
 	if !g.json {
 		fmt.Printf("chain OK: %d records, head %s; %d signed checkpoints, the latest covers %d records\n", vr.Records, vr.Head, cr.Checkpoints, cr.Latest.Size)
+		for _, n := range notes {
+			fmt.Println(n)
+		}
 	}
 	return nil
 }

@@ -77,7 +77,13 @@ type quotaBench struct {
 }
 
 func (b *quotaBench) spawn(ctx context.Context, name string, args ...string) (uint64, error) {
-	a, err := b.c.AgentRun(ctx, api.RunRequest{Name: name, Class: "bench-quota", Workdir: "/", Command: append([]string{b.burn}, args...)})
+	return b.spawnWith(ctx, nil, name, args...)
+}
+
+// spawnWith starts an agent whose budget q is in force from its first
+// instruction (nil: none).
+func (b *quotaBench) spawnWith(ctx context.Context, q *api.QuotaBudget, name string, args ...string) (uint64, error) {
+	a, err := b.c.AgentRun(ctx, api.RunRequest{Name: name, Class: "bench-quota", Workdir: "/", Command: append([]string{b.burn}, args...), Quota: q})
 	if err != nil {
 		return 0, fmt.Errorf("spawn %s: %w", name, err)
 	}
@@ -308,12 +314,9 @@ func (b *quotaBench) latency(ctx context.Context, iters int, flooder string) (la
 	var flood uint64
 	var err error
 	spawnMem := func() (uint64, error) {
-		aid, err := b.spawn(ctx, "mem-flooder", "mem", "--step", "32M", "--max", "2G")
-		if err != nil {
-			return 0, err
-		}
-		_, err = b.c.AgentQuota(ctx, aid, &api.QuotaBudget{MemoryMax: 512 << 20})
-		return aid, err
+		// The limit is part of the spawn: set after it, the flooder
+		// would already have grown past it.
+		return b.spawnWith(ctx, &api.QuotaBudget{MemoryMax: 512 << 20}, "mem-flooder", "mem", "--step", "32M", "--max", "2G")
 	}
 	switch flooder {
 	case "cpu":

@@ -29,6 +29,9 @@ type Config struct {
 	CenterAddr string `toml:"center_addr"`
 	BrokerAddr string `toml:"broker_addr"`
 	LogLevel   string `toml:"log_level"`
+	// TPMSocket is swtpm's unix data socket for the audit anchor; empty
+	// uses /dev/tpmrm0 when present, forward-secure seals otherwise.
+	TPMSocket string `toml:"tpm_socket"`
 }
 
 // Load reads path. explicit says the user named it: then it must exist.

@@ -20,6 +20,7 @@ func TestLoad(t *testing.T) {
 		want                Config
 	}{
 		{name: "good", body: "user = \"maya\"\nenforcer = \"auto\"\n", want: Config{User: "maya", Enforcer: "auto"}},
+		{name: "tpm socket", body: "tpm_socket = \"/run/swtpm/sock\"\n", want: Config{TPMSocket: "/run/swtpm/sock"}},
 		{name: "unknown", body: "usr = \"maya\"\n", wantErr: "unknown keys: usr"},
 		{name: "enforcer", body: "enforcer = \"magic\"\n", wantErr: "must be auto, portable or bpf-lsm"},
 		{name: "syntax", body: "user = \n", wantErr: "config"},

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -17,9 +18,11 @@ import (
 
 	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/internal/agent"
+	"github.com/coconut-os/coconut/internal/anchor"
 	"github.com/coconut-os/coconut/internal/audit"
 	"github.com/coconut-os/coconut/internal/cgroup"
 	"github.com/coconut-os/coconut/internal/checkpoint"
+	"github.com/coconut-os/coconut/internal/enforce"
 	"github.com/coconut-os/coconut/internal/server"
 	"github.com/coconut-os/coconut/internal/sign"
 )
@@ -37,6 +40,7 @@ type Options struct {
 	DemoUser   string
 	CenterAddr string
 	BrokerAddr string
+	TPMSocket  string // issue 4: swtpm data socket for the anchor ("": /dev/tpmrm0 if present)
 	Log        *slog.Logger
 }
 
@@ -47,11 +51,13 @@ type Daemon struct {
 	chain    *audit.Chain
 	ckpt     *checkpoint.Log // issue 4: Merkle checkpoints of the chain
 	anchor   string          // issue 4: "tpm", "fss" or "none"
+	anc      io.Closer       // issue 4: the anchor, closed after the final checkpoint
 	agents   *agent.Manager
 	srv      *server.Server
 	tree     *cgroup.Tree
 	hostKey  ed25519.PrivateKey
 	enforcer string
+	enf      enforce.Enforcer // nil when none could load
 	why      string
 	started  time.Time
 }
@@ -72,14 +78,15 @@ func ChainDir(stateDir string) string { return filepath.Join(stateDir, "chain") 
 func New(opts Options) (*Daemon, error) {
 	log := opts.Log
 	d := &Daemon{opts: opts, log: log, started: time.Now()}
-	enf, why, err := chooseEnforcer(opts.Enforcer)
-	if err != nil {
-		return nil, err
+	switch opts.Enforcer {
+	case "", "auto", "portable", "bpf-lsm":
+	default:
+		return nil, fmt.Errorf("--enforcer %q: must be auto, portable or bpf-lsm", opts.Enforcer)
 	}
-	d.enforcer, d.why = enf, why
 	if err := os.MkdirAll(opts.StateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create state dir: %w", err)
 	}
+	var err error
 	if d.hostKey, err = loadOrCreateHostKey(opts.StateDir); err != nil {
 		return nil, err
 	}
@@ -91,15 +98,17 @@ func New(opts Options) (*Daemon, error) {
 		log.Warn("trust store entry ignored", "err", p)
 	}
 	// --- issue 4: checkpoints (begin) ---
-	if d.ckpt, d.anchor, err = openCheckpoints(opts.StateDir, d.hostKey, log); err != nil {
+	if d.ckpt, d.anchor, d.anc, err = openCheckpoints(opts, d.hostKey, log); err != nil {
 		return nil, err
 	}
 	if d.chain, err = audit.Open(ChainDir(opts.StateDir), audit.Options{Observer: d.ckpt}); err != nil {
 		d.ckpt.Close()
+		d.anc.Close()
 		return nil, fmt.Errorf("open audit chain: %w", err)
 	}
 	fail := func(err error) (*Daemon, error) {
 		d.ckpt.Close()
+		d.anc.Close()
 		d.chain.Close()
 		return nil, err
 	}
@@ -114,6 +123,22 @@ func New(opts Options) (*Daemon, error) {
 	if err != nil {
 		return fail(err)
 	}
+	// The enforcer: a backend asked for by name must load or the daemon
+	// does not start; with auto, a kernel that offers none leaves the
+	// daemon serving (audit, adoption) but every spawn is refused.
+	enfBackend, why, err := enforce.Choose(opts.Enforcer, d.tree.Root)
+	enf := "none"
+	switch {
+	case err == nil:
+		enf = enfBackend.Name()
+		d.enf = enfBackend
+	case opts.Enforcer == "" || opts.Enforcer == "auto":
+		why = err.Error()
+		log.Error("no capability enforcer could load: agents will not start", "err", err)
+	default:
+		return fail(err)
+	}
+	d.enforcer, d.why = enf, why
 	hostPub := d.hostKey.Public().(ed25519.PublicKey)
 	if _, err := d.chain.Append(context.Background(), audit.Record{Type: "daemon.start", Object: Version, Result: audit.ResultAllow,
 		PID: os.Getpid(), Detail: map[string]string{"host_key_id": sign.KeyID(hostPub), "enforcer": enf}}); err != nil {
@@ -122,7 +147,7 @@ func New(opts Options) (*Daemon, error) {
 	d.agents, err = agent.New(agent.Config{
 		StateDir: opts.StateDir, Tree: d.tree, Chain: d.chain, Trust: trust, HostKey: d.hostKey,
 		HostID: hostID(), Self: self, Socket: opts.Socket, WorkstationUser: opts.User,
-		DemoUser: opts.DemoUser, Enforcer: enf, Log: log,
+		DemoUser: opts.DemoUser, Enforcer: enf, Enforce: d.enf, EnforceWhy: why, Log: log,
 	})
 	if err != nil {
 		return fail(err)
@@ -165,29 +190,24 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 func (d *Daemon) close() {
 	d.agents.Close()
+	if d.enf != nil {
+		// The guard's programs detach with it; the Landlock floors stay
+		// on the agents, and the next daemon binds them again.
+		if err := d.enf.Close(); err != nil {
+			d.log.Error("close enforcer", "err", err)
+		}
+	}
 	if _, err := d.chain.Append(context.Background(), audit.Record{Type: "daemon.stop", Object: Version, Result: audit.ResultAllow, PID: os.Getpid()}); err != nil {
 		d.log.Error("record daemon stop", "err", err)
 	}
 	if err := d.ckpt.Close(); err != nil { // issue 4: the final checkpoint covers daemon.stop
 		d.log.Error("close audit checkpoints", "err", err)
 	}
+	if err := d.anc.Close(); err != nil { // issue 4: after the final checkpoint was handed to it
+		d.log.Error("close audit anchor", "err", err)
+	}
 	if err := d.chain.Close(); err != nil {
 		d.log.Error("close audit chain", "err", err)
-	}
-}
-
-// chooseEnforcer refuses to pretend: no enforcer backend is built yet, so
-// asking for one by name fails loudly rather than running agents
-// unenforced under a name that promises otherwise (tetragon's lesson:
-// enforce mode silently installed as monitor-only).
-func chooseEnforcer(want string) (name, why string, err error) {
-	switch want {
-	case "", "auto":
-		return "none", "no enforcer backend is built yet: capabilities are recorded in the attestation and audit chain but not enforced by the kernel", nil
-	case "portable", "bpf-lsm":
-		return "", "", fmt.Errorf("--enforcer %s: that backend is not built yet; refusing to start agents that would not be enforced as asked", want)
-	default:
-		return "", "", fmt.Errorf("--enforcer %q: must be auto, portable or bpf-lsm", want)
 	}
 }
 
@@ -249,7 +269,7 @@ func (d *Daemon) doctor() api.Doctor {
 	return api.Doctor{
 		Version: Version, Enforcer: d.enforcer, EnforcerWhy: d.why, ECapability: int(api.ECapability),
 		Anchor:   d.anchor, // issue 4
-		Counters: map[string]uint64{"kernel_denies": 0, "chain_denies": 0, "ringbuf_full": 0},
+		Counters: d.agents.Counters(),
 		StateDir: d.opts.StateDir, CgroupRoot: d.tree.Root, HostKeyID: sign.KeyID(hostPub),
 		ChainHead: seq, Agents: d.agents.Running(), PID: os.Getpid(),
 		Checks: kernelChecks(d.tree),
@@ -264,24 +284,67 @@ func MerkleDir(stateDir string) string { return filepath.Join(stateDir, "index",
 // openCheckpoints opens the checkpoint log beside the chain, signing with
 // the host key, and the anchor that keeps its latest root out of root's
 // reach.
-func openCheckpoints(stateDir string, key ed25519.PrivateKey, log *slog.Logger) (*checkpoint.Log, string, error) {
+func openCheckpoints(opts Options, key ed25519.PrivateKey, log *slog.Logger) (*checkpoint.Log, string, io.Closer, error) {
+	stateDir := opts.StateDir
 	if err := os.MkdirAll(ChainDir(stateDir), 0o700); err != nil {
-		return nil, "", fmt.Errorf("create chain dir: %w", err)
+		return nil, "", nil, fmt.Errorf("create chain dir: %w", err)
 	}
-	anc, kind, err := openAnchor(stateDir, log)
+	anc, kind, closer, err := openAnchor(opts, log)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, fmt.Errorf("audit anchor: %w", err)
 	}
 	l, err := checkpoint.New(checkpoint.Config{ChainDir: ChainDir(stateDir), TreeDir: MerkleDir(stateDir), Key: key, Anchor: anc, Log: log})
 	if err != nil {
-		return nil, "", fmt.Errorf("audit checkpoints: %w", err)
+		closer.Close()
+		return nil, "", nil, fmt.Errorf("audit checkpoints: %w", err)
 	}
-	return l, kind, nil
+	return l, kind, closer, nil
 }
 
-// openAnchor picks where checkpoints are anchored.
-func openAnchor(stateDir string, log *slog.Logger) (checkpoint.Anchor, string, error) {
-	return nil, "none", nil
+// closers closes several things in order.
+type closers []io.Closer
+
+func (cs closers) Close() error {
+	var errs []error
+	for _, c := range cs {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// openAnchor picks where checkpoints are anchored: the TPM when a socket
+// is configured or /dev/tpmrm0 exists (an unreachable configured TPM is an
+// error, never a silent fallback), forward-secure seals otherwise. A chain
+// once anchored in a TPM does not silently continue under seals.
+func openAnchor(opts Options, log *slog.Logger) (checkpoint.Anchor, string, io.Closer, error) {
+	chainDir := ChainDir(opts.StateDir)
+	_, devErr := os.Stat(anchor.DeviceTPM)
+	if opts.TPMSocket != "" || devErr == nil {
+		tpm, err := anchor.DialTPM(opts.TPMSocket)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		a, err := anchor.OpenTPM(anchor.TPMConfig{TPM: tpm, ChainDir: chainDir, Log: log})
+		if err != nil {
+			tpm.Close()
+			return nil, "", nil, err
+		}
+		log.Info("audit checkpoints anchored in the TPM", "nv_index", fmt.Sprintf("%#x", uint32(anchor.DefaultIndex)), "min_interval", anchor.DefaultMinInterval)
+		return a, "tpm", closers{a, tpm}, nil
+	}
+	if fi, err := os.Stat(filepath.Join(chainDir, anchor.JournalName)); err == nil && fi.Size() > 0 {
+		return nil, "", nil, fmt.Errorf("%w: this chain is anchored in a TPM (%s) and none is reachable; start with --tpm-socket or on the host with the TPM", anchor.ErrNoTPM, anchor.JournalName)
+	}
+	keys := filepath.Join(opts.StateDir, "keys")
+	f, seed, err := anchor.OpenFSS(keys, chainDir)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if seed != "" {
+		log.Warn("audit chain: forward-secure sealing started (no TPM). The verification seed is shown once: keep it off this host and delete the file; verify with `coconut audit verify --seal-key SEED`",
+			"seed", seed, "file", filepath.Join(keys, anchor.SeedName))
+	}
+	return f, "fss", f, nil
 }
 
 // --- issue 4: checkpoints (end) ---

@@ -98,7 +98,8 @@ func TestAgentEnds(t *testing.T) {
 	pidFile := e.dir + "/bg.pid"
 	os.WriteFile(pidFile, nil, 0o666)
 	os.Chmod(pidFile, 0o666) // the agent runs as the demo user
-	aid = mustAID(t, e.must("agent", "run", "--workdir", "/", "--", "/bin/sh", "-c", "sleep 600 & echo $! > "+pidFile+"; sleep 0.3"))
+	aid = mustAID(t, e.must("agent", "run", "--workdir", "/", "--cap", "fs.exec:/usr/bin/**", "--cap", "fs.write:"+pidFile,
+		"--", "/bin/sh", "-c", "sleep 600 & echo $! > "+pidFile+"; sleep 0.3"))
 	e.waitState(aid, "Terminated-clean")
 	b, _ := os.ReadFile(pidFile)
 	bg, err := strconv.Atoi(strings.TrimSpace(string(b)))

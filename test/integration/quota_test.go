@@ -18,6 +18,7 @@ agents:
   - name: hog
     command: ["/bin/sh", "-c", "sleep 0.5; x=$(head -c 268435456 /dev/zero | tr '\\0' a); echo survived ${#x}"]
     workdir: /
+    capabilities: ["fs.exec:/usr/bin/**"]
     quota: {memoryMax: 32Mi}
   - name: sibling
     command: ["/bin/sleep", "600"]
@@ -30,6 +31,7 @@ agents:
   - name: filler
     command: ["/bin/sh", "-c", "dd if=/dev/zero of=$COCONUT_SCRATCH/fill bs=1M count=16; echo dd-exit=$?; sleep 600"]
     workdir: /
+    capabilities: ["fs.exec:/usr/bin/**"]
     memory: {ssd: 4Mi}
 `
 

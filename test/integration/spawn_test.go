@@ -195,7 +195,7 @@ func TestAttestation(t *testing.T) {
 func TestAgentRun(t *testing.T) {
 	e := newEnv(t)
 	demoUID, _ := e.demo()
-	out := e.must("agent", "run", "--name", "hello", "--cap", "fs.read:~/projects/**", "--workdir", "/", "--", "/bin/sh", "-c", "echo hello $COCONUT_AGENT_NAME; id -u; exit 3")
+	out := e.must("agent", "run", "--name", "hello", "--cap", "fs.read:~/projects/**", "--cap", "fs.exec:/usr/bin/**", "--workdir", "/", "--", "/bin/sh", "-c", "echo hello $COCONUT_AGENT_NAME; id -u; exit 3")
 	aid, err := strconv.ParseUint(strings.TrimSpace(out), 10, 64)
 	if err != nil {
 		t.Fatalf("run printed %q", out)

@@ -1,0 +1,67 @@
+package enforce
+
+import (
+	"errors"
+	"net/netip"
+
+	"github.com/coconut-os/coconut/internal/capability"
+	"github.com/coconut-os/coconut/internal/launch"
+)
+
+var (
+	// ErrUnavailable means a backend cannot run on this kernel.
+	ErrUnavailable = errors.New("enforcer unavailable")
+	// ErrBeyondCeiling means a grant exceeds what the agent's kernel floor
+	// allows: a running process's Landlock domain cannot be widened.
+	ErrBeyondCeiling = errors.New("beyond the agent's ceiling")
+)
+
+// Agent is what a backend needs to bind one agent.
+type Agent struct {
+	AID      uint64
+	CgroupID uint64
+	Policy   string           // agents with the same policy key share kernel rules (workload/class)
+	Caps     []capability.Cap // the current bundle, ~ expanded
+	Ceiling  []capability.Cap // what may ever be granted (Caps when the manifest has none)
+}
+
+// Event is one deny seen in the kernel.
+type Event struct {
+	Source   string // "netguard", "landlock", "supervisor"
+	Seq      uint64 // the source's sequence number
+	CgroupID uint64
+	PID      int
+	Cap      string // the capability that would have allowed it, e.g. net.connect
+	Object   string // what was asked: "tcp 127.0.0.1:22"
+	Errno    int
+}
+
+// Counters reconcile kernel denies with audit rows.
+type Counters struct {
+	KernelDenies uint64 // sum over the kernel sources
+	RingbufFull  uint64 // events the kernel could not deliver (still counted in KernelDenies)
+}
+
+// Enforcer is a backend.
+type Enforcer interface {
+	// Name is "portable" or "bpf-lsm".
+	Name() string
+	// Rights lists what the kernel enforces, for the attestation.
+	Rights() []string
+	// Bind installs the agent's bundle; the returned floor (if any) is
+	// applied by the trampoline before exec. Bind happens after the cgroup
+	// exists and before the first process enters it.
+	Bind(a Agent) (*launch.Floor, error)
+	// Unbind forgets an agent whose cgroup is empty.
+	Unbind(aid uint64) error
+	// Events delivers kernel denies until Close.
+	Events() <-chan Event
+	// Counters reads the kernel's counters.
+	Counters() (Counters, error)
+	Close() error
+}
+
+// eventObject formats a network deny's object.
+func netObject(proto string, addr netip.Addr, port uint16) string {
+	return proto + " " + netip.AddrPortFrom(addr, port).String()
+}
