@@ -37,7 +37,9 @@ coconut doctor
 # (and a fake SSH key for the nosy reviewer to try).
 id "$DEMO_USER" >/dev/null 2>&1 || useradd --create-home --user-group --shell /bin/sh --comment "Coconut demo agents" "$DEMO_USER"
 home=$(getent passwd "$DEMO_USER" | cut -d: -f6)
-install -d -o "$DEMO_USER" -g "$DEMO_USER" "$home/projects/dream-team" "$home/.ssh"
+# Write scopes must exist at spawn: the Landlock floor attaches to inodes.
+install -d -o "$DEMO_USER" -g "$DEMO_USER" "$home/projects/dream-team" "$home/.ssh" \
+	"$home/projects/dream-team/notes" "$home/projects/dream-team/notes/"{planner,researcher,coder,reviewer}
 cp -r README.md docs "$home/projects/dream-team/" && chown -R "$DEMO_USER:" "$home/projects/dream-team"
 [ -f "$home/.ssh/id_ed25519" ] || { echo "demo key, not a real one" >"$home/.ssh/id_ed25519"; chown "$DEMO_USER:" "$home/.ssh/id_ed25519"; chmod 600 "$home/.ssh/id_ed25519"; }
 

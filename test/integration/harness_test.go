@@ -325,7 +325,9 @@ func (e *env) demo() (uid uint32, home string) {
 		u, _ = user.Lookup(demoUser)
 	}
 	id, _ := strconv.Atoi(u.Uid)
-	for _, d := range []string{"projects/dream-team", ".ssh"} {
+	// Write scopes must exist at spawn: the Landlock floor attaches to inodes.
+	for _, d := range []string{"projects/dream-team", ".ssh", "projects/dream-team/notes", "projects/dream-team/notes/planner",
+		"projects/dream-team/notes/researcher", "projects/dream-team/notes/coder", "projects/dream-team/notes/reviewer"} {
 		p := filepath.Join(u.HomeDir, d)
 		os.MkdirAll(p, 0o755)
 		os.Chown(p, id, id)
