@@ -62,7 +62,7 @@ type Manager struct {
 	agents   map[uint64]*entry
 	byCgroup map[uint64]uint64 // cgroup id → AID, for kernel events
 
-	chainDenies atomic.Uint64 // deny rows appended, to reconcile with the kernel's count
+	chainDenies atomic.Uint64 // kernel deny rows appended, to reconcile with the kernel's count
 
 	wg     sync.WaitGroup // watchers
 	stop   chan struct{}

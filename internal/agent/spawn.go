@@ -124,6 +124,11 @@ func (m *Manager) startOne(ctx context.Context, p *plan, aid uint64) (*entry, er
 	if rec.Caps == nil {
 		rec.Caps = []string{}
 	}
+	if rec.Ceiling == nil {
+		// No declared ceiling: the initial bundle is the ceiling, so the
+		// floor and later grants are bounded by it.
+		rec.Ceiling = append([]string{}, rec.Caps...)
+	}
 	e := &entry{rec: rec, stopped: make(chan struct{}), group: g}
 	e.trans.Lock()
 	defer e.trans.Unlock()

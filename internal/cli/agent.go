@@ -29,7 +29,7 @@ func agentCmd(g *globals) *cobra.Command {
 		agentByAID(g, "release", "Thaw a quarantined agent", func(c *cobra.Command, aid uint64) (any, error) {
 			return g.client().Release(c.Context(), aid)
 		}),
-		capChange(g, "grant"), capChange(g, "revoke"), agentMemory(g))
+		capChange(g, "grant"), capChange(g, "revoke"), agentPresent(g), agentMemory(g))
 	return cmd
 }
 

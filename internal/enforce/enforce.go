@@ -52,6 +52,9 @@ type Enforcer interface {
 	// applied by the trampoline before exec. Bind happens after the cgroup
 	// exists and before the first process enters it.
 	Bind(a Agent) (*launch.Floor, error)
+	// Update replaces a bound agent's bundle (a grant or a revoke): when it
+	// returns, no new operation is decided by the old bundle.
+	Update(a Agent) error
 	// Unbind forgets an agent whose cgroup is empty.
 	Unbind(aid uint64) error
 	// Events delivers kernel denies until Close.

@@ -90,6 +90,49 @@ func (p *Portable) Bind(a Agent) (*launch.Floor, error) {
 	return Floor(ceiling), nil
 }
 
+// Update implements Enforcer: the agent moves to the policy of its new
+// bundle in one map update (the cgroup is never unbound, which would leave
+// it unguarded), then the old policy is dropped if no one uses it.
+func (p *Portable) Update(a Agent) error {
+	var netCaps []capability.Cap
+	for _, c := range a.Caps {
+		if c.Domain == "net" {
+			netCaps = append(netCaps, c)
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old, ok := p.agents[a.AID]
+	if !ok {
+		return fmt.Errorf("agent %d is not bound", a.AID)
+	}
+	pk := a.Policy + "\x00" + canonical(netCaps)
+	if pk == old.key {
+		return nil
+	}
+	pol, ok := p.policies[pk]
+	if !ok {
+		p.nextID++
+		pol = &policy{id: p.nextID, caps: canonical(netCaps)}
+		if err := p.guard.SetPolicy(pol.id, netCaps); err != nil {
+			return fmt.Errorf("network policy for agent %d: %w", a.AID, err)
+		}
+		p.policies[pk] = pol
+	}
+	if err := p.guard.Bind(a.CgroupID, pol.id); err != nil {
+		return fmt.Errorf("rebind agent %d: %w", a.AID, err)
+	}
+	pol.refs++
+	p.agents[a.AID] = bound{cgroupID: a.CgroupID, key: pk}
+	if prev := p.policies[old.key]; prev != nil {
+		if prev.refs--; prev.refs <= 0 {
+			delete(p.policies, old.key)
+			return p.guard.RemovePolicy(prev.id)
+		}
+	}
+	return nil
+}
+
 // Unbind implements Enforcer.
 func (p *Portable) Unbind(aid uint64) error {
 	p.mu.Lock()

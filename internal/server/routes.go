@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,14 +34,6 @@ func (s *Server) handle(pattern string, h handler) {
 	})
 }
 
-// missing answers a call whose part is not built yet with 501 and a
-// sentence saying which.
-func missing(part string) handler {
-	return func(http.ResponseWriter, *http.Request, agent.Caller) error {
-		return api.Errorf(api.ErrUnimplemented, "%s is not built yet", part)
-	}
-}
-
 func (s *Server) routes() {
 	s.handle("POST /v1/agents", s.spawn)
 	s.handle("POST /v1/agents/run", s.run)
@@ -50,9 +43,9 @@ func (s *Server) routes() {
 	s.handle("GET /v1/agents/{aid}/quota", s.quota)
 	s.handle("PUT /v1/agents/{aid}/quota", s.setQuota)
 	s.handle("GET /v1/agents/{aid}/caps", s.caps)
-	s.handle("POST /v1/agents/{aid}/caps/grant", missing("agent_cap_grant needs the capability enforcer"))
-	s.handle("POST /v1/agents/{aid}/caps/revoke", missing("agent_cap_revoke needs the capability enforcer"))
-	s.handle("POST /v1/agents/{aid}/caps/present", missing("agent_cap_present needs the capability enforcer"))
+	s.handle("POST /v1/agents/{aid}/caps/grant", s.capsChange(s.agents.Grant))
+	s.handle("POST /v1/agents/{aid}/caps/revoke", s.capsChange(s.agents.Revoke))
+	s.handle("POST /v1/agents/{aid}/caps/present", s.present)
 	s.handle("POST /v1/agents/{aid}/memory", s.memoryTier)
 	s.handle("POST /v1/agents/{aid}/quarantine", s.quarantine)
 	s.handle("POST /v1/agents/{aid}/release", s.release)
@@ -135,6 +128,43 @@ func (s *Server) quota(w http.ResponseWriter, r *http.Request, c agent.Caller) e
 }
 func (s *Server) caps(w http.ResponseWriter, r *http.Request, c agent.Caller) error {
 	return withAID(s.agents.Caps)(s, w, r, c)
+}
+
+// capsChange adapts agent_cap_grant and agent_cap_revoke. A revoke that
+// had to quarantine the agent answers 409 with the new bundle's reason.
+func (s *Server) capsChange(fn func(context.Context, agent.Caller, uint64, []string) ([]string, error)) handler {
+	return func(w http.ResponseWriter, r *http.Request, c agent.Caller) error {
+		aid, err := aidParam(r)
+		if err != nil {
+			return err
+		}
+		var req api.CapsRequest
+		if err := decode(w, r, &req); err != nil {
+			return err
+		}
+		caps, err := fn(r.Context(), c, aid, req.Caps)
+		if err != nil {
+			return err
+		}
+		s.reply(w, caps)
+		return nil
+	}
+}
+
+func (s *Server) present(w http.ResponseWriter, r *http.Request, c agent.Caller) error {
+	aid, err := aidParam(r)
+	if err != nil {
+		return err
+	}
+	var req api.PresentRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if err := s.agents.Present(r.Context(), c, aid, req.Cap, req.Object); err != nil {
+		return err
+	}
+	s.reply(w, map[string]any{"allowed": true, "cap": req.Cap})
+	return nil
 }
 
 func (s *Server) kill(w http.ResponseWriter, r *http.Request, c agent.Caller) error {

@@ -153,7 +153,7 @@ func TestBadAPIRequests(t *testing.T) {
 		{"unknown agent", "GET", "/v1/agents/77", nil, nil, 404, "no agent 77"},
 		{"unknown call", "GET", "/v1/nothing", nil, nil, 404, "no such call"},
 		{"from a web page", "GET", "/v1/agents", nil, map[string]string{"Origin": "http://evil.example"}, 403, "web pages"},
-		{"not built yet", "POST", "/v1/agents/1/caps/grant", []byte(`{}`), nil, 501, "not built yet"},
+		{"grant to no agent", "POST", "/v1/agents/1/caps/grant", []byte(`{"caps":["x.a.b"]}`), nil, 404, "no agent 1"},
 		{"bad audit limit", "GET", "/v1/audit?limit=0", nil, nil, 400, "limit"},
 	}
 	fdsBefore := openFDs(t, e.daemon.Process.Pid)

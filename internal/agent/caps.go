@@ -1,0 +1,219 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/coconut-os/coconut/api"
+	"github.com/coconut-os/coconut/internal/audit"
+	"github.com/coconut-os/coconut/internal/capability"
+	"github.com/coconut-os/coconut/internal/enforce"
+	"github.com/coconut-os/coconut/internal/state"
+)
+
+// capTarget checks that caller may change agent aid's bundle and returns
+// it with the caps parsed and ~ expanded for the agent's user. A user holds
+// cap.grant over the agents they authorized (root over all); an agent may
+// delegate only to agents it spawned, and agents cannot spawn yet.
+func (m *Manager) capTarget(caller Caller, aid uint64, verb string, caps []string) (*entry, []capability.Cap, error) {
+	e, err := m.lookup(caller, aid)
+	if err != nil {
+		return nil, nil, err
+	}
+	if caller.AID != 0 {
+		return nil, nil, api.Errorf(api.ErrDenied, "agent %d may not %s capabilities of agent %d: it did not spawn it", caller.AID, verb, aid)
+	}
+	if len(caps) == 0 {
+		return nil, nil, api.Errorf(api.ErrInvalid, "%s: no capabilities given", verb)
+	}
+	parsed, err := capability.ParseAll(caps)
+	if err != nil {
+		return nil, nil, api.Errorf(api.ErrInvalid, "%v", err)
+	}
+	m.mu.Lock()
+	uid := e.rec.UID
+	st := e.rec.State
+	m.mu.Unlock()
+	if !st.Running() && st != state.Quarantined {
+		return nil, nil, api.Errorf(api.ErrConflict, "agent %d is %s", aid, st)
+	}
+	home := ""
+	if id, err := lookupUID(uid); err == nil {
+		home = id.Home
+	}
+	for i := range parsed {
+		parsed[i] = parsed[i].Expand(home)
+	}
+	return e, parsed, nil
+}
+
+// Grant is agent_cap_grant: every capability must lie within the agent's
+// ceiling (its kernel floor cannot be widened while it runs), or nothing
+// is granted. It takes effect before the call returns.
+func (m *Manager) Grant(ctx context.Context, caller Caller, aid uint64, caps []string) ([]string, error) {
+	e, want, err := m.capTarget(caller, aid, "grant", caps)
+	if err != nil {
+		return nil, err
+	}
+	e.trans.Lock()
+	defer e.trans.Unlock()
+	m.mu.Lock()
+	ceilingS, current := e.rec.Ceiling, append([]string{}, e.rec.Caps...)
+	m.mu.Unlock()
+	if ceilingS == nil {
+		ceilingS = current
+	}
+	ceiling, err := capability.ParseAll(ceilingS)
+	if err != nil {
+		return nil, api.Errorf(api.ErrInternal, "agent %d ceiling: %v", aid, err)
+	}
+	var added []string
+	for _, c := range want {
+		if !slices.ContainsFunc(ceiling, func(x capability.Cap) bool { return x.Covers(c) }) {
+			return nil, api.Errorf(api.ErrConflict, "%s is beyond agent %d's ceiling: a running agent's kernel floor cannot be widened; respawn it from a manifest whose ceiling includes it (nothing was granted)", c, aid)
+		}
+		if s := c.String(); !slices.Contains(current, s) && !slices.Contains(added, s) {
+			added = append(added, s)
+		}
+	}
+	if len(added) == 0 {
+		return current, nil
+	}
+	next := append(current, added...)
+	if err := m.applyCaps(ctx, e, "cap.grant", added, next, caller); err != nil {
+		return nil, err
+	}
+	return next, nil
+}
+
+// Revoke is agent_cap_revoke: every capability the revoked ones cover is
+// removed, effective before the call returns. Network use stops at once
+// (cgroup BPF). File access cannot be cut by the portable backend without
+// the supervisor, so revoking a file capability quarantines the agent and
+// says so: access is never silently left in place.
+func (m *Manager) Revoke(ctx context.Context, caller Caller, aid uint64, caps []string) ([]string, error) {
+	e, revoke, err := m.capTarget(caller, aid, "revoke", caps)
+	if err != nil {
+		return nil, err
+	}
+	e.trans.Lock()
+	defer e.trans.Unlock()
+	m.mu.Lock()
+	current := append([]string{}, e.rec.Caps...)
+	m.mu.Unlock()
+	var kept, removed []string
+	for _, s := range current {
+		c, err := capability.Parse(s)
+		if err == nil && slices.ContainsFunc(revoke, func(r capability.Cap) bool { return r.Covers(c) }) {
+			removed = append(removed, s)
+			continue
+		}
+		kept = append(kept, s)
+	}
+	if len(removed) == 0 {
+		return nil, api.Errorf(api.ErrNotFound, "agent %d holds nothing that %s covers", aid, strings.Join(caps, " "))
+	}
+	if kept == nil {
+		kept = []string{}
+	}
+	if err := m.applyCaps(ctx, e, "cap.revoke", removed, kept, caller); err != nil {
+		return nil, err
+	}
+	if slices.ContainsFunc(removed, func(s string) bool { return strings.HasPrefix(s, "fs.") }) {
+		reason := fmt.Sprintf("revoked %s: the portable backend cannot cut file access of a running agent without the supervisor; quarantined until released or killed", strings.Join(removed, " "))
+		if err := m.quarantineLocked(ctx, e, reason); err != nil {
+			return nil, err
+		}
+		return kept, api.Errorf(api.ErrConflict, "agent %d: %s", aid, reason)
+	}
+	return kept, nil
+}
+
+// applyCaps records the change, hands the new bundle to the enforcer and
+// persists it. The row comes first: an unrecorded change does not happen.
+func (m *Manager) applyCaps(ctx context.Context, e *entry, typ string, changed, next []string, caller Caller) error {
+	m.mu.Lock()
+	rec := *e.rec
+	m.mu.Unlock()
+	if err := m.audit(ctx, audit.Record{AID: rec.AID, Type: typ, Cap: strings.Join(changed, " "), Object: strconv.FormatUint(rec.AID, 10),
+		Result: audit.ResultAllow, Detail: map[string]string{"by_uid": strconv.FormatUint(uint64(caller.UID), 10)}}); err != nil {
+		return err
+	}
+	caps, err := capability.ParseAll(next)
+	if err != nil {
+		return api.Errorf(api.ErrInternal, "%v", err)
+	}
+	if m.cfg.Enforce != nil {
+		if err := m.cfg.Enforce.Update(enforce.Agent{AID: rec.AID, CgroupID: rec.CgroupID,
+			Policy: rec.Workload + "/" + rec.Class, Caps: caps}); err != nil {
+			return api.Errorf(api.ErrUnavailable, "enforcer: %v", err)
+		}
+	}
+	m.mu.Lock()
+	e.rec.Caps = next
+	cp := *e.rec
+	m.mu.Unlock()
+	return m.store.save(&cp)
+}
+
+// quarantineLocked freezes the agent for the daemon's own reasons. The
+// caller holds e.trans.
+func (m *Manager) quarantineLocked(ctx context.Context, e *entry, reason string) error {
+	m.mu.Lock()
+	st, path := e.rec.State, e.rec.CgroupPath
+	m.mu.Unlock()
+	if st == state.Quarantined {
+		return nil
+	}
+	if err := m.transition(ctx, e, state.Quarantined, reason, nil); err != nil {
+		return err
+	}
+	if err := setFrozen(path, true); err != nil {
+		// Could not freeze: end it rather than leave access in place.
+		m.endLocked(e, state.TerminatedRevoked, reason+"; freezing failed: "+err.Error(), nil)
+		return api.Errorf(api.ErrInternal, "agent %d could not be frozen and was ended: %v", e.rec.AID, err)
+	}
+	return nil
+}
+
+// Present is agent_cap_present: an application capability (x.vendor.name)
+// or inference, presented for an operation the kernel does not see. The
+// answer is audited either way; a denial is ECAPABILITY.
+func (m *Manager) Present(ctx context.Context, caller Caller, aid uint64, capStr, object string) error {
+	e, err := m.lookup(caller, aid)
+	if err != nil {
+		return err
+	}
+	c, err := capability.Parse(capStr)
+	if err != nil {
+		return api.Errorf(api.ErrInvalid, "%v", err)
+	}
+	if c.KernelEnforced() {
+		return api.Errorf(api.ErrInvalid, "%s is enforced by the kernel; present is for application capabilities (x.vendor.name) and inference", c.Name())
+	}
+	if len(object) > 4096 {
+		return api.Errorf(api.ErrInvalid, "object: over 4096 bytes")
+	}
+	m.mu.Lock()
+	held := append([]string{}, e.rec.Caps...)
+	m.mu.Unlock()
+	allowed := slices.ContainsFunc(held, func(s string) bool {
+		h, err := capability.Parse(s)
+		return err == nil && h.Covers(c)
+	})
+	result, errno := audit.ResultAllow, 0
+	if !allowed {
+		result, errno = audit.ResultDeny, int(api.ECapability)
+	}
+	if err := m.audit(ctx, audit.Record{AID: aid, Type: "cap.present", Cap: c.String(), Object: object, Result: result,
+		Errno: errno, PID: caller.PID}); err != nil {
+		return err
+	}
+	if !allowed {
+		return api.Errorf(api.ErrECapability, "agent %d does not hold %s", aid, c)
+	}
+	return nil
+}

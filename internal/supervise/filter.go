@@ -1,0 +1,190 @@
+package supervise
+
+import (
+	"golang.org/x/sys/unix"
+)
+
+// auditArchX8664 is AUDIT_ARCH_X86_64 (EM_X86_64 | __AUDIT_ARCH_64BIT |
+// __AUDIT_ARCH_LE).
+const auditArchX8664 = 0xc000003e
+
+// x32SyscallBit marks x32 system calls, which share AUDIT_ARCH_X86_64 and
+// would otherwise slip past a table of x86_64 numbers.
+const x32SyscallBit = 0x40000000
+
+// Offsets in struct seccomp_data; arguments are read as their low 32 bits
+// (little endian), which is all the kernel uses of the int arguments checked.
+const (
+	offNr   = 0
+	offArch = 4
+	offArg0 = 16
+)
+
+func argLow(i int) uint32 { return uint32(offArg0 + 8*i) }
+
+// Filter return values.
+const (
+	retAllow  = unix.SECCOMP_RET_ALLOW
+	retNotify = unix.SECCOMP_RET_USER_NOTIF
+	retKill   = unix.SECCOMP_RET_KILL_PROCESS
+	retDeny   = unix.SECCOMP_RET_ERRNO | uint32(ECapability)
+	retNosys  = unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)
+)
+
+// notified are the calls the supervisor decides: everything that opens,
+// executes or changes a file by path.
+var notified = []uint32{
+	unix.SYS_OPEN, unix.SYS_OPENAT, unix.SYS_OPENAT2, unix.SYS_CREAT,
+	unix.SYS_EXECVE, unix.SYS_EXECVEAT,
+	unix.SYS_RENAME, unix.SYS_RENAMEAT, unix.SYS_RENAMEAT2,
+	unix.SYS_LINK, unix.SYS_LINKAT, unix.SYS_SYMLINK, unix.SYS_SYMLINKAT,
+	unix.SYS_UNLINK, unix.SYS_UNLINKAT, unix.SYS_RMDIR,
+	unix.SYS_MKDIR, unix.SYS_MKDIRAT, unix.SYS_MKNOD, unix.SYS_MKNODAT,
+	unix.SYS_TRUNCATE,
+	unix.SYS_CHMOD, unix.SYS_FCHMODAT, unix.SYS_FCHMODAT2,
+	unix.SYS_CHOWN, unix.SYS_LCHOWN, unix.SYS_FCHOWNAT,
+	unix.SYS_UTIME, unix.SYS_UTIMES, unix.SYS_UTIMENSAT, unix.SYS_FUTIMESAT,
+	unix.SYS_SETXATTR, unix.SYS_LSETXATTR, unix.SYS_REMOVEXATTR, unix.SYS_LREMOVEXATTR,
+	unix.SYS_SETXATTRAT, unix.SYS_REMOVEXATTRAT,
+}
+
+// refused get ECAPABILITY without asking the supervisor: an agent never
+// needs them, and several would let it step around the other layers
+// (io_uring opens files without a system call the filter sees; the mount
+// API and open_by_handle_at reach files by other names).
+var refused = []uint32{
+	unix.SYS_MOUNT, unix.SYS_UMOUNT2, unix.SYS_PIVOT_ROOT, unix.SYS_CHROOT,
+	unix.SYS_FSOPEN, unix.SYS_FSCONFIG, unix.SYS_FSMOUNT, unix.SYS_FSPICK,
+	unix.SYS_OPEN_TREE, unix.SYS_OPEN_TREE_ATTR, unix.SYS_MOVE_MOUNT, unix.SYS_MOUNT_SETATTR,
+	unix.SYS_BPF, unix.SYS_INIT_MODULE, unix.SYS_FINIT_MODULE, unix.SYS_DELETE_MODULE,
+	unix.SYS_KEXEC_LOAD, unix.SYS_KEXEC_FILE_LOAD,
+	unix.SYS_PTRACE, unix.SYS_SETNS,
+	unix.SYS_KEYCTL, unix.SYS_ADD_KEY, unix.SYS_REQUEST_KEY,
+	unix.SYS_PERF_EVENT_OPEN, unix.SYS_USERFAULTFD,
+	unix.SYS_IO_URING_SETUP, unix.SYS_IO_URING_ENTER, unix.SYS_IO_URING_REGISTER,
+	unix.SYS_OPEN_BY_HANDLE_AT, unix.SYS_USELIB,
+}
+
+// Namespace flags refused in clone and unshare. CLONE_NEWTIME shares its
+// value with the exit-signal bits of clone, so it is checked for unshare
+// only (clone cannot create a time namespace).
+const (
+	cloneNamespaces = unix.CLONE_NEWNS | unix.CLONE_NEWCGROUP | unix.CLONE_NEWUTS |
+		unix.CLONE_NEWIPC | unix.CLONE_NEWUSER | unix.CLONE_NEWPID | unix.CLONE_NEWNET
+	unshareNamespaces = cloneNamespaces | unix.CLONE_NEWTIME
+)
+
+// Classic BPF opcodes used here.
+const (
+	ldAbsW = unix.BPF_LD | unix.BPF_W | unix.BPF_ABS
+	jeqK   = unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K
+	jgeK   = unix.BPF_JMP | unix.BPF_JGE | unix.BPF_K
+	jsetK  = unix.BPF_JMP | unix.BPF_JSET | unix.BPF_K
+	andK   = unix.BPF_ALU | unix.BPF_AND | unix.BPF_K
+	retK   = unix.BPF_RET | unix.BPF_K
+)
+
+// asm assembles a straight program whose jumps name labels; targets must lie
+// ahead (classic BPF only jumps forward) and within 255 instructions.
+type asm struct {
+	prog   []unix.SockFilter
+	labels map[string]int
+	fix    []fixup
+}
+
+type fixup struct {
+	at     int
+	jt, jf string
+}
+
+func (a *asm) stmt(code uint16, k uint32) {
+	a.prog = append(a.prog, unix.SockFilter{Code: code, K: k})
+}
+
+// jump emits a conditional jump; "" means the next instruction.
+func (a *asm) jump(code uint16, k uint32, jt, jf string) {
+	a.fix = append(a.fix, fixup{len(a.prog), jt, jf})
+	a.prog = append(a.prog, unix.SockFilter{Code: code, K: k})
+}
+
+func (a *asm) label(name string) { a.labels[name] = len(a.prog) }
+
+func (a *asm) resolve() []unix.SockFilter {
+	off := func(at int, name string) uint8 {
+		if name == "" {
+			return 0
+		}
+		to, ok := a.labels[name]
+		d := to - at - 1
+		if !ok || d < 0 || d > 255 {
+			// A bug in this file, never input: the program is fixed.
+			panic("supervise: bad filter label " + name)
+		}
+		return uint8(d)
+	}
+	for _, f := range a.fix {
+		a.prog[f.at].Jt = off(f.at, f.jt)
+		a.prog[f.at].Jf = off(f.at, f.jf)
+	}
+	return a.prog
+}
+
+// Program returns the seccomp filter. It is the same for every agent: what
+// an agent may do is decided by the supervisor, not compiled in.
+func Program() []unix.SockFilter {
+	a := &asm{labels: map[string]int{}}
+	a.stmt(ldAbsW, offArch)
+	a.jump(jeqK, auditArchX8664, "", "kill")
+	a.stmt(ldAbsW, offNr)
+	a.jump(jgeK, x32SyscallBit, "nosys", "")
+	for _, nr := range notified {
+		a.jump(jeqK, nr, "notify", "")
+	}
+	for _, nr := range refused {
+		a.jump(jeqK, nr, "deny", "")
+	}
+	a.jump(jeqK, unix.SYS_CLONE, "clone", "")
+	a.jump(jeqK, unix.SYS_CLONE3, "nosys", "")
+	a.jump(jeqK, unix.SYS_UNSHARE, "unshare", "")
+	a.jump(jeqK, unix.SYS_SOCKET, "socket", "")
+	a.jump(jeqK, unix.SYS_PERSONALITY, "personality", "")
+	a.stmt(retK, retAllow)
+
+	a.label("clone")
+	a.stmt(ldAbsW, argLow(0))
+	a.jump(jsetK, cloneNamespaces, "deny", "allow")
+
+	a.label("unshare")
+	a.stmt(ldAbsW, argLow(0))
+	a.jump(jsetK, unshareNamespaces, "deny", "allow")
+
+	a.label("socket")
+	a.stmt(ldAbsW, argLow(0))
+	a.jump(jeqK, unix.AF_PACKET, "deny", "")
+	a.jump(jeqK, unix.AF_NETLINK, "netlink", "")
+	a.stmt(ldAbsW, argLow(1))
+	a.stmt(andK, 0xf) // SOCK_TYPE_MASK: drop SOCK_NONBLOCK, SOCK_CLOEXEC
+	a.jump(jeqK, unix.SOCK_RAW, "deny", "")
+	a.jump(jeqK, unix.SOCK_PACKET, "deny", "allow")
+
+	a.label("netlink")
+	a.stmt(ldAbsW, argLow(2))
+	a.jump(jeqK, unix.NETLINK_ROUTE, "allow", "deny")
+
+	a.label("personality")
+	a.stmt(ldAbsW, argLow(0))
+	a.jump(jeqK, 0, "allow", "")
+	a.jump(jeqK, 0xffffffff, "allow", "deny")
+
+	a.label("allow")
+	a.stmt(retK, retAllow)
+	a.label("deny")
+	a.stmt(retK, retDeny)
+	a.label("notify")
+	a.stmt(retK, retNotify)
+	a.label("nosys")
+	a.stmt(retK, retNosys)
+	a.label("kill")
+	a.stmt(retK, retKill)
+	return a.resolve()
+}

@@ -1,0 +1,79 @@
+package supervise
+
+import (
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// seccompData is struct seccomp_data.
+type seccompData struct {
+	Nr   int32
+	Arch uint32
+	IP   uint64
+	Args [6]uint64
+}
+
+// seccompNotif is struct seccomp_notif. Pid is the calling thread's id in
+// the supervisor's pid namespace.
+type seccompNotif struct {
+	ID    uint64
+	Pid   uint32
+	Flags uint32
+	Data  seccompData
+}
+
+// seccompNotifResp is struct seccomp_notif_resp.
+type seccompNotifResp struct {
+	ID    uint64
+	Val   int64
+	Error int32
+	Flags uint32
+}
+
+// The layout is fixed by the kernel ABI; a mismatch would corrupt every
+// answer, so it is checked at compile time.
+var (
+	_ [80 - unsafe.Sizeof(seccompNotif{})]byte
+	_ [unsafe.Sizeof(seccompNotif{}) - 80]byte
+	_ [24 - unsafe.Sizeof(seccompNotifResp{})]byte
+	_ [unsafe.Sizeof(seccompNotifResp{}) - 24]byte
+)
+
+func ioctlPtr(fd int, req uint, p unsafe.Pointer) error {
+	var e unix.Errno
+	if req == unix.SECCOMP_IOCTL_NOTIF_RECV {
+		_, _, e = unix.Syscall(unix.SYS_IOCTL, uintptr(fd), uintptr(req), uintptr(p))
+	} else {
+		// ID_VALID and SEND never block: skip the scheduler's hand-off.
+		_, _, e = unix.RawSyscall(unix.SYS_IOCTL, uintptr(fd), uintptr(req), uintptr(p))
+	}
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// recv waits for the next notification. The kernel requires n zeroed.
+func recv(fd int, n *seccompNotif) error {
+	*n = seccompNotif{}
+	return ioctlPtr(fd, unix.SECCOMP_IOCTL_NOTIF_RECV, unsafe.Pointer(n))
+}
+
+// idValid reports whether the notification is still pending: the calling
+// thread has not been interrupted or died (and its pid not been reused)
+// since it was received.
+func idValid(fd int, id uint64) bool {
+	return ioctlPtr(fd, unix.SECCOMP_IOCTL_NOTIF_ID_VALID, unsafe.Pointer(&id)) == nil
+}
+
+// send answers a notification: errno 0 means continue the call as made.
+func send(fd int, id uint64, errno unix.Errno) error {
+	r := seccompNotifResp{ID: id}
+	if errno == 0 {
+		r.Flags = unix.SECCOMP_USER_NOTIF_FLAG_CONTINUE
+	} else {
+		r.Error = -int32(errno)
+	}
+	return ioctlPtr(fd, unix.SECCOMP_IOCTL_NOTIF_SEND, unsafe.Pointer(&r))
+}

@@ -1,0 +1,387 @@
+package supervise
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// maxLinks is the kernel's MAXSYMLINKS: more symlinks in one walk is ELOOP.
+const maxLinks = 40
+
+// procRootIno is the inode number of procfs's root directory.
+const procRootIno = 1
+
+// walkOpts says how the kernel will resolve one path argument.
+type walkOpts struct {
+	follow bool // follow a trailing symlink
+	create bool // the last component may not exist yet
+	empty  bool // an empty path means the dirfd itself (AT_EMPTY_PATH)
+	inRoot bool // openat2 RESOLVE_IN_ROOT: the dirfd is the root
+}
+
+// object is what a path argument resolved to.
+type object struct {
+	path   string // real absolute path; "" if the object has none
+	exists bool
+	dev    uint64
+	ino    uint64
+	mode   uint32
+	links  uint64
+	uid    uint32
+	anon   bool // a pipe, socket or anonymous inode: not a file of the model
+}
+
+// resolver resolves the path arguments of one call made by thread tid.
+type resolver struct {
+	tid      int
+	proc     string // "/proc/TID"
+	root     int    // O_PATH descriptor of the agent's root directory
+	rootOurs bool   // the agent's root is this process's root
+}
+
+func newResolver(tid int, root agentRoot) *resolver {
+	return &resolver{tid: tid, proc: "/proc/" + strconv.Itoa(tid), root: root.fd, rootOurs: root.ours}
+}
+
+// agentRoot is the agent's root directory, opened once per agent: chroot,
+// pivot_root, setns and new mount namespaces are refused by the filter, so
+// no task of the agent can ever have another root.
+type agentRoot struct {
+	fd   int
+	ours bool
+}
+
+func openAgentRoot(tid int) (agentRoot, unix.Errno) {
+	fd, e := openPath(unix.AT_FDCWD, "/proc/"+strconv.Itoa(tid)+"/root", unix.O_DIRECTORY)
+	if e != 0 {
+		return agentRoot{fd: -1}, e
+	}
+	var a, b unix.Stat_t
+	ours := unix.Fstat(fd, &a) == nil && unix.Stat("/", &b) == nil && a.Dev == b.Dev && a.Ino == b.Ino
+	return agentRoot{fd: fd, ours: ours}, 0
+}
+
+func openPath(dirfd int, name string, flags int) (int, unix.Errno) {
+	for {
+		fd, err := unix.Openat(dirfd, name, flags|unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return -1, errnoOf(err)
+		}
+		return fd, 0
+	}
+}
+
+func errnoOf(err error) unix.Errno {
+	if e, ok := err.(unix.Errno); ok {
+		return e
+	}
+	return unix.EINVAL
+}
+
+// resolve finds the object the kernel would reach for the agent's call
+// (dirfd, path). It opens files with O_PATH only: nothing is read or
+// changed, and no open, lock or device side effect happens.
+func (r *resolver) resolve(dirfd int32, path string, o walkOpts) (object, unix.Errno) {
+	if path == "" {
+		if !o.empty {
+			return object{}, unix.ENOENT
+		}
+		fd, e := r.openDirfd(dirfd, false)
+		if e != 0 {
+			return object{}, e
+		}
+		defer unix.Close(fd)
+		return describe(fd)
+	}
+	root := r.root
+	var e unix.Errno
+	var base int
+	if path[0] == '/' && !o.inRoot {
+		var err error
+		if base, err = unix.Dup(root); err != nil {
+			return object{}, errnoOf(err)
+		}
+	} else if base, e = r.openDirfd(dirfd, true); e != 0 {
+		return object{}, e
+	}
+	defer unix.Close(base)
+	if o.inRoot {
+		root = base
+	}
+	// Fast path: a path without any symlink resolves the same for everyone;
+	// the kernel walks it in one call. Any symlink (ELOOP) or other miss
+	// takes the slow walk, which follows links in the agent's view.
+	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_SYMLINKS}
+	if !o.follow {
+		how.Flags |= unix.O_NOFOLLOW
+	}
+	if path[0] == '/' || o.inRoot {
+		how.Resolve |= unix.RESOLVE_IN_ROOT
+	}
+	if fd, err := unix.Openat2(base, path, &how); err == nil {
+		defer unix.Close(fd)
+		if path[0] == '/' && r.rootOurs && !o.inRoot {
+			// No symlink was crossed, so the cleaned text is the path the
+			// kernel walked: spare the /proc/self/fd lookup.
+			return describeAs(fd, filepath.Clean(path))
+		}
+		return describe(fd)
+	}
+	fd, missing, e := r.walk(root, base, path, o)
+	if e != 0 {
+		return object{}, e
+	}
+	defer unix.Close(fd)
+	obj, e := describe(fd)
+	if e != 0 || missing == "" {
+		return obj, e
+	}
+	if obj.path == "" || obj.mode&unix.S_IFMT != unix.S_IFDIR {
+		return object{}, unix.ENOENT
+	}
+	return object{path: joinPath(obj.path, missing)}, 0
+}
+
+func joinPath(dir, name string) string {
+	if dir == "/" {
+		return "/" + name
+	}
+	return dir + "/" + name
+}
+
+// openDirfd opens the agent's dirfd (or cwd for AT_FDCWD) as seen from here.
+func (r *resolver) openDirfd(dirfd int32, dir bool) (int, unix.Errno) {
+	var p string
+	switch {
+	case dirfd == unix.AT_FDCWD:
+		p = r.proc + "/cwd"
+	case dirfd < 0:
+		return -1, unix.EBADF
+	default:
+		p = r.proc + "/fd/" + strconv.Itoa(int(dirfd))
+	}
+	flags := 0
+	if dir {
+		flags = unix.O_DIRECTORY
+	}
+	fd, e := openPath(unix.AT_FDCWD, p, flags)
+	if e == unix.ENOENT && dirfd != unix.AT_FDCWD {
+		e = unix.EBADF // no such descriptor in the agent
+	}
+	return fd, e
+}
+
+// walk resolves path from base one component at a time, the way the kernel
+// does for the agent. It returns an O_PATH descriptor of the object, or of
+// its parent directory and the missing last name when o.create allows it.
+func (r *resolver) walk(root, base int, path string, o walkOpts) (int, string, unix.Errno) {
+	var rootSt unix.Stat_t
+	if err := unix.Fstat(root, &rootSt); err != nil {
+		return -1, "", errnoOf(err)
+	}
+	cur, err := unix.Dup(base)
+	if err != nil {
+		return -1, "", errnoOf(err)
+	}
+	if path[0] == '/' {
+		unix.Close(cur)
+		if cur, err = unix.Dup(root); err != nil {
+			return -1, "", errnoOf(err)
+		}
+	}
+	fail := func(e unix.Errno) (int, string, unix.Errno) {
+		unix.Close(cur)
+		return -1, "", e
+	}
+	comps := strings.Split(path, "/")
+	links := 0
+	for len(comps) > 0 {
+		name := comps[0]
+		comps = comps[1:]
+		trailing := allEmpty(comps) // a trailing slash makes the kernel follow
+		last := len(comps) == 0 || trailing
+		if name == "" || name == "." {
+			continue
+		}
+		if name == ".." {
+			var st unix.Stat_t
+			if err := unix.Fstat(cur, &st); err != nil {
+				return fail(errnoOf(err))
+			}
+			if st.Dev == rootSt.Dev && st.Ino == rootSt.Ino {
+				continue // ".." at the agent's root stays there
+			}
+			next, e := openPath(cur, "..", unix.O_DIRECTORY)
+			if e != 0 {
+				return fail(e)
+			}
+			unix.Close(cur)
+			cur = next
+			continue
+		}
+		next, e := openPath(cur, name, unix.O_NOFOLLOW)
+		if e == unix.ENOENT && last && o.create {
+			return cur, name, 0
+		}
+		if e != 0 {
+			return fail(e)
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(next, &st); err != nil {
+			unix.Close(next)
+			return fail(errnoOf(err))
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFLNK && (!last || o.follow || trailing) {
+			if links++; links > maxLinks {
+				unix.Close(next)
+				return fail(unix.ELOOP)
+			}
+			text, magic, e := r.linkText(cur, next, name)
+			if magic {
+				// A /proc/PID/... magic link: the kernel jumps to the
+				// object itself, whatever its text says. Let it.
+				unix.Close(next)
+				next, e = openPath(cur, name, 0)
+				if e != 0 {
+					return fail(e)
+				}
+				unix.Close(cur)
+				cur = next
+				continue
+			}
+			unix.Close(next)
+			if e != 0 {
+				return fail(e)
+			}
+			if text == "" {
+				return fail(unix.ENOENT)
+			}
+			if text[0] == '/' {
+				unix.Close(cur)
+				if cur, err = unix.Dup(root); err != nil {
+					return -1, "", errnoOf(err)
+				}
+			}
+			comps = append(strings.Split(text, "/"), comps...)
+			continue
+		}
+		if !last && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			unix.Close(next)
+			return fail(unix.ENOTDIR)
+		}
+		unix.Close(cur)
+		cur = next
+	}
+	return cur, "", 0
+}
+
+func allEmpty(s []string) bool {
+	for _, c := range s {
+		if c != "" {
+			return false
+		}
+	}
+	return len(s) > 0
+}
+
+// linkText returns what a symlink points to in the agent's view. On procfs,
+// "self" and "thread-self" in the root are rewritten to the calling task
+// (read here they would name the supervisor), and every other link below
+// the root is a magic link the caller must follow through the kernel.
+func (r *resolver) linkText(dir, link int, name string) (string, bool, unix.Errno) {
+	var fs unix.Statfs_t
+	if err := unix.Fstatfs(dir, &fs); err != nil {
+		return "", false, errnoOf(err)
+	}
+	if fs.Type == unix.PROC_SUPER_MAGIC {
+		var st unix.Stat_t
+		if err := unix.Fstat(dir, &st); err != nil {
+			return "", false, errnoOf(err)
+		}
+		if st.Ino != procRootIno {
+			return "", true, 0
+		}
+		switch name {
+		case "self", "thread-self":
+			tgid, err := tgidOf(r.tid)
+			if err != nil {
+				return "", false, unix.ESRCH
+			}
+			if name == "self" {
+				return strconv.Itoa(tgid), false, 0
+			}
+			return strconv.Itoa(tgid) + "/task/" + strconv.Itoa(r.tid), false, 0
+		}
+	}
+	buf := make([]byte, pathMax)
+	n, err := unix.Readlinkat(link, "", buf)
+	if err != nil {
+		return "", false, errnoOf(err)
+	}
+	if n >= len(buf) {
+		return "", false, unix.ENAMETOOLONG
+	}
+	return string(buf[:n]), false, 0
+}
+
+// tgidOf reads the thread group (process) id of a thread.
+func tgidOf(tid int) (int, error) {
+	f, err := os.Open("/proc/" + strconv.Itoa(tid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "Tgid:"); ok {
+			return strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	return 0, unix.ESRCH
+}
+
+// describeAs is describe for a descriptor whose path is known.
+func describeAs(fd int, path string) (object, unix.Errno) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return object{}, errnoOf(err)
+	}
+	obj := object{exists: true, dev: st.Dev, ino: st.Ino, mode: st.Mode, links: st.Nlink, uid: st.Uid}
+	if st.Nlink > 0 {
+		obj.path = path
+	}
+	return obj, 0
+}
+
+// describe says what an O_PATH descriptor refers to, and its real path: the
+// kernel's own name for it, read back through /proc/self/fd.
+func describe(fd int) (object, unix.Errno) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return object{}, errnoOf(err)
+	}
+	obj := object{exists: true, dev: st.Dev, ino: st.Ino, mode: st.Mode, links: st.Nlink, uid: st.Uid}
+	buf := make([]byte, pathMax+64)
+	n, err := unix.Readlink("/proc/self/fd/"+strconv.Itoa(fd), buf)
+	if err != nil {
+		return object{}, errnoOf(err)
+	}
+	text := string(buf[:n])
+	switch {
+	case strings.HasPrefix(text, "/") && st.Nlink > 0 && n < pathMax:
+		obj.path = text
+	case strings.HasPrefix(text, "pipe:[") || strings.HasPrefix(text, "socket:[") || strings.HasPrefix(text, "anon_inode:"):
+		obj.anon = true
+	}
+	// Anything else (a deleted file, a memfd, an nsfs object) has no path:
+	// no capability can name it.
+	return obj, 0
+}

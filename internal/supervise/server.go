@@ -1,0 +1,291 @@
+package supervise
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// Counters are a supervisor's running totals.
+type Counters struct {
+	Notifications uint64 // trapped calls received
+	Allowed       uint64 // answered CONTINUE
+	Denied        uint64 // answered ECAPABILITY
+	Failed        uint64 // answered another errno (bad path, EFAULT…)
+	Gone          uint64 // the caller went away before the answer
+}
+
+// Server serves one agent's listener. One goroutine per listener: an epoll
+// loop over many listeners halves throughput (kernel-notes).
+type Server struct {
+	listener *os.File
+	fd       int
+	agent    AgentInfo
+	d        Decider
+	measured []fileID
+	mem      memCache
+	root     agentRoot
+
+	stopR, stopW int
+	stopOnce     sync.Once
+	done         chan struct{}
+	err          error
+
+	seq                                  atomic.Uint64
+	notes, allowed, denied, failed, gone atomic.Uint64
+}
+
+type fileID struct{ dev, ino uint64 }
+
+// NewServer prepares to serve listener. The caller keeps ownership of the
+// listener and must not close it before Serve has returned.
+func NewServer(listener *os.File, agent AgentInfo, d Decider) (*Server, error) {
+	if d == nil {
+		return nil, errors.New("supervise: nil Decider")
+	}
+	s := &Server{listener: listener, fd: int(listener.Fd()), agent: agent, d: d, done: make(chan struct{}), root: agentRoot{fd: -1}}
+	for _, f := range agent.Measured {
+		var st unix.Stat_t
+		if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+			return nil, fmt.Errorf("stat measured file: %w", err)
+		}
+		s.measured = append(s.measured, fileID{st.Dev, st.Ino})
+	}
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		return nil, fmt.Errorf("stop pipe: %w", err)
+	}
+	s.stopR, s.stopW = p[0], p[1]
+	return s, nil
+}
+
+// Serve answers notifications until every task using the filter has gone
+// (nil) or Stop is called (ErrStopped). Call it once.
+func (s *Server) Serve() error {
+	defer func() {
+		s.mem.closeAll()
+		unix.Close(s.stopR)
+		if s.root.fd >= 0 {
+			unix.Close(s.root.fd)
+		}
+	}()
+	fds := []unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLIN}, {Fd: int32(s.stopR), Events: unix.POLLIN}}
+	var n seccompNotif
+	for {
+		fds[0].Revents, fds[1].Revents = 0, 0
+		if _, err := unix.Poll(fds, -1); err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			return fmt.Errorf("poll listener: %w", err)
+		}
+		if fds[1].Revents != 0 {
+			return ErrStopped
+		}
+		if fds[0].Revents&unix.POLLIN == 0 {
+			if fds[0].Revents&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 {
+				return nil // no task uses the filter any more
+			}
+			continue
+		}
+		if err := recv(s.fd, &n); err != nil {
+			switch err {
+			case unix.EINTR, unix.ENOENT:
+				// ENOENT: the caller was interrupted or died between poll
+				// and receive; its call restarts or is gone.
+				continue
+			}
+			return fmt.Errorf("receive notification: %w", err)
+		}
+		s.notes.Add(1)
+		s.handle(&n)
+	}
+}
+
+// Stop makes Serve return. Trapped calls then fail with ENOSYS once the
+// listener is closed; until then they wait.
+func (s *Server) Stop() {
+	s.stopOnce.Do(func() {
+		unix.Write(s.stopW, []byte{0})
+		unix.Close(s.stopW)
+	})
+}
+
+// Counters returns the running totals.
+func (s *Server) Counters() Counters {
+	return Counters{s.notes.Load(), s.allowed.Load(), s.denied.Load(), s.failed.Load(), s.gone.Load()}
+}
+
+// Serve is NewServer and Serve in one.
+func Serve(listener *os.File, agent AgentInfo, d Decider) error {
+	s, err := NewServer(listener, agent, d)
+	if err != nil {
+		return err
+	}
+	return s.Serve()
+}
+
+// Start receives an agent's listener from conn (the trampoline's Install is
+// on the other end), starts serving it and acknowledges, so the trampoline
+// may exec. The server owns the listener and closes it when Serve returns;
+// Wait returns Serve's error.
+func Start(conn *os.File, agent AgentInfo, d Decider) (*Server, error) {
+	l, err := Receive(conn)
+	if err != nil {
+		return nil, err
+	}
+	s, err := NewServer(l, agent, d)
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	go func() {
+		s.err = s.Serve()
+		l.Close()
+		close(s.done)
+	}()
+	if err := Ack(conn); err != nil {
+		s.Stop()
+		<-s.done
+		return nil, err
+	}
+	return s, nil
+}
+
+// Wait waits for a server made by Start to finish.
+func (s *Server) Wait() error {
+	<-s.done
+	return s.err
+}
+
+// handle answers one notification. Anything that goes wrong, a panic
+// included, refuses the call: never CONTINUE without a decision.
+func (s *Server) handle(n *seccompNotif) {
+	errno, valid := s.verdict(n)
+	if !valid {
+		s.gone.Add(1)
+		return
+	}
+	if err := send(s.fd, n.ID, errno); err != nil {
+		s.gone.Add(1) // ENOENT: interrupted or gone since the check
+		return
+	}
+	switch errno {
+	case 0:
+		s.allowed.Add(1)
+	case ECapability:
+		s.denied.Add(1)
+	default:
+		s.failed.Add(1)
+	}
+}
+
+// verdict decides and records; valid is false when the notification is no
+// longer pending (what was read may belong to another process by now).
+func (s *Server) verdict(n *seccompNotif) (errno unix.Errno, valid bool) {
+	ev := Event{AID: s.agent.AID, TID: int(n.Pid), Syscall: syscallName(n.Data.Nr)}
+	defer func() {
+		if recover() != nil {
+			errno, valid = ECapability, true
+		}
+	}()
+	errno = s.decide(n, &ev)
+	if !idValid(s.fd, n.ID) {
+		return 0, false
+	}
+	ev.Allowed, ev.Errno = errno == 0, errno
+	if errno != 0 && errno != ECapability {
+		return errno, true // the call fails on its own terms (ENOENT, EFAULT…)
+	}
+	if ev.Allowed && !s.d.AuditAllowed(ev) {
+		return 0, true
+	}
+	if err := s.record(&ev); err != nil && ev.Allowed {
+		return ECapability, true // nothing happens unrecorded
+	}
+	return errno, true
+}
+
+func (s *Server) record(ev *Event) error {
+	ev.Seq = s.seq.Add(1)
+	return s.d.Record(*ev)
+}
+
+// decide resolves the call's operands and asks the Decider; 0 is CONTINUE.
+func (s *Server) decide(n *seccompNotif, ev *Event) unix.Errno {
+	tid := int(n.Pid)
+	ops, pass, e := operands(&n.Data, func(addr, size uint64) (openHow, unix.Errno) {
+		b := make([]byte, openHowSize)
+		if size < openHowSize {
+			return openHow{}, unix.EINVAL
+		}
+		if k, err := s.mem.read(tid, b, addr); err != nil || k != len(b) {
+			return openHow{}, unix.EFAULT
+		}
+		h, err := decodeOpenHow(b, size)
+		if err != nil {
+			return openHow{}, unix.EINVAL
+		}
+		return h, 0
+	})
+	if e != 0 || pass {
+		return e
+	}
+	if s.root.fd < 0 {
+		root, e := openAgentRoot(tid)
+		if e != 0 {
+			return e
+		}
+		s.root = root
+	}
+	r := newResolver(tid, s.root)
+	for _, op := range ops {
+		var path string
+		if op.addr != 0 || !op.nullOK {
+			var e unix.Errno
+			if path, e = s.mem.readString(tid, op.addr); e != 0 {
+				return e
+			}
+		} else {
+			op.opts.empty = true
+		}
+		obj, e := r.resolve(op.dirfd, path, op.opts)
+		if e != 0 {
+			return e
+		}
+		ev.Path, ev.Access = obj.path, op.access
+		if !s.allow(obj, op.access) {
+			return ECapability
+		}
+	}
+	return 0
+}
+
+func (s *Server) allow(obj object, access Access) bool {
+	if obj.exists && access&Write == 0 {
+		for _, m := range s.measured {
+			if m.dev == obj.dev && m.ino == obj.ino {
+				return true
+			}
+		}
+	}
+	switch {
+	case obj.path != "" && obj.links > 1 && obj.uid != 0 && obj.mode&unix.S_IFMT != unix.S_IFDIR && !s.agent.TrustHardLinks:
+		// A second name for a user's file: it may be a hard link made
+		// outside the agent to a file the bundle denies under its first
+		// name, and a path cannot tell.
+		return false
+	case obj.path != "":
+		return s.d.Allow(s.agent.AID, obj.path, access)
+	case obj.anon:
+		// Reopening a pipe or socket through /proc/PID/fd: not a file of
+		// the model, and Landlock's ptrace scoping keeps other processes'
+		// descriptors out of reach.
+		return access&Exec == 0
+	}
+	return false
+}
