@@ -34,7 +34,8 @@ func benchCmd(g *globals) *cobra.Command {
 	spawn.Flags().StringVar(&workload, "manifest", "dream-team", "signed manifest to spawn")
 	cmd.AddCommand(spawn)
 	cmd.AddCommand(benchQuotaCmd(g))
-	for _, n := range []string{"enforce", "audit", "broker"} {
+	cmd.AddCommand(benchAuditCmd(g))
+	for _, n := range []string{"enforce", "broker"} {
 		cmd.AddCommand(notYet(n, "coconut bench "+n+" measures a part that is not built yet"))
 	}
 	return cmd

@@ -46,11 +46,11 @@ type GovernorConfig struct {
 // It is pure: it reads no files and keeps no clock; the caller passes the
 // time of each sample, which makes its decisions testable.
 type Governor struct {
-	cfg    GovernorConfig
+	cfg      GovernorConfig
 	prev     map[uint64]CPUSample
 	prevAt   time.Time
 	prevIdle uint64
-	out    map[uint64]CPUSetting
+	out      map[uint64]CPUSetting
 }
 
 // NewGovernor returns a governor with cfg's defaults filled in.

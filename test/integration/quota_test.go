@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -215,4 +216,105 @@ func TestQuota(t *testing.T) {
 			t.Fatalf("state rows %s", got)
 		}
 	})
+}
+
+// cpuCap is the CPU cap (in CPUs) on the agent whose pid is given, -1 for
+// none: v1 cpu.cfs_quota_us / cfs_period_us, or the unified cpu.max.
+func cpuCap(t *testing.T, pid int) float64 {
+	t.Helper()
+	q, p := v1Value(t, pid, "cpu", "cpu.cfs_quota_us"), v1Value(t, pid, "cpu", "cpu.cfs_period_us")
+	if q == "" {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(line, "0::"); ok {
+				for _, m := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
+					if v, err := os.ReadFile(filepath.Join(m, rest, "cpu.max")); err == nil {
+						f := strings.Fields(string(v))
+						q, p = f[0], f[1]
+						break
+					}
+				}
+			}
+		}
+	}
+	if q == "-1" || q == "max" {
+		return -1
+	}
+	qn, err1 := strconv.ParseFloat(q, 64)
+	pn, err2 := strconv.ParseFloat(p, 64)
+	if err1 != nil || err2 != nil || pn == 0 {
+		t.Fatalf("agent pid %d: cpu quota %q period %q", pid, q, p)
+	}
+	return qn / pn
+}
+
+// TestFairShareGovernor: an agent of eight busy processes is capped near
+// its fair share while three one-process agents are busy beside it, and
+// uncapped when it is alone again (the governor is work-conserving). Its
+// memory limit, given to `agent run`, is in place from the start.
+func TestFairShareGovernor(t *testing.T) {
+	e := newEnv(t)
+	e.demo()
+	spin := "while :; do :; done"
+	flood := mustAID(t, e.must("agent", "run", "--name", "flooder", "--workdir", "/", "--memory", "64M", "--",
+		"/bin/sh", "-c", "for i in 1 2 3 4 5 6 7 8; do ("+spin+") & done; wait"))
+	f := e.waitState(flood, "Active")
+	if q := e.quota(flood); q.Budget.MemoryMax != 64<<20 {
+		t.Fatalf("flooder budget %+v, want memory max 64 MiB from spawn", q.Budget)
+	}
+	if q := e.quota(flood); q.Controllers == "v1" {
+		if got := v1Value(t, f.PID, "memory", "memory.limit_in_bytes"); got != strconv.Itoa(64<<20) {
+			t.Fatalf("memory.limit_in_bytes = %s, want 64 MiB", got)
+		}
+	}
+	waitCap := func(ok func(float64) bool, what string) float64 {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			c := cpuCap(t, f.PID)
+			if ok(c) {
+				return c
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("flooder cap %v: want %s", c, what)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	time.Sleep(time.Second)
+	if c := cpuCap(t, f.PID); c != -1 {
+		t.Fatalf("flooder alone is capped at %v CPUs", c)
+	}
+	var light []uint64
+	for i := range 3 {
+		aid := mustAID(t, e.must("agent", "run", "--name", "light-"+strconv.Itoa(i), "--workdir", "/", "--", "/bin/sh", "-c", spin))
+		light = append(light, aid)
+	}
+	// Four agents of equal weight on the machine: each one's fair share
+	// is at most a quarter of it (less while other processes run).
+	share := float64(runtime.NumCPU()) / 4
+	c := waitCap(func(c float64) bool { return c > 0 && c <= share*1.1 }, "capped at most near its fair share")
+	t.Logf("flooder capped at %.2f CPUs beside three busy agents", c)
+	before := e.quota(flood).Usage.CPUUsec
+	var lb uint64
+	for _, a := range light {
+		lb += e.quota(a).Usage.CPUUsec
+	}
+	time.Sleep(2 * time.Second)
+	fu := float64(e.quota(flood).Usage.CPUUsec - before)
+	var la uint64
+	for _, a := range light {
+		la += e.quota(a).Usage.CPUUsec
+	}
+	if got := fu / (fu + float64(la-lb)); got > 0.35 {
+		t.Errorf("flooder took %.2f of the agents' CPU, want about 0.25", got)
+	}
+	for _, a := range light {
+		e.must("agent", "kill", strconv.FormatUint(a, 10))
+	}
+	waitCap(func(c float64) bool { return c == -1 }, "uncapped once alone")
+	e.must("agent", "kill", strconv.FormatUint(flood, 10))
 }
