@@ -235,9 +235,7 @@ func (m *Manager) launch(p *plan, rec *record, floor *launch.Floor) (*exec.Cmd, 
 		cfg.Script = p.script.File()
 	}
 	env := p.agentEnv(rec.AID, m.cfg.Socket)
-	if rec.Memory.SSD > 0 { // issue 5: the SSD tier's mount
-		env = append(env, "COCONUT_SCRATCH="+m.scratchDir(rec.AID))
-	}
+	env = append(env, m.tierEnv(rec)...) // the SSD tier's mount; the HBM budget for CUDA MPS
 	return launch.Start(cfg, launch.Spec{
 		Argv: p.argv, Env: env, Dir: p.dir,
 		UID: p.user.UID, GID: p.user.GID, Groups: []uint32{p.user.GID},
