@@ -91,9 +91,11 @@ func (m *Manager) Grant(ctx context.Context, caller Caller, aid uint64, caps []s
 
 // Revoke is agent_cap_revoke: every capability the revoked ones cover is
 // removed, effective before the call returns. Network use stops at once
-// (cgroup BPF). File access cannot be cut by the portable backend without
-// the supervisor, so revoking a file capability quarantines the agent and
-// says so: access is never silently left in place.
+// (cgroup BPF); the seccomp supervisor refuses the next open or exec. A
+// descriptor already open under a revoked file scope keeps its access,
+// so only then (or when the agent is not supervised) is the agent
+// quarantined, and the caller told why: access is never silently left in
+// place.
 func (m *Manager) Revoke(ctx context.Context, caller Caller, aid uint64, caps []string) ([]string, error) {
 	e, revoke, err := m.capTarget(caller, aid, "revoke", caps)
 	if err != nil {
@@ -123,13 +125,48 @@ func (m *Manager) Revoke(ctx context.Context, caller Caller, aid uint64, caps []
 		return nil, err
 	}
 	if slices.ContainsFunc(removed, func(s string) bool { return strings.HasPrefix(s, "fs.") }) {
-		reason := fmt.Sprintf("revoked %s: the portable backend cannot cut file access of a running agent without the supervisor; quarantined until released or killed", strings.Join(removed, " "))
+		reason := m.openUnderRevoked(e, removed)
+		if reason == "" {
+			return kept, nil // the supervisor refuses the next open; nothing is open under it
+		}
 		if err := m.quarantineLocked(ctx, e, reason); err != nil {
 			return nil, err
 		}
 		return kept, api.Errorf(api.ErrConflict, "agent %d: %s", aid, reason)
 	}
 	return kept, nil
+}
+
+// openUnderRevoked says why a file revocation cannot take effect by
+// itself, or "" when it does. With the supervisor the next open is
+// refused, but a descriptor already open (or a program already running)
+// under the revoked scope keeps its access: only then is the agent
+// quarantined. Without the supervisor file access cannot be cut at all.
+func (m *Manager) openUnderRevoked(e *entry, removed []string) string {
+	m.mu.Lock()
+	aid, path := e.rec.AID, e.rec.CgroupPath
+	m.mu.Unlock()
+	sup, ok := m.cfg.Enforce.(enforce.Supervisor)
+	if !ok || !sup.Supervised(aid) {
+		return fmt.Sprintf("revoked %s: file access of this agent is not mediated by the supervisor and cannot be cut while it runs; quarantined until released or killed", strings.Join(removed, " "))
+	}
+	var revoked []capability.Cap
+	for _, s := range removed {
+		if c, err := capability.Parse(s); err == nil && c.Domain == "fs" {
+			revoked = append(revoked, c)
+		}
+	}
+	open, err := openFiles(path, revoked)
+	if err != nil {
+		return fmt.Sprintf("revoked %s: the agent's open files could not be checked (%v); quarantined until released or killed", strings.Join(removed, " "), err)
+	}
+	if len(open) == 0 {
+		return ""
+	}
+	if len(open) > 5 {
+		open = append(open[:5], "…")
+	}
+	return fmt.Sprintf("revoked %s while the agent holds files open under it (%s): an open descriptor keeps its access; quarantined until released or killed", strings.Join(removed, " "), strings.Join(open, ", "))
 }
 
 // applyCaps records the change, hands the new bundle to the enforcer and

@@ -85,11 +85,28 @@ func (m *Manager) consumeDenies() {
 		aid := m.byCgroup[ev.CgroupID]
 		e := m.agents[aid]
 		m.mu.Unlock()
+		detail := map[string]string{"source": ev.Source, "cgroup_id": strconv.FormatUint(ev.CgroupID, 10)}
+		if ev.Syscall != "" {
+			detail["syscall"] = ev.Syscall
+		}
 		rec := audit.Record{AID: aid, Type: "cap.deny", Cap: ev.Cap, Object: ev.Object, Result: audit.ResultDeny,
-			Errno: ev.Errno, PID: ev.PID, KSeq: ev.Seq, Detail: map[string]string{"source": ev.Source,
-				"cgroup_id": strconv.FormatUint(ev.CgroupID, 10)}}
-		if _, err := m.cfg.Chain.Append(context.Background(), rec); err != nil {
-			m.log.Error("audit chain refused a deny row: kernel and chain counters now differ", "kseq", ev.Seq, "err", err)
+			Errno: ev.Errno, PID: ev.PID, KSeq: ev.Seq, Detail: detail}
+		if ev.Allowed {
+			// An allowed use the audit policy wants on record (the
+			// supervisor's opens and execs): the call waits for it.
+			rec.Type, rec.Result, rec.Errno = "cap.use", audit.ResultAllow, 0
+		}
+		_, err := m.cfg.Chain.Append(context.Background(), rec)
+		if ev.Reply != nil {
+			ev.Reply <- err // an unrecorded allowed use is refused
+		}
+		if err != nil {
+			if !ev.Allowed {
+				m.log.Error("audit chain refused a deny row: kernel and chain counters now differ", "kseq", ev.Seq, "err", err)
+			}
+			continue
+		}
+		if ev.Allowed {
 			continue
 		}
 		m.chainDenies.Add(1)

@@ -14,10 +14,13 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/internal/atomicfile"
 	"github.com/coconut-os/coconut/internal/attest"
 	"github.com/coconut-os/coconut/internal/audit"
+	"github.com/coconut-os/coconut/internal/enforce"
 	"github.com/coconut-os/coconut/internal/launch"
 	"github.com/coconut-os/coconut/internal/sign"
 	"github.com/coconut-os/coconut/internal/state"
@@ -236,13 +239,65 @@ func (m *Manager) launch(p *plan, rec *record, floor *launch.Floor) (*exec.Cmd, 
 	}
 	env := p.agentEnv(rec.AID, m.cfg.Socket)
 	env = append(env, m.tierEnv(rec)...) // the SSD tier's mount; the HBM budget for CUDA MPS
-	return launch.Start(cfg, launch.Spec{
+	wait, err := m.supervise(rec.AID, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	cmd, err := launch.Start(cfg, launch.Spec{
 		Argv: p.argv, Env: env, Dir: p.dir,
 		UID: p.user.UID, GID: p.user.GID, Groups: []uint32{p.user.GID},
 		KeepExecFD:  p.exe.Script,
 		CgroupProcs: m.quotaGroup(rec).Procs(), // issue 5: v1 controller groups, joined before exec
 		Floor:       floor,
 	})
+	if serr := wait(); err == nil && serr != nil {
+		// The agent execs only after the supervisor acknowledged, so
+		// this is a failure after a successful handover; never leave an
+		// unsupervised agent running.
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, serr
+	}
+	return cmd, err
+}
+
+// supervise starts the seccomp supervisor's side before the trampoline
+// (whose exec waits for its acknowledgement) and gives the trampoline its
+// end of the socket pair as fd 7. wait returns the supervisor's result
+// once launch.Start has returned. Without a supervising backend it does
+// nothing.
+func (m *Manager) supervise(aid uint64, cfg *launch.Config) (wait func() error, err error) {
+	sup, ok := m.cfg.Enforce.(enforce.Supervisor)
+	if !ok {
+		return func() error { return nil }, nil
+	}
+	if on, _ := sup.Supervising(); !on {
+		return func() error { return nil }, nil
+	}
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("supervisor socket pair: %w", err)
+	}
+	ours, theirs := os.NewFile(uintptr(fds[0]), "supervise"), os.NewFile(uintptr(fds[1]), "supervise-trampoline")
+	measured := []*os.File{cfg.Exec}
+	if cfg.Script != nil {
+		measured = append(measured, cfg.Script)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		err := sup.Supervise(aid, ours, measured)
+		// Closing our end tells a trampoline still waiting that no
+		// supervisor will acknowledge: it does not exec.
+		ours.Close()
+		errc <- err
+	}()
+	cfg.Supervise = theirs
+	return func() error {
+		// Once the trampoline has its copy, ours must see EOF if it dies
+		// before handing over the listener.
+		theirs.Close()
+		return <-errc
+	}, nil
 }
 
 func (m *Manager) entryGroupFD(rec *record) (int, error) {

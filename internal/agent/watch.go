@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 
 	"github.com/coconut-os/coconut/internal/audit"
 	"github.com/coconut-os/coconut/internal/cgroup"
+	"github.com/coconut-os/coconut/internal/enforce"
 	"github.com/coconut-os/coconut/internal/state"
 )
 
@@ -122,6 +125,11 @@ func (m *Manager) adopt(e *entry) {
 		m.endLocked(e, state.TerminatedRevoked, fmt.Sprintf("could not bind to the enforcer after a daemon restart: %v", err), nil)
 		return
 	}
+	if err := m.resumeSupervisor(r); err != nil {
+		unix.Close(pidfd)
+		m.endLocked(e, state.TerminatedRevoked, fmt.Sprintf("could not resume its seccomp supervisor after a daemon restart: %v", err), nil)
+		return
+	}
 	r.Adopted = true
 	if err := m.audit(context.Background(), audit.Record{AID: r.AID, Type: "agent.adopt", Object: string(r.State), PID: r.PID, Result: audit.ResultAllow}); err != nil {
 		m.log.Error("record adoption", "aid", r.AID, "err", err)
@@ -177,4 +185,51 @@ func (m *Manager) watchAdopted(e *entry, pidfd int) {
 		break
 	}
 	m.ended(e, nil, "main process ended (adopted agent: exit status not available to coconutd)")
+}
+
+// resumeSupervisor serves again the listener the holder kept for an
+// adopted agent. A call the dead daemon had received but not answered
+// would wait forever: freezing and thawing the cgroup interrupts every
+// waiting call, which restarts and is trapped again, now answered. An
+// agent filtered with no listener left would get ENOSYS from every
+// mediated call: it is ended rather than left crippled (and it cannot be
+// left unfiltered). An agent started without the supervisor (an older
+// daemon, or the supervisor turned off) keeps running on its floor.
+func (m *Manager) resumeSupervisor(r *record) error {
+	sup, ok := m.cfg.Enforce.(enforce.Supervisor)
+	if !ok {
+		return nil
+	}
+	err := sup.Resume(r.AID)
+	switch {
+	case errors.Is(err, enforce.ErrNotHeld):
+		if filtered, ferr := seccompFiltered(r.PID); ferr != nil || filtered {
+			return fmt.Errorf("its listener was not kept (holder gone)")
+		}
+		m.log.Warn("adopted agent runs without the seccomp supervisor", "aid", r.AID)
+		return nil
+	case err != nil:
+		return err
+	}
+	if r.State == state.Quarantined {
+		return nil // frozen: its calls restart when it is released
+	}
+	if err := setFrozen(r.CgroupPath, true); err != nil {
+		return fmt.Errorf("freeze to restart pending calls: %w", err)
+	}
+	return setFrozen(r.CgroupPath, false)
+}
+
+// seccompFiltered reads the Seccomp line of /proc/PID/status (2: filter).
+func seccompFiltered(pid int) (bool, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return false, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Seccomp:"); ok {
+			return strings.TrimSpace(v) == "2", nil
+		}
+	}
+	return false, errors.New("no Seccomp line")
 }

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -33,3 +34,31 @@ func BenchmarkAppend(b *testing.B) {
 }
 
 func testingProcs() int { return runtime.GOMAXPROCS(0) }
+
+// BenchmarkVerify reports how fast a whole chain is re-checked.
+func BenchmarkVerify(b *testing.B) {
+	dir := b.TempDir()
+	c := openT(b, dir, Options{})
+	rs := make([]Record, 1000)
+	for i := range rs {
+		rs[i] = rec(i)
+	}
+	for range 50 {
+		if _, err := c.AppendBatch(context.Background(), rs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c.Close()
+	var size int64
+	for _, p := range segPaths(b, dir) {
+		fi, _ := os.Stat(p)
+		size += fi.Size()
+	}
+	b.SetBytes(size)
+	b.ResetTimer()
+	for b.Loop() {
+		if rep, err := Verify(dir); err != nil || rep.Records != 50000 {
+			b.Fatalf("Verify = %+v, %v", rep, err)
+		}
+	}
+}

@@ -28,6 +28,10 @@ type Options struct {
 	VerifyAll bool
 	// Observer, if set, is told after every commit (see Observer).
 	Observer Observer
+	// IndexDir, if set, holds the query index (STATE/index/aid): Query by
+	// AID reads only that agent's records. Open loads and catches it up or
+	// rebuilds it from the chain; Close saves it. Empty: queries scan.
+	IndexDir string
 }
 
 // Chain is an open audit chain. Its methods are safe for concurrent use.
@@ -48,9 +52,9 @@ type Chain struct {
 	wseq       uint64
 	whead      [HeadSize]byte
 	hasher     *blake3.Hasher
-	buf        []byte
-	syncq      chan *pending  // written batches, to the syncer
+	syncq      chan *pending  // framed batches, to the syncer (unbuffered)
 	inflight   sync.WaitGroup // batches sent to syncq and not yet answered
+	free       chan []byte    // batch buffers to reuse
 
 	// subMu orders "publish new records" against "register a follower", so
 	// a follower sees every record exactly once (see Follow).
@@ -63,6 +67,8 @@ type Chain struct {
 	head   [HeadSize]byte
 	segs   []segInfo
 	broken error
+
+	idx *index // nil without Options.IndexDir
 }
 
 // Open opens (creating it 0700 if missing) the chain in dir, checks the last
@@ -83,13 +89,20 @@ func Open(dir string, opts Options) (*Chain, error) {
 	c := &Chain{
 		dir: dir, opts: opts, lock: lock, hasher: blake3.New(),
 		reqs: make(chan *request, 1024), done: make(chan struct{}),
-		syncq: make(chan *pending, 64),
-		subs:  map[*subscriber]struct{}{}, head: Genesis, whead: Genesis,
+		syncq: make(chan *pending), free: make(chan []byte, 4),
+		subs: map[*subscriber]struct{}{}, head: Genesis, whead: Genesis,
 	}
 	cut, err := c.load()
 	if err != nil {
 		lock.Close()
 		return nil, err
+	}
+	if opts.IndexDir != "" {
+		if c.idx, err = c.openIndex(opts.IndexDir); err != nil {
+			c.active.Close()
+			lock.Close()
+			return nil, fmt.Errorf("query index: %w", err)
+		}
 	}
 	go c.writer()
 	if cut != nil {
@@ -213,6 +226,9 @@ func (c *Chain) Close() error {
 	c.subMu.Unlock()
 
 	var errs []error
+	if x := c.idx; x != nil && x.posts != nil && x.upTo == c.seq && c.brokenErr() == nil {
+		errs = append(errs, saveIndex(c.opts.IndexDir, x))
+	}
 	if c.active != nil {
 		errs = append(errs, c.active.Close())
 	}

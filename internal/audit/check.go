@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/zeebo/blake3"
 )
 
 // linker checks that records continue the chain: seq contiguous, head equal
@@ -15,6 +17,7 @@ type linker struct {
 	seq   uint64
 	head  [HeadSize]byte
 	visit func(seq uint64, payload []byte) error // optional, after each good record
+	h     *blake3.Hasher                         // reused: one per record costs an allocation
 }
 
 func (l *linker) add(f Frame) (Record, error) {
@@ -33,7 +36,10 @@ func (l *linker) add(f Frame) (Record, error) {
 	if err != nil {
 		return Record{}, &SeqError{Seq: want, Err: err}
 	}
-	head := NextHead(l.head, f.Payload)
+	if l.h == nil {
+		l.h = blake3.New()
+	}
+	head := nextHead(l.h, l.head, f.Payload)
 	if head != f.Head {
 		return Record{}, &SeqError{Seq: want, Err: ErrHashMismatch}
 	}

@@ -49,8 +49,9 @@
 // # Durability and failure
 //
 // Append returns after the record is written and fsynced. Appends are group
-// committed: one goroutine writes whatever is queued with one write, another
-// fsyncs, and one fsync covers every batch written since the last. If a
+// committed: while one batch is written and fdatasynced (one write, one
+// sync), the writer frames and hashes every request that arrives into the
+// next batch; records are encoded without reflection. If a
 // write or fsync fails, the chain is broken: that batch and every later
 // Append fail with ErrBroken, and the caller must refuse the operation it
 // wanted to record. Reopening the chain recovers.
@@ -66,9 +67,12 @@
 //
 // # Reading
 //
-// Query scans the segments in order (streaming, no index yet) up to the
-// last fsynced record; it checks framing, CRCs and canonical form but not
-// linkage, which is Verify's job. Follow streams the matching records after
+// Query reads up to the last fsynced record and checks framing, CRCs and
+// canonical form but not linkage, which is Verify's job. With
+// Options.IndexDir, a query by AID reads only that agent's frames through
+// the query index (per-AID seq postings and per-seq frame offsets, kept in
+// memory, fed as batches commit, saved at Close, caught up or rebuilt from
+// the chain at Open); other queries scan the segments in order. Follow streams the matching records after
 // AfterSeq and then new ones; a follower more than FollowBuffer records
 // behind is dropped (its channel closes after a gapless prefix) and resumes
 // with AfterSeq set to the last seq it got.

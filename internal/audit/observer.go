@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/zeebo/blake3"
 )
 
 // Observer is told of commits, for work that follows the chain without
@@ -27,6 +29,11 @@ func (c *Chain) Observer() Observer { return c.opts.Observer }
 // each delivered record links to the one before it (BLAKE3), so what an
 // observer builds on is what the chain commits to.
 func (c *Chain) Payloads(after, upTo uint64, fn func(seq uint64, payload []byte) error) error {
+	return c.frames(after, upTo, func(seq uint64, fr Frame) error { return fn(seq, fr.Payload) })
+}
+
+// frames is Payloads handing over whole frames (offset and head too).
+func (c *Chain) frames(after, upTo uint64, fn func(seq uint64, fr Frame) error) error {
 	c.mu.Lock()
 	upTo = min(upTo, c.seq)
 	segs := append([]segInfo(nil), c.segs...)
@@ -49,7 +56,7 @@ func (c *Chain) Payloads(after, upTo uint64, fn func(seq uint64, payload []byte)
 	return nil
 }
 
-func (c *Chain) payloadsSegment(s segInfo, after, upTo uint64, fn func(uint64, []byte) error) (bool, error) {
+func (c *Chain) payloadsSegment(s segInfo, after, upTo uint64, fn func(uint64, Frame) error) (bool, error) {
 	f, err := os.Open(filepath.Join(c.dir, s.name))
 	if err != nil {
 		return false, fmt.Errorf("open segment: %w", err)
@@ -60,6 +67,7 @@ func (c *Chain) payloadsSegment(s segInfo, after, upTo uint64, fn func(uint64, [
 		return false, fmt.Errorf("segment %s: %w", s.name, err)
 	}
 	prev, want := rd.Header().PrevHead, s.first
+	h := blake3.New()
 	for {
 		fr, err := rd.Next()
 		if errors.Is(err, io.EOF) {
@@ -80,11 +88,11 @@ func (c *Chain) payloadsSegment(s segInfo, after, upTo uint64, fn func(uint64, [
 		if seq > upTo {
 			return false, nil
 		}
-		if NextHead(prev, fr.Payload) != fr.Head {
+		if nextHead(h, prev, fr.Payload) != fr.Head {
 			return false, &SeqError{Seq: seq, Err: ErrHashMismatch}
 		}
 		prev = fr.Head
-		if err := fn(seq, fr.Payload); err != nil {
+		if err := fn(seq, fr); err != nil {
 			return false, err
 		}
 	}

@@ -39,21 +39,6 @@ const TypeTruncated = "chain.truncated"
 // literal Z, so one instant has exactly one spelling.
 const timeLayout = "2006-01-02T15:04:05.000000000Z"
 
-// wireBody is the canonical record minus seq. Field order is the canonical
-// order; encoding/json keeps struct order and sorts map keys.
-type wireBody struct {
-	Time   string            `json:"time"`
-	AID    uint64            `json:"aid"`
-	Type   string            `json:"type"`
-	Cap    string            `json:"cap"`
-	Object string            `json:"object"`
-	Result string            `json:"result"`
-	Errno  int               `json:"errno"`
-	PID    int               `json:"pid"`
-	KSeq   uint64            `json:"kseq"`
-	Detail map[string]string `json:"detail,omitempty"`
-}
-
 // wireRecord is what a stored payload decodes into.
 type wireRecord struct {
 	Seq    uint64            `json:"seq"`
@@ -76,42 +61,29 @@ const maxSeqPrefix = 29
 // RecordBytes returns the canonical bytes of r that the chain hashes and
 // stores: r without Hash, as doc.go defines.
 func RecordBytes(r Record) ([]byte, error) {
-	body, err := encodeBody(r)
-	if err != nil {
+	if len(r.Detail) == 0 {
+		r.Detail = nil
+	}
+	if err := validate(&r); err != nil {
 		return nil, err
 	}
-	return appendPayload(nil, r.Seq, body), nil
+	return appendRecord(make([]byte, 0, 256), &r), nil
 }
 
-// encodeBody encodes everything but seq. Appenders call it in their own
-// goroutine so the single writer only has to prefix the seq.
-func encodeBody(r Record) ([]byte, error) {
-	w := wireBody{
-		Time: r.Time.UTC().Format(timeLayout), AID: r.AID, Type: r.Type,
-		Cap: r.Cap, Object: r.Object, Result: r.Result, Errno: r.Errno,
-		PID: r.PID, KSeq: r.KSeq, Detail: r.Detail,
-	}
-	if len(w.Detail) == 0 {
-		w.Detail = nil
-	}
-	b, err := json.Marshal(w)
-	if err != nil {
-		return nil, fmt.Errorf("encode record: %w", err)
-	}
-	return b, nil
-}
+// encodeBody encodes everything but seq (see appendBody). Appenders call it
+// in their own goroutine so the single writer only has to prefix the seq.
+func encodeBody(r *Record) []byte { return appendBody(make([]byte, 0, 224), r) }
 
-// appendPayload appends `{"seq":N,` and body without its opening brace.
+// appendPayload appends `{"seq":N` and the body that follows it.
 func appendPayload(dst []byte, seq uint64, body []byte) []byte {
 	dst = append(dst, `{"seq":`...)
 	dst = strconv.AppendUint(dst, seq, 10)
-	dst = append(dst, ',')
-	return append(dst, body[1:]...)
+	return append(dst, body...)
 }
 
 // validate rejects what the chain must not store: anything that would not
 // survive a canonical round trip, and results outside the vocabulary.
-func validate(r Record) error {
+func validate(r *Record) error {
 	if r.Type == "" {
 		return fmt.Errorf("%w: empty type", ErrInvalidRecord)
 	}
@@ -123,9 +95,9 @@ func validate(r Record) error {
 	if y := r.Time.UTC().Year(); y < 1 || y > 9999 {
 		return fmt.Errorf("%w: time year %d out of range", ErrInvalidRecord, y)
 	}
-	for name, s := range map[string]string{"type": r.Type, "cap": r.Cap, "object": r.Object} {
-		if !utf8.ValidString(s) {
-			return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidRecord, name)
+	for _, f := range [...]struct{ name, s string }{{"type", r.Type}, {"cap", r.Cap}, {"object", r.Object}} {
+		if !utf8.ValidString(f.s) {
+			return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidRecord, f.name)
 		}
 	}
 	for k, v := range r.Detail {
@@ -141,36 +113,24 @@ func validate(r Record) error {
 // duplicate fields, other spacing, other time spelling, invalid UTF-8), so a
 // record has one byte form and one hash.
 func DecodeRecord(payload []byte) (Record, error) {
-	var w wireRecord
-	if err := json.Unmarshal(payload, &w); err != nil {
+	r, err := parseRecord(payload)
+	if err != nil {
 		return Record{}, fmt.Errorf("%w: %v", ErrNonCanonical, err)
 	}
-	if w.Hash != "" {
-		return Record{}, fmt.Errorf("%w: stored record carries a hash", ErrNonCanonical)
-	}
-	t, err := time.Parse(timeLayout, w.Time)
-	if err != nil {
-		return Record{}, fmt.Errorf("%w: time: %v", ErrNonCanonical, err)
-	}
-	r := Record{
-		Seq: w.Seq, Time: t, AID: w.AID, Type: w.Type, Cap: w.Cap,
-		Object: w.Object, Result: w.Result, Errno: w.Errno, PID: w.PID,
-		KSeq: w.KSeq, Detail: w.Detail,
-	}
-	if len(r.Detail) == 0 {
-		r.Detail = nil
-	}
-	if err := validate(r); err != nil {
+	if err := validate(&r); err != nil {
 		return Record{}, fmt.Errorf("%w: %v", ErrNonCanonical, err)
 	}
-	again, err := RecordBytes(r)
-	if err != nil {
-		return Record{}, err
-	}
-	if !bytes.Equal(again, payload) {
+	if !canonicalAgain(&r, payload) {
 		return Record{}, ErrNonCanonical
 	}
 	return r, nil
+}
+
+// canonicalAgain re-encodes r into a stack buffer (most records fit) and
+// compares it with payload.
+func canonicalAgain(r *Record, payload []byte) bool {
+	var small [512]byte
+	return bytes.Equal(appendRecord(small[:0], r), payload)
 }
 
 // peekSeq reads the seq of canonical record bytes without decoding them, so
@@ -192,6 +152,23 @@ func peekSeq(payload []byte) (seq uint64, ok bool) {
 	return seq, true
 }
 
+// peekAID reads the aid of canonical record bytes, which follows the seq
+// and the fixed-width time: `{"seq":N,"time":"<30 bytes>","aid":N,`.
+func peekAID(payload []byte) (uint64, bool) {
+	i := bytes.IndexByte(payload, ',')
+	const mid = `,"time":"` + "123456789012345678901234567890" + `","aid":`
+	if i < 0 || len(payload) < i+len(mid) || string(payload[i:i+9]) != mid[:9] || string(payload[i+39:i+len(mid)]) != mid[39:] {
+		return 0, false
+	}
+	rest := payload[i+len(mid):]
+	end := bytes.IndexByte(rest, ',')
+	if end <= 0 || end > 20 {
+		return 0, false
+	}
+	aid, err := strconv.ParseUint(string(rest[:end]), 10, 64)
+	return aid, err == nil
+}
+
 // MarshalJSON writes the audit row: the canonical record plus "hash".
 func (r Record) MarshalJSON() ([]byte, error) {
 	b, err := RecordBytes(r)
@@ -200,11 +177,7 @@ func (r Record) MarshalJSON() ([]byte, error) {
 	}
 	b = b[:len(b)-1]
 	b = append(b, `,"hash":`...)
-	h, err := json.Marshal(r.Hash)
-	if err != nil {
-		return nil, err
-	}
-	b = append(b, h...)
+	b = appendString(b, r.Hash)
 	return append(b, '}'), nil
 }
 

@@ -137,9 +137,9 @@ func benchAudit(ctx context.Context, g *globals, f benchAuditFlags) error {
 	b3 := blake3Rate(f.runs)
 	say("verify: %.0f records/s, %.0f MB/s; raw BLAKE3 %.0f MB/s", baMedian(vRecS), baMedian(vMBs), baMedian(b3))
 
-	var q50, q99, qFull50, qFull99, build float64
+	var q50, q99, qFull50, qFull99, build, rebuild float64
 	if f.rows > 0 {
-		if q50, q99, qFull50, qFull99, build, err = queryBench(ctx, filepath.Join(root, "query"), f.rows, say); err != nil {
+		if q50, q99, qFull50, qFull99, build, rebuild, err = queryBench(ctx, filepath.Join(root, "query"), f.rows, say); err != nil {
 			return err
 		}
 	}
@@ -161,7 +161,7 @@ func benchAudit(ctx context.Context, g *globals, f benchAuditFlags) error {
 		"name": "audit", "record_bytes": len(rb), "appenders": f.appenders, "runs": f.runs, "cpus": runtime.NumCPU(),
 		"events_per_s": baMinMed(evs), "p50_ack_ms": baMinMed(p50s), "p99_ack_ms": baMinMed(p99s), "acked": len(acked),
 		"verify_records_per_s": baMinMed(vRecS), "verify_mb_per_s": baMinMed(vMBs), "blake3_mb_per_s": baMinMed(b3),
-		"query_rows": f.rows, "query_build_s": round(build),
+		"query_rows": f.rows, "query_build_s": round(build), "query_index_rebuild_s": baRound3(rebuild),
 		"query_aid_page_ms":      map[string]float64{"p50": baRound3(q50), "p99": baRound3(q99)},
 		"query_aid_full_scan_ms": map[string]float64{"p50": baRound3(qFull50), "p99": baRound3(qFull99)},
 		"headline":               head,
@@ -178,7 +178,7 @@ func benchAudit(ctx context.Context, g *globals, f benchAuditFlags) error {
 	fmt.Fprintf(tw, "verify\t%.0f records/s, %.0f MB/s\n", baMedian(vRecS), baMedian(vMBs))
 	fmt.Fprintf(tw, "raw BLAKE3\t%.0f MB/s\n", baMedian(b3))
 	if f.rows > 0 {
-		fmt.Fprintf(tw, "query by aid, %d rows (built in %.0fs): first page p50 / p99\t%.2f / %.2f ms\n", f.rows, build, q50, q99)
+		fmt.Fprintf(tw, "query by aid, %d rows (written in %.0fs, index rebuilt in %.1fs): first page p50 / p99\t%.2f / %.2f ms\n", f.rows, build, rebuild, q50, q99)
 		fmt.Fprintf(tw, "query by aid, whole chain (aid near the end) p50 / p99\t%.1f / %.1f ms\n", qFull50, qFull99)
 	}
 	return tw.Flush()
@@ -275,12 +275,13 @@ func blake3Rate(runs int) []float64 {
 // queryBench fills a chain with rows records (1000 agents round-robin,
 // plus one rare agent whose rows are near the end) and times a first page
 // by a common aid and a whole-chain query by the rare aid.
-func queryBench(ctx context.Context, dir string, rows int, say func(string, ...any)) (p50, p99, full50, full99, build float64, err error) {
-	c, err := audit.Open(dir, audit.Options{})
+func queryBench(ctx context.Context, dir string, rows int, say func(string, ...any)) (p50, p99, full50, full99, build, rebuild float64, err error) {
+	idxDir := dir + "-index"
+	c, err := audit.Open(dir, audit.Options{IndexDir: idxDir})
 	if err != nil {
 		return
 	}
-	defer c.Close()
+	defer func() { c.Close() }()
 	t := time.Now()
 	const batch = 4096
 	var wg sync.WaitGroup
@@ -307,22 +308,45 @@ func queryBench(ctx context.Context, dir string, rows int, say func(string, ...a
 			}
 		}()
 	}
+	var failed error
+feed:
 	for i := 0; i < rows; i += batch {
-		next <- i
+		select {
+		case next <- i:
+		case failed = <-errc: // a worker stopped: do not wait for it
+			break feed
+		}
 		if i%(1<<20) == 0 && i > 0 {
 			say("query chain: %d rows", i)
 		}
 	}
 	close(next)
 	wg.Wait()
+	if failed != nil {
+		err = failed
+		return
+	}
 	select {
 	case err = <-errc:
 		return
 	default:
 	}
 	build = time.Since(t).Seconds()
+	// Rebuild the index from the chain alone, as Open does when it is lost.
+	if err = c.Close(); err != nil {
+		return
+	}
+	if err = os.RemoveAll(idxDir); err != nil {
+		return
+	}
+	t = time.Now()
+	if c, err = audit.Open(dir, audit.Options{IndexDir: idxDir}); err != nil {
+		return
+	}
+	rebuild = time.Since(t).Seconds()
+	say("query chain: %d rows written in %.1fs, index rebuilt from the chain in %.1fs", rows, build, rebuild)
 	var page, full []float64
-	for i := 0; i < 20; i++ {
+	for i := 0; i < 100; i++ {
 		aid := uint64(1 + i*37%1000)
 		t := time.Now()
 		if _, err = c.Query(audit.Query{AID: &aid, Limit: 100}); err != nil {
@@ -330,7 +354,7 @@ func queryBench(ctx context.Context, dir string, rows int, say func(string, ...a
 		}
 		page = append(page, float64(time.Since(t).Microseconds())/1000)
 	}
-	for i := 0; i < 5; i++ {
+	for i := 0; i < 20; i++ {
 		aid := uint64(999_999)
 		t := time.Now()
 		rs, qerr := c.Query(audit.Query{AID: &aid, Limit: 100})
@@ -346,7 +370,7 @@ func queryBench(ctx context.Context, dir string, rows int, say func(string, ...a
 	}
 	sort.Float64s(page)
 	sort.Float64s(full)
-	return baMedian(page), page[int(0.99*float64(len(page)-1))], baMedian(full), full[len(full)-1], build, nil
+	return baMedian(page), page[int(0.99*float64(len(page)-1))], baMedian(full), full[len(full)-1], build, rebuild, nil
 }
 
 func dirBytes(dir string) int64 {

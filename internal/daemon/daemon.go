@@ -101,7 +101,7 @@ func New(opts Options) (*Daemon, error) {
 	if d.ckpt, d.anchor, d.anc, err = openCheckpoints(opts, d.hostKey, log); err != nil {
 		return nil, err
 	}
-	if d.chain, err = audit.Open(ChainDir(opts.StateDir), audit.Options{Observer: d.ckpt}); err != nil {
+	if d.chain, err = audit.Open(ChainDir(opts.StateDir), audit.Options{Observer: d.ckpt, IndexDir: QueryIndexDir(opts.StateDir)}); err != nil {
 		d.ckpt.Close()
 		d.anc.Close()
 		return nil, fmt.Errorf("open audit chain: %w", err)
@@ -126,7 +126,15 @@ func New(opts Options) (*Daemon, error) {
 	// The enforcer: a backend asked for by name must load or the daemon
 	// does not start; with auto, a kernel that offers none leaves the
 	// daemon serving (audit, adoption) but every spawn is refused.
-	enfBackend, why, err := enforce.Choose(opts.Enforcer, d.tree.Root)
+	// The seccomp supervisor's listeners are kept by a holder process
+	// outside the daemon (state dir socket), so agents survive a restart;
+	// COCONUT_SUPERVISOR=off turns the supervisor off (floor and network
+	// guard only).
+	enfCfg := enforce.Config{CgroupRoot: d.tree.Root, Self: self, HolderSocket: filepath.Join(opts.StateDir, "holder.sock")}
+	if os.Getenv("COCONUT_SUPERVISOR") == "off" {
+		enfCfg.HolderSocket = ""
+	}
+	enfBackend, why, err := enforce.Choose(opts.Enforcer, enfCfg)
 	enf := "none"
 	switch {
 	case err == nil:
@@ -277,6 +285,10 @@ func (d *Daemon) doctor() api.Doctor {
 }
 
 // --- issue 4: checkpoints (begin) ---
+
+// QueryIndexDir is the rebuildable query index (per-agent postings) of the
+// audit chain inside a state directory.
+func QueryIndexDir(stateDir string) string { return filepath.Join(stateDir, "index", "aid") }
 
 // MerkleDir is the rebuildable Merkle tree cache inside a state directory.
 func MerkleDir(stateDir string) string { return filepath.Join(stateDir, "index", "merkle") }

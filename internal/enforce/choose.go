@@ -9,7 +9,7 @@ import (
 // Choose loads the backend asked for. "auto" takes bpf-lsm when the kernel
 // really runs BPF LSM programs, else portable. bpf-lsm is not built yet:
 // asking for it by name is refused, never silently replaced.
-func Choose(want, cgroupRoot string) (Enforcer, string, error) {
+func Choose(want string, cfg Config) (Enforcer, string, error) {
 	switch want {
 	case "", "auto":
 		why := "portable: Landlock floor and cgroup BPF network guard"
@@ -18,17 +18,19 @@ func Choose(want, cgroupRoot string) (Enforcer, string, error) {
 		} else {
 			why += " (BPF LSM is not active: add bpf to the kernel's lsm= boot parameter for the bpf-lsm backend)"
 		}
-		e, err := LoadPortable(cgroupRoot)
+		e, err := LoadPortable(cfg)
 		if err != nil {
 			return nil, "", err
 		}
-		return e, why, nil
+		_, sw := e.Supervising()
+		return e, why + "; " + sw, nil
 	case "portable":
-		e, err := LoadPortable(cgroupRoot)
+		e, err := LoadPortable(cfg)
 		if err != nil {
 			return nil, "", err
 		}
-		return e, "portable: asked for by name", nil
+		_, sw := e.Supervising()
+		return e, "portable: asked for by name; " + sw, nil
 	case "bpf-lsm":
 		return nil, "", fmt.Errorf("%w: the bpf-lsm backend is not built yet", ErrUnavailable)
 	default:

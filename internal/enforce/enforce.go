@@ -34,11 +34,19 @@ type Event struct {
 	Cap      string // the capability that would have allowed it, e.g. net.connect
 	Object   string // what was asked: "tcp 127.0.0.1:22"
 	Errno    int
+	// Supervisor events only: the system call, whether it was allowed (an
+	// allowed use recorded by the audit policy, not a deny), and where the
+	// consumer answers once the row is written (nil error) or could not
+	// be (the call is then refused). The consumer must answer every
+	// event with a non-nil Reply.
+	Syscall string
+	Allowed bool
+	Reply   chan<- error
 }
 
 // Counters reconcile kernel denies with audit rows.
 type Counters struct {
-	KernelDenies uint64 // sum over the kernel sources
+	KernelDenies uint64 // sum over the kernel sources, the supervisor's denies included
 	RingbufFull  uint64 // events the kernel could not deliver (still counted in KernelDenies)
 }
 

@@ -18,8 +18,15 @@ import (
 var baseline = struct{ read, write, exec []string }{
 	read: []string{"/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/lib32", "/usr/share/zoneinfo", "/usr/share/locale",
 		"/etc/ld.so.cache", "/etc/localtime", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/etc/hosts",
-		"/etc/resolv.conf", "/etc/ssl/certs", "/dev/zero", "/dev/urandom", "/dev/random", "/proc"},
-	write: []string{"/dev/null"},
+		"/etc/resolv.conf", "/etc/ssl/certs", "/dev/tty", "/dev/zero", "/dev/urandom", "/dev/random", "/proc",
+		// Language runtimes size themselves from these at start (Go reads
+		// the huge page size and its cgroup's CPU limit); they are
+		// world-readable on the host and say nothing of other users' data.
+		"/sys/kernel/mm/transparent_hugepage", "/sys/fs/cgroup", "/sys/devices/system/cpu"},
+	// /dev/tty: shells open it at start; an agent has no controlling
+	// terminal (its own session), so the open fails with ENXIO anyway,
+	// and refusing it would only fill the chain with denies.
+	write: []string{"/dev/null", "/dev/tty"},
 	exec:  []string{"/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1", "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"},
 }
 

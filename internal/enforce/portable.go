@@ -1,7 +1,9 @@
 package enforce
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"sync"
 
 	"github.com/coconut-os/coconut/internal/capability"
@@ -14,6 +16,11 @@ import (
 type Portable struct {
 	guard  *netguard.Guard
 	events chan Event
+	sup    *supervisor // nil: the seccomp supervisor is off (supWhy says why)
+	supWhy string
+
+	evmu     sync.RWMutex // senders hold it to read; close takes it to write
+	evClosed bool
 
 	mu       sync.Mutex
 	policies map[string]*policy // by policy key
@@ -32,9 +39,23 @@ type bound struct {
 	key      string
 }
 
+// Config is what a backend needs to load.
+type Config struct {
+	CgroupRoot string // coconut's cgroup subtree
+	// HolderSocket is where the listener holder listens (in the state
+	// directory); "" turns the seccomp supervisor off.
+	HolderSocket string
+	// Self is the binary the holder runs as (the trampoline).
+	Self string
+}
+
 // LoadPortable loads the network guard on coconut's cgroup subtree. Both
 // halves must work: without Landlock or cgroup BPF, agents do not start.
-func LoadPortable(cgroupRoot string) (*Portable, error) {
+// The seccomp supervisor is on when cfg names a holder socket and the
+// holder starts; if it does not, agents run under the floor and the guard
+// only, and Supervising says why.
+func LoadPortable(cfg Config) (*Portable, error) {
+	cgroupRoot := cfg.CgroupRoot
 	if abi := launch.LandlockABI(); abi < 1 {
 		return nil, fmt.Errorf("%w: portable: the kernel has no Landlock (enable CONFIG_SECURITY_LANDLOCK and landlock in lsm=)", ErrUnavailable)
 	}
@@ -43,8 +64,55 @@ func LoadPortable(cgroupRoot string) (*Portable, error) {
 		return nil, fmt.Errorf("%w: portable: cgroup BPF network guard: %v", ErrUnavailable, err)
 	}
 	p := &Portable{guard: g, events: make(chan Event, 4096), policies: map[string]*policy{}, agents: map[uint64]bound{}}
+	switch {
+	case cfg.HolderSocket == "":
+		p.supWhy = "seccomp supervisor turned off"
+	default:
+		if p.sup, err = newSupervisor(p, cfg.HolderSocket, cfg.Self); err != nil {
+			p.supWhy = fmt.Sprintf("seccomp supervisor off: %v", err)
+			p.sup = nil
+		}
+	}
 	go p.forward()
 	return p, nil
+}
+
+// Supervising implements Supervisor.
+func (p *Portable) Supervising() (bool, string) {
+	if p.sup == nil {
+		return false, p.supWhy
+	}
+	return true, "seccomp supervisor on"
+}
+
+// Supervise implements Supervisor.
+func (p *Portable) Supervise(aid uint64, conn *os.File, measured []*os.File) error {
+	if p.sup == nil {
+		return errors.New(p.supWhy)
+	}
+	return p.sup.Supervise(aid, conn, measured)
+}
+
+// Resume implements Supervisor.
+func (p *Portable) Resume(aid uint64) error {
+	if p.sup == nil {
+		return ErrNotHeld
+	}
+	return p.sup.Resume(aid)
+}
+
+// Supervised implements Supervisor.
+func (p *Portable) Supervised(aid uint64) bool { return p.sup != nil && p.sup.Supervised(aid) }
+
+// send delivers an event unless the channel is closed.
+func (p *Portable) send(ev Event) error {
+	p.evmu.RLock()
+	defer p.evmu.RUnlock()
+	if p.evClosed {
+		return errors.New("enforcer closed")
+	}
+	p.events <- ev
+	return nil
 }
 
 // Name implements Enforcer.
@@ -52,7 +120,11 @@ func (p *Portable) Name() string { return "portable" }
 
 // Rights implements Enforcer.
 func (p *Portable) Rights() []string {
-	return append(launch.FloorRights(), "netguard.connect", "netguard.sendmsg", "netguard.bind", "netguard.sock_create")
+	r := append(launch.FloorRights(), "netguard.connect", "netguard.sendmsg", "netguard.bind", "netguard.sock_create")
+	if p.sup != nil {
+		r = append(r, "supervisor.open", "supervisor.exec", "supervisor.link", "seccomp.deny")
+	}
+	return r
 }
 
 // Bind implements Enforcer: the agent's class shares one kernel policy.
@@ -83,6 +155,9 @@ func (p *Portable) Bind(a Agent) (*launch.Floor, error) {
 	}
 	pol.refs++
 	p.agents[a.AID] = bound{cgroupID: a.CgroupID, key: pk}
+	if p.sup != nil {
+		p.sup.set(a)
+	}
 	ceiling := a.Ceiling
 	if ceiling == nil {
 		ceiling = a.Caps
@@ -105,6 +180,10 @@ func (p *Portable) Update(a Agent) error {
 	old, ok := p.agents[a.AID]
 	if !ok {
 		return fmt.Errorf("agent %d is not bound", a.AID)
+	}
+	if p.sup != nil {
+		a.CgroupID = old.cgroupID
+		p.sup.set(a)
 	}
 	pk := a.Policy + "\x00" + canonical(netCaps)
 	if pk == old.key {
@@ -143,6 +222,11 @@ func (p *Portable) Unbind(aid uint64) error {
 	}
 	delete(p.agents, aid)
 	err := p.guard.Unbind(b.cgroupID)
+	if p.sup != nil {
+		if serr := p.sup.unbind(aid); err == nil {
+			err = serr
+		}
+	}
 	if pol := p.policies[b.key]; pol != nil {
 		if pol.refs--; pol.refs <= 0 {
 			delete(p.policies, b.key)
@@ -160,14 +244,28 @@ func (p *Portable) Events() <-chan Event { return p.events }
 // Counters implements Enforcer.
 func (p *Portable) Counters() (Counters, error) {
 	d, full, err := p.guard.Counters()
+	if p.sup != nil {
+		d += p.sup.denies.Load()
+	}
 	return Counters{KernelDenies: d, RingbufFull: full}, err
 }
 
-// Close implements Enforcer: the guard's programs detach.
-func (p *Portable) Close() error { return p.guard.Close() }
+// Close implements Enforcer: the guard's programs detach; the supervisors
+// stop, and the holder keeps their listeners for the next daemon.
+func (p *Portable) Close() error {
+	if p.sup != nil {
+		p.sup.close()
+	}
+	return p.guard.Close()
+}
 
 func (p *Portable) forward() {
-	defer close(p.events)
+	defer func() {
+		p.evmu.Lock()
+		p.evClosed = true
+		close(p.events)
+		p.evmu.Unlock()
+	}()
 	for ev := range p.guard.Events() {
 		proto := "tcp"
 		if ev.Protocol == 17 {

@@ -10,5 +10,10 @@
 // The trampoline is this package's Main; every binary that starts agents
 // (coconutd, and test binaries through TestMain) calls Main first thing.
 // Whatever must apply to the agent and cannot be set from outside a running
-// process (Landlock, seccomp) is added here, right before the exec.
+// process is added here, right before the exec: the Landlock floor, then
+// the seccomp supervisor's filter (supervise.Install over fd 7), whose
+// listener goes to the daemon before the exec is allowed to proceed.
+//
+// Main also runs the listener holder (supervise.Hold) when started as
+// supervise.HolderArg0, so the small trampoline binary serves both roles.
 package launch

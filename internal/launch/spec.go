@@ -9,6 +9,7 @@ const (
 	fdStatus = 4 // write: an error message if the exec fails; EOF means it worked
 	fdExec   = 5 // the sealed memfd to exec
 	fdScript = 6 // optional: the sealed script memfd, kept open for the interpreter
+	fdSuper  = 7 // optional: the socket to the seccomp supervisor (supervise.Install)
 )
 
 // ScriptPath is how the interpreter reaches the measured script: through the
@@ -34,4 +35,8 @@ type Spec struct {
 	CgroupProcs []string `json:"cgroup_procs,omitempty"`
 	// Floor, when set, is the Landlock domain applied right before exec.
 	Floor *Floor `json:"floor,omitempty"`
+	// Supervised installs the seccomp supervisor's filter after the floor,
+	// immediately before exec, handing its listener over fd 7. Set by
+	// Start from Config.Supervise.
+	Supervised bool `json:"supervised,omitempty"`
 }

@@ -21,6 +21,11 @@ type Config struct {
 	Exec     *os.File // sealed memfd of the program
 	Script   *os.File // sealed memfd of the script, or nil
 	Output   *os.File // receives stdout and stderr
+	// Supervise, when set, is the trampoline's end of the socket pair
+	// whose other end the daemon passed to supervise.Start, which must
+	// already be waiting: the trampoline's exec waits for its
+	// acknowledgement. Start does not close it.
+	Supervise *os.File
 }
 
 // Start launches the trampoline, hands it the spec and waits until the
@@ -49,6 +54,11 @@ func Start(cfg Config, spec Spec) (*exec.Cmd, error) {
 		defer script.Close()
 	}
 	spec.HasScript = cfg.Script != nil
+	spec.Supervised = cfg.Supervise != nil
+	files := []*os.File{specR, statusW, cfg.Exec, script}
+	if cfg.Supervise != nil {
+		files = append(files, cfg.Supervise)
+	}
 
 	cmd := &exec.Cmd{
 		Path:       cfg.Self,
@@ -56,7 +66,7 @@ func Start(cfg Config, spec Spec) (*exec.Cmd, error) {
 		Env:        []string{},
 		Stdout:     cfg.Output,
 		Stderr:     cfg.Output,
-		ExtraFiles: []*os.File{specR, statusW, cfg.Exec, script},
+		ExtraFiles: files,
 		SysProcAttr: &syscall.SysProcAttr{
 			Setsid:      true, // own session: no controlling terminal, not in the daemon's process group
 			UseCgroupFD: true,

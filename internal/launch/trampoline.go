@@ -13,12 +13,19 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/coconut-os/coconut/internal/supervise"
 )
 
 // Main runs the trampoline when this process was started as one and never
 // returns then; otherwise it returns at once. Call it first in main (and in
 // TestMain of tests that start agents).
 func Main() {
+	if len(os.Args) > 0 && os.Args[0] == supervise.HolderArg0 {
+		// The listener holder (supervise.Hold) is this binary too: the
+		// daemon starts it with its listening socket at fd 3.
+		supervise.Hold(3)
+	}
 	if len(os.Args) == 0 || os.Args[0] != Arg0 {
 		return
 	}
@@ -108,6 +115,17 @@ func trampoline() error {
 		// Last, after chdir: the domain binds the agent from its first
 		// instruction, and nothing the trampoline still does needs it.
 		if err := applyFloor(spec.Floor); err != nil {
+			return err
+		}
+	}
+	if spec.Supervised {
+		// After the floor and immediately before exec: the filter traps
+		// the exec itself, which the supervisor answers. If the handover
+		// fails, the thread may already be filtered: never exec then.
+		c := os.NewFile(fdSuper, "supervise")
+		err := supervise.Install(c)
+		c.Close()
+		if err != nil {
 			return err
 		}
 	}

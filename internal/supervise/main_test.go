@@ -21,6 +21,9 @@ import (
 const modeEnv = "COCONUT_SUPERVISE_TEST"
 
 func TestMain(m *testing.M) {
+	if len(os.Args) > 0 && os.Args[0] == HolderArg0 {
+		Hold(3) // started by OpenHolder in TestHolderHandover
+	}
 	switch os.Getenv(modeEnv) {
 	case "trampoline":
 		trampolineMain()

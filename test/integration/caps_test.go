@@ -32,7 +32,10 @@ func TestGrantRevokePresent(t *testing.T) {
 	ip := idle.Addr().(*net.TCPAddr).Port
 	tp := target.Addr().(*net.TCPAddr).Port
 	// fd 3 is a connection that never speaks: read -t on it is a sleep.
-	loop := fmt.Sprintf(`exec 3<>/dev/tcp/127.0.0.1/%d; while :; do if (exec 4<>/dev/tcp/127.0.0.1/%d) 2>/dev/null; then echo ok; else echo no; fi; read -t 0.05 -u 3; done`, ip, tp)
+	// fd 5 holds /etc/hostname open for the whole run; /etc/debian_version
+	// is opened anew on every round.
+	loop := fmt.Sprintf(`exec 3<>/dev/tcp/127.0.0.1/%d; exec 5</etc/hostname; while :; do if (exec 4<>/dev/tcp/127.0.0.1/%d) 2>/dev/null; then echo ok; else echo no; fi; `+
+		`if (read -r l < /etc/debian_version) 2>/dev/null; then echo dv-ok; else echo dv-no; fi; read -t 0.05 -u 3; done`, ip, tp)
 	manifest := fmt.Sprintf(`apiVersion: coconut/v1
 kind: Workload
 metadata:
@@ -41,7 +44,7 @@ agents:
   - name: looper
     command: ["/bin/bash", "-c", %q]
     workdir: /
-    capabilities: ["net.connect:127.0.0.1:%d", "fs.read:/etc/hostname", "x.acme.email.send"]
+    capabilities: ["net.connect:127.0.0.1:%d", "fs.read:/etc/hostname", "fs.read:/etc/debian_version", "x.acme.email.send"]
     ceiling: ["net.connect:127.0.0.1:*", "fs.read:/etc/**", "x.acme.email.send"]
 `, loop, ip)
 	key := e.trustedKey("maya")
@@ -109,12 +112,26 @@ agents:
 		t.Fatalf("present rows: %+v", pres)
 	}
 
-	// Revoking a file capability freezes the agent and says why.
-	_, errs, code = e.cli("agent", "revoke", aid, "fs.read:/etc/hostname")
-	if code != 1 || !strings.Contains(errs, "quarantined") {
-		t.Fatalf("revoke fs: exit %d %q", code, errs)
+	// Revoking a file capability: the supervisor refuses the next open,
+	// and the agent runs on.
+	waitLog("dv-ok\n", 0)
+	e.must("agent", "revoke", aid, "fs.read:/etc/debian_version")
+	mark = len(logs())
+	waitLog("dv-no\n", mark)
+	time.Sleep(200 * time.Millisecond)
+	if l := logs()[mark:]; strings.Contains(l[strings.Index(l, "dv-no\n"):], "dv-ok") {
+		t.Fatalf("read after the revoke returned:\n%s", l)
 	}
 	n, _ := strconv.ParseUint(aid, 10, 64)
+	if a := e.agent(n); a.State == "Quarantined" {
+		t.Fatalf("quarantined although nothing was open under the scope: %+v", a)
+	}
+	// Revoking a scope the agent holds a file open under (fd 5) cannot
+	// cut that descriptor: the agent is quarantined, and told why.
+	_, errs, code = e.cli("agent", "revoke", aid, "fs.read:/etc/hostname")
+	if code != 1 || !strings.Contains(errs, "quarantined") || !strings.Contains(errs, "/etc/hostname") {
+		t.Fatalf("revoke fs: exit %d %q", code, errs)
+	}
 	e.waitState(n, "Quarantined")
 	caps := e.must("agent", "caps", aid)
 	if strings.Contains(caps, "fs.read:/etc/hostname") || strings.Contains(caps, strconv.Itoa(tp)) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -64,8 +65,9 @@ func TestNetworkEnforced(t *testing.T) {
 }
 
 // TestFloorHoldsFiles: outside its bundle an agent cannot read a file (the
-// Landlock floor answers EACCES until the supervisor lands), and the
-// attestation records the backend and the rights the kernel enforces.
+// seccomp supervisor answers ECAPABILITY, above the Landlock floor), the
+// deny is a chain row from the supervisor, and the attestation records the
+// backend and the rights the kernel enforces.
 func TestFloorHoldsFiles(t *testing.T) {
 	e := newEnv(t)
 	_, home := e.demo()
@@ -74,9 +76,19 @@ func TestFloorHoldsFiles(t *testing.T) {
 		"read -r l < ~/projects/dream-team/README.md && echo project-ok; read -r l < ~/.ssh/id_ed25519 && echo key-read"))
 	e.waitState(aid, "Terminated-clean")
 	logs := e.must("agent", "logs", strconv.FormatUint(aid, 10))
-	if !strings.Contains(logs, "project-ok") || strings.Contains(logs, "key-read") || !strings.Contains(logs, home+"/.ssh/id_ed25519: Permission denied") {
+	if !strings.Contains(logs, "project-ok") || strings.Contains(logs, "key-read") || !strings.Contains(logs, home+"/.ssh/id_ed25519: Unknown error 134") {
 		t.Fatalf("agent log:\n%s", logs)
 	}
+	rows := e.rows("--aid", strconv.FormatUint(aid, 10), "--type", "cap.deny")
+	if len(rows) != 1 || rows[0].Object != home+"/.ssh/id_ed25519" || rows[0].Detail["source"] != "supervisor" {
+		t.Fatalf("deny rows: %+v", rows)
+	}
+	if uses := e.rows("--aid", strconv.FormatUint(aid, 10), "--type", "cap.use"); !slices.ContainsFunc(uses, func(r row) bool {
+		return r.Object == home+"/projects/dream-team/README.md"
+	}) {
+		t.Errorf("the first read of the project file is not in the chain: %+v", uses)
+	}
+	e.countersAgree(1)
 	var claims struct {
 		Enforcement struct {
 			Backend      string   `json:"backend"`
@@ -85,7 +97,27 @@ func TestFloorHoldsFiles(t *testing.T) {
 	}
 	json.Unmarshal([]byte(e.must("agent", "attest", strconv.FormatUint(aid, 10), "--verify", "--json")), &claims)
 	rights := strings.Join(claims.Enforcement.KernelRights, " ")
-	if claims.Enforcement.Backend != "portable" || !strings.Contains(rights, "fs.read") || !strings.Contains(rights, "netguard.connect") {
+	if claims.Enforcement.Backend != "portable" || !strings.Contains(rights, "fs.read") || !strings.Contains(rights, "netguard.connect") || !strings.Contains(rights, "supervisor.open") {
 		t.Errorf("attested enforcement: %+v", claims.Enforcement)
+	}
+}
+
+// countersAgree waits until doctor's kernel and chain deny counters are
+// equal and at least min.
+func (e *env) countersAgree(min uint64) map[string]uint64 {
+	e.t.Helper()
+	var doc struct {
+		Counters map[string]uint64 `json:"counters"`
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		json.Unmarshal([]byte(e.must("doctor", "--json")), &doc)
+		if doc.Counters["kernel_denies"] == doc.Counters["chain_denies"] && doc.Counters["kernel_denies"] >= min {
+			return doc.Counters
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("doctor counters disagree (want ≥ %d): %v", min, doc.Counters)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

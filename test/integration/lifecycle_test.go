@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -178,4 +179,60 @@ func TestCallerIdentity(t *testing.T) {
 	if len(list) != 1 || list[0].AID != mine.AID {
 		t.Errorf("demo user's ls --all: %+v", list)
 	}
+}
+
+// TestRestartKeepsSupervisor: the holder keeps an agent's seccomp listener
+// while the daemon is away; after SIGTERM and after SIGKILL the restarted
+// daemon serves it again, so the adopted agent still opens what it may and
+// is still refused (ECAPABILITY, in the chain) what it may not.
+func TestRestartKeepsSupervisor(t *testing.T) {
+	e := newEnv(t)
+	e.demo()
+	loop := `i=0; while :; do i=$((i+1)); read -r l < ~/projects/dream-team/README.md && echo "allowed $i"; ` +
+		`read -r l < ~/.ssh/id_ed25519 && echo "key-read $i"; read -r -t 0.1 <> <(:) ; done`
+	aid := mustAID(t, e.must("agent", "run", "--name", "looper", "--workdir", "/",
+		"--cap", "fs.read:~/projects/**", "--", "/bin/bash", "-c", loop))
+	id := strconv.FormatUint(aid, 10)
+	// progress waits for new allowed reads and new refusals in the log.
+	progress := func(what string) {
+		t.Helper()
+		start := e.must("agent", "logs", id)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			logs := e.must("agent", "logs", id)
+			if strings.Contains(logs, "key-read") {
+				t.Fatalf("%s: the key was read:\n%s", what, logs)
+			}
+			if strings.Count(logs, "allowed ") > strings.Count(start, "allowed ")+2 &&
+				strings.Count(logs, "Unknown error 134") > strings.Count(start, "Unknown error 134")+2 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: no progress:\n%s", what, lastLines(logs, 10))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	progress("before restart")
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		e.stop(sig)
+		time.Sleep(300 * time.Millisecond) // calls made now wait for a supervisor
+		e.start()
+		if a := e.agent(aid); !a.Adopted || (a.State != "Active" && a.State != "Capability-denied") {
+			t.Fatalf("after %v: %+v", sig, a)
+		}
+		progress(fmt.Sprintf("after %v", sig))
+		rows := e.rows("--aid", id, "--type", "cap.deny")
+		if len(rows) == 0 || rows[len(rows)-1].Detail["source"] != "supervisor" {
+			t.Fatalf("after %v: deny rows %+v", sig, rows)
+		}
+		e.countersAgree(3)
+	}
+	e.must("agent", "kill", id)
+	e.must("audit", "verify")
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(l[max(0, len(l)-n):], "\n")
 }

@@ -1,0 +1,346 @@
+package enforce
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/coconut-os/coconut/internal/capability"
+	"github.com/coconut-os/coconut/internal/supervise"
+)
+
+// ErrNotHeld means no listener was kept for an agent over a daemon restart.
+var ErrNotHeld = errors.New("no supervisor listener held for the agent")
+
+// recordWait bounds how long a supervised call waits for its audit row.
+// Past it the call is refused: nothing happens unrecorded.
+const recordWait = 10 * time.Second
+
+// Supervisor is implemented by a backend that mediates the agents' opens
+// and execs with the seccomp supervisor (internal/supervise).
+type Supervisor interface {
+	// Supervising reports whether agents spawned now get the supervisor,
+	// and why not.
+	Supervising() (bool, string)
+	// Supervise receives agent aid's listener from conn (the trampoline's
+	// supervise.Install is on the other end), hands a copy to the holder,
+	// serves it and acknowledges. It returns once the trampoline may exec;
+	// on error the trampoline must not, and the caller closes conn.
+	Supervise(aid uint64, conn *os.File, measured []*os.File) error
+	// Resume serves again the listener the holder kept for aid across a
+	// daemon restart (ErrNotHeld if none).
+	Resume(aid uint64) error
+	// Supervised reports whether aid's files are mediated now, so that a
+	// revocation takes effect on the next open.
+	Supervised(aid uint64) bool
+}
+
+// supervisor is the Portable backend's part that decides for the
+// seccomp supervisors: every agent's current fs bundle under one RW lock.
+type supervisor struct {
+	p      *Portable
+	holder *supervise.Holder
+
+	mu     sync.RWMutex
+	agents map[uint64]*fsAgent
+
+	smu      sync.Mutex
+	servers  map[uint64]*supervise.Server
+	held     map[uint64][]*os.File // from the holder at load, until resumed
+	measured map[uint64][]*os.File // kept open while the agent runs
+
+	seq    atomic.Uint64 // the supervisor source's sequence numbers
+	denies atomic.Uint64
+}
+
+type fsAgent struct {
+	cgroupID uint64
+	caps     []capability.Cap
+	policy   supervise.AuditPolicy
+}
+
+func newSupervisor(p *Portable, holderPath, self string) (*supervisor, error) {
+	h, err := supervise.OpenHolder(holderPath, self)
+	if err != nil {
+		return nil, err
+	}
+	held, err := h.Take()
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	return &supervisor{p: p, holder: h, agents: map[uint64]*fsAgent{}, servers: map[uint64]*supervise.Server{},
+		held: held, measured: map[uint64][]*os.File{}}, nil
+}
+
+// set installs or replaces aid's bundle: no decision after it returns uses
+// the old one.
+func (s *supervisor) set(a Agent) {
+	var fs []capability.Cap
+	for _, c := range a.Caps {
+		if c.Domain == "fs" {
+			fs = append(fs, c)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur := s.agents[a.AID]; cur != nil {
+		cur.caps = fs
+		return
+	}
+	s.agents[a.AID] = &fsAgent{cgroupID: a.CgroupID, caps: fs}
+}
+
+// Allow implements supervise.Decider: the baseline, or the current bundle.
+func (s *supervisor) Allow(aid uint64, path string, access supervise.Access) bool {
+	if access == 0 {
+		return false
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	a := s.agents[aid]
+	if a == nil {
+		return false
+	}
+	// Read is implied by write and exec, as in the Landlock floor (a
+	// write scope is read-write; executing a file reads it).
+	if access&supervise.Read != 0 && !s.allowOne(a, path, "read", baseline.read) &&
+		!s.allowOne(a, path, "write", baseline.write) && !s.allowOne(a, path, "exec", baseline.exec) {
+		return false
+	}
+	if access&supervise.Write != 0 && !s.allowOne(a, path, "write", baseline.write) {
+		return false
+	}
+	if access&supervise.Exec != 0 && !s.allowOne(a, path, "exec", baseline.exec) {
+		return false
+	}
+	return true
+}
+
+func (s *supervisor) allowOne(a *fsAgent, path, verb string, base []string) bool {
+	return underAny(path, base) || matchAny(a.caps, verb, path)
+}
+
+func underAny(path string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if path == p || (len(path) > len(p) && path[:len(p)] == p && path[len(p)] == '/') {
+			return true
+		}
+	}
+	return false
+}
+
+func matchAny(caps []capability.Cap, verb, path string) bool {
+	for _, c := range caps {
+		if c.Verb == verb && c.MatchPath(path) {
+			return true
+		}
+	}
+	return false
+}
+
+// AuditAllowed implements supervise.Decider with the default policy:
+// every exec and write, the first read of each path. Uses that are no
+// capability's are not recorded: the measured program and script (no
+// path; their digests are in the attestation) and the baseline every
+// agent has (libraries, locale, /dev/null…; listed in the attestation).
+func (s *supervisor) AuditAllowed(ev supervise.Event) bool {
+	if ev.Path == "" || baselineOnly(ev.Path, ev.Access) {
+		return false
+	}
+	s.mu.RLock()
+	a := s.agents[ev.AID]
+	s.mu.RUnlock()
+	if a == nil {
+		return true
+	}
+	return a.policy.Want(ev)
+}
+
+// baselineOnly reports whether the baseline alone allows access to path.
+func baselineOnly(path string, access supervise.Access) bool {
+	if access&supervise.Read != 0 && !underAny(path, baseline.read) && !underAny(path, baseline.write) && !underAny(path, baseline.exec) {
+		return false
+	}
+	if access&supervise.Write != 0 && !underAny(path, baseline.write) {
+		return false
+	}
+	if access&supervise.Exec != 0 && !underAny(path, baseline.exec) {
+		return false
+	}
+	return true
+}
+
+// Record implements supervise.Decider: the event goes to Events() like a
+// network deny, and the call waits until its row is in the chain.
+func (s *supervisor) Record(ev supervise.Event) error {
+	s.mu.RLock()
+	a := s.agents[ev.AID]
+	s.mu.RUnlock()
+	var cg uint64
+	if a != nil {
+		cg = a.cgroupID
+	}
+	reply := make(chan error, 1)
+	out := Event{Source: "supervisor", Seq: s.seq.Add(1), CgroupID: cg, PID: ev.TID, Cap: "fs." + ev.Access.String(),
+		Object: ev.Path, Syscall: ev.Syscall, Allowed: ev.Allowed, Reply: reply}
+	if !ev.Allowed {
+		out.Errno = int(ev.Errno)
+	}
+	if err := s.p.send(out); err != nil {
+		return err
+	}
+	if !ev.Allowed {
+		s.denies.Add(1)
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-time.After(recordWait):
+		return errors.New("audit row not written in time")
+	}
+}
+
+// Supervise implements Supervisor.
+func (s *supervisor) Supervise(aid uint64, conn *os.File, measured []*os.File) error {
+	l, err := supervise.Receive(conn)
+	if err != nil {
+		return err
+	}
+	keep, err := dupFiles(measured)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	srv, err := supervise.NewServer(l, supervise.AgentInfo{AID: aid, Measured: measured}, s)
+	if err != nil {
+		l.Close()
+		closeFiles(keep)
+		return err
+	}
+	// The holder gets its copy before the agent runs: from its first
+	// instruction, a daemon death does not orphan its listener.
+	if err := s.holder.Put(aid, append([]*os.File{l}, measured...)...); err != nil {
+		l.Close()
+		closeFiles(keep)
+		return fmt.Errorf("hand the listener to the holder: %w", err)
+	}
+	s.serve(aid, srv, l, keep)
+	if err := supervise.Ack(conn); err != nil {
+		s.stop(aid)
+		return err
+	}
+	return nil
+}
+
+func (s *supervisor) serve(aid uint64, srv *supervise.Server, l *os.File, measured []*os.File) {
+	s.smu.Lock()
+	if old := s.servers[aid]; old != nil {
+		old.Stop()
+	}
+	s.servers[aid] = srv
+	closeFiles(s.measured[aid])
+	s.measured[aid] = measured
+	s.smu.Unlock()
+	go func() {
+		srv.Serve()
+		l.Close() // only once Serve has returned: fd numbers get reused
+		s.smu.Lock()
+		if s.servers[aid] == srv {
+			delete(s.servers, aid)
+		}
+		s.smu.Unlock()
+	}()
+}
+
+// Resume implements Supervisor.
+func (s *supervisor) Resume(aid uint64) error {
+	s.smu.Lock()
+	files := s.held[aid]
+	delete(s.held, aid)
+	s.smu.Unlock()
+	if len(files) == 0 {
+		return ErrNotHeld
+	}
+	srv, err := supervise.NewServer(files[0], supervise.AgentInfo{AID: aid, Measured: files[1:]}, s)
+	if err != nil {
+		closeFiles(files)
+		return err
+	}
+	s.serve(aid, srv, files[0], files[1:])
+	return nil
+}
+
+// Supervised implements Supervisor.
+func (s *supervisor) Supervised(aid uint64) bool {
+	s.smu.Lock()
+	defer s.smu.Unlock()
+	return s.servers[aid] != nil
+}
+
+// stop ends aid's server and forgets what is kept for it.
+func (s *supervisor) stop(aid uint64) {
+	s.smu.Lock()
+	if srv := s.servers[aid]; srv != nil {
+		srv.Stop()
+		delete(s.servers, aid)
+	}
+	closeFiles(s.measured[aid])
+	delete(s.measured, aid)
+	closeFiles(s.held[aid])
+	delete(s.held, aid)
+	s.smu.Unlock()
+}
+
+// unbind forgets an agent whose cgroup is empty.
+func (s *supervisor) unbind(aid uint64) error {
+	s.stop(aid)
+	s.mu.Lock()
+	delete(s.agents, aid)
+	s.mu.Unlock()
+	return s.holder.Drop(aid)
+}
+
+// close stops serving; the holder keeps every listener for the next daemon,
+// and trapped calls wait for it.
+func (s *supervisor) close() {
+	s.smu.Lock()
+	for aid, srv := range s.servers {
+		srv.Stop()
+		delete(s.servers, aid)
+	}
+	for aid, fs := range s.measured {
+		closeFiles(fs)
+		delete(s.measured, aid)
+	}
+	for aid, fs := range s.held {
+		closeFiles(fs)
+		delete(s.held, aid)
+	}
+	s.smu.Unlock()
+	s.holder.Close()
+}
+
+func dupFiles(fs []*os.File) ([]*os.File, error) {
+	var out []*os.File
+	for _, f := range fs {
+		fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			closeFiles(out)
+			return nil, fmt.Errorf("keep measured file: %w", err)
+		}
+		out = append(out, os.NewFile(uintptr(fd), f.Name()))
+	}
+	return out, nil
+}
+
+func closeFiles(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
+}

@@ -1,0 +1,94 @@
+package enforce
+
+import (
+	"testing"
+
+	"github.com/coconut-os/coconut/internal/capability"
+	"github.com/coconut-os/coconut/internal/supervise"
+)
+
+func caps(t *testing.T, ss ...string) []capability.Cap {
+	t.Helper()
+	out, err := capability.ParseAll(ss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestDeciderAllow: decisions follow the current bundle plus the baseline,
+// with read implied by write and exec as in the floor.
+func TestDeciderAllow(t *testing.T) {
+	s := &supervisor{agents: map[uint64]*fsAgent{}}
+	s.set(Agent{AID: 1, CgroupID: 9, Caps: caps(t, "fs.read:/home/u/p/**", "fs.write:/home/u/p/notes/**",
+		"fs.exec:/usr/bin/git", "net.connect:127.0.0.1:80")})
+	const r, w, x = supervise.Read, supervise.Write, supervise.Exec
+	tests := []struct {
+		name   string
+		aid    uint64
+		path   string
+		access supervise.Access
+		want   bool
+	}{
+		{"read in scope", 1, "/home/u/p/README", r, true},
+		{"read the scope's directory", 1, "/home/u/p", r, true},
+		{"read out of scope", 1, "/home/u/.ssh/id_ed25519", r, false},
+		{"prefix is not a parent", 1, "/home/u/pp/x", r, false},
+		{"write needs fs.write", 1, "/home/u/p/README", w, false},
+		{"write in notes", 1, "/home/u/p/notes/a", w, true},
+		{"read implied by write", 1, "/home/u/p/notes/a", r | w, true},
+		{"exec granted", 1, "/usr/bin/git", x, true},
+		{"read implied by exec", 1, "/usr/bin/git", r, true},
+		{"exec not granted", 1, "/usr/bin/id", x, false},
+		{"baseline library", 1, "/usr/lib/x86_64-linux-gnu/libc.so.6", r, true},
+		{"baseline is not writable", 1, "/usr/lib/x86_64-linux-gnu/libc.so.6", w, false},
+		{"dev null writable", 1, "/dev/null", r | w, true},
+		{"unknown agent", 2, "/home/u/p/README", r, false},
+		{"no access asked", 1, "/home/u/p/README", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := s.Allow(tt.aid, tt.path, tt.access); got != tt.want {
+				t.Fatalf("Allow(%d, %s, %v) = %v", tt.aid, tt.path, tt.access, got)
+			}
+		})
+	}
+	// A revocation: the next decision uses the new bundle.
+	s.set(Agent{AID: 1, Caps: caps(t, "fs.read:/home/u/p/docs/**")})
+	if s.Allow(1, "/home/u/p/README", r) || !s.Allow(1, "/home/u/p/docs/x", r) {
+		t.Fatal("decision did not follow the update")
+	}
+	if s.agents[1].cgroupID != 9 {
+		t.Fatal("update lost the cgroup id")
+	}
+}
+
+// TestDeciderAuditPolicy: every write and exec, the first read of a path;
+// never the baseline or the measured files.
+func TestDeciderAuditPolicy(t *testing.T) {
+	s := &supervisor{agents: map[uint64]*fsAgent{}}
+	s.set(Agent{AID: 1, Caps: caps(t, "fs.read:/p/**", "fs.write:/p/**")})
+	ev := func(path string, a supervise.Access, allowed bool) supervise.Event {
+		return supervise.Event{AID: 1, Path: path, Access: a, Allowed: allowed}
+	}
+	tests := []struct {
+		name string
+		ev   supervise.Event
+		want bool
+	}{
+		{"first read", ev("/p/a", supervise.Read, true), true},
+		{"second read", ev("/p/a", supervise.Read, true), false},
+		{"other read", ev("/p/b", supervise.Read, true), true},
+		{"write", ev("/p/a", supervise.Write, true), true},
+		{"write again", ev("/p/a", supervise.Write, true), true},
+		{"baseline read", ev("/usr/lib/libc.so.6", supervise.Read, true), false},
+		{"measured file", ev("", supervise.Exec, true), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := s.AuditAllowed(tt.ev); got != tt.want {
+				t.Fatalf("AuditAllowed = %v", got)
+			}
+		})
+	}
+}
