@@ -120,6 +120,12 @@ func New(cfg Config) (*Manager, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.StateDir, "scratch"), 0o711); err != nil {
 		return nil, fmt.Errorf("create scratch dir: %w", err)
 	}
+	// Denies (and the allowed uses the supervisor must record) flow as soon
+	// as adopted agents are served again: consume them before adopting, or
+	// a slow adoption leaves their calls waiting on an unread channel.
+	if cfg.Enforce != nil {
+		go m.consumeDenies()
+	}
 	if err := m.adoptAll(); err != nil {
 		return nil, err
 	}
@@ -127,9 +133,6 @@ func New(cfg Config) (*Manager, error) {
 	go m.watchOOM()
 	m.wg.Add(1)
 	go m.governCPU() // issue 5: fair share across CPUs (governor.go)
-	if cfg.Enforce != nil {
-		go m.consumeDenies()
-	}
 	return m, nil
 }
 

@@ -69,6 +69,10 @@ func (m *Manager) Run(ctx context.Context, caller Caller, req api.RunRequest) (*
 // ended (Terminated-revoked) so a workload is all or nothing.
 func (m *Manager) startAll(ctx context.Context, caller Caller, plans []*plan) ([]api.Agent, error) {
 	defer m.release(plans)
+	// No enforcer, no agent: refuse before any AID, cgroup or row exists.
+	if m.cfg.Enforce == nil {
+		return nil, api.Errorf(api.ErrUnavailable, "no capability enforcer is loaded (%s): agents do not start", m.cfg.EnforceWhy)
+	}
 	if err := m.checkQuotas(plans); err != nil { // issue 5: refuse limits this host cannot enforce
 		return nil, err
 	}

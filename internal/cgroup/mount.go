@@ -37,7 +37,7 @@ func UnifiedMount() (string, error) {
 		post := strings.Fields(line[sep+3:])
 		pre := strings.Fields(line[:sep])
 		if len(post) > 0 && post[0] == "cgroup2" && len(pre) >= 5 {
-			return unescape(pre[4]), nil
+			return UnescapeMount(pre[4]), nil
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -46,8 +46,8 @@ func UnifiedMount() (string, error) {
 	return "", ErrNoUnified
 }
 
-// unescape undoes mountinfo's octal escapes (\040 for a space).
-func unescape(s string) string {
+// UnescapeMount undoes mountinfo's octal escapes (\040 for a space).
+func UnescapeMount(s string) string {
 	if !strings.Contains(s, `\`) {
 		return s
 	}

@@ -1,6 +1,8 @@
 package quota
 
 import (
+	"github.com/coconut-os/coconut/internal/cgroup"
+
 	"bufio"
 	"errors"
 	"fmt"
@@ -172,7 +174,7 @@ func v1Mounts(path string) (map[string]v1Mount, error) {
 		}
 		for _, opt := range strings.Split(qf[2], ",") {
 			if slices.Contains(v1Controllers, opt) {
-				out[opt] = v1Mount{point: unescape(pf[4]), root: unescape(pf[3])}
+				out[opt] = v1Mount{point: cgroup.UnescapeMount(pf[4]), root: cgroup.UnescapeMount(pf[3])}
 			}
 		}
 	}
@@ -216,23 +218,4 @@ func parseProcCgroup(text string) (map[string]string, error) {
 		return nil, errors.New("no v1 hierarchies in /proc/self/cgroup")
 	}
 	return out, nil
-}
-
-// unescape undoes mountinfo's octal escapes (\040 for a space).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
