@@ -186,6 +186,10 @@ type Doctor struct {
 	Agents      int               `json:"agents"`
 	Checks      []Check           `json:"checks"`
 	PID         int               `json:"pid"`
+	// BrokerSocket and BrokerAddr are where agents reach the inference
+	// broker (issue 6): its Unix socket and its loopback TCP address.
+	BrokerSocket string `json:"broker_socket,omitempty"`
+	BrokerAddr   string `json:"broker_addr,omitempty"`
 }
 
 // Check is one line of doctor's findings.

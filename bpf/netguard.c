@@ -15,7 +15,10 @@
  *
  * A deny sets ECAPABILITY, takes the next value of a global sequence counter
  * and writes an event to the ring buffer; when the ring is full it counts
- * the loss instead, so denies == events delivered + ringbuf_full.
+ * the loss instead, so denies == events delivered + ringbuf_full. A policy
+ * flagged NG_FLAG_AUDIT_CONNECT (the manifest's `audit: connect:`) also
+ * gets an event for every allowed connect, numbered by use_seq; when that
+ * event cannot be reserved the connect is denied instead.
  *
  * No CO-RE relocations are needed: every field read is a uapi context field
  * (bpf_sock_addr, bpf_sock) that the verifier rewrites for the running
@@ -40,6 +43,17 @@ const volatile __u32 agent_level = 0;
 __u64 deny_seq = 0;
 /* Denies whose event could not be reserved in the ring buffer. */
 __u64 ringbuf_full = 0;
+/* Allowed uses recorded (policies with NG_FLAG_AUDIT_CONNECT). */
+__u64 use_seq = 0;
+
+/* Per policy: what it wants recorded beyond denies (NG_FLAG_*). A policy
+ * without an entry records denies only. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);   /* policy id */
+	__type(value, __u32); /* NG_FLAG_* */
+} policy_flags SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -56,7 +70,8 @@ struct {
 	__type(value, struct port_ranges);
 } rules SEC(".maps");
 
-/* 8 MiB: about 150k events of 56 bytes, enough for a 100k-deny burst
+/* 8 MiB, a power of two as the kernel requires: about 150k records of 56
+ * bytes (48 of event, 8 of ring header), enough for a 100k-deny burst
  * even when the reader is briefly descheduled. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -98,6 +113,22 @@ struct deny_info {
 	const __u8 *addr; /* 16 bytes */
 };
 
+static __always_inline void fill(struct event *e, const struct deny_info *d, __u64 seq, __u8 flags)
+{
+	e->seq = seq;
+	e->cgroup_id = d->cgroup;
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	e->op = d->op;
+	e->verb = d->verb;
+	e->family = d->family;
+	e->flags = flags;
+	e->type = d->type;
+	e->protocol = d->protocol;
+	e->port = d->port;
+	e->pad2 = 0;
+	__builtin_memcpy(e->addr, d->addr, 16);
+}
+
 static __always_inline int deny(const struct deny_info *d)
 {
 	__u64 seq = __sync_fetch_and_add(&deny_seq, 1) + 1;
@@ -106,22 +137,29 @@ static __always_inline int deny(const struct deny_info *d)
 	if (!e) {
 		__sync_fetch_and_add(&ringbuf_full, 1);
 	} else {
-		e->seq = seq;
-		e->cgroup_id = d->cgroup;
-		e->pid = bpf_get_current_pid_tgid() >> 32;
-		e->op = d->op;
-		e->verb = d->verb;
-		e->family = d->family;
-		e->pad = 0;
-		e->type = d->type;
-		e->protocol = d->protocol;
-		e->port = d->port;
-		e->pad2 = 0;
-		__builtin_memcpy(e->addr, d->addr, 16);
+		fill(e, d, seq, 0);
 		bpf_ringbuf_submit(e, 0);
 	}
 	bpf_set_retval(-ECAPABILITY);
 	return 0;
+}
+
+/* allow lets an allowed call through, first recording it when its policy
+ * asks for every connect. A use that cannot be recorded is refused (as a
+ * deny, counted in ringbuf_full): nothing happens unrecorded. */
+static __always_inline int allow(const struct deny_info *d, __u32 policy)
+{
+	if (d->op != NG_OP_CONNECT)
+		return 1;
+	__u32 *flags = bpf_map_lookup_elem(&policy_flags, &policy);
+	if (!flags || !(*flags & NG_FLAG_AUDIT_CONNECT))
+		return 1;
+	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e)
+		return deny(d);
+	fill(e, d, __sync_fetch_and_add(&use_seq, 1) + 1, NG_EV_ALLOWED);
+	bpf_ringbuf_submit(e, 0);
+	return 1;
 }
 
 static __always_inline int ports_allow(const struct port_ranges *pr, __u16 port)
@@ -179,12 +217,6 @@ static __always_inline int check_addr(struct bpf_sock_addr *ctx, __u8 op, __u8 v
 	}
 
 	__u16 port = bpf_ntohs((__u16)ctx->user_port);
-	if (key.prefixlen) {
-		struct port_ranges *pr = bpf_map_lookup_elem(&rules, &key);
-		if (pr && ports_allow(pr, port))
-			return 1;
-	}
-
 	struct deny_info d = {
 		.cgroup = cgroup,
 		.op = op,
@@ -195,6 +227,11 @@ static __always_inline int check_addr(struct bpf_sock_addr *ctx, __u8 op, __u8 v
 		.port = port,
 		.addr = key.addr,
 	};
+	if (key.prefixlen) {
+		struct port_ranges *pr = bpf_map_lookup_elem(&rules, &key);
+		if (pr && ports_allow(pr, port))
+			return allow(&d, key.policy);
+	}
 	return deny(&d);
 }
 

@@ -31,6 +31,12 @@ enum ng_op {
 	NG_OP_SOCK_CREATE = 3,
 };
 
+/* policy_flags values: what a policy wants recorded beside its denies. */
+#define NG_FLAG_AUDIT_CONNECT 1 /* every allowed connect(2) becomes an event */
+
+/* event.flags */
+#define NG_EV_ALLOWED 1 /* an allowed use the audit policy asked for, not a deny */
+
 /* Most port ranges one rule holds after userspace has folded and merged the
  * ranges of every less specific prefix into it. */
 #define NG_MAX_RANGES 32
@@ -58,15 +64,17 @@ struct port_ranges {
 	struct port_range r[NG_MAX_RANGES];
 };
 
-/* One deny, as written to the ring buffer. */
+/* One deny (or, with NG_EV_ALLOWED, one allowed connect), as written to
+ * the ring buffer. */
 struct event {
-	__u64 seq;       /* kernel-side, from 1, no gaps unless the ring was full */
+	__u64 seq;       /* kernel-side, from 1, no gaps unless the ring was full;
+	                  * allowed uses have their own sequence (use_seq) */
 	__u64 cgroup_id;
 	__u32 pid;       /* thread group id */
 	__u8 op;         /* enum ng_op */
 	__u8 verb;       /* enum ng_verb */
 	__u8 family;     /* NG_AF_INET or NG_AF_INET6 */
-	__u8 pad;
+	__u8 flags;      /* NG_EV_* */
 	__u16 type;      /* SOCK_* */
 	__u16 protocol;  /* IPPROTO_* as the socket has it */
 	__u16 port;      /* host order; 0 for sock_create */

@@ -34,6 +34,7 @@ func run(args []string) int {
 	user := fs.String("user", "", "workstation `user` root's agents run as")
 	tpmSocket := fs.String("tpm-socket", "", "swtpm data socket `path` for the audit anchor (default /dev/tpmrm0 when present)")
 	verbose := fs.Bool("v", false, "debug logging")
+	uninstall := fs.Bool("uninstall", false, "remove the pinned network guard and the empty cgroup subtree of this state dir, then exit (refused while agents run)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -66,6 +67,13 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "coconutd: must run as root (it creates cgroups and switches agents to their users)")
 		return 1
 	}
+	if *uninstall {
+		if err := daemon.Uninstall(pick(*stateDir, cfg.StateDir, "/var/lib/coconut")); err != nil {
+			fmt.Fprintln(os.Stderr, "coconutd:", err)
+			return 1
+		}
+		return 0
+	}
 	d, err := daemon.New(daemon.Options{
 		StateDir:   pick(*stateDir, cfg.StateDir, "/var/lib/coconut"),
 		Socket:     pick(*socket, cfg.Socket, "/run/coconut/coconut.sock"),
@@ -75,6 +83,7 @@ func run(args []string) int {
 		CenterAddr: pick(*centerAddr, cfg.CenterAddr, ""),
 		BrokerAddr: pick(*brokerAddr, cfg.BrokerAddr, ""),
 		TPMSocket:  pick(*tpmSocket, cfg.TPMSocket, ""),
+		Broker:     cfg.Broker,
 		Log:        log,
 	})
 	if err != nil {

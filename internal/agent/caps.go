@@ -17,21 +17,24 @@ import (
 // capTarget checks that caller may change agent aid's bundle and returns
 // it with the caps parsed and ~ expanded for the agent's user. A user holds
 // cap.grant over the agents they authorized (root over all); an agent may
-// delegate only to agents it spawned, and agents cannot spawn yet.
+// delegate only to agents it spawned, within its own cap.grant scopes
+// (delegate.go).
 func (m *Manager) capTarget(caller Caller, aid uint64, verb string, caps []string) (*entry, []capability.Cap, error) {
-	e, err := m.lookup(caller, aid)
-	if err != nil {
-		return nil, nil, err
-	}
-	if caller.AID != 0 {
-		return nil, nil, api.Errorf(api.ErrDenied, "agent %d may not %s capabilities of agent %d: it did not spawn it", caller.AID, verb, aid)
-	}
 	if len(caps) == 0 {
 		return nil, nil, api.Errorf(api.ErrInvalid, "%s: no capabilities given", verb)
 	}
 	parsed, err := capability.ParseAll(caps)
 	if err != nil {
 		return nil, nil, api.Errorf(api.ErrInvalid, "%v", err)
+	}
+	var e *entry
+	if caller.AID != 0 {
+		e, err = m.delegateTarget(caller, aid, verb, parsed)
+	} else {
+		e, err = m.lookup(caller, aid)
+	}
+	if err != nil {
+		return nil, nil, err
 	}
 	m.mu.Lock()
 	uid := e.rec.UID
@@ -86,6 +89,25 @@ func (m *Manager) Grant(ctx context.Context, caller Caller, aid uint64, caps []s
 	if err := m.applyCaps(ctx, e, "cap.grant", added, next, caller); err != nil {
 		return nil, err
 	}
+	// Remember where each capability came from: from an agent, it is
+	// revoked with that agent's; from a user, it is the child's own.
+	m.mu.Lock()
+	for _, c := range want {
+		s := c.String()
+		if caller.AID != 0 && slices.Contains(added, s) {
+			if e.rec.Delegated == nil {
+				e.rec.Delegated = map[string]uint64{}
+			}
+			e.rec.Delegated[s] = caller.AID
+		} else if caller.AID == 0 {
+			delete(e.rec.Delegated, s)
+		}
+	}
+	cp := *e.rec
+	m.mu.Unlock()
+	if err := m.store.save(&cp); err != nil {
+		return nil, api.Errorf(api.ErrInternal, "%v", err)
+	}
 	return next, nil
 }
 
@@ -101,12 +123,33 @@ func (m *Manager) Revoke(ctx context.Context, caller Caller, aid uint64, caps []
 	if err != nil {
 		return nil, err
 	}
+	return m.revokeEntry(ctx, e, revoke, caller, "")
+}
+
+// revokeEntry removes from e every capability revoke covers, then the
+// same from every agent e reached by delegation (delegate.go). cause, if
+// set, says why (a cascade) in the row.
+func (m *Manager) revokeEntry(ctx context.Context, e *entry, revoke []capability.Cap, caller Caller, cause string) ([]string, error) {
+	kept, removed, err := m.revokeOne(ctx, e, revoke, caller, cause)
+	if len(removed) > 0 {
+		if cerr := m.cascadeRevoke(ctx, e.rec.AID, removed, caller); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	return kept, err
+}
+
+func (m *Manager) revokeOne(ctx context.Context, e *entry, revoke []capability.Cap, caller Caller, cause string) (kept, removed []string, err error) {
 	e.trans.Lock()
 	defer e.trans.Unlock()
+	aid := e.rec.AID
+	caps := make([]string, len(revoke))
+	for i, c := range revoke {
+		caps[i] = c.String()
+	}
 	m.mu.Lock()
 	current := append([]string{}, e.rec.Caps...)
 	m.mu.Unlock()
-	var kept, removed []string
 	for _, s := range current {
 		c, err := capability.Parse(s)
 		if err == nil && slices.ContainsFunc(revoke, func(r capability.Cap) bool { return r.Covers(c) }) {
@@ -116,25 +159,30 @@ func (m *Manager) Revoke(ctx context.Context, caller Caller, aid uint64, caps []
 		kept = append(kept, s)
 	}
 	if len(removed) == 0 {
-		return nil, api.Errorf(api.ErrNotFound, "agent %d holds nothing that %s covers", aid, strings.Join(caps, " "))
+		return nil, nil, api.Errorf(api.ErrNotFound, "agent %d holds nothing that %s covers", aid, strings.Join(caps, " "))
 	}
 	if kept == nil {
 		kept = []string{}
 	}
-	if err := m.applyCaps(ctx, e, "cap.revoke", removed, kept, caller); err != nil {
-		return nil, err
+	if err := m.applyCapsWhy(ctx, e, "cap.revoke", removed, kept, caller, cause); err != nil {
+		return nil, nil, err
 	}
+	m.mu.Lock()
+	for _, s := range removed {
+		delete(e.rec.Delegated, s)
+	}
+	m.mu.Unlock()
 	if slices.ContainsFunc(removed, func(s string) bool { return strings.HasPrefix(s, "fs.") }) {
 		reason := m.openUnderRevoked(e, removed)
 		if reason == "" {
-			return kept, nil // the supervisor refuses the next open; nothing is open under it
+			return kept, removed, nil // the supervisor refuses the next open; nothing is open under it
 		}
 		if err := m.quarantineLocked(ctx, e, reason); err != nil {
-			return nil, err
+			return nil, removed, err
 		}
-		return kept, api.Errorf(api.ErrConflict, "agent %d: %s", aid, reason)
+		return kept, removed, api.Errorf(api.ErrConflict, "agent %d: %s", aid, reason)
 	}
-	return kept, nil
+	return kept, removed, nil
 }
 
 // openUnderRevoked says why a file revocation cannot take effect by
@@ -144,11 +192,15 @@ func (m *Manager) Revoke(ctx context.Context, caller Caller, aid uint64, caps []
 // quarantined. Without the supervisor file access cannot be cut at all.
 func (m *Manager) openUnderRevoked(e *entry, removed []string) string {
 	m.mu.Lock()
-	aid, path := e.rec.AID, e.rec.CgroupPath
+	aid, path, static := e.rec.AID, e.rec.CgroupPath, e.rec.Static
 	m.mu.Unlock()
 	sup, ok := m.cfg.Enforce.(enforce.Supervisor)
 	if !ok || !sup.Supervised(aid) {
-		return fmt.Sprintf("revoked %s: file access of this agent is not mediated by the supervisor and cannot be cut while it runs; quarantined until released or killed", strings.Join(removed, " "))
+		how := "is not mediated by the supervisor and"
+		if static {
+			how = "is left to its Landlock floor (enforcement: static), which"
+		}
+		return fmt.Sprintf("revoked %s: file access of this agent %s cannot be cut while it runs; quarantined until released or killed", strings.Join(removed, " "), how)
 	}
 	var revoked []capability.Cap
 	for _, s := range removed {
@@ -172,11 +224,20 @@ func (m *Manager) openUnderRevoked(e *entry, removed []string) string {
 // applyCaps records the change, hands the new bundle to the enforcer and
 // persists it. The row comes first: an unrecorded change does not happen.
 func (m *Manager) applyCaps(ctx context.Context, e *entry, typ string, changed, next []string, caller Caller) error {
+	return m.applyCapsWhy(ctx, e, typ, changed, next, caller, "")
+}
+
+// applyCapsWhy is applyCaps with the cause of a cascaded revocation.
+func (m *Manager) applyCapsWhy(ctx context.Context, e *entry, typ string, changed, next []string, caller Caller, cause string) error {
 	m.mu.Lock()
 	rec := *e.rec
 	m.mu.Unlock()
+	detail := delegationDetail(caller, map[string]string{"by_uid": strconv.FormatUint(uint64(caller.UID), 10)})
+	if cause != "" {
+		detail["cause"] = cause
+	}
 	if err := m.audit(ctx, audit.Record{AID: rec.AID, Type: typ, Cap: strings.Join(changed, " "), Object: strconv.FormatUint(rec.AID, 10),
-		Result: audit.ResultAllow, Detail: map[string]string{"by_uid": strconv.FormatUint(uint64(caller.UID), 10)}}); err != nil {
+		Result: audit.ResultAllow, Detail: detail}); err != nil {
 		return err
 	}
 	caps, err := capability.ParseAll(next)
@@ -185,7 +246,7 @@ func (m *Manager) applyCaps(ctx context.Context, e *entry, typ string, changed, 
 	}
 	if m.cfg.Enforce != nil {
 		if err := m.cfg.Enforce.Update(enforce.Agent{AID: rec.AID, CgroupID: rec.CgroupID,
-			Policy: rec.Workload + "/" + rec.Class, Caps: caps}); err != nil {
+			Policy: rec.Workload + "/" + rec.Class, Caps: m.brokerCaps(caps), Audit: rec.Audit}); err != nil {
 			return api.Errorf(api.ErrUnavailable, "enforcer: %v", err)
 		}
 	}

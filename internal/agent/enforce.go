@@ -43,8 +43,12 @@ func (m *Manager) bind(rec *record) (*launch.Floor, error) {
 			ceiling = append(ceiling, scratch)
 		}
 	}
+	if ceiling != nil {
+		ceiling = m.brokerCaps(ceiling) // inference.go: the implicit broker connect rule
+	}
 	floor, err := m.cfg.Enforce.Bind(enforce.Agent{
-		AID: rec.AID, CgroupID: rec.CgroupID, Policy: rec.Workload + "/" + rec.Class, Caps: caps, Ceiling: ceiling,
+		AID: rec.AID, CgroupID: rec.CgroupID, Policy: rec.Workload + "/" + rec.Class, Caps: m.brokerCaps(caps), Ceiling: ceiling,
+		Audit: rec.Audit, Static: rec.Static,
 	})
 	if err != nil {
 		return nil, api.Errorf(api.ErrUnavailable, "enforcer: %v", err)
@@ -52,6 +56,7 @@ func (m *Manager) bind(rec *record) (*launch.Floor, error) {
 	m.mu.Lock()
 	m.byCgroup[rec.CgroupID] = rec.AID
 	m.mu.Unlock()
+	m.indexKey(rec) // inference.go: at spawn, and again for an adopted agent
 	return floor, nil
 }
 
@@ -80,37 +85,74 @@ func (m *Manager) enforcement() attest.Enforcement {
 // kernel's sequence number, and moves the agent to Capability-denied.
 // chainDenies counts the rows, so doctor can show kernel and chain agree.
 func (m *Manager) consumeDenies() {
-	for ev := range m.cfg.Enforce.Events() {
-		m.mu.Lock()
-		aid := m.byCgroup[ev.CgroupID]
-		e := m.agents[aid]
-		m.mu.Unlock()
+	events := m.cfg.Enforce.Events()
+	for ev := range events {
+		// Take whatever else is already queued and append it in one
+		// commit: one fsync per row would cap a deny burst at the
+		// disk's fsync rate (a 100k burst would take minutes).
+		batch := []enforce.Event{ev}
+	more:
+		for len(batch) < denyBatch {
+			select {
+			case ev, ok := <-events:
+				if !ok {
+					break more
+				}
+				batch = append(batch, ev)
+			default:
+				break more
+			}
+		}
+		m.recordEvents(batch)
+	}
+}
+
+// denyBatch bounds the rows of one chain commit made by consumeDenies.
+const denyBatch = 1024
+
+// recordEvents appends one row per event, in order, in one commit, and
+// answers the events that wait for it.
+func (m *Manager) recordEvents(batch []enforce.Event) {
+	recs := make([]audit.Record, len(batch))
+	entries := make([]*entry, len(batch))
+	m.mu.Lock()
+	for i, ev := range batch {
+		aid, ok := m.byCgroup[ev.CgroupID]
+		if !ok {
+			// A deny made while no daemon ran, read from the pinned ring
+			// before its agent was adopted again.
+			aid = m.aidOfCgroupLocked(ev.CgroupID)
+		}
+		entries[i] = m.agents[aid]
 		detail := map[string]string{"source": ev.Source, "cgroup_id": strconv.FormatUint(ev.CgroupID, 10)}
 		if ev.Syscall != "" {
 			detail["syscall"] = ev.Syscall
 		}
-		rec := audit.Record{AID: aid, Type: "cap.deny", Cap: ev.Cap, Object: ev.Object, Result: audit.ResultDeny,
+		recs[i] = audit.Record{AID: aid, Type: "cap.deny", Cap: ev.Cap, Object: ev.Object, Result: audit.ResultDeny,
 			Errno: ev.Errno, PID: ev.PID, KSeq: ev.Seq, Detail: detail}
 		if ev.Allowed {
 			// An allowed use the audit policy wants on record (the
-			// supervisor's opens and execs): the call waits for it.
-			rec.Type, rec.Result, rec.Errno = "cap.use", audit.ResultAllow, 0
+			// supervisor's opens and execs wait for it).
+			recs[i].Type, recs[i].Result, recs[i].Errno = "cap.use", audit.ResultAllow, 0
 		}
-		_, err := m.cfg.Chain.Append(context.Background(), rec)
+	}
+	m.mu.Unlock()
+	_, err := m.cfg.Chain.AppendBatch(context.Background(), recs)
+	marked := map[*entry]bool{}
+	for i, ev := range batch {
 		if ev.Reply != nil {
 			ev.Reply <- err // an unrecorded allowed use is refused
-		}
-		if err != nil {
-			if !ev.Allowed {
-				m.log.Error("audit chain refused a deny row: kernel and chain counters now differ", "kseq", ev.Seq, "err", err)
-			}
-			continue
 		}
 		if ev.Allowed {
 			continue
 		}
+		if err != nil {
+			m.log.Error("audit chain refused a deny row: kernel and chain counters now differ", "kseq", ev.Seq, "err", err)
+			continue
+		}
 		m.chainDenies.Add(1)
-		if e != nil {
+		if e := entries[i]; e != nil && !marked[e] {
+			marked[e] = true
 			go m.markDenied(e, ev)
 		}
 	}

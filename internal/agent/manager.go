@@ -37,6 +37,7 @@ type Config struct {
 	Enforcer        string           // the backend's name, recorded in attestations
 	Enforce         enforce.Enforcer // nil: no backend could load, and agents must not start
 	EnforceWhy      string           // why that backend, or why none
+	Broker          Broker           // the inference broker agents are pointed at (inference.go); zero: none
 	Log             *slog.Logger
 }
 
@@ -61,6 +62,8 @@ type Manager struct {
 	mu       sync.Mutex
 	agents   map[uint64]*entry
 	byCgroup map[uint64]uint64 // cgroup id → AID, for kernel events
+
+	inf inference // the inference broker's keys and token usage (inference.go)
 
 	chainDenies atomic.Uint64 // kernel deny rows appended, to reconcile with the kernel's count
 

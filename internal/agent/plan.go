@@ -34,6 +34,10 @@ type plan struct {
 	ceiling               []string // nil: the caps are the ceiling
 	quota                 manifest.Quota
 	memory                manifest.MemoryTiers
+	audit                 manifest.AuditPolicy // the spec's `audit:`; zero for agent run (the default)
+	static                bool                 // the spec's `enforcement: static`
+	parent                uint64               // the agent that asked for this one (delegate.go), 0: a user
+	delegated             map[string]uint64    // capability -> the agent it was delegated by
 	exe, script           *measure.Measured
 	authorizer            attest.Authorizer
 	manifestRef           *attest.ManifestRef
@@ -80,7 +84,7 @@ func (m *Manager) planManifest(caller Caller, req api.SpawnRequest) ([]*plan, er
 		}
 		base := &plan{
 			class: spec.Class, workload: man.Metadata.Name, user: user, owner: caller.UID,
-			command: spec.Command, env: spec.Env, quota: spec.Quota, memory: spec.Memory,
+			command: spec.Command, env: spec.Env, quota: spec.Quota, memory: spec.Memory, audit: spec.Audit, static: spec.Enforcement == manifest.EnforceStatic,
 			authorizer: auth, manifestRef: ref,
 		}
 		for _, c := range spec.Capabilities {

@@ -71,7 +71,7 @@ func (m *Manager) Quota(caller Caller, aid uint64) (*api.Quota, error) {
 		CPUWeight: r.Quota.CPUWeight, CPUMax: r.Quota.CPUMax, MemoryMax: r.Quota.MemoryMax,
 		MemoryHigh: r.Quota.MemoryHigh, Pids: r.Quota.Pids, IOWeight: r.Quota.IOWeight,
 		Tokens: r.Quota.Tokens, HBM: r.Memory.HBM, RAM: r.Memory.RAM, SSD: r.Memory.SSD,
-	}, Usage: api.QuotaUsage{MemoryCurrent: -1, MemoryPeak: -1},
+	}, Usage: api.QuotaUsage{MemoryCurrent: -1, MemoryPeak: -1, Tokens: r.TokensUsed},
 		Controllers: string(m.quota.Mode()), Unenforced: m.quota.Unenforced(limits(r.Quota, r.Memory))}
 	if !r.State.Terminal() {
 		if u, err := m.quotaGroup(&r).Usage(); err == nil {

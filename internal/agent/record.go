@@ -37,7 +37,13 @@ type record struct {
 	Ceiling    []string             `json:"ceiling,omitempty"` // nil: Caps
 	Quota      manifest.Quota       `json:"quota"`
 	Memory     manifest.MemoryTiers `json:"memory"`
-	HBMUsed    int64                `json:"hbm_used,omitempty"` // the HBM ledger (agent_memory_tier)
+	Audit      manifest.AuditPolicy `json:"audit,omitzero"`                 // the manifest's audit policy; zero: the default
+	Static     bool                 `json:"static,omitempty"`               // enforcement: static (reads left to the floor)
+	Parent     uint64               `json:"parent,omitempty"`               // the agent that spawned this one (delegation), 0: a user
+	Delegated  map[string]uint64    `json:"delegated,omitempty"`            // capability -> the agent that granted it, for caps reached by delegation
+	HBMUsed    int64                `json:"hbm_used,omitempty"`             // the HBM ledger (agent_memory_tier)
+	KeyHash    string               `json:"inference_key_sha256,omitempty"` // the broker key's hash; the key is only in the agent's env
+	TokensUsed int64                `json:"tokens_used,omitempty"`          // inference tokens spent through the broker
 	BinarySHA  string               `json:"binary_sha256"`
 	SpawnTime  time.Time            `json:"spawn_time"`
 	EndTime    time.Time            `json:"end_time,omitzero"`

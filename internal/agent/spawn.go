@@ -34,10 +34,16 @@ const spawnWorkers = 8
 // Spawn is agent_spawn: verify, parse, plan every agent, then start them.
 // A refused manifest is recorded in the chain and nothing is started.
 func (m *Manager) Spawn(ctx context.Context, caller Caller, req api.SpawnRequest) ([]api.Agent, error) {
-	if caller.AID != 0 {
-		return nil, api.Errorf(api.ErrDenied, "agent %d may not spawn agents (delegation through cap.grant is not built yet)", caller.AID)
+	caller, parent, err := m.spawnCaller(caller) // delegate.go: an agent spawns for the user who authorized it
+	if err != nil {
+		return nil, err
 	}
 	plans, err := m.planManifest(caller, req)
+	if err == nil {
+		if err = m.delegatePlans(parent, plans); err != nil {
+			m.release(plans)
+		}
+	}
 	if err != nil {
 		result := audit.Record{Type: "spawn.refused", Object: req.File, Result: audit.ResultDeny,
 			Detail: map[string]string{"uid": strconv.FormatUint(uint64(caller.UID), 10), "reason": err.Error()}}
@@ -51,10 +57,19 @@ func (m *Manager) Spawn(ctx context.Context, caller Caller, req api.SpawnRequest
 
 // Run is `coconut agent run`: one agent from a command line.
 func (m *Manager) Run(ctx context.Context, caller Caller, req api.RunRequest) (*api.Agent, error) {
-	if caller.AID != 0 {
-		return nil, api.Errorf(api.ErrDenied, "agent %d may not spawn agents (delegation through cap.grant is not built yet)", caller.AID)
+	caller, parent, err := m.spawnCaller(caller) // delegate.go
+	if err != nil {
+		return nil, err
+	}
+	if parent != nil && req.User == "" {
+		req.User = parent.rec.User // an agent's children run as its own user
 	}
 	p, err := m.planRun(caller, req)
+	if err == nil {
+		if err = m.delegatePlans(parent, []*plan{p}); err != nil {
+			m.release([]*plan{p})
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -125,11 +140,16 @@ func (m *Manager) startOne(ctx context.Context, p *plan, aid uint64) (*entry, er
 	rec := &record{
 		AID: aid, Name: p.name, Class: p.class, Workload: p.workload, State: state.Spawning,
 		CgroupID: g.ID, CgroupPath: g.Path, User: p.user.Name, UID: p.user.UID, GID: p.user.GID,
-		Owner: p.owner, Command: p.command, Caps: p.caps, Ceiling: p.ceiling, Quota: p.quota, Memory: p.memory,
+		Owner: p.owner, Command: p.command, Caps: p.caps, Ceiling: p.ceiling, Quota: p.quota, Memory: p.memory, Audit: p.audit, Static: p.static, Parent: p.parent, Delegated: p.delegated,
 		BinarySHA: p.exe.SHA256, SpawnTime: time.Now().UTC(),
 	}
 	if rec.Caps == nil {
 		rec.Caps = []string{}
+	}
+	key, err := m.newInferenceKey(rec) // inference.go: the broker key, only its hash is kept
+	if err != nil {
+		g.Remove()
+		return nil, err
 	}
 	if rec.Ceiling == nil {
 		// No declared ceiling: the initial bundle is the ceiling, so the
@@ -177,7 +197,7 @@ func (m *Manager) startOne(ctx context.Context, p *plan, aid uint64) (*entry, er
 	if err != nil {
 		return fail(err)
 	}
-	cmd, err := m.launch(p, rec, floor)
+	cmd, err := m.launch(p, rec, floor, key)
 	if err != nil {
 		return fail(api.Errorf(api.ErrInvalid, "agent %s: %v", p.name, err))
 	}
@@ -226,7 +246,7 @@ func (m *Manager) attest(ctx context.Context, p *plan, rec *record) error {
 }
 
 // launch starts the agent's program in its cgroup from the sealed copy.
-func (m *Manager) launch(p *plan, rec *record, floor *launch.Floor) (*exec.Cmd, error) {
+func (m *Manager) launch(p *plan, rec *record, floor *launch.Floor, key string) (*exec.Cmd, error) {
 	logf, err := os.OpenFile(m.store.logPath(rec.AID), os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_CLOEXEC, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("open log: %w", err)
@@ -237,12 +257,13 @@ func (m *Manager) launch(p *plan, rec *record, floor *launch.Floor) (*exec.Cmd, 
 		return nil, err
 	}
 	defer syscall.Close(fd)
-	cfg := launch.Config{Self: m.cfg.Self, CgroupFD: fd, Exec: p.exe.File(), Output: logf}
+	cfg := launch.Config{Self: m.cfg.Self, CgroupFD: fd, Exec: p.exe.File(), Output: logf, Static: rec.Static}
 	if p.script != nil {
 		cfg.Script = p.script.File()
 	}
 	env := p.agentEnv(rec.AID, m.cfg.Socket)
-	env = append(env, m.tierEnv(rec)...) // the SSD tier's mount; the HBM budget for CUDA MPS
+	env = append(env, m.tierEnv(rec)...)      // the SSD tier's mount; the HBM budget for CUDA MPS
+	env = withEnv(env, m.cfg.Broker.env(key)) // inference.go: the broker's address and the agent's key
 	wait, err := m.supervise(rec.AID, &cfg)
 	if err != nil {
 		return nil, err
@@ -339,4 +360,5 @@ func (m *Manager) endLocked(e *entry, to state.State, reason string, mutate func
 		}
 	}
 	m.killGroup(e)
+	m.inferenceEnded(e.rec) // inference.go: the key stops working, the broker forgets the agent
 }

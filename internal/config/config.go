@@ -32,6 +32,8 @@ type Config struct {
 	// TPMSocket is swtpm's unix data socket for the audit anchor; empty
 	// uses /dev/tpmrm0 when present, forward-secure seals otherwise.
 	TPMSocket string `toml:"tpm_socket"`
+	// Broker configures the inference broker ([broker]); see broker.go.
+	Broker Broker `toml:"broker"`
 }
 
 // Load reads path. explicit says the user named it: then it must exist.
@@ -55,6 +57,9 @@ func Load(path string, explicit bool) (Config, error) {
 	case "", "auto", "portable", "bpf-lsm":
 	default:
 		return Config{}, fmt.Errorf("config %s: enforcer %q: must be auto, portable or bpf-lsm", path, c.Enforcer)
+	}
+	if err := c.Broker.validate(); err != nil {
+		return Config{}, fmt.Errorf("config %s: [broker] %w", path, err)
 	}
 	return c, nil
 }

@@ -24,6 +24,17 @@ func TestLoad(t *testing.T) {
 		{name: "unknown", body: "usr = \"maya\"\n", wantErr: "unknown keys: usr"},
 		{name: "enforcer", body: "enforcer = \"magic\"\n", wantErr: "must be auto, portable or bpf-lsm"},
 		{name: "syntax", body: "user = \n", wantErr: "config"},
+		{name: "broker", body: "broker_addr = \"127.0.0.1:7878\"\n[broker]\npolicy = \"fifo\"\nslots = 4\nupstream_url = \"http://127.0.0.1:8000/v1\"\nupstream_key_file = \"/etc/coconut/upstream.key\"\n[broker.sim]\ndecode_us = 200\n",
+			want: Config{BrokerAddr: "127.0.0.1:7878", Broker: Broker{Policy: "fifo", Slots: 4, UpstreamURL: "http://127.0.0.1:8000/v1", UpstreamKeyFile: "/etc/coconut/upstream.key", Sim: Sim{DecodeUS: 200}}}},
+		{name: "broker unknown key", body: "[broker]\nupstream_key = \"sk-123\"\n", wantErr: "unknown keys: broker.upstream_key"},
+		{name: "broker policy", body: "[broker]\npolicy = \"lottery\"\n", wantErr: "must be vtc or fifo"},
+		{name: "broker over budget", body: "[broker]\nover_budget = \"maybe\"\n", wantErr: "must be wait or reject"},
+		{name: "broker negative slots", body: "[broker]\nslots = -2\n", wantErr: "slots -2"},
+		{name: "broker url", body: "[broker]\nupstream_url = \"ftp://x\"\n", wantErr: "upstream_url"},
+		{name: "broker url credentials", body: "[broker]\nupstream_url = \"http://u:sk@x/v1\"\n", wantErr: "without credentials"},
+		{name: "broker key file alone", body: "[broker]\nupstream_key_file = \"/k\"\n", wantErr: "without upstream_url"},
+		{name: "broker jitter", body: "[broker.sim]\njitter = 1.0\n", wantErr: "jitter"},
+		{name: "broker sim output", body: "[broker.sim]\noutput = \"zipf\"\n", wantErr: "sim.output"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -34,5 +34,34 @@ func kernelChecks(tree *cgroup.Tree) []api.Check {
 		}
 		out = append(out, api.Check{Name: "bpf-lsm", OK: hasBPF, Detail: detail})
 	}
+	return append(out, kernelAuditCheck())
+}
+
+// kernelAuditCheck says whether Landlock floor denials are logged. They
+// are EACCES from the kernel, never seen by coconutd: the counters count
+// what reaches the chain (the supervisor and the network guard).
+func kernelAuditCheck() api.Check {
+	const counters = "; doctor's counters count the denies that reach the audit chain (seccomp supervisor and network guard); " +
+		"Landlock floor denials (EACCES, below the supervisor) are not in them"
+	on, err := kernelAuditEnabled()
+	switch {
+	case err != nil:
+		return api.Check{Name: "kernel-audit", OK: false, Detail: fmt.Sprintf("cannot ask the kernel audit subsystem (%v): "+
+			"Landlock floor denials may go unlogged", err) + counters}
+	case !on:
+		return api.Check{Name: "kernel-audit", OK: false, Detail: "kernel audit is disabled (auditctl -e 1, or audit=1 on the kernel command line, to enable it): " +
+			"Landlock floor denials are not logged anywhere" + counters}
+	}
+	return api.Check{Name: "kernel-audit", OK: true, Detail: "kernel audit is enabled: Landlock floor denials are logged by the kernel " +
+		"(LANDLOCK_ACCESS records, with LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON) in the kernel audit log" + counters}
+}
+
+// enforcerChecks reports what the loaded backend says about itself.
+func enforcerChecks(enf any) []api.Check {
+	var out []api.Check
+	if p, ok := enf.(interface{ PinStatus() string }); ok {
+		why := p.PinStatus()
+		out = append(out, api.Check{Name: "netguard-pin", OK: strings.HasPrefix(why, "pinned"), Detail: why})
+	}
 	return out
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/coconut-os/coconut/internal/audit"
 	"github.com/coconut-os/coconut/internal/cgroup"
 	"github.com/coconut-os/coconut/internal/checkpoint"
+	"github.com/coconut-os/coconut/internal/config"
 	"github.com/coconut-os/coconut/internal/enforce"
 	"github.com/coconut-os/coconut/internal/server"
 	"github.com/coconut-os/coconut/internal/sign"
@@ -40,7 +41,8 @@ type Options struct {
 	DemoUser   string
 	CenterAddr string
 	BrokerAddr string
-	TPMSocket  string // issue 4: swtpm data socket for the anchor ("": /dev/tpmrm0 if present)
+	TPMSocket  string        // issue 4: swtpm data socket for the anchor ("": /dev/tpmrm0 if present)
+	Broker     config.Broker // issue 6: the [broker] table (broker.go)
 	Log        *slog.Logger
 }
 
@@ -58,6 +60,7 @@ type Daemon struct {
 	hostKey  ed25519.PrivateKey
 	enforcer string
 	enf      enforce.Enforcer // nil when none could load
+	brk      *brokerSvc       // issue 6: the inference broker (broker.go)
 	why      string
 	started  time.Time
 }
@@ -107,6 +110,9 @@ func New(opts Options) (*Daemon, error) {
 		return nil, fmt.Errorf("open audit chain: %w", err)
 	}
 	fail := func(err error) (*Daemon, error) {
+		if d.brk != nil { // issue 6
+			d.brk.close()
+		}
 		d.ckpt.Close()
 		d.anc.Close()
 		d.chain.Close()
@@ -152,14 +158,22 @@ func New(opts Options) (*Daemon, error) {
 		PID: os.Getpid(), Detail: map[string]string{"host_key_id": sign.KeyID(hostPub), "enforcer": enf}}); err != nil {
 		return fail(fmt.Errorf("audit chain refuses appends: %w", err))
 	}
+	// issue 6: the broker's listeners exist before any agent is spawned
+	// or adopted, so agents are told (and allowed) the real address.
+	if d.brk, err = openBroker(opts, d.tree, d.chain, log); err != nil {
+		return fail(err)
+	}
+	d.brk.agents = func() *agent.Manager { return d.agents }
 	d.agents, err = agent.New(agent.Config{
 		StateDir: opts.StateDir, Tree: d.tree, Chain: d.chain, Trust: trust, HostKey: d.hostKey,
 		HostID: hostID(), Self: self, Socket: opts.Socket, WorkstationUser: opts.User,
 		DemoUser: opts.DemoUser, Enforcer: enf, Enforce: d.enf, EnforceWhy: why, Log: log,
+		Broker: d.brk.env(), // issue 6
 	})
 	if err != nil {
 		return fail(err)
 	}
+	d.agents.OnInferenceEnd(d.brk.b.Forget) // issue 6
 	d.srv = server.New(server.Config{Agents: d.agents, Chain: d.chain, Trust: trust, Tree: d.tree, Doctor: d.doctor, Log: log})
 	return d, nil
 }
@@ -171,14 +185,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 3)
 	go func() { errc <- d.srv.Serve(l) }()
+	d.brk.serve(errc) // issue 6
 	if ok, err := sddaemon.SdNotify(false, sddaemon.SdNotifyReady); ok {
 		d.log.Debug("told systemd we are ready")
 	} else if err != nil {
 		d.log.Warn("sd_notify", "err", err)
 	}
-	d.log.Info("coconutd ready", "socket", d.opts.Socket, "state_dir", d.opts.StateDir,
+	d.log.Info("coconutd ready", "socket", d.opts.Socket, "broker_socket", d.brk.sock, "broker_addr", d.brk.addr, "state_dir", d.opts.StateDir,
 		"cgroup", d.tree.Root, "enforcer", d.enforcer, "agents", d.agents.Running())
 	select {
 	case <-ctx.Done():
@@ -191,12 +206,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	d.srv.Shutdown(sctx)
+	d.brk.shutdown(sctx) // issue 6: calls in flight finish; close() releases the rest
 	os.Remove(d.opts.Socket)
 	d.close()
 	return nil
 }
 
 func (d *Daemon) close() {
+	d.brk.close()          // issue 6
+	d.agents.FlushTokens() // issue 6: token usage not yet persisted
 	d.agents.Close()
 	if d.enf != nil {
 		// The guard's programs detach with it; the Landlock floors stay
@@ -274,14 +292,16 @@ func hostID() string {
 func (d *Daemon) doctor() api.Doctor {
 	seq, _ := d.chain.Head()
 	hostPub := d.hostKey.Public().(ed25519.PublicKey)
-	return api.Doctor{
+	doc := api.Doctor{
 		Version: Version, Enforcer: d.enforcer, EnforcerWhy: d.why, ECapability: int(api.ECapability),
 		Anchor:   d.anchor, // issue 4
 		Counters: d.agents.Counters(),
 		StateDir: d.opts.StateDir, CgroupRoot: d.tree.Root, HostKeyID: sign.KeyID(hostPub),
 		ChainHead: seq, Agents: d.agents.Running(), PID: os.Getpid(),
-		Checks: kernelChecks(d.tree),
+		Checks: append(kernelChecks(d.tree), enforcerChecks(d.enf)...),
 	}
+	d.brk.doctorInfo(&doc) // issue 6
+	return doc
 }
 
 // --- issue 4: checkpoints (begin) ---

@@ -6,6 +6,7 @@ import (
 
 	"github.com/coconut-os/coconut/internal/capability"
 	"github.com/coconut-os/coconut/internal/launch"
+	"github.com/coconut-os/coconut/internal/manifest"
 )
 
 var (
@@ -23,6 +24,13 @@ type Agent struct {
 	Policy   string           // agents with the same policy key share kernel rules (workload/class)
 	Caps     []capability.Cap // the current bundle, ~ expanded
 	Ceiling  []capability.Cap // what may ever be granted (Caps when the manifest has none)
+	// Audit is the manifest's `audit:` policy for allowed uses (empty
+	// levels: DefaultAudit). Denies are always recorded.
+	Audit manifest.AuditPolicy
+	// Static is the manifest's `enforcement: static`: read-only opens are
+	// left to the floor, so the bundle's reads cannot be revoked (a
+	// revocation freezes the agent instead: Supervised is false).
+	Static bool
 }
 
 // Event is one deny seen in the kernel.

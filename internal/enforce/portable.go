@@ -15,6 +15,7 @@ import (
 // Landlock floor (applied by the trampoline) and the network guard.
 type Portable struct {
 	guard  *netguard.Guard
+	pinWhy string // how the guard outlives the daemon, or why it does not
 	events chan Event
 	sup    *supervisor // nil: the seccomp supervisor is off (supWhy says why)
 	supWhy string
@@ -26,6 +27,7 @@ type Portable struct {
 	policies map[string]*policy // by policy key
 	agents   map[uint64]bound   // by AID
 	nextID   uint32
+	audits   map[uint64]*auditPolicy // by cgroup id: which allowed connects are recorded
 }
 
 type policy struct {
@@ -51,6 +53,9 @@ type Config struct {
 
 // LoadPortable loads the network guard on coconut's cgroup subtree. Both
 // halves must work: without Landlock or cgroup BPF, agents do not start.
+// The guard is pinned in bpffs (netguard.Open), so the network stays
+// guarded while no daemon runs and a restarted daemon takes it over; only
+// when bpffs cannot be used is it loaded unpinned, and PinStatus says so.
 // The seccomp supervisor is on when cfg names a holder socket and the
 // holder starts; if it does not, agents run under the floor and the guard
 // only, and Supervising says why.
@@ -59,11 +64,24 @@ func LoadPortable(cfg Config) (*Portable, error) {
 	if abi := launch.LandlockABI(); abi < 1 {
 		return nil, fmt.Errorf("%w: portable: the kernel has no Landlock (enable CONFIG_SECURITY_LANDLOCK and landlock in lsm=)", ErrUnavailable)
 	}
-	g, err := netguard.Load(cgroupRoot)
-	if err != nil {
-		return nil, fmt.Errorf("%w: portable: cgroup BPF network guard: %v", ErrUnavailable, err)
+	var g *netguard.Guard
+	pinWhy := ""
+	pins, err := netguard.PinDir(cgroupRoot)
+	if err == nil {
+		if g, err = netguard.Open(cgroupRoot, pins); err != nil {
+			// Pins that exist but cannot be taken over still guard the
+			// agents: do not stack a second, unpinned guard beside them.
+			return nil, fmt.Errorf("%w: portable: cgroup BPF network guard: %v", ErrUnavailable, err)
+		}
+		pinWhy = "pinned in " + pins + ": the network stays guarded while coconutd is down"
+	} else {
+		if g, err = netguard.Load(cgroupRoot); err != nil {
+			return nil, fmt.Errorf("%w: portable: cgroup BPF network guard: %v", ErrUnavailable, err)
+		}
+		pinWhy = fmt.Sprintf("not pinned (%v): the network is unguarded while coconutd is down", err)
 	}
-	p := &Portable{guard: g, events: make(chan Event, 4096), policies: map[string]*policy{}, agents: map[uint64]bound{}}
+	p := &Portable{guard: g, pinWhy: pinWhy, events: make(chan Event, 4096), policies: map[string]*policy{}, agents: map[uint64]bound{},
+		audits: map[uint64]*auditPolicy{}, nextID: g.MaxPolicyID()}
 	switch {
 	case cfg.HolderSocket == "":
 		p.supWhy = "seccomp supervisor turned off"
@@ -75,6 +93,20 @@ func LoadPortable(cfg Config) (*Portable, error) {
 	}
 	go p.forward()
 	return p, nil
+}
+
+// PinStatus says whether the network guard outlives the daemon.
+func (p *Portable) PinStatus() string { return p.pinWhy }
+
+// Uninstall removes the network guard a daemon for cgroupRoot left
+// pinned: its programs detach. Only for a clean uninstall, once no agent
+// of that subtree runs (they would lose network enforcement).
+func Uninstall(cgroupRoot string) error {
+	pins, err := netguard.PinDir(cgroupRoot)
+	if err != nil {
+		return err
+	}
+	return netguard.Uninstall(pins)
 }
 
 // Supervising implements Supervisor.
@@ -135,26 +167,23 @@ func (p *Portable) Bind(a Agent) (*launch.Floor, error) {
 			netCaps = append(netCaps, c)
 		}
 	}
-	key := canonical(netCaps)
+	audit := newAuditPolicy(a.Audit)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	// Agents of one policy key share rules only while their bundles agree;
-	// a bundle changed by a grant gets a policy of its own.
-	pk := a.Policy + "\x00" + key
-	pol, ok := p.policies[pk]
-	if !ok {
-		p.nextID++
-		pol = &policy{id: p.nextID, caps: key}
-		if err := p.guard.SetPolicy(pol.id, netCaps); err != nil {
-			return nil, fmt.Errorf("network policy for agent %d: %w", a.AID, err)
-		}
-		p.policies[pk] = pol
+	// Agents of one policy key share rules only while their bundles (and
+	// whether their connects are recorded) agree; a bundle changed by a
+	// grant gets a policy of its own.
+	pk := policyKey(a.Policy, audit, netCaps)
+	pol, err := p.policyFor(pk, audit, netCaps)
+	if err != nil {
+		return nil, fmt.Errorf("network policy for agent %d: %w", a.AID, err)
 	}
 	if err := p.guard.Bind(a.CgroupID, pol.id); err != nil {
 		return nil, fmt.Errorf("bind agent %d to its network policy: %w", a.AID, err)
 	}
 	pol.refs++
 	p.agents[a.AID] = bound{cgroupID: a.CgroupID, key: pk}
+	p.audits[a.CgroupID] = audit
 	if p.sup != nil {
 		p.sup.set(a)
 	}
@@ -185,18 +214,17 @@ func (p *Portable) Update(a Agent) error {
 		a.CgroupID = old.cgroupID
 		p.sup.set(a)
 	}
-	pk := a.Policy + "\x00" + canonical(netCaps)
+	audit := p.audits[old.cgroupID]
+	if audit == nil {
+		audit = newAuditPolicy(a.Audit)
+	}
+	pk := policyKey(a.Policy, audit, netCaps)
 	if pk == old.key {
 		return nil
 	}
-	pol, ok := p.policies[pk]
-	if !ok {
-		p.nextID++
-		pol = &policy{id: p.nextID, caps: canonical(netCaps)}
-		if err := p.guard.SetPolicy(pol.id, netCaps); err != nil {
-			return fmt.Errorf("network policy for agent %d: %w", a.AID, err)
-		}
-		p.policies[pk] = pol
+	pol, err := p.policyFor(pk, audit, netCaps)
+	if err != nil {
+		return fmt.Errorf("network policy for agent %d: %w", a.AID, err)
 	}
 	if err := p.guard.Bind(a.CgroupID, pol.id); err != nil {
 		return fmt.Errorf("rebind agent %d: %w", a.AID, err)
@@ -221,6 +249,7 @@ func (p *Portable) Unbind(aid uint64) error {
 		return nil
 	}
 	delete(p.agents, aid)
+	delete(p.audits, b.cgroupID)
 	err := p.guard.Unbind(b.cgroupID)
 	if p.sup != nil {
 		if serr := p.sup.unbind(aid); err == nil {
@@ -277,8 +306,50 @@ func (p *Portable) forward() {
 			obj = fmt.Sprintf("socket family=%d type=%d protocol=%d", ev.Family, ev.Type, ev.Protocol)
 			cap = "net.socket"
 		}
+		if ev.Allowed {
+			// A connect the agent's policy asks to record: "first"
+			// keeps only the first per peer.
+			p.mu.Lock()
+			audit := p.audits[ev.CgroupID]
+			p.mu.Unlock()
+			if audit != nil && !audit.wantConnect(obj) {
+				continue
+			}
+			p.events <- Event{Source: "netguard", Seq: ev.Seq, CgroupID: ev.CgroupID, PID: int(ev.PID), Cap: cap, Object: obj,
+				Syscall: "connect", Allowed: true}
+			continue
+		}
 		p.events <- Event{Source: "netguard", Seq: ev.Seq, CgroupID: ev.CgroupID, PID: int(ev.PID), Cap: cap, Object: obj, Errno: 134}
 	}
+}
+
+// policyKey names a shared kernel policy: the class, whether allowed
+// connects are recorded, and the canonical net bundle.
+func policyKey(class string, audit *auditPolicy, netCaps []capability.Cap) string {
+	rec := "quiet"
+	if audit.recordsConnects() {
+		rec = "connects"
+	}
+	return class + "\x00" + rec + "\x00" + canonical(netCaps)
+}
+
+// policyFor returns the kernel policy for key, making it (rules, then the
+// audit flag) if it does not exist yet. The caller holds p.mu.
+func (p *Portable) policyFor(key string, audit *auditPolicy, netCaps []capability.Cap) (*policy, error) {
+	if pol, ok := p.policies[key]; ok {
+		return pol, nil
+	}
+	p.nextID++
+	pol := &policy{id: p.nextID, caps: canonical(netCaps)}
+	if err := p.guard.SetPolicy(pol.id, netCaps); err != nil {
+		return nil, err
+	}
+	if err := p.guard.SetAuditConnect(pol.id, audit.recordsConnects()); err != nil {
+		p.guard.RemovePolicy(pol.id)
+		return nil, err
+	}
+	p.policies[key] = pol
+	return pol, nil
 }
 
 func canonical(caps []capability.Cap) string {

@@ -61,7 +61,42 @@ type supervisor struct {
 type fsAgent struct {
 	cgroupID uint64
 	caps     []capability.Cap
-	policy   supervise.AuditPolicy
+	memo     *memo        // decisions on caps; replaced with caps
+	static   bool         // read-only opens are left to the floor
+	policy   *auditPolicy // the manifest's audit policy (auditpolicy.go)
+}
+
+// memo remembers an agent's decisions on one bundle: a decision depends
+// only on the path, the access and the bundle, and matching scopes costs
+// more than the rest of a decision. A new bundle gets a new memo, so no
+// decision on the old bundle survives set.
+type memo struct {
+	mu sync.Mutex
+	m  map[memoKey]bool
+}
+
+type memoKey struct {
+	path   string
+	access supervise.Access
+}
+
+// maxMemo bounds the memo; past it, it starts over.
+const maxMemo = 4096
+
+func (m *memo) get(k memoKey) (allowed, ok bool) {
+	m.mu.Lock()
+	allowed, ok = m.m[k]
+	m.mu.Unlock()
+	return allowed, ok
+}
+
+func (m *memo) put(k memoKey, allowed bool) {
+	m.mu.Lock()
+	if m.m == nil || len(m.m) >= maxMemo {
+		m.m = make(map[memoKey]bool)
+	}
+	m.m[k] = allowed
+	m.mu.Unlock()
 }
 
 func newSupervisor(p *Portable, holderPath, self string) (*supervisor, error) {
@@ -90,10 +125,10 @@ func (s *supervisor) set(a Agent) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if cur := s.agents[a.AID]; cur != nil {
-		cur.caps = fs
+		cur.caps, cur.memo = fs, &memo{}
 		return
 	}
-	s.agents[a.AID] = &fsAgent{cgroupID: a.CgroupID, caps: fs}
+	s.agents[a.AID] = &fsAgent{cgroupID: a.CgroupID, caps: fs, memo: &memo{}, static: a.Static, policy: newAuditPolicy(a.Audit)}
 }
 
 // Allow implements supervise.Decider: the baseline, or the current bundle.
@@ -107,6 +142,18 @@ func (s *supervisor) Allow(aid uint64, path string, access supervise.Access) boo
 	if a == nil {
 		return false
 	}
+	// Under the read lock: set swaps caps and memo together, so a
+	// remembered answer is always one on the current bundle.
+	k := memoKey{path, access}
+	if allowed, ok := a.memo.get(k); ok {
+		return allowed
+	}
+	allowed := s.decide(a, path, access)
+	a.memo.put(k, allowed)
+	return allowed
+}
+
+func (s *supervisor) decide(a *fsAgent, path string, access supervise.Access) bool {
 	// Read is implied by write and exec, as in the Landlock floor (a
 	// write scope is read-write; executing a file reads it).
 	if access&supervise.Read != 0 && !s.allowOne(a, path, "read", baseline.read) &&
@@ -189,6 +236,10 @@ func (s *supervisor) Record(ev supervise.Event) error {
 	reply := make(chan error, 1)
 	out := Event{Source: "supervisor", Seq: s.seq.Add(1), CgroupID: cg, PID: ev.TID, Cap: "fs." + ev.Access.String(),
 		Object: ev.Path, Syscall: ev.Syscall, Allowed: ev.Allowed, Reply: reply}
+	if ev.Cap != "" {
+		// A call refused whatever the bundle (mount, bpf, ptrace…).
+		out.Cap, out.Object = ev.Cap, ev.Object
+	}
 	if !ev.Allowed {
 		out.Errno = int(ev.Errno)
 	}
@@ -276,8 +327,16 @@ func (s *supervisor) Resume(aid uint64) error {
 	return nil
 }
 
-// Supervised implements Supervisor.
+// Supervised implements Supervisor. A static agent's reads are decided by
+// its Landlock floor, which cannot be narrowed while it runs: its files
+// are not mediated in the sense a revocation needs.
 func (s *supervisor) Supervised(aid uint64) bool {
+	s.mu.RLock()
+	a := s.agents[aid]
+	s.mu.RUnlock()
+	if a != nil && a.static {
+		return false
+	}
 	s.smu.Lock()
 	defer s.smu.Unlock()
 	return s.servers[aid] != nil

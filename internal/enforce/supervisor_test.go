@@ -92,3 +92,50 @@ func TestDeciderAuditPolicy(t *testing.T) {
 		})
 	}
 }
+
+// TestDeciderStaticNotSupervised: a static agent's reads are left to its
+// floor, so a revocation cannot rely on the supervisor (the caller then
+// quarantines); a supervised agent without a server is not mediated either.
+func TestDeciderStaticNotSupervised(t *testing.T) {
+	s := &supervisor{agents: map[uint64]*fsAgent{}, servers: map[uint64]*supervise.Server{1: {}, 2: {}}}
+	s.set(Agent{AID: 1, Caps: caps(t, "fs.read:/p/**")})
+	s.set(Agent{AID: 2, Caps: caps(t, "fs.read:/p/**"), Static: true})
+	s.set(Agent{AID: 3, Caps: caps(t, "fs.read:/p/**")})
+	for _, tt := range []struct {
+		aid  uint64
+		want bool
+	}{{1, true}, {2, false}, {3, false}} {
+		if got := s.Supervised(tt.aid); got != tt.want {
+			t.Errorf("Supervised(%d) = %v", tt.aid, got)
+		}
+	}
+	// The bundle still decides what is trapped (writes, execs).
+	if !s.Allow(2, "/p/a", supervise.Read) || s.Allow(2, "/p/a", supervise.Write) {
+		t.Error("static agent's decisions do not follow its bundle")
+	}
+}
+
+// TestRecordRefusal: a call refused whatever the bundle is a cap.deny
+// event with its own capability and object, counted as a kernel deny.
+func TestRecordRefusal(t *testing.T) {
+	p := &Portable{events: make(chan Event, 1)}
+	s := &supervisor{p: p, agents: map[uint64]*fsAgent{}}
+	s.set(Agent{AID: 1, CgroupID: 9, Caps: caps(t, "fs.read:/p/**")})
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Record(supervise.Event{AID: 1, TID: 5, Syscall: "mount", Cap: "sys.mount", Object: "mount /mnt", Errno: supervise.ECapability})
+	}()
+	ev := <-p.events
+	ev.Reply <- nil
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	want := Event{Source: "supervisor", Seq: 1, CgroupID: 9, PID: 5, Cap: "sys.mount", Object: "mount /mnt", Errno: 134, Syscall: "mount"}
+	ev.Reply = nil
+	if ev != want {
+		t.Fatalf("event %+v, want %+v", ev, want)
+	}
+	if s.denies.Load() != 1 {
+		t.Fatalf("denies %d", s.denies.Load())
+	}
+}

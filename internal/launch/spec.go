@@ -39,4 +39,8 @@ type Spec struct {
 	// immediately before exec, handing its listener over fd 7. Set by
 	// Start from Config.Supervise.
 	Supervised bool `json:"supervised,omitempty"`
+	// Static installs the static filter (supervise.Options.Static):
+	// read-only opens are left to the floor. Set by Start from
+	// Config.Static; meaningful with Supervised only.
+	Static bool `json:"static,omitempty"`
 }

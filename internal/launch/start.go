@@ -26,6 +26,10 @@ type Config struct {
 	// already be waiting: the trampoline's exec waits for its
 	// acknowledgement. Start does not close it.
 	Supervise *os.File
+	// Static is the manifest's `enforcement: static`: the filter leaves
+	// read-only opens to the floor, which must then be built from the
+	// bundle itself.
+	Static bool
 }
 
 // Start launches the trampoline, hands it the spec and waits until the
@@ -55,6 +59,7 @@ func Start(cfg Config, spec Spec) (*exec.Cmd, error) {
 	}
 	spec.HasScript = cfg.Script != nil
 	spec.Supervised = cfg.Supervise != nil
+	spec.Static = cfg.Static
 	files := []*os.File{specR, statusW, cfg.Exec, script}
 	if cfg.Supervise != nil {
 		files = append(files, cfg.Supervise)

@@ -123,7 +123,7 @@ func trampoline() error {
 		// the exec itself, which the supervisor answers. If the handover
 		// fails, the thread may already be filtered: never exec then.
 		c := os.NewFile(fdSuper, "supervise")
-		err := supervise.Install(c)
+		err := supervise.Install(c, supervise.Options{Static: spec.Static})
 		c.Close()
 		if err != nil {
 			return err

@@ -11,7 +11,7 @@ import (
 
 var agentFields = []string{
 	"name", "class", "replicas", "command", "script", "env", "workdir", "user",
-	"capabilities", "ceiling", "quota", "memory", "audit",
+	"capabilities", "ceiling", "quota", "memory", "audit", "enforcement",
 }
 
 // agents decodes the agents list, then checks what spans agents: unique
@@ -34,7 +34,7 @@ func (d *decoder) agents(v val) []AgentSpec {
 }
 
 func (d *decoder) agent(v val, index int) AgentSpec {
-	a := AgentSpec{Replicas: 1, Line: v.line, Index: index,
+	a := AgentSpec{Replicas: 1, Line: v.line, Index: index, Enforcement: EnforceSupervised,
 		Audit: AuditPolicy{Reads: "first", Writes: "all", Exec: "all", Connect: "all"}}
 	entries, _ := d.mapping(v, agentFields)
 	if v.n.Kind != yaml.MappingNode {
@@ -86,6 +86,22 @@ func (d *decoder) agent(v val, index int) AgentSpec {
 			a.Memory = d.memory(e.v)
 		case "audit":
 			a.Audit = d.audit(e.v, a.Audit)
+		case "enforcement":
+			if s, ok := d.str(e.v); ok {
+				if s != EnforceSupervised && s != EnforceStatic {
+					d.errorf(e.v.line, e.v.field, "must be %s or %s, got %q", EnforceSupervised, EnforceStatic, s)
+				} else {
+					a.Enforcement = s
+				}
+			}
+		}
+	}
+	if ev, ok := got["enforcement"]; ok && a.Enforcement == EnforceStatic {
+		if _, ceil := got["ceiling"]; ceil {
+			// A static agent's floor is its bundle: nothing beyond it
+			// can ever be granted, so a ceiling would promise grants the
+			// kernel cannot give.
+			d.errorf(ev.line, ev.field, "static enforcement cannot have a ceiling: the Landlock floor is the bundle itself (use supervised enforcement to grant later)")
 		}
 	}
 	for _, k := range []string{"name", "command"} {

@@ -69,6 +69,7 @@ func TestParseValid(t *testing.T) {
 		{"default audit", m.Agents[1].Audit == AuditPolicy{Reads: "first", Writes: "all", Exec: "all", Connect: "all"}},
 		{"no ceiling is nil", m.Agents[1].Ceiling == nil},
 		{"second index", m.Agents[1].Index == 1 && m.Agents[1].Line == 22},
+		{"supervised by default", p.Enforcement == EnforceSupervised && m.Agents[1].Enforcement == EnforceSupervised},
 	}
 	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) {
@@ -76,6 +77,16 @@ func TestParseValid(t *testing.T) {
 				t.Fatalf("%+v", m.Agents)
 			}
 		})
+	}
+}
+
+func TestEnforcementStatic(t *testing.T) {
+	m, err := Parse("m.yaml", []byte(agent(cmd, "capabilities: [fs.read:/tmp/**]", "enforcement: static")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Agents[0].Enforcement != EnforceStatic {
+		t.Fatalf("enforcement %q", m.Agents[0].Enforcement)
 	}
 }
 
@@ -179,6 +190,9 @@ func TestParseRejects(t *testing.T) {
 		{"replicas too many", agent(cmd, "replicas: 1001"), "m.yaml:8: agents[0].replicas: must be between 1 and 1000, got 1001"},
 		{"replicas string", agent(cmd, `replicas: "3"`), "m.yaml:8: agents[0].replicas: must be an integer, got a string"},
 		{"replicas float", agent(cmd, "replicas: 1.5"), "m.yaml:8: agents[0].replicas: must be an integer, got a number"},
+		{"enforcement unknown", agent(cmd, "enforcement: landlock"), `m.yaml:8: agents[0].enforcement: must be supervised or static, got "landlock"`},
+		{"enforcement not string", agent(cmd, "enforcement: [static]"), "m.yaml:8: agents[0].enforcement: must be a string, got a list"},
+		{"static with ceiling", agent(cmd, "capabilities: [fs.read:/tmp/**]", "ceiling: [fs.read:/**]", "enforcement: static"), "m.yaml:10: agents[0].enforcement: static enforcement cannot have a ceiling"},
 		{"replicas huge", agent(cmd, "replicas: 99999999999999999999"), "m.yaml:8: agents[0].replicas: "},
 		{"total instances", agent(cmd, "replicas: 600") + "  - name: b\n    replicas: 500\n    " + cmd + "\n", "m.yaml:10: agents[1].replicas: total instances 1100 exceeds 1000"},
 		{"duplicate agent", agent(cmd) + "  - name: a\n    " + cmd + "\n", `m.yaml:8: agents[1].name: duplicate agent name "a" (also agents[0])`},

@@ -49,10 +49,21 @@ type AgentSpec struct {
 	Quota   Quota
 	Memory  MemoryTiers
 	Audit   AuditPolicy
+	// Enforcement is how file access is enforced: EnforceSupervised (the
+	// default: every open is decided against the current bundle) or
+	// EnforceStatic (read-only opens are left to the Landlock floor, made
+	// of the bundle: faster, but reads cannot be revoked or audited).
+	Enforcement string
 	// Line is the line of this list item, Index its position in agents.
 	Line  int
 	Index int
 }
+
+// Values of an agent's `enforcement` field.
+const (
+	EnforceSupervised = "supervised"
+	EnforceStatic     = "static"
+)
 
 // Quota is the per-instance budget; a zero field means "not set".
 type Quota struct {

@@ -29,4 +29,6 @@ var (
 	ErrMapUpdate = errors.New("update kernel map")
 	// ErrMalformedEvent: a ring buffer record that does not decode.
 	ErrMalformedEvent = errors.New("malformed event")
+	// ErrPin: the guard's bpffs pins could not be made, opened or reused.
+	ErrPin = errors.New("netguard pins")
 )

@@ -31,9 +31,13 @@ func (o Op) String() string {
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
 
-// Event is one kernel deny.
+// Event is one kernel deny, or (Allowed) one allowed connect of a policy
+// that records them (SetAuditConnect).
 type Event struct {
-	Seq      uint64 // kernel sequence number, from 1
+	// Seq is the kernel sequence number, from 1: of denies, or, for
+	// allowed uses, of allowed uses (a sequence of its own).
+	Seq      uint64
+	Allowed  bool
 	CgroupID uint64 // the bound (agent) cgroup
 	PID      uint32 // thread group id of the caller
 	Op       Op
@@ -70,12 +74,22 @@ func decodeEvent(b []byte) (Event, error) {
 		Protocol: le.Uint16(b[26:]),
 		Port:     le.Uint16(b[28:]),
 	}
-	verb, pad, pad2 := b[21], b[23], le.Uint16(b[30:])
+	verb, flags, pad2 := b[21], b[23], le.Uint16(b[30:])
 	if e.Seq == 0 {
 		return Event{}, fmt.Errorf("sequence 0: %w", ErrMalformedEvent)
 	}
-	if pad != 0 || pad2 != 0 {
+	if pad2 != 0 {
 		return Event{}, fmt.Errorf("padding not zero: %w", ErrMalformedEvent)
+	}
+	switch flags {
+	case 0:
+	case evAllowed:
+		if e.Op != OpConnect {
+			return Event{}, fmt.Errorf("allowed %v: only connects are recorded: %w", e.Op, ErrMalformedEvent)
+		}
+		e.Allowed = true
+	default:
+		return Event{}, fmt.Errorf("flags %#x: %w", flags, ErrMalformedEvent)
 	}
 	var want uint8
 	switch e.Op {

@@ -20,6 +20,11 @@ func rawEvent(seq uint64, op, verb, family uint8, port uint16, addr []byte) []by
 	return b
 }
 
+func withFlags(b []byte, flags uint8) []byte {
+	b[23] = flags
+	return b
+}
+
 func TestDecodeEvent(t *testing.T) {
 	v6 := netip.MustParseAddr("2001:db8::1").As16()
 	tests := []struct {
@@ -43,6 +48,11 @@ func TestDecodeEvent(t *testing.T) {
 		{"bad family", rawEvent(1, 0, 0, 7, 1, nil), Event{}, ErrMalformedEvent},
 		{"v4 trailing bytes", rawEvent(1, 0, 0, 2, 1, []byte{1, 2, 3, 4, 5}), Event{}, ErrMalformedEvent},
 		{"sock_create with port", rawEvent(1, 3, 2, 2, 9, nil), Event{}, ErrMalformedEvent},
+		{"allowed connect", withFlags(rawEvent(4, 0, 0, 2, 443, []byte{10, 0, 0, 1}), evAllowed),
+			Event{Seq: 4, Allowed: true, CgroupID: 42, PID: 1000, Op: OpConnect, Verb: "connect", Family: 2, Type: 1, Protocol: 6,
+				Addr: netip.MustParseAddr("10.0.0.1"), Port: 443}, nil},
+		{"allowed bind", withFlags(rawEvent(4, 2, 1, 2, 80, []byte{10, 0, 0, 1}), evAllowed), Event{}, ErrMalformedEvent},
+		{"unknown flag", withFlags(rawEvent(4, 0, 0, 2, 80, []byte{10, 0, 0, 1}), 2), Event{}, ErrMalformedEvent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -61,6 +71,7 @@ func FuzzDecodeEvent(f *testing.F) {
 	f.Add(rawEvent(1, 0, 0, 2, 443, []byte{10, 0, 0, 1}))
 	f.Add(rawEvent(7, 1, 0, 10, 53, []byte{0x20, 1, 0xd, 0xb8}))
 	f.Add(rawEvent(3, 3, 2, 2, 0, nil))
+	f.Add(withFlags(rawEvent(4, 0, 0, 2, 443, []byte{10, 0, 0, 1}), evAllowed))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := decodeEvent(b)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 
@@ -17,10 +18,19 @@ import (
 type Guard struct {
 	mu       sync.Mutex
 	closed   bool
-	objs     netguardObjects
+	objs     guardObjects
+	bss      *ebpf.Map // holds deny_seq and ringbuf_full; pinned with the other maps
 	links    []link.Link
 	policies map[uint32]ruleSet // what each policy holds in the trie now
 	bound    map[uint64]uint32  // cgroup id -> policy
+
+	// After a reopen: the previous daemon's policies, as raw trie keys,
+	// deleted once no cgroup is bound to them; and the counter values
+	// that were already the previous daemon's business.
+	stale             map[uint32][]netguardLpmKey
+	baseSeq, baseFull uint64
+	first             *Event // read at reopen to find baseSeq; delivered first
+	pinned            bool
 
 	rd        *ringbuf.Reader
 	events    chan Event
@@ -35,9 +45,23 @@ type Guard struct {
 // means; on error nothing is left attached.
 func Load(cgroupRoot string) (*Guard, error) { return load(cgroupRoot, 0) }
 
+// guardObjects adds the .bss map, which bpf2go exposes only as variables,
+// so that it can be pinned and shared with a later load.
+type guardObjects struct {
+	netguardObjects
+	Bss *ebpf.Map `ebpf:".bss"`
+}
+
 // load is Load with the ring buffer resized (ringBytes > 0, a power of two
 // of at least a page), so tests can provoke a full ring.
 func load(cgroupRoot string, ringBytes uint32) (*Guard, error) {
+	return loadWith(cgroupRoot, ringBytes, "", nil)
+}
+
+// loadWith loads the programs; with pinDir set it pins what it creates,
+// and with old (the maps pinned there) it reuses them and takes over the
+// pinned links.
+func loadWith(cgroupRoot string, ringBytes uint32, pinDir string, old map[string]*ebpf.Map) (*Guard, error) {
 	level, err := cgroupLevel(cgroupRoot)
 	if err != nil {
 		return nil, err
@@ -57,29 +81,58 @@ func load(cgroupRoot string, ringBytes uint32) (*Guard, error) {
 		bound:    map[uint64]uint32{},
 		events:   make(chan Event, 4096),
 		done:     make(chan struct{}),
+		stale:    map[uint32][]netguardLpmKey{},
+		pinned:   pinDir != "",
 	}
-	if err := spec.LoadAndAssign(&g.objs, nil); err != nil {
+	var opts *ebpf.CollectionOptions
+	if old != nil {
+		opts = &ebpf.CollectionOptions{MapReplacements: old}
+	}
+	if err := spec.LoadAndAssign(&g.objs, opts); err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
 			return nil, fmt.Errorf("%w: %+v", ErrLoad, ve)
 		}
+		if old != nil {
+			return nil, fmt.Errorf("%w: the pinned maps do not fit this version's programs (uninstall them once no agent runs): %w", ErrPin, err)
+		}
 		return nil, fmt.Errorf("%w: %w", ErrLoad, err)
 	}
-	if err := g.attach(cgroupRoot); err != nil {
+	g.bss = g.objs.Bss
+	if pinDir != "" && old == nil {
+		if err := g.pinMaps(pinDir); err != nil {
+			g.closeKernel()
+			Uninstall(pinDir)
+			return nil, err
+		}
+	}
+	if err := g.attach(cgroupRoot, pinDir); err != nil {
 		g.closeKernel()
+		if old == nil && pinDir != "" {
+			Uninstall(pinDir)
+		}
 		return nil, err
+	}
+	if old != nil {
+		if err := g.adoptState(cgroupRoot); err != nil {
+			g.closeKernel()
+			return nil, err
+		}
 	}
 	g.rd, err = ringbuf.NewReader(g.objs.Events)
 	if err != nil {
 		g.closeKernel()
 		return nil, fmt.Errorf("%w: ring buffer reader: %w", ErrLoad, err)
 	}
+	if old != nil {
+		g.findBase()
+	}
 	g.wg.Add(1)
 	go g.read()
 	return g, nil
 }
 
-func (g *Guard) attach(root string) error {
+func (g *Guard) attach(root, pinDir string) error {
 	progs := []struct {
 		name string
 		prog *ebpf.Program
@@ -102,7 +155,13 @@ func (g *Guard) attach(root string) error {
 		if p.prog == nil {
 			return fmt.Errorf("%w: %s: not in the object", ErrLoad, p.name)
 		}
-		l, err := link.AttachCgroup(link.CgroupOptions{Path: root, Attach: p.typ, Program: p.prog})
+		var l link.Link
+		var err error
+		if pinDir != "" {
+			l, err = attachPinned(root, filepath.Join(pinDir, "link_"+p.name), p.typ, p.prog)
+		} else {
+			l, err = link.AttachCgroup(link.CgroupOptions{Path: root, Attach: p.typ, Program: p.prog})
+		}
 		if err != nil {
 			return fmt.Errorf("%w: %s: %w", ErrAttach, p.name, err)
 		}
@@ -141,6 +200,13 @@ func verifyAttached(dir *os.File, prog *ebpf.Program, typ ebpf.AttachType) error
 func (g *Guard) read() {
 	defer g.wg.Done()
 	defer close(g.events)
+	if g.first != nil {
+		select {
+		case g.events <- *g.first:
+		case <-g.done:
+			return
+		}
+	}
 	var rec ringbuf.Record
 	for {
 		if err := g.rd.ReadInto(&rec); err != nil {
@@ -189,7 +255,7 @@ func (g *Guard) Counters() (denies, ringbufFull uint64, err error) {
 	if err := g.objs.RingbufFull.Get(&ringbufFull); err != nil {
 		return 0, 0, fmt.Errorf("read ringbuf_full: %w", err)
 	}
-	return denies, ringbufFull, nil
+	return denies - g.baseSeq, ringbufFull - g.baseFull, nil
 }
 
 // Malformed counts ring buffer records that did not decode (never expected;
@@ -197,7 +263,9 @@ func (g *Guard) Counters() (denies, ringbufFull uint64, err error) {
 // Malformed).
 func (g *Guard) Malformed() uint64 { return g.malformed.Load() }
 
-// Close detaches the programs, stops the events and frees the maps.
+// Close stops the events and frees what this process holds. An unpinned
+// guard's programs detach; a pinned one's stay attached for the next
+// daemon (see Open and Uninstall).
 func (g *Guard) Close() error {
 	g.mu.Lock()
 	if g.closed {
@@ -219,5 +287,8 @@ func (g *Guard) closeKernel() error {
 	}
 	g.links = nil
 	errs = append(errs, g.objs.Close())
+	if g.objs.Bss != nil {
+		errs = append(errs, g.objs.Bss.Close())
+	}
 	return errors.Join(errs...)
 }

@@ -21,7 +21,7 @@ type netguardEvent struct {
 	Op       uint8
 	Verb     uint8
 	Family   uint8
-	Pad      uint8
+	Flags    uint8
 	Type     uint16
 	Protocol uint16
 	Port     uint16
@@ -55,6 +55,7 @@ type netguardPortRanges struct {
 const (
 	netguardMapAgents      = "agents"
 	netguardMapEvents      = "events"
+	netguardMapPolicyFlags = "policy_flags"
 	netguardMapRules       = "rules"
 	netguardProgBind4      = "bind4"
 	netguardProgBind6      = "bind6"
@@ -67,6 +68,7 @@ const (
 	netguardVarDenySeq     = "deny_seq"
 	netguardVarRingbufFull = "ringbuf_full"
 	netguardVarUnusedEvent = "unused_event"
+	netguardVarUseSeq      = "use_seq"
 )
 
 // loadNetguard returns the embedded CollectionSpec for netguard.
@@ -124,9 +126,10 @@ type netguardProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type netguardMapSpecs struct {
-	Agents *ebpf.MapSpec `ebpf:"agents"`
-	Events *ebpf.MapSpec `ebpf:"events"`
-	Rules  *ebpf.MapSpec `ebpf:"rules"`
+	Agents      *ebpf.MapSpec `ebpf:"agents"`
+	Events      *ebpf.MapSpec `ebpf:"events"`
+	PolicyFlags *ebpf.MapSpec `ebpf:"policy_flags"`
+	Rules       *ebpf.MapSpec `ebpf:"rules"`
 }
 
 // netguardVariableSpecs contains global variables before they are loaded into the kernel.
@@ -137,6 +140,7 @@ type netguardVariableSpecs struct {
 	DenySeq     *ebpf.VariableSpec `ebpf:"deny_seq"`
 	RingbufFull *ebpf.VariableSpec `ebpf:"ringbuf_full"`
 	UnusedEvent *ebpf.VariableSpec `ebpf:"unused_event"`
+	UseSeq      *ebpf.VariableSpec `ebpf:"use_seq"`
 }
 
 // netguardObjects contains all objects after they have been loaded into the kernel.
@@ -159,15 +163,17 @@ func (o *netguardObjects) Close() error {
 //
 // It can be passed to loadNetguardObjects or ebpf.CollectionSpec.LoadAndAssign.
 type netguardMaps struct {
-	Agents *ebpf.Map `ebpf:"agents"`
-	Events *ebpf.Map `ebpf:"events"`
-	Rules  *ebpf.Map `ebpf:"rules"`
+	Agents      *ebpf.Map `ebpf:"agents"`
+	Events      *ebpf.Map `ebpf:"events"`
+	PolicyFlags *ebpf.Map `ebpf:"policy_flags"`
+	Rules       *ebpf.Map `ebpf:"rules"`
 }
 
 func (m *netguardMaps) Close() error {
 	return _NetguardClose(
 		m.Agents,
 		m.Events,
+		m.PolicyFlags,
 		m.Rules,
 	)
 }
@@ -180,6 +186,7 @@ type netguardVariables struct {
 	DenySeq     *ebpf.Variable `ebpf:"deny_seq"`
 	RingbufFull *ebpf.Variable `ebpf:"ringbuf_full"`
 	UnusedEvent *ebpf.Variable `ebpf:"unused_event"`
+	UseSeq      *ebpf.Variable `ebpf:"use_seq"`
 }
 
 // netguardPrograms contains all programs after they have been loaded into the kernel.

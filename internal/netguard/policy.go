@@ -75,6 +75,32 @@ func (g *Guard) denyAll(id uint32, live ruleSet, cause error) error {
 		id, ErrMapUpdate, cause, len(left))
 }
 
+// SetAuditConnect makes every allowed connect of policy id an Event with
+// Allowed set (on), or records denies only (off, the default). The kernel
+// refuses a connect whose event cannot be queued: nothing the policy asks
+// to record happens unrecorded. Set it before binding cgroups to id.
+func (g *Guard) SetAuditConnect(id uint32, on bool) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return ErrClosed
+	}
+	if _, ok := g.policies[id]; !ok {
+		return fmt.Errorf("policy %d: %w", id, ErrUnknownPolicy)
+	}
+	if !on {
+		if err := g.objs.PolicyFlags.Delete(&id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("policy %d flags: %w: %w", id, ErrMapUpdate, err)
+		}
+		return nil
+	}
+	flags := uint32(flagAuditConnect)
+	if err := g.objs.PolicyFlags.Update(&id, &flags, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("policy %d flags: %w: %w", id, ErrMapUpdate, err)
+	}
+	return nil
+}
+
 // RemovePolicy deletes a policy's entries. It refuses while a cgroup is
 // bound to it.
 func (g *Guard) RemovePolicy(id uint32) error {
@@ -98,6 +124,9 @@ func (g *Guard) RemovePolicy(id uint32) error {
 		}
 		delete(g.policies[id], k)
 	}
+	if err := g.objs.PolicyFlags.Delete(&id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("policy %d flags: %w: %w", id, ErrMapUpdate, err)
+	}
 	delete(g.policies, id)
 	return nil
 }
@@ -114,10 +143,14 @@ func (g *Guard) Bind(cgroupID uint64, policy uint32) error {
 	if _, ok := g.policies[policy]; !ok {
 		return fmt.Errorf("policy %d: %w", policy, ErrUnknownPolicy)
 	}
+	prev, wasBound := g.bound[cgroupID]
 	if err := g.objs.Agents.Update(&cgroupID, &policy, ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("bind cgroup %d: %w: %w", cgroupID, ErrMapUpdate, err)
 	}
 	g.bound[cgroupID] = policy
+	if wasBound {
+		return g.dropStale(prev)
+	}
 	return nil
 }
 
@@ -135,6 +168,7 @@ func (g *Guard) Unbind(cgroupID uint64) error {
 	if err := g.objs.Agents.Delete(&cgroupID); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("unbind cgroup %d: %w: %w", cgroupID, ErrMapUpdate, err)
 	}
+	prev := g.bound[cgroupID]
 	delete(g.bound, cgroupID)
-	return nil
+	return g.dropStale(prev)
 }

@@ -14,6 +14,9 @@ const (
 	verbBind    uint8 = 1
 	verbCreate  uint8 = 2
 
+	flagAuditConnect = 1 // NG_FLAG_AUDIT_CONNECT
+	evAllowed        = 1 // NG_EV_ALLOWED
+
 	afInet  uint8 = 2
 	afInet6 uint8 = 10
 

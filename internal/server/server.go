@@ -12,13 +12,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/internal/agent"
 	"github.com/coconut-os/coconut/internal/audit"
 	"github.com/coconut-os/coconut/internal/cgroup"
+	"github.com/coconut-os/coconut/internal/peer"
 	"github.com/coconut-os/coconut/internal/sign"
 )
 
@@ -32,7 +32,7 @@ type Server struct {
 	log    *slog.Logger
 	mux    *http.ServeMux
 	http   *http.Server
-	pidfds sync.Map // net.Conn → the peer's pidfd
+	peers  peer.Tracker // the callers' credentials, per connection
 }
 
 // Config wires a Server.

@@ -55,6 +55,12 @@ type Event struct {
 	TID     int    // calling thread, in the supervisor's pid namespace
 	Syscall string // "openat", "execve"...
 	Path    string // the real file decided on ("" if it has no path)
+	// Cap and Object are set for calls the filter refuses whatever the
+	// bundle (mount, bpf, ptrace, namespaces…): the capability such a
+	// call would take ("sys.mount") and what was asked ("unshare
+	// flags=0x10000000"). File events leave them empty.
+	Cap     string
+	Object  string
 	Access  Access
 	Allowed bool
 	Errno   syscall.Errno // what the agent got when not allowed

@@ -1,11 +1,22 @@
 // Package supervise is the seccomp user-notification supervisor of the
 // portable enforcer: a classic-BPF filter, installed by the trampoline right
 // before the agent's exec, traps the calls that open, execute or change
-// files and refuses outright the calls an agent never needs (mount, bpf,
-// kernel modules, kexec, ptrace, new user namespaces, io_uring, raw and
-// packet sockets…); a supervisor goroutine per agent answers each trapped
-// call with CONTINUE or ECAPABILITY after resolving the path to the real
-// file the agent would reach.
+// files, and singles out the calls an agent never needs (mount, bpf,
+// kernel modules, kexec, ptrace, new namespaces, io_uring, raw and packet
+// sockets…); a supervisor goroutine per agent answers each trapped call
+// with CONTINUE or ECAPABILITY after resolving the path to the real file
+// the agent would reach, and answers every one of the singled-out calls
+// with ECAPABILITY and an Event (Cap "sys.mount"…), so that each is a row.
+// Only a filter without a listener (Options.NoListener) refuses those in
+// the kernel, unaudited.
+//
+// # Static mode
+//
+// Options.Static leaves read-only open and openat (flags checked in the
+// filter) to the Landlock floor, which the caller then builds from the
+// bundle: such reads cost what they cost without Coconut, but cannot be
+// revoked, are denied with EACCES and are not Events (docs/security.md,
+// "Supervised vs static enforcement").
 //
 // # Two sides
 //

@@ -48,10 +48,12 @@ var notified = []uint32{
 	unix.SYS_SETXATTRAT, unix.SYS_REMOVEXATTRAT,
 }
 
-// refused get ECAPABILITY without asking the supervisor: an agent never
-// needs them, and several would let it step around the other layers
-// (io_uring opens files without a system call the filter sees; the mount
-// API and open_by_handle_at reach files by other names).
+// refused get ECAPABILITY: an agent never needs them, and several would
+// let it step around the other layers (io_uring opens files without a
+// system call the filter sees; the mount API and open_by_handle_at reach
+// files by other names). They are rare, so the filter hands them to the
+// supervisor, which refuses them and writes the cap.deny row; a filter
+// without a listener refuses them itself (Options.NoListener).
 var refused = []uint32{
 	unix.SYS_MOUNT, unix.SYS_UMOUNT2, unix.SYS_PIVOT_ROOT, unix.SYS_CHROOT,
 	unix.SYS_FSOPEN, unix.SYS_FSCONFIG, unix.SYS_FSMOUNT, unix.SYS_FSPICK,
@@ -64,6 +66,25 @@ var refused = []uint32{
 	unix.SYS_IO_URING_SETUP, unix.SYS_IO_URING_ENTER, unix.SYS_IO_URING_REGISTER,
 	unix.SYS_OPEN_BY_HANDLE_AT, unix.SYS_USELIB,
 }
+
+// Options choose a filter.
+type Options struct {
+	// Static leaves read-only opens to the Landlock floor: open and
+	// openat whose flags ask neither write access nor O_CREAT, O_TRUNC
+	// or O_TMPFILE are not trapped. openat2 (its flags are in memory,
+	// out of the filter's reach) and creat still are. Such an agent's
+	// reads are decided by its spawn-time floor only: they cannot be
+	// revoked and are denied with EACCES, unaudited.
+	Static bool
+	// NoListener is for a filter installed without a supervisor: the
+	// refused calls get ECAPABILITY in the filter, unaudited. Calls that
+	// need a decision then fail with ENOSYS.
+	NoListener bool
+}
+
+// writeOpenFlags are the open flags a static filter traps: any of them
+// makes the open more than a read.
+const writeOpenFlags = unix.O_ACCMODE | unix.O_CREAT | unix.O_TRUNC | oTmpfile
 
 // Namespace flags refused in clone and unshare. CLONE_NEWTIME shares its
 // value with the exit-signal bits of clone, so it is checked for unshare
@@ -129,14 +150,19 @@ func (a *asm) resolve() []unix.SockFilter {
 	return a.prog
 }
 
-// Program returns the seccomp filter. It is the same for every agent: what
-// an agent may do is decided by the supervisor, not compiled in.
-func Program() []unix.SockFilter {
+// Program returns the seccomp filter. It is the same for every agent of a
+// mode: what an agent may do is decided by the supervisor (and, for
+// static reads, the floor), not compiled in.
+func Program(o Options) []unix.SockFilter {
 	a := &asm{labels: map[string]int{}}
 	a.stmt(ldAbsW, offArch)
 	a.jump(jeqK, auditArchX8664, "", "kill")
 	a.stmt(ldAbsW, offNr)
 	a.jump(jgeK, x32SyscallBit, "nosys", "")
+	if o.Static {
+		a.jump(jeqK, unix.SYS_OPEN, "openflags1", "")
+		a.jump(jeqK, unix.SYS_OPENAT, "openflags2", "")
+	}
 	for _, nr := range notified {
 		a.jump(jeqK, nr, "notify", "")
 	}
@@ -176,10 +202,24 @@ func Program() []unix.SockFilter {
 	a.jump(jeqK, 0, "allow", "")
 	a.jump(jeqK, 0xffffffff, "allow", "deny")
 
+	if o.Static {
+		a.label("openflags1")
+		a.stmt(ldAbsW, argLow(1))
+		a.jump(jsetK, writeOpenFlags, "notify", "allow")
+		a.label("openflags2")
+		a.stmt(ldAbsW, argLow(2))
+		a.jump(jsetK, writeOpenFlags, "notify", "allow")
+	}
+
 	a.label("allow")
 	a.stmt(retK, retAllow)
 	a.label("deny")
-	a.stmt(retK, retDeny)
+	if o.NoListener {
+		a.stmt(retK, retDeny)
+	} else {
+		// The supervisor refuses and records it (refusal in calls.go).
+		a.stmt(retK, retNotify)
+	}
 	a.label("notify")
 	a.stmt(retK, retNotify)
 	a.label("nosys")

@@ -59,8 +59,38 @@ func sys(nr int, args ...uint64) seccompData {
 	return d
 }
 
+// refusedVerdicts lists calls refused whatever the bundle: the filter
+// hands them to the supervisor, which refuses and records them.
+var refusedVerdicts = []struct {
+	name string
+	data seccompData
+}{
+	{"mount", sys(unix.SYS_MOUNT)},
+	{"bpf", sys(unix.SYS_BPF)},
+	{"finit_module", sys(unix.SYS_FINIT_MODULE)},
+	{"kexec_file_load", sys(unix.SYS_KEXEC_FILE_LOAD)},
+	{"ptrace attach", sys(unix.SYS_PTRACE, unix.PTRACE_ATTACH)},
+	{"ptrace seize", sys(unix.SYS_PTRACE, unix.PTRACE_SEIZE)},
+	{"ptrace traceme", sys(unix.SYS_PTRACE, unix.PTRACE_TRACEME)},
+	{"io_uring_setup", sys(unix.SYS_IO_URING_SETUP)},
+	{"io_uring_enter", sys(unix.SYS_IO_URING_ENTER)},
+	{"open_tree", sys(unix.SYS_OPEN_TREE)},
+	{"setns", sys(unix.SYS_SETNS)},
+	{"unshare newuser", sys(unix.SYS_UNSHARE, unix.CLONE_NEWUSER)},
+	{"unshare newtime", sys(unix.SYS_UNSHARE, unix.CLONE_NEWTIME)},
+	{"clone newuser", sys(unix.SYS_CLONE, unix.CLONE_NEWUSER|uint64(unix.SIGCHLD))},
+	{"clone newnet high bits", sys(unix.SYS_CLONE, 0xffffffff00000000|unix.CLONE_NEWNET)},
+	{"socket inet raw", sys(unix.SYS_SOCKET, unix.AF_INET, unix.SOCK_RAW|unix.SOCK_NONBLOCK)},
+	{"socket inet6 raw", sys(unix.SYS_SOCKET, unix.AF_INET6, unix.SOCK_RAW)},
+	{"socket packet", sys(unix.SYS_SOCKET, unix.AF_PACKET, unix.SOCK_DGRAM)},
+	{"socket inet sock_packet", sys(unix.SYS_SOCKET, unix.AF_INET, unix.SOCK_PACKET)},
+	{"netlink audit", sys(unix.SYS_SOCKET, unix.AF_NETLINK, unix.SOCK_RAW, unix.NETLINK_AUDIT)},
+	{"netlink uevent", sys(unix.SYS_SOCKET, unix.AF_NETLINK, unix.SOCK_DGRAM, unix.NETLINK_KOBJECT_UEVENT)},
+	{"personality no-aslr", sys(unix.SYS_PERSONALITY, 0x0040000 /* ADDR_NO_RANDOMIZE */)},
+}
+
 func TestFilterVerdicts(t *testing.T) {
-	prog := Program()
+	prog := Program(Options{})
 	if len(prog) > unix.BPF_MAXINSNS {
 		t.Fatalf("program has %d instructions", len(prog))
 	}
@@ -79,40 +109,26 @@ func TestFilterVerdicts(t *testing.T) {
 		{"renameat2 notified", sys(unix.SYS_RENAMEAT2), retNotify},
 		{"linkat notified", sys(unix.SYS_LINKAT), retNotify},
 		{"fchmodat2 notified", sys(unix.SYS_FCHMODAT2), retNotify},
-		{"mount refused", sys(unix.SYS_MOUNT), retDeny},
-		{"bpf refused", sys(unix.SYS_BPF), retDeny},
-		{"finit_module refused", sys(unix.SYS_FINIT_MODULE), retDeny},
-		{"kexec_file_load refused", sys(unix.SYS_KEXEC_FILE_LOAD), retDeny},
-		{"ptrace refused", sys(unix.SYS_PTRACE, unix.PTRACE_ATTACH), retDeny},
-		{"ptrace traceme refused", sys(unix.SYS_PTRACE, unix.PTRACE_TRACEME), retDeny},
-		{"io_uring_setup refused", sys(unix.SYS_IO_URING_SETUP), retDeny},
-		{"io_uring_enter refused", sys(unix.SYS_IO_URING_ENTER), retDeny},
-		{"open_tree refused", sys(unix.SYS_OPEN_TREE), retDeny},
-		{"setns refused", sys(unix.SYS_SETNS), retDeny},
-		{"unshare newuser refused", sys(unix.SYS_UNSHARE, unix.CLONE_NEWUSER), retDeny},
-		{"unshare newtime refused", sys(unix.SYS_UNSHARE, unix.CLONE_NEWTIME), retDeny},
 		{"unshare files allowed", sys(unix.SYS_UNSHARE, unix.CLONE_FILES), retAllow},
 		{"clone thread allowed", sys(unix.SYS_CLONE, unix.CLONE_VM|unix.CLONE_THREAD|unix.CLONE_SIGHAND), retAllow},
 		{"clone fork allowed", sys(unix.SYS_CLONE, uint64(unix.SIGCHLD)), retAllow},
-		{"clone newuser refused", sys(unix.SYS_CLONE, unix.CLONE_NEWUSER|uint64(unix.SIGCHLD)), retDeny},
-		{"clone newnet high bits refused", sys(unix.SYS_CLONE, 0xffffffff00000000|unix.CLONE_NEWNET), retDeny},
 		{"clone3 nosys", sys(unix.SYS_CLONE3), retNosys},
 		{"socket inet stream allowed", sys(unix.SYS_SOCKET, unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC), retAllow},
 		{"socket unix allowed", sys(unix.SYS_SOCKET, unix.AF_UNIX, unix.SOCK_DGRAM), retAllow},
-		{"socket inet raw refused", sys(unix.SYS_SOCKET, unix.AF_INET, unix.SOCK_RAW|unix.SOCK_NONBLOCK), retDeny},
-		{"socket inet6 raw refused", sys(unix.SYS_SOCKET, unix.AF_INET6, unix.SOCK_RAW), retDeny},
-		{"socket packet refused", sys(unix.SYS_SOCKET, unix.AF_PACKET, unix.SOCK_DGRAM), retDeny},
-		{"socket inet sock_packet refused", sys(unix.SYS_SOCKET, unix.AF_INET, unix.SOCK_PACKET), retDeny},
 		{"netlink route allowed", sys(unix.SYS_SOCKET, unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE), retAllow},
-		{"netlink audit refused", sys(unix.SYS_SOCKET, unix.AF_NETLINK, unix.SOCK_RAW, unix.NETLINK_AUDIT), retDeny},
-		{"netlink uevent refused", sys(unix.SYS_SOCKET, unix.AF_NETLINK, unix.SOCK_DGRAM, unix.NETLINK_KOBJECT_UEVENT), retDeny},
 		{"personality query allowed", sys(unix.SYS_PERSONALITY, 0xffffffff), retAllow},
 		{"personality linux allowed", sys(unix.SYS_PERSONALITY, 0), retAllow},
-		{"personality no-aslr refused", sys(unix.SYS_PERSONALITY, 0x0040000 /* ADDR_NO_RANDOMIZE */), retDeny},
 		{"x32 open nosys", sys(x32SyscallBit | unix.SYS_OPEN), retNosys},
 		{"x32 read nosys", sys(x32SyscallBit | unix.SYS_READ), retNosys},
 		{"i386 killed", seccompData{Nr: 5, Arch: 0x40000003}, retKill},
 		{"unknown arch killed", seccompData{Nr: unix.SYS_READ, Arch: 0}, retKill},
+	}
+	for _, tt := range refusedVerdicts {
+		tests = append(tests, struct {
+			name string
+			data seccompData
+			want uint32
+		}{tt.name + " to the supervisor", tt.data, retNotify})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -124,6 +140,86 @@ func TestFilterVerdicts(t *testing.T) {
 				t.Errorf("verdict %#x, want %#x", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestFilterNoListener: without a supervisor the filter refuses outright
+// what it would hand over, and lets through what is allowed.
+func TestFilterNoListener(t *testing.T) {
+	prog := Program(Options{NoListener: true})
+	for _, tt := range refusedVerdicts {
+		t.Run(tt.name, func(t *testing.T) {
+			if got, err := runFilter(prog, tt.data); err != nil || got != retDeny {
+				t.Errorf("verdict %#x (%v), want ECAPABILITY", got, err)
+			}
+		})
+	}
+	t.Run("clone fork", func(t *testing.T) {
+		if got, _ := runFilter(prog, sys(unix.SYS_CLONE, uint64(unix.SIGCHLD))); got != retAllow {
+			t.Errorf("verdict %#x", got)
+		}
+	})
+}
+
+// TestFilterStatic: read-only opens pass to the floor; anything that
+// writes, creates or truncates, and every other mediated call, is trapped.
+func TestFilterStatic(t *testing.T) {
+	prog := Program(Options{Static: true})
+	const hi = 0xffffffff00000000 // the kernel reads the int flags' low half only
+	tests := []struct {
+		name string
+		data seccompData
+		want uint32
+	}{
+		{"open rdonly", sys(unix.SYS_OPEN, 0, unix.O_RDONLY|unix.O_CLOEXEC), retAllow},
+		{"open rdonly directory nofollow", sys(unix.SYS_OPEN, 0, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW), retAllow},
+		{"openat rdonly", sys(unix.SYS_OPENAT, uint64(1<<32-100), 0, unix.O_RDONLY|unix.O_CLOEXEC), retAllow},
+		{"openat rdonly high bits", sys(unix.SYS_OPENAT, 3, 0, hi|unix.O_RDONLY), retAllow},
+		{"openat path", sys(unix.SYS_OPENAT, 3, 0, unix.O_PATH), retAllow},
+		{"open wronly", sys(unix.SYS_OPEN, 0, unix.O_WRONLY), retNotify},
+		{"open rdwr", sys(unix.SYS_OPEN, 0, unix.O_RDWR), retNotify},
+		{"open accmode 3", sys(unix.SYS_OPEN, 0, 3), retNotify},
+		{"open creat", sys(unix.SYS_OPEN, 0, unix.O_RDONLY|unix.O_CREAT), retNotify},
+		{"open trunc", sys(unix.SYS_OPEN, 0, unix.O_RDONLY|unix.O_TRUNC), retNotify},
+		{"openat wronly", sys(unix.SYS_OPENAT, 3, 0, unix.O_WRONLY|unix.O_CLOEXEC), retNotify},
+		{"openat tmpfile", sys(unix.SYS_OPENAT, 3, 0, unix.O_TMPFILE|unix.O_RDWR), retNotify},
+		{"openat creat excl", sys(unix.SYS_OPENAT, 3, 0, unix.O_CREAT|unix.O_EXCL), retNotify},
+		{"openat2 always", sys(unix.SYS_OPENAT2, 3, 0, 0, 24), retNotify},
+		{"creat always", sys(unix.SYS_CREAT, 0, 0o644), retNotify},
+		{"execve", sys(unix.SYS_EXECVE), retNotify},
+		{"rename", sys(unix.SYS_RENAMEAT2), retNotify},
+		{"mount", sys(unix.SYS_MOUNT), retNotify},
+		{"read", sys(unix.SYS_READ), retAllow},
+		{"x32 open nosys", sys(x32SyscallBit | unix.SYS_OPEN), retNosys},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := runFilter(prog, tt.data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("verdict %#x, want %#x", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestRefusalDescribed: every refused call has a capability and a name for
+// its row, so none is refused unrecorded or recorded as "syscall".
+func TestRefusalDescribed(t *testing.T) {
+	for _, nr := range append(append([]uint32{}, refused...), unix.SYS_CLONE, unix.SYS_UNSHARE, unix.SYS_SOCKET, unix.SYS_PERSONALITY) {
+		d := sys(int(nr), 1, 2, 3)
+		cap, obj, ok := refusal(&d)
+		if !ok || cap == "" || obj == "" || refusedNames[int32(nr)] == "" {
+			t.Errorf("syscall %d: cap %q object %q ok %v", nr, cap, obj, ok)
+		}
+	}
+	for _, nr := range notified {
+		d := sys(int(nr))
+		if _, _, ok := refusal(&d); ok {
+			t.Errorf("mediated syscall %d taken for a refusal", nr)
+		}
 	}
 }
 
@@ -155,11 +251,40 @@ func FuzzFilter(f *testing.F) {
 	f.Add(int32(unix.SYS_SOCKET), uint32(auditArchX8664), uint64(unix.AF_NETLINK), uint64(unix.SOCK_RAW), uint64(9))
 	f.Add(int32(x32SyscallBit|2), uint32(auditArchX8664), uint64(0), uint64(0), uint64(0))
 	f.Add(int32(-1), uint32(0x40000003), uint64(1), uint64(2), uint64(3))
-	prog := Program()
+	progs := []([]unix.SockFilter){Program(Options{}), Program(Options{Static: true}), Program(Options{NoListener: true})}
 	f.Fuzz(func(t *testing.T, nr int32, arch uint32, a0, a1, a2 uint64) {
-		got, err := runFilter(prog, seccompData{Nr: nr, Arch: arch, Args: [6]uint64{a0, a1, a2}})
+		d := seccompData{Nr: nr, Arch: arch, Args: [6]uint64{a0, a1, a2}}
+		got, err := runFilter(progs[0], d)
 		if err != nil {
 			t.Fatal(err)
+		}
+		// Static differs from supervised only on read-only open/openat.
+		st, err := runFilter(progs[1], d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st != got {
+			flags := a1
+			if nr == unix.SYS_OPENAT {
+				flags = a2
+			}
+			if arch != auditArchX8664 || (nr != unix.SYS_OPEN && nr != unix.SYS_OPENAT) || st != retAllow || uint32(flags)&writeOpenFlags != 0 {
+				t.Fatalf("static verdict %#x, supervised %#x", st, got)
+			}
+		}
+		// Without a listener nothing is notified that is not a mediated
+		// file call: refusals are answered in the filter.
+		nl, err := runFilter(progs[2], d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if nl != got && !(got == retNotify && nl == retDeny) {
+			t.Fatalf("no-listener verdict %#x, supervised %#x", nl, got)
+		}
+		if nl == retNotify && got == retNotify {
+			if _, _, ok := refusal(&d); ok && arch == auditArchX8664 {
+				t.Fatalf("refused call %d notified without a listener", nr)
+			}
 		}
 		switch {
 		case arch != auditArchX8664:
@@ -170,8 +295,34 @@ func FuzzFilter(f *testing.F) {
 			if got != retNosys {
 				t.Fatalf("nr %#x: verdict %#x", nr, got)
 			}
-		case got != retAllow && got != retDeny && got != retNotify && got != retNosys:
+		case got == retNotify:
+			// Every notification is one the supervisor knows: a mediated
+			// file call or a refusal it records.
+			if _, _, ok := refusal(&d); !ok && syscallName(nr) == "syscall" {
+				t.Fatalf("syscall %d notified, unknown to the supervisor", nr)
+			}
+		case got != retAllow && got != retNosys:
+			// With a listener, nothing is refused in the filter: it
+			// would never reach the chain.
 			t.Fatalf("verdict %#x", got)
 		}
+	})
+}
+
+// FuzzRefusal: describing any notification never panics, and only the
+// singled-out calls are taken for refusals, always with a row to write.
+func FuzzRefusal(f *testing.F) {
+	f.Add(int32(unix.SYS_MOUNT), uint64(0), uint64(0x7ffc0000), uint64(0))
+	f.Add(int32(unix.SYS_PTRACE), uint64(unix.PTRACE_SEIZE), uint64(1<<40), uint64(0))
+	f.Add(int32(unix.SYS_OPENAT), uint64(0), uint64(0), uint64(0))
+	f.Add(int32(-1), ^uint64(0), ^uint64(0), ^uint64(0))
+	f.Fuzz(func(t *testing.T, nr int32, a0, a1, a2 uint64) {
+		d := seccompData{Nr: nr, Arch: auditArchX8664, Args: [6]uint64{a0, a1, a2}}
+		cap, obj, ok := refusal(&d)
+		_, listed := refusedCaps[nr]
+		if ok != listed || (ok && (cap == "" || obj == "")) {
+			t.Fatalf("nr %d: %q %q %v", nr, cap, obj, ok)
+		}
+		_ = refusedTarget(&d)
 	})
 }

@@ -11,7 +11,7 @@ import (
 // ack is the one byte the supervisor sends once it serves the listener.
 const ack = 'k'
 
-// Install loads the filter on the calling OS thread and hands the listener
+// Install loads the filter chosen by o on the calling OS thread and hands the listener
 // to the supervisor over conn, one end of a Unix socket pair whose other end
 // the supervisor passes to Start. It returns once the supervisor has
 // acknowledged, so the caller's exec (itself trapped) will be answered.
@@ -20,11 +20,11 @@ const ack = 'k'
 // filter is installed without TSYNC, on this thread only, and applies to
 // everything it execs and forks. Install sets no_new_privs. On error the
 // thread may already be filtered; the caller must not exec then.
-func Install(conn *os.File) error {
+func Install(conn *os.File, o Options) error {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("%w: no_new_privs: %w", ErrInstall, err)
 	}
-	prog := Program()
+	prog := Program(o)
 	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
 	r, _, e := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER,
 		unix.SECCOMP_FILTER_FLAG_NEW_LISTENER, uintptr(unsafe.Pointer(&fprog)))

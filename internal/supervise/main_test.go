@@ -20,6 +20,9 @@ import (
 // modeEnv selects what a re-executed test binary does.
 const modeEnv = "COCONUT_SUPERVISE_TEST"
 
+// staticEnv makes the test trampoline install the static filter.
+const staticEnv = "COCONUT_SUPERVISE_STATIC"
+
 func TestMain(m *testing.M) {
 	if len(os.Args) > 0 && os.Args[0] == HolderArg0 {
 		Hold(3) // started by OpenHolder in TestHolderHandover
@@ -41,7 +44,13 @@ func TestMain(m *testing.M) {
 // then exec os.Args[1:] with the probe environment.
 func trampolineMain() {
 	runtime.LockOSThread()
-	if err := Install(os.NewFile(3, "conn")); err != nil {
+	if trees := floorTrees(); trees != nil {
+		if err := applyReadFloor(trees); err != nil {
+			fmt.Fprintln(os.Stderr, "floor:", err)
+			os.Exit(119)
+		}
+	}
+	if err := Install(os.NewFile(3, "conn"), Options{Static: os.Getenv(staticEnv) != ""}); err != nil {
 		fmt.Fprintln(os.Stderr, "install:", err)
 		os.Exit(120)
 	}
@@ -54,7 +63,7 @@ func trampolineMain() {
 // trampoline does.
 func memfdTrampolineMain() {
 	runtime.LockOSThread()
-	if err := Install(os.NewFile(3, "conn")); err != nil {
+	if err := Install(os.NewFile(3, "conn"), Options{}); err != nil {
 		fmt.Fprintln(os.Stderr, "install:", err)
 		os.Exit(120)
 	}

@@ -19,6 +19,7 @@ const pageSize = 4096
 // reused) reads fail, and the file is reopened once.
 type memCache struct {
 	fds map[int]int
+	buf []byte // one page, reused: a server reads one path at a time
 }
 
 const maxMemFDs = 64
@@ -76,7 +77,10 @@ func (m *memCache) readString(tid int, addr uint64) (string, unix.Errno) {
 		return "", unix.EFAULT
 	}
 	var out []byte
-	buf := make([]byte, pageSize)
+	if m.buf == nil {
+		m.buf = make([]byte, pageSize)
+	}
+	buf := m.buf
 	for len(out) < pathMax {
 		// Never read across a page boundary in one call: the next page may
 		// be unmapped while the string ends on this one.
@@ -86,6 +90,9 @@ func (m *memCache) readString(tid int, addr uint64) (string, unix.Errno) {
 			return "", unix.EFAULT
 		}
 		if s, ok := cString(buf[:n]); ok {
+			if out == nil {
+				return string(s), 0 // the usual case: one read, one copy
+			}
 			out = append(out, s...)
 			if len(out) >= pathMax {
 				break

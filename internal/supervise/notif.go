@@ -77,3 +77,27 @@ func send(fd int, id uint64, errno unix.Errno) error {
 	}
 	return ioctlPtr(fd, unix.SECCOMP_IOCTL_NOTIF_SEND, unsafe.Pointer(&r))
 }
+
+// orphaned reports whether no task uses the listener's filter any more.
+func orphaned(fd int) bool {
+	p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	n, err := unix.Poll(p, 0)
+	return err == nil && n == 1 && p[0].Revents&unix.POLLHUP != 0
+}
+
+// seccompIoctlNotifSetFlags is SECCOMP_IOCTL_NOTIF_SET_FLAGS,
+// _IOW('!', 4, __u64), missing from x/sys.
+const seccompIoctlNotifSetFlags = 0x40082104
+
+// syncWakeUp asks the kernel (Linux 6.6+) to wake the supervisor on the
+// calling task's CPU and switch to it at once, rather than leaving both
+// to the scheduler: a notification and its answer then cost one switch
+// each way. It is a hint; an older kernel's EINVAL is not an error.
+func syncWakeUp(fd int) error {
+	// The flag value is the argument itself, not a pointer to it.
+	_, _, e := unix.RawSyscall(unix.SYS_IOCTL, uintptr(fd), seccompIoctlNotifSetFlags, unix.SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP)
+	if e != 0 {
+		return e
+	}
+	return nil
+}

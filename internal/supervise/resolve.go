@@ -102,17 +102,17 @@ func (r *resolver) resolve(dirfd int32, path string, o walkOpts) (object, unix.E
 		return describe(fd)
 	}
 	root := r.root
-	var e unix.Errno
-	var base int
-	if path[0] == '/' && !o.inRoot {
-		var err error
-		if base, err = unix.Dup(root); err != nil {
-			return object{}, errnoOf(err)
+	// An absolute path starts at the agent's root, which is kept open for
+	// the agent's life: it is used as it is, with no descriptor to make
+	// and close (two system calls of the hot path).
+	base := root
+	if path[0] != '/' || o.inRoot {
+		var e unix.Errno
+		if base, e = r.openDirfd(dirfd, true); e != 0 {
+			return object{}, e
 		}
-	} else if base, e = r.openDirfd(dirfd, true); e != 0 {
-		return object{}, e
+		defer unix.Close(base)
 	}
-	defer unix.Close(base)
 	if o.inRoot {
 		root = base
 	}

@@ -49,7 +49,7 @@ func agentCmd(t testing.TB, conn *os.File, ops ...string) *exec.Cmd {
 	exe := self(t)
 	cmd := exec.Command(exe, append([]string{exe}, ops...)...)
 	cmd.Args[0] = exe
-	cmd.Env = []string{modeEnv + "=trampoline"}
+	cmd.Env = []string{modeEnv + "=trampoline", staticEnv + "=" + os.Getenv(staticEnv), floorEnv + "=" + os.Getenv(floorEnv)}
 	cmd.ExtraFiles = []*os.File{conn}
 	return cmd
 }
@@ -231,6 +231,24 @@ func TestSupervisedAgent(t *testing.T) {
 		}
 		if !denied || !allowedRead {
 			t.Errorf("missing deny (%v) or first-read (%v) event in %+v", denied, allowedRead, d.Events())
+		}
+		// The calls refused whatever the bundle are rows too.
+		for _, want := range []struct{ syscall, cap, object string }{
+			{"mount", "sys.mount", "mount " + dir + "/mnt"},
+			{"bpf", "sys.bpf", "bpf cmd=0"},
+			{"unshare", "sys.namespace", "unshare flags=0x10000000"},
+			{"ptrace", "sys.ptrace", "ptrace request=16 pid=1"},
+			{"socket", "net.socket", "socket family=17 type=2 protocol=0"},
+		} {
+			found := false
+			for _, ev := range d.Events() {
+				if ev.Syscall == want.syscall && ev.Cap == want.cap && ev.Object == want.object && !ev.Allowed && ev.Errno == ECapability {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("no %s row %+v in %+v", want.syscall, want, d.Events())
+			}
 		}
 		c := s.Counters()
 		if c.Denied == 0 || c.Allowed == 0 || c.Notifications < c.Denied+c.Allowed {
@@ -416,30 +434,4 @@ func TestReceiveRefusesNonListener(t *testing.T) {
 	if _, err := Receive(sup); err == nil {
 		t.Fatal("a message without a descriptor was accepted")
 	}
-}
-
-func BenchmarkOpenClose(b *testing.B) {
-	needRoot(b)
-	dir, _ := filepath.EvalSymlinks(b.TempDir())
-	f := dir + "/f"
-	if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	b.Run("none", func(b *testing.B) {
-		for b.Loop() {
-			fd, err := unix.Open(f, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-			if err != nil {
-				b.Fatal(err)
-			}
-			unix.Close(fd)
-		}
-	})
-	b.Run("supervised", func(b *testing.B) {
-		caps, _ := capability.ParseAll([]string{"fs.exec:" + self(b), "fs.read:/etc/ld.so.cache", "fs.read:/usr/lib/**", "fs.read:" + dir + "/**"})
-		got, _ := runAgent(b, AgentInfo{}, NewCapDecider(caps), "loop:"+strconv.Itoa(b.N)+":"+f)
-		if got["loop:"+strconv.Itoa(b.N)+":"+f] != 0 {
-			b.Fatalf("loop failed: %v", got)
-		}
-		b.ReportMetric(float64(got["ns"]), "agent-ns/op")
-	})
 }

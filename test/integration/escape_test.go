@@ -107,8 +107,8 @@ func TestEscapeSuite(t *testing.T) {
 		{"signal sibling agent", fmt.Sprintf(`kill -TERM %d`, sibPID), []string{eperm}, ""},
 		{"signal coconutd", fmt.Sprintf(`kill -TERM %d`, e.daemon.Process.Pid), []string{eperm}, ""},
 		{"write cgroup.procs", `echo $$ > ` + cgroot + `/cgroup.procs`, []string{ecap}, cgroot + "/cgroup.procs"},
-		{"mount", perlSyscall(`my ($s, $t, $f) = ("none", "` + notes + `", "tmpfs"); my $r = syscall(165, $s, $t, $f, 0, 0)`), []string{"errno=134"}, ""},
-		{"unshare user namespace", perlSyscall(`my $r = syscall(272, 0x10000000)`), []string{"errno=134"}, ""},
+		{"mount", perlSyscall(`my ($s, $t, $f) = ("none", "` + notes + `", "tmpfs"); my $r = syscall(165, $s, $t, $f, 0, 0)`), []string{"errno=134"}, "mount " + notes},
+		{"unshare user namespace", perlSyscall(`my $r = syscall(272, 0x10000000)`), []string{"errno=134"}, "unshare flags=0x10000000"},
 	}
 	var script strings.Builder
 	script.WriteString(`try() { if out=$(eval "$2" 2>&1 </dev/null); then echo "CASE $1: ok"; else echo "CASE $1: fail: $(echo $out | tr '\n' ' ')"; fi; }` + "\n")

@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 	}
 	// Agents run as an unprivileged user and some exec these binaries.
 	os.Chmod(dir, 0o755)
-	cmd := exec.Command("go", "build", "-o", dir+"/", "../../cmd/coconutd", "../../cmd/coconut-trampoline", "../../cmd/coconut", "../../cmd/dream-agent")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "../../cmd/coconutd", "../../cmd/coconut-trampoline", "../../cmd/coconut", "../../cmd/dream-agent", "../../cmd/coconut-enforce-probe")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
@@ -144,6 +144,8 @@ func (e *env) cleanup() {
 				q.RemoveSubtree()
 			}
 		}
+		// The network guard stays pinned in bpffs after a stop: remove it.
+		exec.Command(filepath.Join(bins, "coconutd"), "--uninstall", "--state-dir", e.state, "--config", "/dev/null").Run()
 		os.Remove(tree)
 	}
 	if e.t.Failed() {

@@ -1,0 +1,139 @@
+package broker
+
+import (
+	"context"
+	"net/http"
+	"time"
+)
+
+// Tenant is what the broker knows about one calling agent, resolved per
+// request by Hooks.Identify.
+type Tenant struct {
+	AID uint64
+	// Weight is the fair-share weight (the agent's cpu weight quota); 0 is
+	// treated as 100.
+	Weight int
+	// Models reports whether the agent's inference capabilities allow a
+	// model. nil allows none (fail closed).
+	Models func(model string) bool
+	// TokenLimit is the lifetime token budget (in+out); 0 means no limit.
+	TokenLimit int64
+	// TokensUsed is what the agent had spent before this broker first saw
+	// it. The broker counts usage = max(TokensUsed, TokensUsed at first
+	// sight + tokens settled since), so a wiring that returns either the
+	// persisted total or a fixed figure never lets a budget be spent twice.
+	TokensUsed int64
+	// KVBytes bounds the agent's in-flight context (prompt + max_tokens)
+	// times Config.KVBytesPerToken; 0 means no limit.
+	KVBytes int64
+}
+
+// Call is one finished (or refused) inference call, for the audit row.
+type Call struct {
+	AID                 uint64
+	Model, Endpoint     string
+	Stream              bool
+	TokensIn, TokensOut int64
+	Reserved            int64 // tokens reserved at admission
+	QueueWait           time.Duration
+	Duration            time.Duration
+	Status              int    // HTTP status returned to the agent
+	Result              string // ResultOK, ResultDenied, ResultBudget, ResultBackendError, ResultCancelled
+	Reason              string
+}
+
+// Call results.
+const (
+	ResultOK           = "ok"
+	ResultDenied       = "denied"
+	ResultBudget       = "budget"
+	ResultBackendError = "backend_error"
+	ResultCancelled    = "cancelled"
+	ResultBusy         = "busy" // the queue was full or the broker closing
+)
+
+// Hooks connect the broker to the daemon. Every hook may be nil.
+type Hooks struct {
+	// Identify resolves the calling agent. An error refuses the request:
+	// 403 when it wraps ErrForbidden, 401 otherwise; its text goes to the
+	// client. A nil Identify refuses every request.
+	Identify func(r *http.Request) (Tenant, error)
+	// Audit writes one chain row per call. It runs before the final bytes
+	// reach the agent; if it fails the agent gets a 500 (or an SSE error
+	// event) instead, so nothing completes unrecorded.
+	Audit func(ctx context.Context, c Call) error
+	// Blocked reports an agent starting (true) or ceasing (false) to wait
+	// for its token or KV budget. Called in order from one goroutine,
+	// outside broker locks; it may be slow.
+	Blocked func(aid uint64, blocked bool, reason string)
+	// Spent reports tokens settled for an agent after each call (same
+	// goroutine as Blocked).
+	Spent func(aid uint64, tokens int64)
+}
+
+// Scheduling policies.
+const (
+	PolicyVTC  = "vtc"
+	PolicyFIFO = "fifo"
+)
+
+// Over-budget policies.
+const (
+	OverBudgetWait   = "wait"
+	OverBudgetReject = "reject"
+)
+
+// Config sizes the broker. The zero value is usable: every zero field takes
+// the default named beside it.
+type Config struct {
+	Policy           string // PolicyVTC (default) or PolicyFIFO
+	Slots            int    // in-flight requests to the backend (default 8)
+	ContextTokens    int64  // sum of prompt + max_tokens in flight (default 65536)
+	OverBudget       string // OverBudgetWait (default) or OverBudgetReject
+	DefaultMaxTokens int64  // when a request names no max_tokens (default 256)
+	KVBytesPerToken  int64  // default 131072 (Llama-3-8B class)
+	Backend          Backend
+
+	// Headroom is the number of slots (default max(1, Slots/4); negative:
+	// off) a tenant that already holds its weighted fair share of slots may
+	// not take while another tenant has sent a request within ActiveWindow.
+	// It keeps a flooder from filling every slot with long requests, which
+	// plain VTC allows (VTC orders the queue, it does not reserve capacity),
+	// at the cost of up to Headroom idle slots while light tenants are
+	// quiet but recently active. Only the VTC policy applies it.
+	Headroom int
+	// ActiveWindow is how long a tenant counts as active after its last
+	// request (default 2s).
+	ActiveWindow time.Duration
+	// MaxBodyBytes bounds a request body (default 4 MiB).
+	MaxBodyBytes int64
+	// MaxQueue bounds queued requests over all tenants (default 4096); past
+	// it requests get 429 at once.
+	MaxQueue int
+}
+
+// Stats is a snapshot for `coconut top` and the Center.
+type Stats struct {
+	Policy      string       `json:"policy"`
+	Slots       int          `json:"slots"`
+	InFlight    int          `json:"in_flight"`
+	Queued      int          `json:"queued"`
+	ContextUsed int64        `json:"context_used"`
+	TokensIn    int64        `json:"tokens_in"`
+	TokensOut   int64        `json:"tokens_out"`
+	Blocked     []uint64     `json:"blocked"`
+	Agents      []AgentStats `json:"agents"`
+}
+
+// AgentStats is one tenant's share of Stats.
+type AgentStats struct {
+	AID       uint64  `json:"aid"`
+	TokensIn  int64   `json:"tokens_in"`
+	TokensOut int64   `json:"tokens_out"`
+	Queued    int     `json:"queued"`
+	InFlight  int     `json:"in_flight"`
+	Reserved  int64   `json:"reserved"`
+	Blocked   bool    `json:"blocked"`
+	Reason    string  `json:"reason,omitempty"`
+	Counter   float64 `json:"counter"`
+}

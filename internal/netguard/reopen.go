@@ -1,0 +1,165 @@
+package netguard
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
+)
+
+// adoptState reads what a previous guard left in the pinned maps: every
+// binding (so Unbind and rebinding work) and every policy's trie keys (so
+// they can be deleted once unused). Bindings of cgroups that no longer
+// exist below root are dropped now: a later cgroup reusing the inode
+// number must not inherit them.
+func (g *Guard) adoptState(root string) error {
+	live, err := cgroupIDs(root)
+	if err != nil {
+		return err
+	}
+	var cg uint64
+	var pol uint32
+	it := g.objs.Agents.Iterate()
+	for it.Next(&cg, &pol) {
+		g.bound[cg] = pol
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("%w: read pinned bindings: %w", ErrPin, err)
+	}
+	var key netguardLpmKey
+	var val netguardPortRanges
+	rit := g.objs.Rules.Iterate()
+	for rit.Next(&key, &val) {
+		g.stale[key.Policy] = append(g.stale[key.Policy], key)
+	}
+	if err := rit.Err(); err != nil {
+		return fmt.Errorf("%w: read pinned rules: %w", ErrPin, err)
+	}
+	var flags uint32
+	fit := g.objs.PolicyFlags.Iterate()
+	for fit.Next(&pol, &flags) {
+		if _, ok := g.stale[pol]; !ok {
+			g.stale[pol] = nil // a policy with flags and no rules
+		}
+	}
+	if err := fit.Err(); err != nil {
+		return fmt.Errorf("%w: read pinned policy flags: %w", ErrPin, err)
+	}
+	for _, pol := range g.bound {
+		if _, ok := g.stale[pol]; !ok {
+			g.stale[pol] = nil // a policy that allows nothing
+		}
+	}
+	for cg := range g.bound {
+		if live[cg] {
+			continue
+		}
+		if err := g.objs.Agents.Delete(&cg); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("%w: drop binding of removed cgroup %d: %w", ErrMapUpdate, cg, err)
+		}
+		delete(g.bound, cg)
+	}
+	for id := range g.stale {
+		if err := g.dropStale(id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cgroupIDs lists the ids of the cgroups below root (root included).
+func cgroupIDs(root string) (map[uint64]bool, error) {
+	out := map[uint64]bool{}
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			if p == root {
+				return err
+			}
+			return nil // a cgroup removed while walking
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		var st unix.Stat_t
+		if unix.Stat(p, &st) == nil {
+			out[st.Ino] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: list cgroups below %s: %w", ErrPin, root, err)
+	}
+	return out, nil
+}
+
+// dropStale deletes a previous daemon's policy once no cgroup is bound to
+// it. The caller holds g.mu (or is loading).
+func (g *Guard) dropStale(id uint32) error {
+	keys, ok := g.stale[id]
+	if !ok {
+		return nil
+	}
+	for _, p := range g.bound {
+		if p == id {
+			return nil
+		}
+	}
+	for i := range keys {
+		if err := g.objs.Rules.Delete(&keys[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("policy %d: %w: delete previous daemon's rule: %w", id, ErrMapUpdate, err)
+		}
+	}
+	if err := g.objs.PolicyFlags.Delete(&id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("policy %d: %w: delete previous daemon's flags: %w", id, ErrMapUpdate, err)
+	}
+	delete(g.stale, id)
+	return nil
+}
+
+// MaxPolicyID returns the highest policy id a previous daemon left in
+// force (0 after a fresh load). New policies must use higher ids: their
+// entries would otherwise mix with the old ones.
+func (g *Guard) MaxPolicyID() uint32 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var m uint32
+	for id := range g.stale {
+		m = max(m, id)
+	}
+	for _, id := range g.bound {
+		m = max(m, id)
+	}
+	return m
+}
+
+// Pinned reports whether the guard's programs stay attached when this
+// process ends.
+func (g *Guard) Pinned() bool { return g.pinned }
+
+// findBase sets the counters' base after a reopen: denies the previous
+// daemon already read from the ring are its own. It reads the first
+// pending event, if any, without waiting; that event is delivered first.
+func (g *Guard) findBase() {
+	var d0, f0 uint64
+	g.objs.DenySeq.Get(&d0)
+	g.objs.RingbufFull.Get(&f0)
+	g.baseSeq, g.baseFull = d0, f0
+	g.rd.SetDeadline(time.Now())
+	defer g.rd.SetDeadline(time.Time{})
+	var rec ringbuf.Record
+	if err := g.rd.ReadInto(&rec); err != nil {
+		return // nothing pending (ErrDeadlineExceeded) or unreadable: the reader reports it
+	}
+	ev, err := decodeEvent(rec.RawSample)
+	if err != nil {
+		g.malformed.Add(1)
+		return
+	}
+	g.baseSeq = min(d0, ev.Seq-1)
+	g.first = &ev
+}

@@ -1,0 +1,86 @@
+package supervise
+
+import (
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// refusedCaps names, for each call the filter refuses, the capability an
+// agent would need for it; no bundle can hold these, so the supervisor
+// refuses every notification of them. The name is the Cap of the
+// cap.deny row.
+var refusedCaps = map[int32]string{
+	unix.SYS_MOUNT: "sys.mount", unix.SYS_UMOUNT2: "sys.mount", unix.SYS_PIVOT_ROOT: "sys.mount", unix.SYS_CHROOT: "sys.mount",
+	unix.SYS_FSOPEN: "sys.mount", unix.SYS_FSCONFIG: "sys.mount", unix.SYS_FSMOUNT: "sys.mount", unix.SYS_FSPICK: "sys.mount",
+	unix.SYS_OPEN_TREE: "sys.mount", unix.SYS_OPEN_TREE_ATTR: "sys.mount", unix.SYS_MOVE_MOUNT: "sys.mount",
+	unix.SYS_MOUNT_SETATTR: "sys.mount",
+	unix.SYS_BPF:           "sys.bpf",
+	unix.SYS_INIT_MODULE:   "sys.module", unix.SYS_FINIT_MODULE: "sys.module", unix.SYS_DELETE_MODULE: "sys.module",
+	unix.SYS_KEXEC_LOAD: "sys.kexec", unix.SYS_KEXEC_FILE_LOAD: "sys.kexec",
+	unix.SYS_PTRACE: "sys.ptrace",
+	unix.SYS_SETNS:  "sys.namespace", unix.SYS_UNSHARE: "sys.namespace", unix.SYS_CLONE: "sys.namespace",
+	unix.SYS_KEYCTL: "sys.keyring", unix.SYS_ADD_KEY: "sys.keyring", unix.SYS_REQUEST_KEY: "sys.keyring",
+	unix.SYS_PERF_EVENT_OPEN: "sys.perf",
+	unix.SYS_USERFAULTFD:     "sys.userfaultfd",
+	unix.SYS_IO_URING_SETUP:  "sys.io_uring", unix.SYS_IO_URING_ENTER: "sys.io_uring", unix.SYS_IO_URING_REGISTER: "sys.io_uring",
+	unix.SYS_OPEN_BY_HANDLE_AT: "sys.handle",
+	unix.SYS_USELIB:            "sys.uselib",
+	unix.SYS_SOCKET:            "net.socket", // raw, packet and non-route netlink sockets
+	unix.SYS_PERSONALITY:       "sys.personality",
+}
+
+var refusedNames = map[int32]string{
+	unix.SYS_MOUNT: "mount", unix.SYS_UMOUNT2: "umount2", unix.SYS_PIVOT_ROOT: "pivot_root", unix.SYS_CHROOT: "chroot",
+	unix.SYS_FSOPEN: "fsopen", unix.SYS_FSCONFIG: "fsconfig", unix.SYS_FSMOUNT: "fsmount", unix.SYS_FSPICK: "fspick",
+	unix.SYS_OPEN_TREE: "open_tree", unix.SYS_OPEN_TREE_ATTR: "open_tree_attr", unix.SYS_MOVE_MOUNT: "move_mount",
+	unix.SYS_MOUNT_SETATTR: "mount_setattr", unix.SYS_BPF: "bpf",
+	unix.SYS_INIT_MODULE: "init_module", unix.SYS_FINIT_MODULE: "finit_module", unix.SYS_DELETE_MODULE: "delete_module",
+	unix.SYS_KEXEC_LOAD: "kexec_load", unix.SYS_KEXEC_FILE_LOAD: "kexec_file_load", unix.SYS_PTRACE: "ptrace",
+	unix.SYS_SETNS: "setns", unix.SYS_UNSHARE: "unshare", unix.SYS_CLONE: "clone",
+	unix.SYS_KEYCTL: "keyctl", unix.SYS_ADD_KEY: "add_key", unix.SYS_REQUEST_KEY: "request_key",
+	unix.SYS_PERF_EVENT_OPEN: "perf_event_open", unix.SYS_USERFAULTFD: "userfaultfd",
+	unix.SYS_IO_URING_SETUP: "io_uring_setup", unix.SYS_IO_URING_ENTER: "io_uring_enter",
+	unix.SYS_IO_URING_REGISTER: "io_uring_register", unix.SYS_OPEN_BY_HANDLE_AT: "open_by_handle_at",
+	unix.SYS_USELIB: "uselib", unix.SYS_SOCKET: "socket", unix.SYS_PERSONALITY: "personality",
+}
+
+// refusal describes a notification of a call the filter refuses: the
+// capability it would take and the object of the audit row, from the
+// registers only. ok is false for the file calls the supervisor decides.
+func refusal(d *seccompData) (cap, object string, ok bool) {
+	cap, ok = refusedCaps[d.Nr]
+	if !ok {
+		return "", "", false
+	}
+	name, a := refusedNames[d.Nr], d.Args
+	switch d.Nr {
+	case unix.SYS_PTRACE:
+		object = fmt.Sprintf("ptrace request=%d pid=%d", int64(a[0]), int32(a[1]))
+	case unix.SYS_UNSHARE, unix.SYS_CLONE:
+		object = fmt.Sprintf("%s flags=%#x", name, a[0])
+	case unix.SYS_SETNS:
+		object = fmt.Sprintf("setns fd=%d nstype=%#x", int32(a[0]), uint32(a[1]))
+	case unix.SYS_SOCKET:
+		object = fmt.Sprintf("socket family=%d type=%d protocol=%d", int32(a[0]), int32(a[1]), int32(a[2]))
+	case unix.SYS_PERSONALITY:
+		object = fmt.Sprintf("personality %#x", uint32(a[0]))
+	case unix.SYS_BPF:
+		object = fmt.Sprintf("bpf cmd=%d", int32(a[0]))
+	default:
+		object = name
+	}
+	return cap, object, true
+}
+
+// refusedTarget is the path argument worth putting in a refused call's
+// row (what was to be mounted on, chrooted to…): the address, or 0.
+func refusedTarget(d *seccompData) uint64 {
+	switch d.Nr {
+	case unix.SYS_MOUNT:
+		return d.Args[1]
+	case unix.SYS_UMOUNT2, unix.SYS_CHROOT, unix.SYS_PIVOT_ROOT:
+		return d.Args[0]
+	}
+	return 0
+}
