@@ -44,6 +44,7 @@ var wantRoutes = []string{
 	"GET /v1/trust",
 	"POST /v1/trust",
 	"GET /v1/doctor",
+	"GET /v1/inference",
 }
 
 // wireTypes are the Go structs whose JSON shape the document describes.

@@ -237,3 +237,30 @@ type MemoryTier struct {
 	// Path is the SSD tier's scratch directory (COCONUT_SCRATCH).
 	Path string `json:"path,omitempty"`
 }
+
+// Inference is the inference broker's snapshot, for `coconut top` and the
+// Center: the backend's load and, per agent the caller may see, the tokens
+// it was served and what it waits for. Totals cover every agent.
+type Inference struct {
+	Policy      string           `json:"policy"`       // vtc or fifo
+	Slots       int              `json:"slots"`        // backend concurrency
+	InFlight    int              `json:"in_flight"`    // requests on the backend
+	Queued      int              `json:"queued"`       // requests waiting for admission
+	ContextUsed int64            `json:"context_used"` // prompt + max_tokens in flight
+	TokensIn    int64            `json:"tokens_in"`    // prompt tokens served, all agents
+	TokensOut   int64            `json:"tokens_out"`   // completion tokens served, all agents
+	Blocked     []uint64         `json:"blocked"`      // Inference-blocked agents
+	Agents      []InferenceAgent `json:"agents"`
+}
+
+// InferenceAgent is one agent's line of Inference.
+type InferenceAgent struct {
+	AID       uint64 `json:"aid"`
+	TokensIn  int64  `json:"tokens_in"`
+	TokensOut int64  `json:"tokens_out"`
+	Queued    int    `json:"queued"`
+	InFlight  int    `json:"in_flight"`
+	Reserved  int64  `json:"reserved"` // tokens reserved by its requests in flight
+	Blocked   bool   `json:"blocked"`
+	Reason    string `json:"reason,omitempty"` // why it waits: token or kv budget
+}

@@ -98,6 +98,14 @@ func (c *Client) Doctor(ctx context.Context) (*api.Doctor, error) {
 	return &out, err
 }
 
+// Inference returns the inference broker's counters: load, and tokens and
+// queues per agent the caller may see.
+func (c *Client) Inference(ctx context.Context) (*api.Inference, error) {
+	var out api.Inference
+	err := c.do(ctx, http.MethodGet, "/inference", nil, nil, &out)
+	return &out, err
+}
+
 // AuditFollow streams audit rows (existing ones after q.AfterSeq, then new
 // ones) to fn until ctx ends or fn returns an error.
 func (c *Client) AuditFollow(ctx context.Context, q AuditQuery, fn func(api.Record) error) error {

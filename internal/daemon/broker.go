@@ -320,3 +320,16 @@ func openAIError(w http.ResponseWriter, status int, code, msg string) {
 func (s *brokerSvc) doctorInfo(d *api.Doctor) {
 	d.BrokerSocket, d.BrokerAddr = s.sock, s.addr.String()
 }
+
+// inference is the broker's snapshot in wire form (GET /v1/inference).
+func (s *brokerSvc) inference() api.Inference {
+	st := s.b.Stats()
+	out := api.Inference{Policy: st.Policy, Slots: st.Slots, InFlight: st.InFlight, Queued: st.Queued,
+		ContextUsed: st.ContextUsed, TokensIn: st.TokensIn, TokensOut: st.TokensOut,
+		Blocked: st.Blocked, Agents: make([]api.InferenceAgent, 0, len(st.Agents))}
+	for _, a := range st.Agents {
+		out.Agents = append(out.Agents, api.InferenceAgent{AID: a.AID, TokensIn: a.TokensIn, TokensOut: a.TokensOut,
+			Queued: a.Queued, InFlight: a.InFlight, Reserved: a.Reserved, Blocked: a.Blocked, Reason: a.Reason})
+	}
+	return out
+}

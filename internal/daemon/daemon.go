@@ -174,7 +174,7 @@ func New(opts Options) (*Daemon, error) {
 		return fail(err)
 	}
 	d.agents.OnInferenceEnd(d.brk.b.Forget) // issue 6
-	d.srv = server.New(server.Config{Agents: d.agents, Chain: d.chain, Trust: trust, Tree: d.tree, Doctor: d.doctor, Log: log})
+	d.srv = server.New(server.Config{Agents: d.agents, Chain: d.chain, Trust: trust, Tree: d.tree, Doctor: d.doctor, Inference: d.brk.inference, Log: log})
 	return d, nil
 }
 
@@ -217,8 +217,10 @@ func (d *Daemon) close() {
 	d.agents.FlushTokens() // issue 6: token usage not yet persisted
 	d.agents.Close()
 	if d.enf != nil {
-		// The guard's programs detach with it; the Landlock floors stay
-		// on the agents, and the next daemon binds them again.
+		// The network guard stays attached through its bpffs pins and the
+		// Landlock floors stay on the agents, so running agents remain
+		// guarded; the next daemon reopens the pins and binds them again
+		// (coconutd --uninstall removes the pins).
 		if err := d.enf.Close(); err != nil {
 			d.log.Error("close enforcer", "err", err)
 		}

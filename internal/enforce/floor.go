@@ -18,7 +18,7 @@ import (
 var baseline = struct{ read, write, exec []string }{
 	read: []string{"/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/lib32", "/usr/share/zoneinfo", "/usr/share/locale",
 		"/etc/ld.so.cache", "/etc/localtime", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/etc/hosts",
-		"/etc/resolv.conf", "/etc/ssl/certs", "/dev/tty", "/dev/zero", "/dev/urandom", "/dev/random", "/proc",
+		"/etc/resolv.conf", "/etc/ssl/certs", "/etc/ssl/openssl.cnf", "/dev/tty", "/dev/zero", "/dev/urandom", "/dev/random", "/proc",
 		// Language runtimes size themselves from these at start (Go reads
 		// the huge page size and its cgroup's CPU limit); they are
 		// world-readable on the host and say nothing of other users' data.

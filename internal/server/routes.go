@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -56,6 +57,7 @@ func (s *Server) routes() {
 	s.handle("GET /v1/trust", s.trustList)
 	s.handle("POST /v1/trust", s.trustAdd)
 	s.handle("GET /v1/doctor", s.doctorCall)
+	s.handle("GET /v1/inference", s.inference)
 	s.handle("/", func(w http.ResponseWriter, r *http.Request, _ agent.Caller) error {
 		return api.Errorf(api.ErrNotFound, "no such call: %s %s", r.Method, r.URL.Path)
 	})
@@ -309,6 +311,24 @@ func (s *Server) auditRow(r *http.Request, rec audit.Record) error {
 
 func (s *Server) doctorCall(w http.ResponseWriter, r *http.Request, c agent.Caller) error {
 	s.reply(w, s.doctor())
+	return nil
+}
+
+// inference answers the broker's counters, keeping only the agents the
+// caller may see (a user sees the agents they own; an agent itself and the
+// agents it spawned).
+func (s *Server) inference(w http.ResponseWriter, r *http.Request, c agent.Caller) error {
+	if s.infer == nil {
+		return api.Errorf(api.ErrUnavailable, "this daemon runs no inference broker")
+	}
+	st := s.infer()
+	seen := map[uint64]bool{}
+	for _, a := range s.agents.List(c, true) {
+		seen[a.AID] = true
+	}
+	st.Agents = slices.DeleteFunc(st.Agents, func(a api.InferenceAgent) bool { return !seen[a.AID] })
+	st.Blocked = slices.DeleteFunc(st.Blocked, func(aid uint64) bool { return !seen[aid] })
+	s.reply(w, st)
 	return nil
 }
 

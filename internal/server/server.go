@@ -29,6 +29,7 @@ type Server struct {
 	trust  *sign.Trust
 	tree   *cgroup.Tree
 	doctor func() api.Doctor
+	infer  func() api.Inference
 	log    *slog.Logger
 	mux    *http.ServeMux
 	http   *http.Server
@@ -42,12 +43,14 @@ type Config struct {
 	Trust  *sign.Trust
 	Tree   *cgroup.Tree
 	Doctor func() api.Doctor
-	Log    *slog.Logger
+	// Inference snapshots the inference broker (issue 6).
+	Inference func() api.Inference
+	Log       *slog.Logger
 }
 
 // New builds the handler table.
 func New(cfg Config) *Server {
-	s := &Server{agents: cfg.Agents, chain: cfg.Chain, trust: cfg.Trust, tree: cfg.Tree, doctor: cfg.Doctor, log: cfg.Log, mux: http.NewServeMux()}
+	s := &Server{agents: cfg.Agents, chain: cfg.Chain, trust: cfg.Trust, tree: cfg.Tree, doctor: cfg.Doctor, infer: cfg.Inference, log: cfg.Log, mux: http.NewServeMux()}
 	s.routes()
 	s.http = &http.Server{
 		Handler:           s,

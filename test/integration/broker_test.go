@@ -282,6 +282,39 @@ echo finished
 	if code, _ := hostCall(t, "unix", sock, "/metrics", "", nil); code != 404 {
 		t.Errorf("/metrics on the unix socket: %d, want 404", code)
 	}
+
+	// coconut top shows the same tokens per agent, and totals at least
+	// as large; nothing waits once the calls are done.
+	var top struct {
+		Inference struct {
+			Slots     int      `json:"slots"`
+			TokensOut int64    `json:"tokens_out"`
+			Blocked   []uint64 `json:"blocked"`
+			Agents    []struct {
+				AID       uint64 `json:"aid"`
+				TokensOut int64  `json:"tokens_out"`
+				Queued    int    `json:"queued"`
+			} `json:"agents"`
+		} `json:"inference"`
+	}
+	if err := json.Unmarshal([]byte(e.must("top", "--json")), &top); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, ag := range top.Inference.Agents {
+		if ag.AID == a {
+			found = true
+			if ag.TokensOut != int64(out) || ag.Queued != 0 {
+				t.Errorf("top: agent %d tokens_out %d queued %d, want %d and 0", a, ag.TokensOut, ag.Queued, out)
+			}
+		}
+	}
+	if !found || top.Inference.Slots == 0 || top.Inference.TokensOut < int64(out) || len(top.Inference.Blocked) != 0 {
+		t.Errorf("top --json: %+v (agent %d, %d tokens out)", top.Inference, a, out)
+	}
+	if table := e.must("top"); !strings.Contains(table, "caller") || !strings.Contains(table, "slots busy") {
+		t.Errorf("top table:\n%s", table)
+	}
 	_ = b
 }
 
