@@ -20,14 +20,16 @@
  * gets an event for every allowed connect, numbered by use_seq; when that
  * event cannot be reserved the connect is denied instead.
  *
- * No CO-RE relocations are needed: every field read is a uapi context field
- * (bpf_sock_addr, bpf_sock) that the verifier rewrites for the running
- * kernel; no kernel-internal struct is read.
+ * The inet programs read only uapi context fields (bpf_sock_addr,
+ * bpf_sock) that the verifier rewrites for the running kernel. The Unix
+ * programs at the end read the address from kernel structs through CO-RE
+ * relocations (see there).
  */
 
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
 
 #include "netguard.h"
 
@@ -282,3 +284,131 @@ int sock_create(struct bpf_sock *sk)
 	};
 	return deny(&d);
 }
+
+/* ---- Unix sockets (cgroup/connect_unix, cgroup/sendmsg_unix, kernel >= 6.7)
+ *
+ * An agent that can connect to any Unix socket can be handed, with
+ * SCM_RIGHTS, an open fd of a file it may not read, and nothing checks a
+ * read on a received fd. So an agent may connect (or sendto) only the
+ * Unix socket addresses its policy lists: exact match on the address text
+ * in unix_rules. Non-agent cgroups pass as in the inet hooks.
+ *
+ * The address is not in the uapi context: the program casts the context to
+ * the kernel's struct bpf_sock_addr_kern (bpf_cast_to_kern_ctx) and reads
+ * uaddr as a struct sockaddr_un (bpf_rdonly_cast). Those two structs are
+ * read through CO-RE relocations against the running kernel's BTF; the
+ * definitions below name only the fields used.
+ */
+
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+
+struct sockaddr;
+
+struct bpf_sock_addr_kern {
+	struct sockaddr *uaddr;
+	__u32 uaddrlen;
+} __attribute__((preserve_access_index));
+
+struct sockaddr_un {
+	__u16 sun_family;
+	char sun_path[NG_UNIX_PATH];
+} __attribute__((preserve_access_index));
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct unix_key);
+	__type(value, __u8); /* unused: presence allows */
+} unix_rules SEC(".maps");
+
+const struct unix_event *unused_unix_event __attribute__((unused));
+
+/* Per-CPU scratch: a unix_key (116 bytes) and a copy loop do not both fit
+ * comfortably in the 512-byte stack beside the verifier's spills. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct unix_key);
+} unix_scratch SEC(".maps");
+
+static __always_inline int deny_unix(__u64 cgroup, __u8 op, const struct unix_key *k)
+{
+	__u64 seq = __sync_fetch_and_add(&deny_seq, 1) + 1;
+	struct unix_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		__sync_fetch_and_add(&ringbuf_full, 1);
+	} else {
+		__u8 zero[16] = {};
+		struct deny_info d = {
+			.cgroup = cgroup,
+			.op = op,
+			.verb = NG_VERB_CONNECT,
+			.family = NG_AF_UNIX,
+			.type = 0,
+			.protocol = 0,
+			.port = 0,
+			.addr = zero,
+		};
+		fill(&e->hdr, &d, seq, 0);
+		e->len = k->len;
+		__builtin_memcpy(e->path, k->path, NG_UNIX_PATH);
+		bpf_ringbuf_submit(e, 0);
+	}
+	bpf_set_retval(-ECAPABILITY);
+	return 0;
+}
+
+static __always_inline int check_unix(struct bpf_sock_addr *ctx, __u8 op)
+{
+	__u64 cgroup = 0;
+	__u32 *policy = agent_policy(&cgroup);
+
+	if (!policy)
+		return 1;
+
+	__u32 zero = 0;
+	struct unix_key *k = bpf_map_lookup_elem(&unix_scratch, &zero);
+	if (!k)
+		return deny_unix(cgroup, op, &(struct unix_key){}); /* never: fail closed */
+	__builtin_memset(k, 0, sizeof(*k));
+	k->policy = *policy;
+
+	struct bpf_sock_addr_kern *sa = bpf_cast_to_kern_ctx(ctx);
+	struct sockaddr_un *un = bpf_rdonly_cast(sa->uaddr, bpf_core_type_id_kernel(struct sockaddr_un));
+	__u32 n = sa->uaddrlen;
+	/* uaddrlen counts sun_family (2 bytes) before the path. */
+	n = n > 2 ? n - 2 : 0;
+	if (n > NG_UNIX_PATH)
+		n = NG_UNIX_PATH;
+	int abstract = n > 0 && un->sun_path[0] == 0;
+	/* Unrolled with constant offsets and no early exit: the verifier
+	 * allows no variable offset into a kernel struct. sun_path lies inside
+	 * the kernel's sockaddr_storage copy, so all 108 bytes are readable;
+	 * those past the address length are ignored. */
+	__u32 len = 0;
+	int stop = 0;
+#pragma unroll
+	for (int i = 0; i < NG_UNIX_PATH; i++) {
+		char c = un->sun_path[i];
+		if (i >= n || (!abstract && c == 0))
+			stop = 1;
+		if (!stop) {
+			k->path[i] = c;
+			len = i + 1;
+		}
+	}
+	k->len = len;
+	if (len && bpf_map_lookup_elem(&unix_rules, k))
+		return 1;
+	return deny_unix(cgroup, op, k);
+}
+
+SEC("cgroup/connect_unix")
+int connect_unix(struct bpf_sock_addr *ctx) { return check_unix(ctx, NG_OP_CONNECT); }
+
+SEC("cgroup/sendmsg_unix")
+int sendmsg_unix(struct bpf_sock_addr *ctx) { return check_unix(ctx, NG_OP_SENDMSG); }

@@ -9,6 +9,7 @@
 /* ECAPABILITY (api.ECapability): the first errno above EHWPOISON (133). */
 #define ECAPABILITY 134
 
+#define NG_AF_UNIX 1
 #define NG_AF_INET 2
 #define NG_AF_INET6 10
 #define NG_SOCK_STREAM 1
@@ -73,13 +74,36 @@ struct event {
 	__u32 pid;       /* thread group id */
 	__u8 op;         /* enum ng_op */
 	__u8 verb;       /* enum ng_verb */
-	__u8 family;     /* NG_AF_INET or NG_AF_INET6 */
+	__u8 family;     /* NG_AF_INET, NG_AF_INET6 or NG_AF_UNIX */
 	__u8 flags;      /* NG_EV_* */
 	__u16 type;      /* SOCK_* */
 	__u16 protocol;  /* IPPROTO_* as the socket has it */
 	__u16 port;      /* host order; 0 for sock_create */
 	__u16 pad2;
 	__u8 addr[16];   /* IPv4 in the first 4 bytes */
+};
+
+/* sun_path's size: a Unix socket address has at most this many bytes. */
+#define NG_UNIX_PATH 108
+
+/* unix_rules key: a policy's allowed Unix socket address, exactly as the
+ * kernel compares it. A pathname is its bytes up to the first NUL; an
+ * abstract name is its leading NUL and every byte after it, up to the
+ * address length (abstract names are length-delimited, so len is part of
+ * the key: "@a" and "@a\0" are different sockets). Unused bytes are zero. */
+struct unix_key {
+	__u32 policy;
+	__u32 len;
+	__u8 path[NG_UNIX_PATH];
+};
+
+/* A denied Unix connect or sendto: an event (family NG_AF_UNIX, no address
+ * or port) followed by the address as in unix_key. Its size tells it from
+ * an inet event in the ring buffer. */
+struct unix_event {
+	struct event hdr;
+	__u32 len;
+	__u8 path[NG_UNIX_PATH];
 };
 
 #endif

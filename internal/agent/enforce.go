@@ -44,10 +44,10 @@ func (m *Manager) bind(rec *record) (*launch.Floor, error) {
 		}
 	}
 	if ceiling != nil {
-		ceiling = m.brokerCaps(ceiling) // inference.go: the implicit broker connect rule
+		ceiling = m.implicitCaps(ceiling) // unixsock.go: the implicit broker and Unix socket rules
 	}
 	floor, err := m.cfg.Enforce.Bind(enforce.Agent{
-		AID: rec.AID, CgroupID: rec.CgroupID, Policy: rec.Workload + "/" + rec.Class, Caps: m.brokerCaps(caps), Ceiling: ceiling,
+		AID: rec.AID, CgroupID: rec.CgroupID, Policy: rec.Workload + "/" + rec.Class, Caps: m.implicitCaps(caps), Ceiling: ceiling,
 		Audit: rec.Audit, Static: rec.Static,
 	})
 	if err != nil {

@@ -185,6 +185,10 @@ func canonScope(s string, c Cap, scope string, has bool) (string, error) {
 	case "fs":
 		out, err = scope, checkPath(scope)
 	case "net":
+		if isUnix(scope) {
+			out, err = scope, checkUnix(c.Verb, scope) // unix.go
+			break
+		}
 		var ns netScope
 		ns, err = parseNet(scope)
 		out = ns.String()

@@ -12,6 +12,10 @@ func (c Cap) Covers(o Cap) bool {
 	case "fs":
 		return coversPath(c.Scope, o.Scope)
 	case "net":
+		if isUnix(c.Scope) || isUnix(o.Scope) {
+			// Exact addresses, no patterns: only the same socket.
+			return c.Scope == o.Scope
+		}
 		cs, err1 := parseNet(c.Scope)
 		os, err2 := parseNet(o.Scope)
 		return err1 == nil && err2 == nil && cs.covers(os)

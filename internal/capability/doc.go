@@ -5,6 +5,7 @@
 //
 //	fs.read:~/projects/dream-team/**   fs.write:/tmp/out/**   fs.exec:/usr/bin/python3
 //	net.connect:127.0.0.1:8080         net.bind:[::1]:8000-8010
+//	net.connect:unix:/run/app.sock     net.connect:unix:@abstract-name
 //	inference:model=llama-*,tokens=5000
 //	cap.grant:fs.read:~/projects/**
 //	x.acme.email.send                  x.acme.email.send:team-only

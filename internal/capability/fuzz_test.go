@@ -13,6 +13,8 @@ func FuzzParse(f *testing.F) {
 		"inference:tokens=5,model=llama-*", "cap.grant:fs.read:~/projects/**",
 		"cap.grant:cap.grant:x.a.b", "x.acme.email.send", "x.acme.email:scope", "fs.read:foo",
 		"net.connect:[::ffff:1.2.3.4]:80", "", ":", "fs.read:/a//b",
+		"net.connect:unix:/run/app.sock", "net.connect:unix:@name", "net.connect:unix:/run/*.sock",
+		"net.bind:unix:/x", "net.connect:unix:", "net.connect:unix:@", "net.connect:unix:rel/x",
 	} {
 		f.Add(s)
 	}
@@ -36,5 +38,8 @@ func FuzzParse(f *testing.F) {
 		e.MatchPath("/home/maya/x")
 		e.MatchAddr(netip.MustParseAddr("10.0.0.1"), 80)
 		e.MatchModel("llama")
+		if a, ok := c.UnixSocket(); ok && (a == "" || len(a) > MaxUnixPath+1) {
+			t.Fatalf("%s: unix address %q", c, a)
+		}
 	})
 }

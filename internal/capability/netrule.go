@@ -24,6 +24,9 @@ func (c Cap) NetRule() (NetRule, error) {
 	if c.Domain != "net" {
 		return NetRule{}, fail(c.String(), ErrUnknownDomain, "not a net capability")
 	}
+	if isUnix(c.Scope) {
+		return NetRule{}, fail(c.String(), ErrScope, "a Unix socket has no address or port (see UnixSocket)")
+	}
 	ns, err := parseNet(c.Scope)
 	if err != nil {
 		return NetRule{}, fail(c.String(), ErrScope, "%v", err)

@@ -1,8 +1,10 @@
 // Package netguard enforces net.connect and net.bind capabilities in the
-// kernel with cgroup BPF programs (coconut's portable backend).
+// kernel with cgroup BPF programs (coconut's portable backend), Unix
+// socket addresses included.
 //
-// Seven programs (cgroup/connect4, connect6, sendmsg4, sendmsg6, bind4,
-// bind6, sock_create; C in bpf/netguard.c) attach to coconut's cgroup
+// Nine programs (cgroup/connect4, connect6, sendmsg4, sendmsg6, bind4,
+// bind6, sock_create, connect_unix, sendmsg_unix; C in bpf/netguard.c)
+// attach to coconut's cgroup
 // subtree root. Each maps the calling task's cgroup id to a policy id (the
 // agents map); a task whose cgroup is not bound passes untouched, so only
 // agents pay for a rule lookup. Agents of one manifest class share a policy:
@@ -32,6 +34,18 @@
 // is a server socket the policy did not name. Binding 0.0.0.0 or :: needs a
 // rule covering that address ("*" or a /0), not one for a single address.
 //
+// # Unix sockets
+//
+// connect_unix and sendmsg_unix (Linux >= 6.7) let an agent reach only the
+// Unix sockets its policy lists (net.connect:unix:/path or unix:@name): a
+// process behind any other socket could pass it an fd (SCM_RIGHTS) of a
+// file it may not read, and reads on received fds are checked by nothing.
+// The address is matched exactly, in a hash map keyed {policy, length,
+// sun_path}: a pathname up to its first NUL, an abstract name with its
+// leading NUL and exact length. Denies are events with Family 1 (AF_UNIX)
+// and the address in Event.Unix. A kernel without these hooks fails Load
+// with ErrUnixHooks: the guard does not run without them.
+//
 // # Limits the lead/enforcer must know
 //
 //   - A connected UDP socket's send() carries no address and runs no hook:
@@ -46,12 +60,14 @@
 //
 // # Errors from Load
 //
-// A nil error means all seven programs are loaded and attached: the guard is
+// A nil error means all nine programs are loaded and attached: the guard is
 // enforcing. Any error means nothing stays attached. errors.Is(err,
 // ErrNotCgroup2) says the path is not a cgroup2 directory; ErrLoad says the
 // kernel refused a program or map (verifier, permission, missing program
 // type: the message carries the verifier log); ErrAttach says a program
-// loaded but could not be attached or was not found attached afterwards.
+// loaded but could not be attached or was not found attached afterwards;
+// either also wraps ErrUnixHooks when the Unix socket programs were the
+// ones refused (a kernel before 6.7).
 // Callers must treat every error as "no network enforcement" and refuse to
 // run agents that need it.
 //

@@ -31,4 +31,9 @@ var (
 	ErrMalformedEvent = errors.New("malformed event")
 	// ErrPin: the guard's bpffs pins could not be made, opened or reused.
 	ErrPin = errors.New("netguard pins")
+	// ErrUnixHooks: the kernel refused the Unix socket programs
+	// (cgroup/connect_unix and sendmsg_unix need Linux 6.7). It comes
+	// wrapped with ErrLoad or ErrAttach: the guard did not load, since
+	// agents that may connect any Unix socket can be handed any fd.
+	ErrUnixHooks = errors.New("unix socket hooks (cgroup/connect_unix, sendmsg_unix: Linux >= 6.7) unavailable")
 )

@@ -11,8 +11,8 @@ type Op uint8
 
 // Hooks, as numbered in bpf/include/netguard.h.
 const (
-	OpConnect    Op = 0 // connect(2), TCP or UDP
-	OpSendmsg    Op = 1 // sendto/sendmsg with an address (UDP)
+	OpConnect    Op = 0 // connect(2): TCP, UDP or a Unix socket
+	OpSendmsg    Op = 1 // sendto/sendmsg with an address (UDP, Unix datagram)
 	OpBind       Op = 2 // bind(2)
 	OpSockCreate Op = 3 // socket(2) of a kind agents may not have
 )
@@ -44,7 +44,7 @@ type Event struct {
 	// Verb is the capability verb checked: "connect" (net.connect), "bind"
 	// (net.bind), or "create" for a refused socket type.
 	Verb     string
-	Family   uint8  // AF_INET (2) or AF_INET6 (10); for OpSockCreate, the socket's
+	Family   uint8  // AF_UNIX (1), AF_INET (2) or AF_INET6 (10); for OpSockCreate, the socket's
 	Type     uint16 // SOCK_STREAM, SOCK_DGRAM, SOCK_RAW...
 	Protocol uint16 // IPPROTO_*
 	// Addr and Port are the peer (connect, sendmsg) or local address
@@ -52,16 +52,38 @@ type Event struct {
 	// OpSockCreate.
 	Addr netip.Addr
 	Port uint16
+	// Unix is the Unix socket address of a denied connect or sendto
+	// (Family 1): a pathname, or a NUL byte and an abstract name. Empty
+	// for every other event; UnixName prints it.
+	Unix string
 }
 
-// eventSize is sizeof(struct event).
-const eventSize = 48
+// UnixName is the event's Unix socket address as capabilities write it,
+// "/path" or "@name", with unprintable bytes escaped; "" when the event
+// is not about a Unix socket.
+func (e Event) UnixName() string {
+	if e.Family != afUnix {
+		return ""
+	}
+	return unixName(e.Unix)
+}
+
+// eventSize is sizeof(struct event); unixEventSize sizeof(struct
+// unix_event), the same header followed by the address length and bytes.
+const (
+	eventSize     = 48
+	unixEventSize = eventSize + 4 + unixPathLen
+)
 
 // decodeEvent parses one ring buffer record. Anything the program could not
 // have written is refused rather than half-decoded.
 func decodeEvent(b []byte) (Event, error) {
-	if len(b) != eventSize {
-		return Event{}, fmt.Errorf("%d bytes, want %d: %w", len(b), eventSize, ErrMalformedEvent)
+	switch len(b) {
+	case eventSize:
+	case unixEventSize:
+		return decodeUnixEvent(b)
+	default:
+		return Event{}, fmt.Errorf("%d bytes, want %d or %d: %w", len(b), eventSize, unixEventSize, ErrMalformedEvent)
 	}
 	le := binary.LittleEndian // bpfel object; native order on every arch it builds for
 	e := Event{
@@ -114,6 +136,8 @@ func decodeEvent(b []byte) (Event, error) {
 		return e, nil
 	}
 	switch e.Family {
+	case afUnix:
+		return Event{}, fmt.Errorf("unix family in an inet event: %w", ErrMalformedEvent)
 	case afInet:
 		if !allZero(addr[4:]) {
 			return Event{}, fmt.Errorf("IPv4 address with trailing bytes: %w", ErrMalformedEvent)
@@ -134,4 +158,36 @@ func allZero(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// decodeUnixEvent parses a struct unix_event: a deny of connect or sendto
+// on a Unix socket, whose header has no address or port.
+func decodeUnixEvent(b []byte) (Event, error) {
+	hdr := make([]byte, eventSize)
+	copy(hdr, b[:eventSize])
+	if hdr[22] != afUnix {
+		return Event{}, fmt.Errorf("unix event of family %d: %w", hdr[22], ErrMalformedEvent)
+	}
+	// Decode the header as an inet event would be, to share its checks,
+	// with a family it accepts; then restore the real one.
+	hdr[22] = afInet
+	e, err := decodeEvent(hdr)
+	if err != nil {
+		return Event{}, err
+	}
+	switch {
+	case e.Allowed:
+		return Event{}, fmt.Errorf("allowed unix connect: only denies are recorded: %w", ErrMalformedEvent)
+	case e.Op != OpConnect && e.Op != OpSendmsg:
+		return Event{}, fmt.Errorf("unix event for %v: %w", e.Op, ErrMalformedEvent)
+	case e.Port != 0 || !allZero(b[32:48]):
+		return Event{}, fmt.Errorf("unix event with an inet address: %w", ErrMalformedEvent)
+	}
+	n := binary.LittleEndian.Uint32(b[eventSize:])
+	path := b[eventSize+4:]
+	if n > unixPathLen || !allZero(path[n:]) {
+		return Event{}, fmt.Errorf("unix address of %d bytes: %w", n, ErrMalformedEvent)
+	}
+	e.Family, e.Addr, e.Unix = afUnix, netip.Addr{}, string(path[:n])
+	return e, nil
 }

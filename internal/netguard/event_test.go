@@ -72,6 +72,8 @@ func FuzzDecodeEvent(f *testing.F) {
 	f.Add(rawEvent(7, 1, 0, 10, 53, []byte{0x20, 1, 0xd, 0xb8}))
 	f.Add(rawEvent(3, 3, 2, 2, 0, nil))
 	f.Add(withFlags(rawEvent(4, 0, 0, 2, 443, []byte{10, 0, 0, 1}), evAllowed))
+	f.Add(rawUnixEvent(5, 0, "/run/app.sock"))
+	f.Add(rawUnixEvent(6, 1, "\x00abstract\x00name"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := decodeEvent(b)
@@ -81,7 +83,9 @@ func FuzzDecodeEvent(f *testing.F) {
 			}
 			return
 		}
-		if e.Seq == 0 || (e.Op != OpSockCreate && !e.Addr.IsValid()) {
+		unixEv := len(b) == unixEventSize
+		if e.Seq == 0 || (e.Op != OpSockCreate && !unixEv && !e.Addr.IsValid()) ||
+			(unixEv && (e.Family != afUnix || e.Addr.IsValid())) || (!unixEv && e.Unix != "") {
 			t.Fatalf("accepted %+v", e)
 		}
 	})

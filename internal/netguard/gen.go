@@ -2,4 +2,4 @@ package netguard
 
 // The BPF object and its Go bindings are generated and committed; CI reruns
 // this and fails on any diff. clang-14 is Debian 12's, installed by .ci/run.
-//go:generate go tool bpf2go -cc clang-14 -cflags "-O2 -g -Wall -Werror -mcpu=v3 -I../../bpf/include -I/usr/include/x86_64-linux-gnu" -target bpfel -type event -type lpm_key -type port_ranges netguard ../../bpf/netguard.c
+//go:generate go tool bpf2go -cc clang-14 -cflags "-O2 -g -Wall -Werror -mcpu=v3 -I../../bpf/include -I/usr/include/x86_64-linux-gnu" -target bpfel -type event -type lpm_key -type port_ranges -type unix_key -type unix_event netguard ../../bpf/netguard.c

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -22,12 +23,14 @@ type Guard struct {
 	bss      *ebpf.Map // holds deny_seq and ringbuf_full; pinned with the other maps
 	links    []link.Link
 	policies map[uint32]ruleSet // what each policy holds in the trie now
+	unix     map[uint32]unixSet // what each policy holds in unix_rules now
 	bound    map[uint64]uint32  // cgroup id -> policy
 
 	// After a reopen: the previous daemon's policies, as raw trie keys,
 	// deleted once no cgroup is bound to them; and the counter values
 	// that were already the previous daemon's business.
 	stale             map[uint32][]netguardLpmKey
+	staleUnix         map[uint32][]netguardUnixKey
 	baseSeq, baseFull uint64
 	first             *Event // read at reopen to find baseSeq; delivered first
 	pinned            bool
@@ -78,11 +81,14 @@ func loadWith(cgroupRoot string, ringBytes uint32, pinDir string, old map[string
 	}
 	g := &Guard{
 		policies: map[uint32]ruleSet{},
+		unix:     map[uint32]unixSet{},
 		bound:    map[uint64]uint32{},
 		events:   make(chan Event, 4096),
 		done:     make(chan struct{}),
 		stale:    map[uint32][]netguardLpmKey{},
-		pinned:   pinDir != "",
+
+		staleUnix: map[uint32][]netguardUnixKey{},
+		pinned:    pinDir != "",
 	}
 	var opts *ebpf.CollectionOptions
 	if old != nil {
@@ -92,6 +98,9 @@ func loadWith(cgroupRoot string, ringBytes uint32, pinDir string, old map[string
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
 			return nil, fmt.Errorf("%w: %+v", ErrLoad, ve)
+		}
+		if unixHooksRefused(err) {
+			return nil, fmt.Errorf("%w: %w: %w", ErrLoad, ErrUnixHooks, err)
 		}
 		if old != nil {
 			return nil, fmt.Errorf("%w: the pinned maps do not fit this version's programs (uninstall them once no agent runs): %w", ErrPin, err)
@@ -145,6 +154,8 @@ func (g *Guard) attach(root, pinDir string) error {
 		{"bind4", g.objs.Bind4, ebpf.AttachCGroupInet4Bind},
 		{"bind6", g.objs.Bind6, ebpf.AttachCGroupInet6Bind},
 		{"sock_create", g.objs.SockCreate, ebpf.AttachCGroupInetSockCreate},
+		{"connect_unix", g.objs.ConnectUnix, ebpf.AttachCgroupUnixConnect},
+		{"sendmsg_unix", g.objs.SendmsgUnix, ebpf.AttachCgroupUnixSendmsg},
 	}
 	dir, err := os.Open(root)
 	if err != nil {
@@ -163,6 +174,9 @@ func (g *Guard) attach(root, pinDir string) error {
 			l, err = link.AttachCgroup(link.CgroupOptions{Path: root, Attach: p.typ, Program: p.prog})
 		}
 		if err != nil {
+			if p.typ == ebpf.AttachCgroupUnixConnect || p.typ == ebpf.AttachCgroupUnixSendmsg {
+				return fmt.Errorf("%w: %w: %s: %w", ErrAttach, ErrUnixHooks, p.name, err)
+			}
 			return fmt.Errorf("%w: %s: %w", ErrAttach, p.name, err)
 		}
 		g.links = append(g.links, l)
@@ -291,4 +305,13 @@ func (g *Guard) closeKernel() error {
 		errs = append(errs, g.objs.Bss.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// unixHooksRefused tells a load that failed on the Unix socket programs
+// (a kernel before 6.7 has neither their attach types nor, before 6.2,
+// bpf_cast_to_kern_ctx): cilium/ebpf names the failing program in its
+// error, and nothing else distinguishes the cause.
+func unixHooksRefused(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "program connect_unix") || strings.Contains(s, "program sendmsg_unix")
 }

@@ -68,6 +68,16 @@ func runHelper(ops string) int {
 				}
 			}
 			fmt.Fprintf(w, "ns=%d\n", monoNow()-t0)
+		case "unixbench": // unixbench ADDR N: total ns of N Unix connect+close
+			n := atoi(f[2])
+			t0 := monoNow()
+			for i := 0; i < n; i++ {
+				if err := unixOp([]string{"unix", "connect", f[1]}); err != nil {
+					fmt.Fprintf(w, "%s\n", result(err))
+					return 1
+				}
+			}
+			fmt.Fprintf(w, "ns=%d\n", monoNow()-t0)
 		default:
 			fmt.Fprintln(w, result(oneOp(f)))
 		}
@@ -134,6 +144,9 @@ func oneOp(f []string) error {
 			unix.Close(fd)
 		}
 		return err
+	}
+	if f[0] == "unix" {
+		return unixOp(f)
 	}
 	if len(f) != 4 {
 		return fmt.Errorf("bad op %q", f)
@@ -262,4 +275,29 @@ func runOps(tb testing.TB, dir string, ops ...string) []string {
 		tb.Fatalf("helper %q: %d results: %q", ops, len(lines), out)
 	}
 	return lines
+}
+
+// unixOp runs "unix connect|sendto ADDR": a stream connect or a datagram
+// sendto to a pathname socket, or an abstract one written @NAME.
+func unixOp(f []string) error {
+	if len(f) != 3 {
+		return fmt.Errorf("bad op %q", f)
+	}
+	typ := unix.SOCK_STREAM
+	if f[1] == "sendto" {
+		typ = unix.SOCK_DGRAM
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	sa := &unix.SockaddrUnix{Name: f[2]} // x/sys/unix turns a leading @ into NUL
+	switch f[1] {
+	case "connect":
+		return unix.Connect(fd, sa)
+	case "sendto":
+		return unix.Sendto(fd, []byte("x"), 0, sa)
+	}
+	return fmt.Errorf("bad op %q", f)
 }

@@ -49,26 +49,45 @@ type netguardPortRanges struct {
 	}
 }
 
+type netguardUnixEvent struct {
+	_    structs.HostLayout
+	Hdr  netguardEvent
+	Len  uint32
+	Path [108]uint8
+}
+
+type netguardUnixKey struct {
+	_      structs.HostLayout
+	Policy uint32
+	Len    uint32
+	Path   [108]uint8
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	netguardMapAgents      = "agents"
-	netguardMapEvents      = "events"
-	netguardMapPolicyFlags = "policy_flags"
-	netguardMapRules       = "rules"
-	netguardProgBind4      = "bind4"
-	netguardProgBind6      = "bind6"
-	netguardProgConnect4   = "connect4"
-	netguardProgConnect6   = "connect6"
-	netguardProgSendmsg4   = "sendmsg4"
-	netguardProgSendmsg6   = "sendmsg6"
-	netguardProgSockCreate = "sock_create"
-	netguardVarAgentLevel  = "agent_level"
-	netguardVarDenySeq     = "deny_seq"
-	netguardVarRingbufFull = "ringbuf_full"
-	netguardVarUnusedEvent = "unused_event"
-	netguardVarUseSeq      = "use_seq"
+	netguardMapAgents          = "agents"
+	netguardMapEvents          = "events"
+	netguardMapPolicyFlags     = "policy_flags"
+	netguardMapRules           = "rules"
+	netguardMapUnixRules       = "unix_rules"
+	netguardMapUnixScratch     = "unix_scratch"
+	netguardProgBind4          = "bind4"
+	netguardProgBind6          = "bind6"
+	netguardProgConnect4       = "connect4"
+	netguardProgConnect6       = "connect6"
+	netguardProgConnectUnix    = "connect_unix"
+	netguardProgSendmsg4       = "sendmsg4"
+	netguardProgSendmsg6       = "sendmsg6"
+	netguardProgSendmsgUnix    = "sendmsg_unix"
+	netguardProgSockCreate     = "sock_create"
+	netguardVarAgentLevel      = "agent_level"
+	netguardVarDenySeq         = "deny_seq"
+	netguardVarRingbufFull     = "ringbuf_full"
+	netguardVarUnusedEvent     = "unused_event"
+	netguardVarUnusedUnixEvent = "unused_unix_event"
+	netguardVarUseSeq          = "use_seq"
 )
 
 // loadNetguard returns the embedded CollectionSpec for netguard.
@@ -113,13 +132,15 @@ type netguardSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type netguardProgramSpecs struct {
-	Bind4      *ebpf.ProgramSpec `ebpf:"bind4"`
-	Bind6      *ebpf.ProgramSpec `ebpf:"bind6"`
-	Connect4   *ebpf.ProgramSpec `ebpf:"connect4"`
-	Connect6   *ebpf.ProgramSpec `ebpf:"connect6"`
-	Sendmsg4   *ebpf.ProgramSpec `ebpf:"sendmsg4"`
-	Sendmsg6   *ebpf.ProgramSpec `ebpf:"sendmsg6"`
-	SockCreate *ebpf.ProgramSpec `ebpf:"sock_create"`
+	Bind4       *ebpf.ProgramSpec `ebpf:"bind4"`
+	Bind6       *ebpf.ProgramSpec `ebpf:"bind6"`
+	Connect4    *ebpf.ProgramSpec `ebpf:"connect4"`
+	Connect6    *ebpf.ProgramSpec `ebpf:"connect6"`
+	ConnectUnix *ebpf.ProgramSpec `ebpf:"connect_unix"`
+	Sendmsg4    *ebpf.ProgramSpec `ebpf:"sendmsg4"`
+	Sendmsg6    *ebpf.ProgramSpec `ebpf:"sendmsg6"`
+	SendmsgUnix *ebpf.ProgramSpec `ebpf:"sendmsg_unix"`
+	SockCreate  *ebpf.ProgramSpec `ebpf:"sock_create"`
 }
 
 // netguardMapSpecs contains maps before they are loaded into the kernel.
@@ -130,17 +151,20 @@ type netguardMapSpecs struct {
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	PolicyFlags *ebpf.MapSpec `ebpf:"policy_flags"`
 	Rules       *ebpf.MapSpec `ebpf:"rules"`
+	UnixRules   *ebpf.MapSpec `ebpf:"unix_rules"`
+	UnixScratch *ebpf.MapSpec `ebpf:"unix_scratch"`
 }
 
 // netguardVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type netguardVariableSpecs struct {
-	AgentLevel  *ebpf.VariableSpec `ebpf:"agent_level"`
-	DenySeq     *ebpf.VariableSpec `ebpf:"deny_seq"`
-	RingbufFull *ebpf.VariableSpec `ebpf:"ringbuf_full"`
-	UnusedEvent *ebpf.VariableSpec `ebpf:"unused_event"`
-	UseSeq      *ebpf.VariableSpec `ebpf:"use_seq"`
+	AgentLevel      *ebpf.VariableSpec `ebpf:"agent_level"`
+	DenySeq         *ebpf.VariableSpec `ebpf:"deny_seq"`
+	RingbufFull     *ebpf.VariableSpec `ebpf:"ringbuf_full"`
+	UnusedEvent     *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedUnixEvent *ebpf.VariableSpec `ebpf:"unused_unix_event"`
+	UseSeq          *ebpf.VariableSpec `ebpf:"use_seq"`
 }
 
 // netguardObjects contains all objects after they have been loaded into the kernel.
@@ -167,6 +191,8 @@ type netguardMaps struct {
 	Events      *ebpf.Map `ebpf:"events"`
 	PolicyFlags *ebpf.Map `ebpf:"policy_flags"`
 	Rules       *ebpf.Map `ebpf:"rules"`
+	UnixRules   *ebpf.Map `ebpf:"unix_rules"`
+	UnixScratch *ebpf.Map `ebpf:"unix_scratch"`
 }
 
 func (m *netguardMaps) Close() error {
@@ -175,6 +201,8 @@ func (m *netguardMaps) Close() error {
 		m.Events,
 		m.PolicyFlags,
 		m.Rules,
+		m.UnixRules,
+		m.UnixScratch,
 	)
 }
 
@@ -182,24 +210,27 @@ func (m *netguardMaps) Close() error {
 //
 // It can be passed to loadNetguardObjects or ebpf.CollectionSpec.LoadAndAssign.
 type netguardVariables struct {
-	AgentLevel  *ebpf.Variable `ebpf:"agent_level"`
-	DenySeq     *ebpf.Variable `ebpf:"deny_seq"`
-	RingbufFull *ebpf.Variable `ebpf:"ringbuf_full"`
-	UnusedEvent *ebpf.Variable `ebpf:"unused_event"`
-	UseSeq      *ebpf.Variable `ebpf:"use_seq"`
+	AgentLevel      *ebpf.Variable `ebpf:"agent_level"`
+	DenySeq         *ebpf.Variable `ebpf:"deny_seq"`
+	RingbufFull     *ebpf.Variable `ebpf:"ringbuf_full"`
+	UnusedEvent     *ebpf.Variable `ebpf:"unused_event"`
+	UnusedUnixEvent *ebpf.Variable `ebpf:"unused_unix_event"`
+	UseSeq          *ebpf.Variable `ebpf:"use_seq"`
 }
 
 // netguardPrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to loadNetguardObjects or ebpf.CollectionSpec.LoadAndAssign.
 type netguardPrograms struct {
-	Bind4      *ebpf.Program `ebpf:"bind4"`
-	Bind6      *ebpf.Program `ebpf:"bind6"`
-	Connect4   *ebpf.Program `ebpf:"connect4"`
-	Connect6   *ebpf.Program `ebpf:"connect6"`
-	Sendmsg4   *ebpf.Program `ebpf:"sendmsg4"`
-	Sendmsg6   *ebpf.Program `ebpf:"sendmsg6"`
-	SockCreate *ebpf.Program `ebpf:"sock_create"`
+	Bind4       *ebpf.Program `ebpf:"bind4"`
+	Bind6       *ebpf.Program `ebpf:"bind6"`
+	Connect4    *ebpf.Program `ebpf:"connect4"`
+	Connect6    *ebpf.Program `ebpf:"connect6"`
+	ConnectUnix *ebpf.Program `ebpf:"connect_unix"`
+	Sendmsg4    *ebpf.Program `ebpf:"sendmsg4"`
+	Sendmsg6    *ebpf.Program `ebpf:"sendmsg6"`
+	SendmsgUnix *ebpf.Program `ebpf:"sendmsg_unix"`
+	SockCreate  *ebpf.Program `ebpf:"sock_create"`
 }
 
 func (p *netguardPrograms) Close() error {
@@ -208,8 +239,10 @@ func (p *netguardPrograms) Close() error {
 		p.Bind6,
 		p.Connect4,
 		p.Connect6,
+		p.ConnectUnix,
 		p.Sendmsg4,
 		p.Sendmsg6,
+		p.SendmsgUnix,
 		p.SockCreate,
 	)
 }

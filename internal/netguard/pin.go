@@ -17,11 +17,11 @@ import (
 const BPFFS = "/sys/fs/bpf"
 
 // mapPins are the maps a restarted daemon needs: the bindings, the rules
-// and per-policy flags,
+// (addresses and Unix sockets) and per-policy flags,
 // the ring buffer (with the events written while no daemon read it) and
 // .bss (the deny sequence and ringbuf_full counters). .rodata is not
 // shared: each load sets its own agent_level.
-var mapPins = []string{"agents", "rules", "policy_flags", "events", ".bss"}
+var mapPins = []string{"agents", "rules", "policy_flags", "unix_rules", "events", ".bss"}
 
 // pinName is a pinned object's file name: bpffs refuses names with a dot
 // in some kernels' older paths, so ".bss" is stored as "bss".
@@ -127,7 +127,7 @@ func closeMaps(ms map[string]*ebpf.Map) {
 // pinMaps pins the maps of a fresh load.
 func (g *Guard) pinMaps(dir string) error {
 	maps := map[string]*ebpf.Map{"agents": g.objs.Agents, "rules": g.objs.Rules, "policy_flags": g.objs.PolicyFlags,
-		"events": g.objs.Events, ".bss": g.bss}
+		"unix_rules": g.objs.UnixRules, "events": g.objs.Events, ".bss": g.bss}
 	for _, name := range mapPins {
 		m := maps[name]
 		if m == nil {

@@ -11,7 +11,8 @@ import (
 )
 
 // SetPolicy makes policy id allow exactly the net.connect and net.bind
-// capabilities in caps (other domains are ignored; nil denies everything).
+// capabilities in caps, net.connect:unix: ones included (other domains are
+// ignored; nil denies everything, Unix sockets too).
 // It is also how a grant or a revoke reaches the kernel: once it returns,
 // every later call of every cgroup bound to id is decided by the new rules.
 //
@@ -25,6 +26,13 @@ func (g *Guard) SetPolicy(id uint32, caps []capability.Cap) error {
 	if err != nil {
 		return fmt.Errorf("policy %d: %w", id, err)
 	}
+	wantUnix, err := compileUnix(caps) // unix.go
+	if err != nil {
+		return fmt.Errorf("policy %d: %w", id, err)
+	}
+	if n := len(want) + len(wantUnix); n > MaxRulesPerPolicy {
+		return fmt.Errorf("policy %d: %d entries, at most %d: %w", id, n, MaxRulesPerPolicy, ErrTooManyRules)
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
@@ -35,13 +43,17 @@ func (g *Guard) SetPolicy(id uint32, caps []capability.Cap) error {
 	for k, v := range have {
 		live[k] = v
 	}
+	liveUnix := unixSet{} // entries now in unix_rules
+	for a := range g.unix[id] {
+		liveUnix[a] = struct{}{}
+	}
 	for k, v := range want {
 		if old, ok := have[k]; ok && slices.Equal(old, v) {
 			continue
 		}
 		key, val := kernelKey(id, k), kernelValue(v)
 		if err := g.objs.Rules.Update(&key, &val, ebpf.UpdateAny); err != nil {
-			return g.denyAll(id, live, fmt.Errorf("write %v: %w", k.prefix, err))
+			return g.denyAll(id, live, liveUnix, fmt.Errorf("write %v: %w", k.prefix, err))
 		}
 		live[k] = v
 	}
@@ -51,18 +63,22 @@ func (g *Guard) SetPolicy(id uint32, caps []capability.Cap) error {
 		}
 		key := kernelKey(id, k)
 		if err := g.objs.Rules.Delete(&key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return g.denyAll(id, live, fmt.Errorf("delete %v: %w", k.prefix, err))
+			return g.denyAll(id, live, liveUnix, fmt.Errorf("delete %v: %w", k.prefix, err))
 		}
 		delete(live, k)
 	}
+	if err := g.setUnix(id, wantUnix, liveUnix); err != nil {
+		return g.denyAll(id, live, liveUnix, err)
+	}
 	g.policies[id] = want
+	g.unix[id] = wantUnix
 	return nil
 }
 
 // denyAll removes every entry of a policy after a failed update, leaving a
 // policy that allows nothing (or, if deletes fail too, fewer entries; each
 // remaining one is still a whole entry of the old or new policy).
-func (g *Guard) denyAll(id uint32, live ruleSet, cause error) error {
+func (g *Guard) denyAll(id uint32, live ruleSet, liveUnix unixSet, cause error) error {
 	left := ruleSet{}
 	for k, v := range live {
 		key := kernelKey(id, k)
@@ -71,8 +87,10 @@ func (g *Guard) denyAll(id uint32, live ruleSet, cause error) error {
 		}
 	}
 	g.policies[id] = left
+	leftUnix, _ := g.dropUnix(id, liveUnix)
+	g.unix[id] = leftUnix
 	return fmt.Errorf("policy %d: %w: %w (policy now denies everything but %d entries)",
-		id, ErrMapUpdate, cause, len(left))
+		id, ErrMapUpdate, cause, len(left)+len(leftUnix))
 }
 
 // SetAuditConnect makes every allowed connect of policy id an Event with
@@ -124,10 +142,16 @@ func (g *Guard) RemovePolicy(id uint32) error {
 		}
 		delete(g.policies[id], k)
 	}
+	left, err := g.dropUnix(id, g.unix[id])
+	g.unix[id] = left
+	if err != nil {
+		return fmt.Errorf("policy %d: %w: %w", id, ErrMapUpdate, err)
+	}
 	if err := g.objs.PolicyFlags.Delete(&id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("policy %d flags: %w: %w", id, ErrMapUpdate, err)
 	}
 	delete(g.policies, id)
+	delete(g.unix, id)
 	return nil
 }
 

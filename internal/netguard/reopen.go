@@ -40,6 +40,18 @@ func (g *Guard) adoptState(root string) error {
 	if err := rit.Err(); err != nil {
 		return fmt.Errorf("%w: read pinned rules: %w", ErrPin, err)
 	}
+	var ukey netguardUnixKey
+	var one uint8
+	uit := g.objs.UnixRules.Iterate()
+	for uit.Next(&ukey, &one) {
+		g.staleUnix[ukey.Policy] = append(g.staleUnix[ukey.Policy], ukey)
+		if _, ok := g.stale[ukey.Policy]; !ok {
+			g.stale[ukey.Policy] = nil // a policy with Unix sockets only
+		}
+	}
+	if err := uit.Err(); err != nil {
+		return fmt.Errorf("%w: read pinned unix rules: %w", ErrPin, err)
+	}
 	var flags uint32
 	fit := g.objs.PolicyFlags.Iterate()
 	for fit.Next(&pol, &flags) {
@@ -114,6 +126,13 @@ func (g *Guard) dropStale(id uint32) error {
 			return fmt.Errorf("policy %d: %w: delete previous daemon's rule: %w", id, ErrMapUpdate, err)
 		}
 	}
+	ukeys := g.staleUnix[id]
+	for i := range ukeys {
+		if err := g.objs.UnixRules.Delete(&ukeys[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("policy %d: %w: delete previous daemon's unix rule: %w", id, ErrMapUpdate, err)
+		}
+	}
+	delete(g.staleUnix, id)
 	if err := g.objs.PolicyFlags.Delete(&id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("policy %d: %w: delete previous daemon's flags: %w", id, ErrMapUpdate, err)
 	}

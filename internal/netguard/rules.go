@@ -50,8 +50,8 @@ type ruleSet map[ruleKey][]portRange
 func compile(caps []capability.Cap) (ruleSet, error) {
 	raw := map[ruleKey][]portRange{}
 	for _, c := range caps {
-		if c.Domain != "net" {
-			continue
+		if c.Domain != "net" || c.IsUnix() {
+			continue // Unix sockets: compileUnix
 		}
 		var verb uint8
 		switch c.Verb {

@@ -212,11 +212,11 @@ echo finished
 			t.Errorf("%s: got %q, want %q (status, [DONE] seen)\n%s", label, got, want, log)
 		}
 	}
-	// Without an inference capability the broker's TCP port is not even
-	// reachable (no implicit connect rule: ECAPABILITY, curl's 000); the
-	// Unix socket answers 403.
+	// Without an inference capability neither the broker's TCP port nor
+	// its Unix socket is reachable (no implicit connect rule: ECAPABILITY,
+	// curl's 000; issue 3's Unix allowlist).
 	log = e.waitLog(c, "finished")
-	for label, want := range map[string]string{"noinf-tcp": "000 0", "noinf-unix": "403 0"} {
+	for label, want := range map[string]string{"noinf-tcp": "000 0", "noinf-unix": "000 0"} {
 		if got := logLine(t, log, label); got != want {
 			t.Errorf("%s: got %q, want %q\n%s", label, got, want, log)
 		}
@@ -260,11 +260,12 @@ echo finished
 	if ok != 4 || denied != 3 {
 		t.Errorf("agent %d: %d allowed and %d denied inference.call rows, want 4 and 3", a, ok, denied)
 	}
-	if rows := e.rows("--aid", strconv.FormatUint(c, 10), "--type", "inference.call", "--result", "deny"); len(rows) != 1 {
-		t.Errorf("agent without the capability: %d inference deny rows, want 1", len(rows))
+	if rows := e.rows("--aid", strconv.FormatUint(c, 10), "--type", "inference.call", "--result", "deny"); len(rows) != 0 {
+		t.Errorf("agent without the capability: %d inference deny rows, want none (it never reaches the broker)", len(rows))
 	}
-	if rows := e.rows("--aid", strconv.FormatUint(c, 10), "--type", "cap.deny"); len(rows) != 1 || !strings.Contains(rows[0].Object, addr) {
-		t.Errorf("agent without the capability: cap.deny rows %+v, want one for %s", rows, addr)
+	if rows := e.rows("--aid", strconv.FormatUint(c, 10), "--type", "cap.deny"); len(rows) != 2 || !strings.Contains(rows[0].Object, addr) ||
+		rows[1].Object != "unix "+sock {
+		t.Errorf("agent without the capability: cap.deny rows %+v, want one for %s and one for unix %s", rows, addr, sock)
 	}
 	if rows := e.rows("--aid", "0", "--type", "inference.call", "--result", "deny"); len(rows) < 4 {
 		t.Errorf("host refusals: %d rows, want at least 4", len(rows))
