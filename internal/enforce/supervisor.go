@@ -163,7 +163,12 @@ func (s *supervisor) decide(a *fsAgent, path string, access supervise.Access) bo
 	if access&supervise.Write != 0 && !s.allowOne(a, path, "write", baseline.write) {
 		return false
 	}
-	if access&supervise.Exec != 0 && !s.allowOne(a, path, "exec", baseline.exec) {
+	// An exec is decided on the bundle alone. The baseline's exec entries
+	// (the ELF interpreter) are in the Landlock floor because the kernel
+	// opens the interpreter inside every dynamic execve, where this
+	// supervisor never sees it; a direct execve of the interpreter is the
+	// agent's own choice, and `ld.so ./file` runs any readable file.
+	if access&supervise.Exec != 0 && !matchAny(a.caps, "exec", path) {
 		return false
 	}
 	return true
@@ -217,8 +222,8 @@ func baselineOnly(path string, access supervise.Access) bool {
 	if access&supervise.Write != 0 && !underAny(path, baseline.write) {
 		return false
 	}
-	if access&supervise.Exec != 0 && !underAny(path, baseline.exec) {
-		return false
+	if access&supervise.Exec != 0 {
+		return false // execs are the bundle's (decide), never the baseline's
 	}
 	return true
 }
@@ -236,9 +241,14 @@ func (s *supervisor) Record(ev supervise.Event) error {
 	reply := make(chan error, 1)
 	out := Event{Source: "supervisor", Seq: s.seq.Add(1), CgroupID: cg, PID: ev.TID, Cap: "fs." + ev.Access.String(),
 		Object: ev.Path, Syscall: ev.Syscall, Allowed: ev.Allowed, Reply: reply}
-	if ev.Cap != "" {
+	switch {
+	case ev.Cap != "":
 		// A call refused whatever the bundle (mount, bpf, ptrace…).
 		out.Cap, out.Object = ev.Cap, ev.Object
+	case ev.Path == "":
+		// A file with no path (a memfd): the kernel's name for it, so
+		// the row says what was refused.
+		out.Object = ev.Object
 	}
 	if !ev.Allowed {
 		out.Errno = int(ev.Errno)

@@ -139,3 +139,73 @@ func TestRecordRefusal(t *testing.T) {
 		t.Fatalf("denies %d", s.denies.Load())
 	}
 }
+
+// TestDeciderInterpreterExec: the ELF interpreter is in the baseline so
+// that the kernel may load it inside every dynamic execve (Landlock checks
+// EXECUTE on it there), but a direct execve of it — `ld.so ./file`, which
+// runs any readable file — is decided on the bundle alone, and recorded
+// when the bundle allows it.
+func TestDeciderInterpreterExec(t *testing.T) {
+	s := &supervisor{agents: map[uint64]*fsAgent{}}
+	s.set(Agent{AID: 1, Caps: caps(t, "fs.read:/home/u/p/**", "fs.exec:/usr/bin/**")})
+	s.set(Agent{AID: 2, Caps: caps(t, "fs.exec:/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")})
+	const r, x = supervise.Read, supervise.Exec
+	interpreters := append([]string{"/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"}, baseline.exec...)
+	for _, ld := range interpreters {
+		t.Run("direct exec "+ld, func(t *testing.T) {
+			if s.Allow(1, ld, x) || s.Allow(1, ld, r|x) {
+				t.Fatalf("direct exec of %s allowed without fs.exec on it", ld)
+			}
+		})
+	}
+	tests := []struct {
+		name   string
+		aid    uint64
+		path   string
+		access supervise.Access
+		want   bool
+	}{
+		{"interpreter stays readable", 1, "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", r, true},
+		{"baseline exec entry stays readable", 1, "/lib64/ld-linux-x86-64.so.2", r, true},
+		{"readable file is not executable", 1, "/home/u/p/true", x, false},
+		{"bundle exec still allowed", 1, "/usr/bin/perl", x, true},
+		{"interpreter in the bundle", 2, "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", x, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := s.Allow(tt.aid, tt.path, tt.access); got != tt.want {
+				t.Fatalf("Allow(%d, %s, %v) = %v", tt.aid, tt.path, tt.access, got)
+			}
+		})
+	}
+	// An exec the bundle allows is the bundle's use, never the baseline's:
+	// the default policy records it.
+	for _, ld := range interpreters {
+		if !s.AuditAllowed(supervise.Event{AID: 2, Path: ld, Access: x, Allowed: true}) {
+			t.Errorf("allowed exec of %s not recorded", ld)
+		}
+	}
+}
+
+// TestRecordPathless: a deny on a file with no path (a memfd) is a row on
+// the kernel's name for it, with the access it asked for.
+func TestRecordPathless(t *testing.T) {
+	p := &Portable{events: make(chan Event, 1)}
+	s := &supervisor{p: p, agents: map[uint64]*fsAgent{}}
+	s.set(Agent{AID: 1, CgroupID: 9})
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Record(supervise.Event{AID: 1, TID: 5, Syscall: "execveat", Object: "/memfd:x (deleted)",
+			Access: supervise.Exec, Errno: supervise.ECapability})
+	}()
+	ev := <-p.events
+	ev.Reply <- nil
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	want := Event{Source: "supervisor", Seq: 1, CgroupID: 9, PID: 5, Cap: "fs.exec", Object: "/memfd:x (deleted)", Errno: 134, Syscall: "execveat"}
+	ev.Reply = nil
+	if ev != want {
+		t.Fatalf("event %+v, want %+v", ev, want)
+	}
+}

@@ -58,7 +58,9 @@ type Event struct {
 	// Cap and Object are set for calls the filter refuses whatever the
 	// bundle (mount, bpf, ptrace, namespaces…): the capability such a
 	// call would take ("sys.mount") and what was asked ("unshare
-	// flags=0x10000000"). File events leave them empty.
+	// flags=0x10000000"). File events leave Cap empty; one on a file
+	// without a path (a memfd, a deleted file) has the kernel's name for
+	// it in Object ("/memfd:x (deleted)"), for the row only.
 	Cap     string
 	Object  string
 	Access  Access

@@ -34,6 +34,10 @@ type object struct {
 	links  uint64
 	uid    uint32
 	anon   bool // a pipe, socket or anonymous inode: not a file of the model
+	// name is the kernel's name for an object without a path ("/memfd:x
+	// (deleted)", "anon_inode:[eventfd]"): for the audit row only, never
+	// for a decision.
+	name string
 }
 
 // resolver resolves the path arguments of one call made by thread tid.
@@ -378,10 +382,12 @@ func describe(fd int) (object, unix.Errno) {
 	switch {
 	case strings.HasPrefix(text, "/") && st.Nlink > 0 && n < pathMax:
 		obj.path = text
+		return obj, 0
 	case strings.HasPrefix(text, "pipe:[") || strings.HasPrefix(text, "socket:[") || strings.HasPrefix(text, "anon_inode:"):
 		obj.anon = true
 	}
 	// Anything else (a deleted file, a memfd, an nsfs object) has no path:
 	// no capability can name it.
+	obj.name = text
 	return obj, 0
 }

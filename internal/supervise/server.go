@@ -281,7 +281,10 @@ func (s *Server) decide(n *seccompNotif, ev *Event) unix.Errno {
 		if e != 0 {
 			return e
 		}
-		ev.Path, ev.Access = obj.path, op.access
+		ev.Path, ev.Access, ev.Object = obj.path, op.access, ""
+		if obj.path == "" {
+			ev.Object = obj.name // for the row: no capability names it
+		}
 		if !s.allow(obj, op.access) {
 			return ECapability
 		}

@@ -397,7 +397,8 @@ func TestMeasuredExec(t *testing.T) {
 			ag.Close()
 			// Only the dynamic loader (-race links dynamically): no fs.exec.
 			loader, _ := capability.ParseAll([]string{"fs.read:/etc/ld.so.cache", "fs.read:/usr/lib/**"})
-			s, err := Start(sup, AgentInfo{Measured: tt.measured}, NewCapDecider(loader))
+			d := NewCapDecider(loader)
+			s, err := Start(sup, AgentInfo{Measured: tt.measured}, d)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -409,6 +410,19 @@ func TestMeasuredExec(t *testing.T) {
 			if !tt.ok && !strings.Contains(errb.String(), "exec: 134") {
 				t.Fatalf("unmeasured memfd ran: %v %q %q", err, out.String(), errb.String())
 			}
+			if tt.ok {
+				return
+			}
+			// The deny names the file by the kernel's name: it has no path.
+			for _, ev := range d.Events() {
+				if !ev.Allowed && ev.Access == Exec {
+					if ev.Path != "" || ev.Object != "/memfd:coconut-measured (deleted)" {
+						t.Fatalf("memfd exec deny: path %q object %q", ev.Path, ev.Object)
+					}
+					return
+				}
+			}
+			t.Fatalf("no exec deny recorded: %+v", d.Events())
 		})
 	}
 }
