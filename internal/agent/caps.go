@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -246,7 +247,10 @@ func (m *Manager) applyCapsWhy(ctx context.Context, e *entry, typ string, change
 	}
 	if m.cfg.Enforce != nil {
 		if err := m.cfg.Enforce.Update(enforce.Agent{AID: rec.AID, CgroupID: rec.CgroupID,
-			Policy: rec.Workload + "/" + rec.Class, Caps: m.brokerCaps(caps), Audit: rec.Audit}); err != nil {
+			Policy: rec.Workload + "/" + rec.Class, Caps: m.implicitCaps(caps), Audit: rec.Audit}); err != nil {
+			if errors.Is(err, enforce.ErrBeyondCeiling) {
+				return api.Errorf(api.ErrConflict, "%v (nothing was granted)", err)
+			}
 			return api.Errorf(api.ErrUnavailable, "enforcer: %v", err)
 		}
 	}

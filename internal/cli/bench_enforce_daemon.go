@@ -14,6 +14,7 @@ import (
 	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/client"
 	"github.com/coconut-os/coconut/internal/cgroup"
+	"github.com/coconut-os/coconut/internal/enforce"
 	"github.com/coconut-os/coconut/internal/quota"
 )
 
@@ -146,6 +147,11 @@ func (d *privateDaemon) stop() {
 		if q, err := quota.New(mount, d.cgroupRoot); err == nil {
 			q.RemoveSubtree()
 		}
+	}
+	// A stopped daemon leaves its network guard pinned in bpffs on
+	// purpose (its agents stay guarded); this one's agents are gone.
+	if err := enforce.Uninstall(d.cgroupRoot); err != nil {
+		fmt.Fprintf(os.Stderr, "bench enforce: remove the private daemon's pinned network guard: %v\n", err)
 	}
 	os.Remove(d.cgroupRoot)
 	d.cgroupRoot = ""

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/coconut-os/coconut/internal/capability"
@@ -27,7 +28,8 @@ type Portable struct {
 	policies map[string]*policy // by policy key
 	agents   map[uint64]bound   // by AID
 	nextID   uint32
-	audits   map[uint64]*auditPolicy // by cgroup id: which allowed connects are recorded
+	audits   map[uint64]*auditPolicy     // by cgroup id: which allowed connects are recorded
+	floors   map[uint64][]capability.Cap // by AID, without the supervisor only: the bundle its floor was built from
 }
 
 type policy struct {
@@ -81,7 +83,7 @@ func LoadPortable(cfg Config) (*Portable, error) {
 		pinWhy = fmt.Sprintf("not pinned (%v): the network is unguarded while coconutd is down", err)
 	}
 	p := &Portable{guard: g, pinWhy: pinWhy, events: make(chan Event, 4096), policies: map[string]*policy{}, agents: map[uint64]bound{},
-		audits: map[uint64]*auditPolicy{}, nextID: g.MaxPolicyID()}
+		audits: map[uint64]*auditPolicy{}, floors: map[uint64][]capability.Cap{}, nextID: g.MaxPolicyID()}
 	switch {
 	case cfg.HolderSocket == "":
 		p.supWhy = "seccomp supervisor turned off"
@@ -152,7 +154,8 @@ func (p *Portable) Name() string { return "portable" }
 
 // Rights implements Enforcer.
 func (p *Portable) Rights() []string {
-	r := append(launch.FloorRights(), "netguard.connect", "netguard.sendmsg", "netguard.bind", "netguard.sock_create")
+	r := append(launch.FloorRights(), "netguard.connect", "netguard.sendmsg", "netguard.bind", "netguard.sock_create",
+		"netguard.connect_unix", "netguard.sendmsg_unix")
 	if p.sup != nil {
 		r = append(r, "supervisor.open", "supervisor.exec", "supervisor.link", "seccomp.deny")
 	}
@@ -191,7 +194,30 @@ func (p *Portable) Bind(a Agent) (*launch.Floor, error) {
 	if ceiling == nil {
 		ceiling = a.Caps
 	}
+	if p.sup == nil {
+		// Without the supervisor nothing narrows file access below the
+		// floor, so a floor built from the ceiling would let the agent
+		// use everything it might later be granted: the floor is the
+		// bundle, and Update refuses file grants beyond it.
+		ceiling = a.Caps
+		p.floors[a.AID] = slices.Clone(a.Caps)
+	}
 	return Floor(ceiling), nil
+}
+
+// beyondFloor names the first file capability of caps that the agent's
+// spawn-time floor does not cover ("" if none): what a grant cannot make
+// effective while no supervisor runs.
+func beyondFloor(floor, caps []capability.Cap) string {
+	for _, c := range caps {
+		if c.Domain != "fs" {
+			continue
+		}
+		if !slices.ContainsFunc(floor, func(f capability.Cap) bool { return f.Covers(c) }) {
+			return c.String()
+		}
+	}
+	return ""
 }
 
 // Update implements Enforcer: the agent moves to the policy of its new
@@ -209,6 +235,11 @@ func (p *Portable) Update(a Agent) error {
 	old, ok := p.agents[a.AID]
 	if !ok {
 		return fmt.Errorf("agent %d is not bound", a.AID)
+	}
+	if floor, ok := p.floors[a.AID]; ok && p.sup == nil {
+		if c := beyondFloor(floor, a.Caps); c != "" {
+			return fmt.Errorf("%w: %s: without the seccomp supervisor (%s) the agent's kernel floor is its spawn-time bundle; respawn it to widen file access", ErrBeyondCeiling, c, p.supWhy)
+		}
 	}
 	if p.sup != nil {
 		a.CgroupID = old.cgroupID
@@ -250,6 +281,7 @@ func (p *Portable) Unbind(aid uint64) error {
 	}
 	delete(p.agents, aid)
 	delete(p.audits, b.cgroupID)
+	delete(p.floors, aid)
 	err := p.guard.Unbind(b.cgroupID)
 	if p.sup != nil {
 		if serr := p.sup.unbind(aid); err == nil {
@@ -305,6 +337,11 @@ func (p *Portable) forward() {
 		if ev.Op == netguard.OpSockCreate {
 			obj = fmt.Sprintf("socket family=%d type=%d protocol=%d", ev.Family, ev.Type, ev.Protocol)
 			cap = "net.socket"
+		}
+		if name := ev.UnixName(); name != "" {
+			// A Unix socket outside the agent's allowlist (issue 3: fd
+			// passing): "unix /path" or "unix @abstract".
+			obj = "unix " + name
 		}
 		if ev.Allowed {
 			// A connect the agent's policy asks to record: "first"
