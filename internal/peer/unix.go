@@ -96,8 +96,17 @@ func FromContext(ctx context.Context) (*Cred, bool) {
 // reading /proc/PID/cgroup, this proves the pid was not reused meanwhile.
 func alive(pidfd int) bool {
 	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
-	n, err := unix.Poll(fds, 0)
-	return err == nil && n == 0
+	for {
+		n, err := unix.Poll(fds, 0)
+		// Even with a zero timeout, poll fails with EINTR when a signal
+		// is pending once it found nothing ready, and Go's runtime
+		// signals its own threads (preemption): that says nothing about
+		// the peer, so ask again.
+		if err == unix.EINTR {
+			continue
+		}
+		return err == nil && n == 0
+	}
 }
 
 // Unix resolves the caller of a request on a Unix socket served with a
