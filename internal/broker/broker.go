@@ -56,7 +56,7 @@ func withDefaults(cfg Config) (Config, error) {
 		cfg.KVBytesPerToken = 131072
 	}
 	if cfg.Headroom == 0 {
-		cfg.Headroom = max(1, 3*cfg.Slots/8)
+		cfg.Headroom = max(1, cfg.Slots/2)
 		if cfg.Headroom >= cfg.Slots {
 			cfg.Headroom = -1 // one slot: nothing to keep back
 		}

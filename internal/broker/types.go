@@ -94,16 +94,17 @@ type Config struct {
 	KVBytesPerToken  int64  // default 131072 (Llama-3-8B class)
 	Backend          Backend
 
-	// Headroom is the number of slots (default max(1, 3·Slots/8); negative:
+	// Headroom is the number of slots (default max(1, Slots/2); negative:
 	// off) a tenant that already holds its weighted fair share of slots may
 	// not take while another tenant has sent a request within ActiveWindow.
 	// It keeps a flooder from filling every slot with long requests, which
 	// plain VTC allows (VTC orders the queue, it does not reserve capacity),
 	// at the cost of up to Headroom idle slots while light tenants are
-	// quiet but recently active. Only the VTC policy applies it. Three
-	// eighths is what kept the light tenants' p99 within 1.5x under the
-	// flood in `coconut bench broker` (a quarter did not); the throughput
-	// it costs under a flood is that bench's headroom_throughput_ratio.
+	// quiet but recently active. Only the VTC policy applies it. Half the
+	// slots is what kept the light tenants' p99 within 1.5x under the
+	// flood in `coconut bench broker` (3 of 8 gave 1.4-1.75x, 2 of 8
+	// 1.85x); what it costs in throughput under a flood is that bench's
+	// headroom_throughput_ratio (about 0.64 at 4 of 8, 0.72 at 3 of 8).
 	Headroom int
 	// ActiveWindow is how long a tenant counts as active after its last
 	// request (default 2s).

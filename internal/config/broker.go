@@ -16,7 +16,7 @@ type Broker struct {
 	OverBudget       string `toml:"over_budget"`        // "wait" (default) or "reject"
 	DefaultMaxTokens int64  `toml:"default_max_tokens"` // when a request names none (default 256)
 	KVBytesPerToken  int64  `toml:"kv_bytes_per_token"` // default 131072
-	Headroom         int    `toml:"headroom"`           // slots kept for light tenants (default 3·slots/8; -1 off)
+	Headroom         int    `toml:"headroom"`           // slots kept for light tenants (default slots/2; -1 off)
 	UpstreamURL      string `toml:"upstream_url"`       // an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1
 	UpstreamKeyFile  string `toml:"upstream_key_file"`  // a file holding the upstream's API key (never the key inline)
 	Sim              Sim    `toml:"sim"`                // [broker.sim]: the simulated backend's timings
