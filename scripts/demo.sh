@@ -62,6 +62,9 @@ sleep 4
 say "coconut agent logs $nosy (the nosy reviewer)"
 coconut agent logs "$nosy" | head -8
 
+say "coconut top (inference through the broker, per agent)"
+coconut top | sed -n 1,12p # sed reads it all: no SIGPIPE under pipefail
+
 say "coconut audit tail --aid $nosy"
 coconut audit tail --aid "$nosy"
 say "coconut audit verify"
