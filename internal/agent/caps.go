@@ -248,6 +248,12 @@ func (m *Manager) applyCapsWhy(ctx context.Context, e *entry, typ string, change
 	if m.cfg.Enforce != nil {
 		if err := m.cfg.Enforce.Update(enforce.Agent{AID: rec.AID, CgroupID: rec.CgroupID,
 			Policy: rec.Workload + "/" + rec.Class, Caps: m.implicitCaps(caps), Audit: rec.Audit}); err != nil {
+			// The row above recorded the change as decided; the chain must
+			// also say it did not take effect. (The refusal is returned
+			// even if this row cannot be written: nothing changed.)
+			detail["error"] = err.Error()
+			m.audit(ctx, audit.Record{AID: rec.AID, Type: typ, Cap: strings.Join(changed, " "), Object: strconv.FormatUint(rec.AID, 10),
+				Result: audit.ResultDeny, Detail: detail})
 			if errors.Is(err, enforce.ErrBeyondCeiling) {
 				return api.Errorf(api.ErrConflict, "%v (nothing was granted)", err)
 			}

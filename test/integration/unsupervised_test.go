@@ -55,6 +55,11 @@ agents:
 	if caps := e.must("agent", "caps", aid); strings.Contains(caps, "debian_version") {
 		t.Errorf("refused grant still listed: %s", caps)
 	}
+	// The chain says so too: the decided grant is followed by its refusal.
+	rows := e.rows("--aid", aid, "--type", "cap.grant")
+	if len(rows) != 2 || rows[0].Result != "allow" || rows[1].Result != "deny" || !strings.Contains(rows[1].Detail["error"], "respawn") {
+		t.Errorf("cap.grant rows for the refused grant: %+v", rows)
+	}
 	// A network grant is the guard's: it works without the supervisor.
 	e.must("agent", "grant", aid, "net.connect:127.0.0.1:10")
 	if caps := e.must("agent", "caps", aid); !strings.Contains(caps, "net.connect:127.0.0.1:10") {
