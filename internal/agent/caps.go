@@ -104,9 +104,8 @@ func (m *Manager) Grant(ctx context.Context, caller Caller, aid uint64, caps []s
 			delete(e.rec.Delegated, s)
 		}
 	}
-	cp := *e.rec
 	m.mu.Unlock()
-	if err := m.store.save(&cp); err != nil {
+	if err := m.persist(e); err != nil {
 		return nil, api.Errorf(api.ErrInternal, "%v", err)
 	}
 	return next, nil
@@ -173,6 +172,9 @@ func (m *Manager) revokeOne(ctx context.Context, e *entry, revoke []capability.C
 		delete(e.rec.Delegated, s)
 	}
 	m.mu.Unlock()
+	if err := m.persist(e); err != nil {
+		m.log.Error("persist revoked delegation", "aid", aid, "err", err)
+	}
 	if slices.ContainsFunc(removed, func(s string) bool { return strings.HasPrefix(s, "fs.") }) {
 		reason := m.openUnderRevoked(e, removed)
 		if reason == "" {
@@ -262,9 +264,8 @@ func (m *Manager) applyCapsWhy(ctx context.Context, e *entry, typ string, change
 	}
 	m.mu.Lock()
 	e.rec.Caps = next
-	cp := *e.rec
 	m.mu.Unlock()
-	return m.store.save(&cp)
+	return m.persist(e)
 }
 
 // quarantineLocked freezes the agent for the daemon's own reasons. The

@@ -213,7 +213,6 @@ func (m *Manager) AddTokens(aid uint64, tokens int64) {
 		return
 	}
 	e.rec.TokensUsed += tokens
-	cp := *e.rec
 	m.mu.Unlock()
 	now := time.Now()
 	m.inf.mu.Lock()
@@ -229,7 +228,7 @@ func (m *Manager) AddTokens(aid uint64, tokens int64) {
 	}
 	m.inf.mu.Unlock()
 	if due {
-		if err := m.store.save(&cp); err != nil {
+		if err := m.persist(e); err != nil {
 			m.log.Warn("persist token usage", "aid", aid, "err", err)
 		}
 	}
@@ -248,13 +247,9 @@ func (m *Manager) FlushTokens() {
 	for _, aid := range aids {
 		m.mu.Lock()
 		e, ok := m.agents[aid]
-		var cp record
-		if ok {
-			cp = *e.rec
-		}
 		m.mu.Unlock()
 		if ok {
-			if err := m.store.save(&cp); err != nil {
+			if err := m.persist(e); err != nil {
 				m.log.Warn("persist token usage", "aid", aid, "err", err)
 			}
 		}

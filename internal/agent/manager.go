@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -77,6 +78,7 @@ type Manager struct {
 type entry struct {
 	rec     *record
 	trans   sync.Mutex
+	saveMu  sync.Mutex    // serialises writes of rec to disk (persist)
 	stopped chan struct{} // closed when the main process has been seen to end
 	group   *cgroup.Group
 }
@@ -191,7 +193,21 @@ func (m *Manager) transition(ctx context.Context, e *entry, to state.State, reas
 	if mutate != nil {
 		mutate(e.rec)
 	}
+	m.mu.Unlock()
+	return m.persist(e)
+}
+
+// persist writes e's record as it is now. Saves of one record are
+// serialised and each copies the record inside that order, so the last
+// write on disk is never an older copy than one already written: a token
+// count saved late cannot bring back capabilities a revoke removed, nor a
+// state the agent has left.
+func (m *Manager) persist(e *entry) error {
+	e.saveMu.Lock()
+	defer e.saveMu.Unlock()
+	m.mu.Lock()
 	cp := *e.rec
+	cp.Delegated = maps.Clone(e.rec.Delegated) // encoded outside m.mu
 	m.mu.Unlock()
 	return m.store.save(&cp)
 }

@@ -73,9 +73,8 @@ func (m *Manager) MemoryTier(ctx context.Context, caller Caller, aid uint64, req
 	}
 	m.mu.Lock()
 	e.rec.HBMUsed = used
-	cp := *e.rec
 	m.mu.Unlock()
-	if err := m.store.save(&cp); err != nil {
+	if err := m.persist(e); err != nil {
 		return nil, api.Errorf(api.ErrInternal, "%v", err)
 	}
 	cur.HBM.Used = used

@@ -142,9 +142,8 @@ func (m *Manager) SetQuota(ctx context.Context, caller Caller, aid uint64, ch ap
 	}
 	m.mu.Lock()
 	e.rec.Quota = nq
-	cp := *e.rec
 	m.mu.Unlock()
-	if err := m.store.save(&cp); err != nil {
+	if err := m.persist(e); err != nil {
 		m.log.Error("persist agent quota", "aid", aid, "err", err)
 	}
 	return m.Quota(caller, aid)

@@ -353,9 +353,8 @@ func (m *Manager) endLocked(e *entry, to state.State, reason string, mutate func
 	} else if mutate != nil {
 		m.mu.Lock()
 		mutate(e.rec)
-		cp := *e.rec
 		m.mu.Unlock()
-		if err := m.store.save(&cp); err != nil {
+		if err := m.persist(e); err != nil {
 			m.log.Error("persist agent end", "aid", e.rec.AID, "err", err)
 		}
 	}

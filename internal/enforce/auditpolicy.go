@@ -53,7 +53,27 @@ func (a *auditPolicy) Want(ev supervise.Event) bool {
 	if !ev.Allowed {
 		return true
 	}
-	level, kind := auditNone, ""
+	level, kind := a.levelOf(ev)
+	return a.decide(level, kind, ev.Path)
+}
+
+// Unrecorded undoes Want's "first" mark for an event whose row could not
+// be written: that call is refused, and the next one must be recorded.
+func (a *auditPolicy) Unrecorded(ev supervise.Event) {
+	if level, kind := a.levelOf(ev); level == auditFirst {
+		a.forget(kind, ev.Path)
+	}
+}
+
+func (a *auditPolicy) forget(kind, object string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.seen, kind+"\x00"+object)
+}
+
+// levelOf is the strictest audit level among the rights ev needs.
+func (a *auditPolicy) levelOf(ev supervise.Event) (level, kind string) {
+	level = auditNone
 	for _, k := range []struct {
 		bit   supervise.Access
 		level string
@@ -63,7 +83,7 @@ func (a *auditPolicy) Want(ev supervise.Event) bool {
 			level, kind = k.level, k.kind
 		}
 	}
-	return a.decide(level, kind, ev.Path)
+	return level, kind
 }
 
 // wantConnect: must this allowed connect (object "tcp ADDR:PORT") be

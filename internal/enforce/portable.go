@@ -29,7 +29,7 @@ type Portable struct {
 	agents   map[uint64]bound   // by AID
 	nextID   uint32
 	audits   map[uint64]*auditPolicy     // by cgroup id: which allowed connects are recorded
-	floors   map[uint64][]capability.Cap // by AID, without the supervisor only: the bundle its floor was built from
+	floors   map[uint64][]capability.Cap // by AID, static agents and all without the supervisor: the bundle its floor was built from
 }
 
 type policy struct {
@@ -68,8 +68,9 @@ func LoadPortable(cfg Config) (*Portable, error) {
 	}
 	var g *netguard.Guard
 	pinWhy := ""
-	pins, err := netguard.PinDir(cgroupRoot)
-	if err == nil {
+	pins, pinErr := netguard.PinDir(cgroupRoot)
+	var err error
+	if pinErr == nil {
 		if g, err = netguard.Open(cgroupRoot, pins); err != nil {
 			// Pins that exist but cannot be taken over still guard the
 			// agents: do not stack a second, unpinned guard beside them.
@@ -80,7 +81,7 @@ func LoadPortable(cfg Config) (*Portable, error) {
 		if g, err = netguard.Load(cgroupRoot); err != nil {
 			return nil, fmt.Errorf("%w: portable: cgroup BPF network guard: %v", ErrUnavailable, err)
 		}
-		pinWhy = fmt.Sprintf("not pinned (%v): the network is unguarded while coconutd is down", err)
+		pinWhy = fmt.Sprintf("not pinned (%v): the network is unguarded while coconutd is down", pinErr)
 	}
 	p := &Portable{guard: g, pinWhy: pinWhy, events: make(chan Event, 4096), policies: map[string]*policy{}, agents: map[uint64]bound{},
 		audits: map[uint64]*auditPolicy{}, floors: map[uint64][]capability.Cap{}, nextID: g.MaxPolicyID()}
@@ -194,11 +195,12 @@ func (p *Portable) Bind(a Agent) (*launch.Floor, error) {
 	if ceiling == nil {
 		ceiling = a.Caps
 	}
-	if p.sup == nil {
+	if p.sup == nil || a.Static {
 		// Without the supervisor nothing narrows file access below the
-		// floor, so a floor built from the ceiling would let the agent
-		// use everything it might later be granted: the floor is the
-		// bundle, and Update refuses file grants beyond it.
+		// floor (and in static mode nothing narrows reads), so a floor
+		// built from the ceiling would let the agent use everything it
+		// might later be granted: the floor is the bundle, and Update
+		// refuses file grants beyond it.
 		ceiling = a.Caps
 		p.floors[a.AID] = slices.Clone(a.Caps)
 	}
@@ -236,9 +238,13 @@ func (p *Portable) Update(a Agent) error {
 	if !ok {
 		return fmt.Errorf("agent %d is not bound", a.AID)
 	}
-	if floor, ok := p.floors[a.AID]; ok && p.sup == nil {
+	if floor, ok := p.floors[a.AID]; ok {
 		if c := beyondFloor(floor, a.Caps); c != "" {
-			return fmt.Errorf("%w: %s: without the seccomp supervisor (%s) the agent's kernel floor is its spawn-time bundle; respawn it to widen file access", ErrBeyondCeiling, c, p.supWhy)
+			why := "with enforcement: static"
+			if p.sup == nil {
+				why = "without the seccomp supervisor (" + p.supWhy + ")"
+			}
+			return fmt.Errorf("%w: %s: %s the agent's kernel floor is its spawn-time bundle; respawn it to widen file access", ErrBeyondCeiling, c, why)
 		}
 	}
 	if p.sup != nil {
@@ -311,8 +317,10 @@ func (p *Portable) Counters() (Counters, error) {
 	return Counters{KernelDenies: d, RingbufFull: full}, err
 }
 
-// Close implements Enforcer: the guard's programs detach; the supervisors
-// stop, and the holder keeps their listeners for the next daemon.
+// Close implements Enforcer: a pinned guard stays attached (its agents
+// stay guarded until the next daemon reopens it), an unpinned one detaches;
+// the supervisors stop, and the holder keeps their listeners for the next
+// daemon.
 func (p *Portable) Close() error {
 	if p.sup != nil {
 		p.sup.close()

@@ -253,18 +253,23 @@ func (s *supervisor) Record(ev supervise.Event) error {
 	if !ev.Allowed {
 		out.Errno = int(ev.Errno)
 	}
-	if err := s.p.send(out); err != nil {
-		return err
+	err := s.p.send(out)
+	if err == nil {
+		if !ev.Allowed {
+			s.denies.Add(1)
+		}
+		select {
+		case err = <-reply:
+		case <-time.After(recordWait):
+			err = errors.New("audit row not written in time")
+		}
 	}
-	if !ev.Allowed {
-		s.denies.Add(1)
+	if err != nil && ev.Allowed && a != nil {
+		// The call is refused for want of its row; a "first" read of the
+		// same path must not then pass unrecorded.
+		a.policy.Unrecorded(ev)
 	}
-	select {
-	case err := <-reply:
-		return err
-	case <-time.After(recordWait):
-		return errors.New("audit row not written in time")
-	}
+	return err
 }
 
 // Supervise implements Supervisor.

@@ -128,6 +128,13 @@ func trampoline() error {
 		if err != nil {
 			return err
 		}
+	} else if spec.Floor != nil {
+		// An enforced agent no supervisor serves still gets the plain
+		// filter: mount, bpf, ptrace, user namespaces and raw sockets
+		// stay refused; files are the floor's.
+		if err := supervise.InstallPlain(supervise.Options{}); err != nil {
+			return err
+		}
 	}
 	return execveat(fdExec, spec.Argv, spec.Env)
 }

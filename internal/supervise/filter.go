@@ -76,9 +76,10 @@ type Options struct {
 	// reads are decided by its spawn-time floor only: they cannot be
 	// revoked and are denied with EACCES, unaudited.
 	Static bool
-	// NoListener is for a filter installed without a supervisor: the
-	// refused calls get ECAPABILITY in the filter, unaudited. Calls that
-	// need a decision then fail with ENOSYS.
+	// NoListener is for a filter installed without a supervisor
+	// (InstallPlain): the refused calls get ECAPABILITY in the filter,
+	// unaudited, and the calls a supervisor would decide are left to the
+	// Landlock floor (allowed by the filter).
 	NoListener bool
 }
 
@@ -217,11 +218,15 @@ func Program(o Options) []unix.SockFilter {
 	if o.NoListener {
 		a.stmt(retK, retDeny)
 	} else {
-		// The supervisor refuses and records it (refusal in calls.go).
+		// The supervisor refuses and records it (refuse.go).
 		a.stmt(retK, retNotify)
 	}
 	a.label("notify")
-	a.stmt(retK, retNotify)
+	if o.NoListener {
+		a.stmt(retK, retAllow) // no one to ask: the floor decides
+	} else {
+		a.stmt(retK, retNotify)
+	}
 	a.label("nosys")
 	a.stmt(retK, retNosys)
 	a.label("kill")

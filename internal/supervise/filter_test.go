@@ -159,6 +159,15 @@ func TestFilterNoListener(t *testing.T) {
 			t.Errorf("verdict %#x", got)
 		}
 	})
+	// What a supervisor would decide is the floor's: a notification with
+	// no listener would fail every open with ENOSYS.
+	for _, nr := range []int{unix.SYS_OPENAT, unix.SYS_EXECVE, unix.SYS_RENAMEAT2, unix.SYS_UNLINKAT} {
+		t.Run(fmt.Sprintf("syscall %d left to the floor", nr), func(t *testing.T) {
+			if got, err := runFilter(prog, sys(nr, 0, 0)); err != nil || got != retAllow {
+				t.Errorf("verdict %#x (%v), want allow", got, err)
+			}
+		})
+	}
 }
 
 // TestFilterStatic: read-only opens pass to the floor; anything that
@@ -272,18 +281,22 @@ func FuzzFilter(f *testing.F) {
 				t.Fatalf("static verdict %#x, supervised %#x", st, got)
 			}
 		}
-		// Without a listener nothing is notified that is not a mediated
-		// file call: refusals are answered in the filter.
+		// Without a listener nothing is notified: refusals are answered
+		// in the filter, mediated file calls are left to the floor.
 		nl, err := runFilter(progs[2], d)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if nl != got && !(got == retNotify && nl == retDeny) {
+		if nl == retNotify {
+			t.Fatalf("call %d notified without a listener", nr)
+		}
+		if nl != got && got != retNotify {
 			t.Fatalf("no-listener verdict %#x, supervised %#x", nl, got)
 		}
-		if nl == retNotify && got == retNotify {
-			if _, _, ok := refusal(&d); ok && arch == auditArchX8664 {
-				t.Fatalf("refused call %d notified without a listener", nr)
+		if got == retNotify && arch == auditArchX8664 {
+			_, _, refused := refusal(&d)
+			if want := map[bool]uint32{true: retDeny, false: retAllow}[refused]; nl != want {
+				t.Fatalf("no-listener verdict %#x for call %d (refused %v), want %#x", nl, nr, refused, want)
 			}
 		}
 		switch {

@@ -46,6 +46,24 @@ func Install(conn *os.File, o Options) error {
 	return nil
 }
 
+// InstallPlain loads the filter without a listener, for an agent no
+// supervisor serves: mount, bpf, ptrace, user namespaces, raw sockets and
+// the rest of the refused calls fail with ECAPABILITY (unaudited), and
+// opens and execs are left to the Landlock floor. Same thread rules as
+// Install.
+func InstallPlain(o Options) error {
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("%w: no_new_privs: %w", ErrInstall, err)
+	}
+	o.NoListener = true
+	prog := Program(o)
+	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
+	if _, _, e := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&fprog))); e != 0 {
+		return fmt.Errorf("%w: seccomp: %w", ErrInstall, e)
+	}
+	return nil
+}
+
 // Receive takes the listener sent by Install from conn. It refuses anything
 // but exactly one descriptor that is a seccomp notification listener.
 func Receive(conn *os.File) (*os.File, error) {

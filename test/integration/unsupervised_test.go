@@ -60,6 +60,14 @@ agents:
 	if len(rows) != 2 || rows[0].Result != "allow" || rows[1].Result != "deny" || !strings.Contains(rows[1].Detail["error"], "respawn") {
 		t.Errorf("cap.grant rows for the refused grant: %+v", rows)
 	}
+	// The plain seccomp filter still refuses what no agent needs (here a
+	// user namespace) with ECAPABILITY, unaudited: nothing to ask.
+	un := mustAID(t, e.must("agent", "run", "--name", "unshare", "--workdir", "/",
+		"--cap", "fs.exec:/usr/bin/perl", "--cap", "fs.read:/usr/share/perl/**", "--cap", "fs.read:/usr/lib/**",
+		"--", "/usr/bin/perl", "-e", `my $r = syscall(272, 0x10000000); print "unshare errno=", ($r < 0 ? $!+0 : 0), "\n"`))
+	if out := e.waitLog(un, "unshare errno="); !strings.Contains(out, "unshare errno=134") {
+		t.Errorf("unsupervised agent's unshare(CLONE_NEWUSER): %q, want errno 134", out)
+	}
 	// A network grant is the guard's: it works without the supervisor.
 	e.must("agent", "grant", aid, "net.connect:127.0.0.1:10")
 	if caps := e.must("agent", "caps", aid); !strings.Contains(caps, "net.connect:127.0.0.1:10") {
