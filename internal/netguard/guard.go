@@ -32,7 +32,7 @@ type Guard struct {
 	stale             map[uint32][]netguardLpmKey
 	staleUnix         map[uint32][]netguardUnixKey
 	baseSeq, baseFull uint64
-	first             *Event // read at reopen to find baseSeq; delivered first
+	pending           []Event // read at reopen to find baseSeq; delivered first
 	pinned            bool
 
 	rd        *ringbuf.Reader
@@ -214,16 +214,23 @@ func verifyAttached(dir *os.File, prog *ebpf.Program, typ ebpf.AttachType) error
 func (g *Guard) read() {
 	defer g.wg.Done()
 	defer close(g.events)
-	if g.first != nil {
+	for _, ev := range g.pending {
 		select {
-		case g.events <- *g.first:
+		case g.events <- ev:
 		case <-g.done:
 			return
 		}
 	}
+	g.pending = nil
 	var rec ringbuf.Record
 	for {
 		if err := g.rd.ReadInto(&rec); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				// Left over from findBase's non-blocking reads (a record
+				// written between its poll and its read): the reader sets
+				// no deadline of its own.
+				continue
+			}
 			if !errors.Is(err, ringbuf.ErrClosed) {
 				g.readErr.Store(&err)
 			}

@@ -160,25 +160,42 @@ func (g *Guard) MaxPolicyID() uint32 {
 // process ends.
 func (g *Guard) Pinned() bool { return g.pinned }
 
-// findBase sets the counters' base after a reopen: denies the previous
-// daemon already read from the ring are its own. It reads the first
-// pending event, if any, without waiting; that event is delivered first.
+// findBase sets the counters' base after a reopen: the denies the previous
+// daemon already read from the ring are its own, so the base is the
+// sequence number before the first deny still pending (or the deny count
+// when none is). Allowed-use records of audited policies (numbered by
+// use_seq, a sequence of their own) can come before that deny, so it
+// reads, without waiting, up to the first deny and keeps every record read
+// in g.pending, which the reader delivers first, in order.
 func (g *Guard) findBase() {
 	var d0, f0 uint64
 	g.objs.DenySeq.Get(&d0)
 	g.objs.RingbufFull.Get(&f0)
 	g.baseSeq, g.baseFull = d0, f0
+	// A deny written after d0 was read is numbered above d0 and changes
+	// nothing, so reading can stop once the bytes pending now are read:
+	// an agent that keeps connecting cannot keep the reopen reading.
+	avail := g.rd.AvailableBytes()
 	g.rd.SetDeadline(time.Now())
 	defer g.rd.SetDeadline(time.Time{})
 	var rec ringbuf.Record
-	if err := g.rd.ReadInto(&rec); err != nil {
-		return // nothing pending (ErrDeadlineExceeded) or unreadable: the reader reports it
+	for done := 0; done < avail; done += ringRecordBytes(len(rec.RawSample)) {
+		if err := g.rd.ReadInto(&rec); err != nil {
+			return // nothing pending (ErrDeadlineExceeded) or unreadable: the reader reports it
+		}
+		ev, err := decodeEvent(rec.RawSample)
+		if err != nil {
+			g.malformed.Add(1)
+			continue
+		}
+		g.pending = append(g.pending, ev)
+		if !ev.Allowed {
+			g.baseSeq = min(d0, ev.Seq-1)
+			return
+		}
 	}
-	ev, err := decodeEvent(rec.RawSample)
-	if err != nil {
-		g.malformed.Add(1)
-		return
-	}
-	g.baseSeq = min(d0, ev.Seq-1)
-	g.first = &ev
 }
+
+// ringRecordBytes is the room a sample of n bytes takes in the ring: the
+// kernel's 8-byte record header and the sample rounded up to 8 bytes.
+func ringRecordBytes(n int) int { return 8 + (n+7)&^7 }

@@ -46,7 +46,7 @@ func SocketCgroup(local, remote netip.AddrPort) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("%w: sock_diag receive: %v", ErrNoSocket, err)
 	}
-	return decodeDiagReply(buf[:n], seq)
+	return decodeDiagReply(buf[:n], seq, local, remote)
 }
 
 // encodeDiagRequest builds one SOCK_DIAG_BY_FAMILY request (an exact
@@ -90,10 +90,11 @@ func putAddr(dst []byte, a netip.Addr) {
 	copy(dst, v[:])
 }
 
-// decodeDiagReply reads the kernel's answer to request seq: the socket's
-// INET_DIAG_CGROUP_ID, or the error it sent. Malformed input is an error,
-// never a panic.
-func decodeDiagReply(b []byte, seq uint32) (uint64, error) {
+// decodeDiagReply reads the kernel's answer to request seq for the socket
+// local -> remote: that socket's INET_DIAG_CGROUP_ID, or the error it
+// sent. A reply about any other socket (a listener, another tuple) is
+// refused. Malformed input is an error, never a panic.
+func decodeDiagReply(b []byte, seq uint32, local, remote netip.AddrPort) (uint64, error) {
 	ne := binary.NativeEndian
 	for len(b) >= unix.NLMSG_HDRLEN {
 		l := ne.Uint32(b[0:])
@@ -121,8 +122,8 @@ func decodeDiagReply(b []byte, seq uint32) (uint64, error) {
 		case unix.NLMSG_DONE:
 			return 0, fmt.Errorf("%w: sock_diag: no such socket", ErrNoSocket)
 		case unix.SOCK_DIAG_BY_FAMILY:
-			if len(msg) < diagMsgLen {
-				return 0, fmt.Errorf("%w: sock_diag: short reply (%d bytes)", ErrNoSocket, len(msg))
+			if err := checkDiagSocket(msg, local, remote); err != nil {
+				return 0, err
 			}
 			return cgroupAttr(msg[diagMsgLen:])
 		}

@@ -2,6 +2,7 @@ package peer
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/coconut-os/coconut/internal/cgroup"
+	"golang.org/x/sys/unix"
 )
 
 func TestParseBearer(t *testing.T) {
@@ -60,50 +62,96 @@ func TestNewKeyUnique(t *testing.T) {
 	}
 }
 
+var (
+	diagLocal  = netip.MustParseAddrPort("127.0.0.1:4000")
+	diagRemote = netip.MustParseAddrPort("127.0.0.1:7878")
+)
+
+// diagSock is the socket an inet_diag_msg describes.
+type diagSock struct {
+	family, state uint8
+	src, dst      netip.AddrPort
+}
+
+// diagReply builds one SOCK_DIAG_BY_FAMILY message as the kernel sends it.
+func diagReply(seq uint32, s diagSock, attrs ...[]byte) []byte {
+	body := make([]byte, diagMsgLen)
+	body[0], body[1] = s.family, s.state
+	binary.BigEndian.PutUint16(body[4:], s.src.Port())
+	binary.BigEndian.PutUint16(body[6:], s.dst.Port())
+	putAddr(body[8:24], s.src.Addr())
+	putAddr(body[24:40], s.dst.Addr())
+	for _, a := range attrs {
+		body = append(body, a...)
+	}
+	b := make([]byte, 16, 16+len(body))
+	nativePut32(b[0:], uint32(16+len(body)))
+	nativePut16(b[4:], 20) // SOCK_DIAG_BY_FAMILY
+	nativePut32(b[8:], seq)
+	return append(b, body...)
+}
+
+func diagAttr(typ uint16, v []byte) []byte {
+	a := make([]byte, 4, 4+len(v))
+	nativePut16(a[0:], uint16(4+len(v)))
+	nativePut16(a[2:], typ)
+	a = append(a, v...)
+	for len(a)%4 != 0 {
+		a = append(a, 0)
+	}
+	return a
+}
+
+func cgroupIDAttr(id uint64) []byte {
+	v := make([]byte, 8)
+	nativePut64(v, id)
+	return diagAttr(inetDiagCgroupID, v)
+}
+
 func TestDecodeDiagReply(t *testing.T) {
-	req, err := encodeDiagRequest(netip.MustParseAddrPort("127.0.0.1:4000"), netip.MustParseAddrPort("127.0.0.1:7878"), 9)
+	req, err := encodeDiagRequest(diagLocal, diagRemote, 9)
 	if err != nil {
 		t.Fatal(err)
 	}
-	reply := func(seq uint32, attrs ...[]byte) []byte {
-		body := make([]byte, diagMsgLen)
-		for _, a := range attrs {
-			body = append(body, a...)
-		}
-		b := make([]byte, 16, 16+len(body))
-		nativePut32(b[0:], uint32(16+len(body)))
-		nativePut16(b[4:], 20) // SOCK_DIAG_BY_FAMILY
-		nativePut32(b[8:], seq)
-		return append(b, body...)
-	}
-	attr := func(typ uint16, v []byte) []byte {
-		a := make([]byte, 4, 4+len(v))
-		nativePut16(a[0:], uint16(4+len(v)))
-		nativePut16(a[2:], typ)
-		a = append(a, v...)
-		for len(a)%4 != 0 {
-			a = append(a, 0)
-		}
-		return a
-	}
-	id := make([]byte, 8)
-	nativePut64(id, 4242)
+	ap := netip.MustParseAddrPort
+	est := diagSock{unix.AF_INET, tcpEstablished, diagLocal, diagRemote}
+	with := func(f func(*diagSock)) diagSock { s := est; f(&s); return s }
+	id := cgroupIDAttr(4242)
 	tests := []struct {
 		name string
 		in   []byte
 		want uint64
 		ok   bool
 	}{
-		{"cgroup id", reply(9, attr(1, []byte{1, 2, 3}), attr(inetDiagCgroupID, id)), 4242, true},
-		{"no attribute", reply(9, attr(1, []byte{1})), 0, false},
-		{"other sequence", reply(8, attr(inetDiagCgroupID, id)), 0, false},
-		{"truncated", reply(9, attr(inetDiagCgroupID, id))[:40], 0, false},
+		{"cgroup id", diagReply(9, est, diagAttr(1, []byte{1, 2, 3}), id), 4242, true},
+		{"half-closed client", diagReply(9, with(func(s *diagSock) { s.state = tcpFinWait2 }), id), 4242, true},
+		{"v4-mapped on an AF_INET6 socket", diagReply(9, with(func(s *diagSock) {
+			s.family = unix.AF_INET6
+			s.src, s.dst = ap("[::ffff:127.0.0.1]:4000"), ap("[::ffff:127.0.0.1]:7878")
+		}), id), 4242, true},
+		{"listener", diagReply(9, with(func(s *diagSock) {
+			s.state = unix.BPF_TCP_LISTEN
+			s.src, s.dst = ap("0.0.0.0:4000"), ap("0.0.0.0:0")
+		}), id), 0, false},
+		{"listener with the asked tuple", diagReply(9, with(func(s *diagSock) { s.state = unix.BPF_TCP_LISTEN }), id), 0, false},
+		{"close wait", diagReply(9, with(func(s *diagSock) { s.state = unix.BPF_TCP_CLOSE_WAIT }), id), 0, false},
+		{"syn recv", diagReply(9, with(func(s *diagSock) { s.state = unix.BPF_TCP_SYN_RECV }), id), 0, false},
+		{"state zero", diagReply(9, with(func(s *diagSock) { s.state = 0 }), id), 0, false},
+		{"other source address", diagReply(9, with(func(s *diagSock) { s.src = ap("127.0.0.5:4000") }), id), 0, false},
+		{"other source port", diagReply(9, with(func(s *diagSock) { s.src = ap("127.0.0.1:4001") }), id), 0, false},
+		{"other destination address", diagReply(9, with(func(s *diagSock) { s.dst = ap("127.0.0.2:7878") }), id), 0, false},
+		{"other destination port", diagReply(9, with(func(s *diagSock) { s.dst = ap("127.0.0.1:7879") }), id), 0, false},
+		{"swapped tuple", diagReply(9, with(func(s *diagSock) { s.src, s.dst = s.dst, s.src }), id), 0, false},
+		{"unknown family", diagReply(9, with(func(s *diagSock) { s.family = unix.AF_UNIX }), id), 0, false},
+		{"no attribute", diagReply(9, est, diagAttr(1, []byte{1})), 0, false},
+		{"other sequence", diagReply(8, est, id), 0, false},
+		{"truncated", diagReply(9, est, id)[:40], 0, false},
 		{"empty", nil, 0, false},
 		{"the request itself", req, 0, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := decodeDiagReply(tt.in, 9)
+			got, err := decodeDiagReply(tt.in, 9, diagLocal, diagRemote)
 			if tt.ok != (err == nil) || got != tt.want {
 				t.Fatalf("got %d, %v; want %d ok=%v", got, err, tt.want, tt.ok)
 			}
@@ -115,12 +163,18 @@ func TestDecodeDiagReply(t *testing.T) {
 }
 
 func FuzzDecodeDiagReply(f *testing.F) {
-	req, _ := encodeDiagRequest(netip.MustParseAddrPort("[::1]:4000"), netip.MustParseAddrPort("[::1]:7878"), 1)
+	local, remote := netip.MustParseAddrPort("[::1]:4000"), netip.MustParseAddrPort("[::1]:7878")
+	req, _ := encodeDiagRequest(local, remote, 1)
 	f.Add(req)
 	f.Add([]byte{})
 	f.Add(make([]byte, 16+diagMsgLen+12))
+	f.Add(diagReply(1, diagSock{unix.AF_INET6, tcpEstablished, local, remote}, cgroupIDAttr(7)))
+	f.Add(diagReply(1, diagSock{unix.AF_INET6, unix.BPF_TCP_LISTEN, local, remote}, cgroupIDAttr(7)))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		decodeDiagReply(b, 1)
+		_, err := decodeDiagReply(b, 1, local, remote)
+		if err != nil && !errors.Is(err, ErrNoSocket) {
+			t.Fatalf("error %v is not ErrNoSocket", err)
+		}
 	})
 }
 
