@@ -36,10 +36,11 @@ type Inference struct {
 }
 
 // tokenSaveEvery bounds how often token usage alone rewrites an agent's
-// record: a busy agent settles many calls a second. Any other save (a
-// transition, the agent's end, FlushTokens at shutdown) writes it too, so
-// a daemon crash loses at most this much of the count; the audit chain
-// still holds every call.
+// record: a busy agent settles many calls a second. An unsaved count is
+// written by a timer within this time, or earlier by any other save (a
+// transition, the agent's end, FlushTokens at shutdown), so a daemon crash
+// loses at most this much of the count; the audit chain still holds every
+// call.
 const tokenSaveEvery = time.Second
 
 // inference is the manager's broker-side state.
@@ -223,11 +224,36 @@ func (m *Manager) AddTokens(aid uint64, tokens int64) {
 	if due {
 		m.inf.saved[aid] = now
 		delete(m.inf.dirty, aid)
-	} else {
+	} else if !m.inf.dirty[aid] {
+		// The count is saved within tokenSaveEvery even if this was the
+		// agent's last call: the timer writes it unless a save came first.
 		m.inf.dirty[aid] = true
+		time.AfterFunc(tokenSaveEvery, func() { m.flushTokens(aid) })
 	}
 	m.inf.mu.Unlock()
 	if due {
+		if err := m.persist(e); err != nil {
+			m.log.Warn("persist token usage", "aid", aid, "err", err)
+		}
+	}
+}
+
+// flushTokens writes one agent's token usage if it is still unsaved.
+func (m *Manager) flushTokens(aid uint64) {
+	m.inf.mu.Lock()
+	dirty := m.inf.dirty[aid]
+	if dirty {
+		delete(m.inf.dirty, aid)
+		m.inf.saved[aid] = time.Now()
+	}
+	m.inf.mu.Unlock()
+	if !dirty {
+		return
+	}
+	m.mu.Lock()
+	e, ok := m.agents[aid]
+	m.mu.Unlock()
+	if ok {
 		if err := m.persist(e); err != nil {
 			m.log.Warn("persist token usage", "aid", aid, "err", err)
 		}

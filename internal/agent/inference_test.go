@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/coconut-os/coconut/internal/capability"
 	"github.com/coconut-os/coconut/internal/manifest"
@@ -138,6 +139,21 @@ func TestKeysAndTokens(t *testing.T) {
 	recs, err := m.store.load()
 	if err != nil || len(recs) != 1 || recs[0].TokensUsed != 42 {
 		t.Fatalf("persisted %+v, %v; want 42 tokens", recs, err)
+	}
+	// The agent's last call leaves its count unsaved: a timer writes it
+	// within tokenSaveEvery without any other save or a shutdown.
+	m.AddTokens(3, 5)
+	m.AddTokens(3, 1)
+	deadline := time.Now().Add(5 * tokenSaveEvery)
+	for {
+		recs, err := m.store.load()
+		if err == nil && len(recs) == 1 && recs[0].TokensUsed == 48 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("last calls' tokens never saved: %+v, %v", recs, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	var forgot uint64
 	m.OnInferenceEnd(func(aid uint64) { forgot = aid })
