@@ -58,6 +58,10 @@ func (m *Manager) capTarget(caller Caller, aid uint64, verb string, caps []strin
 // ceiling (its kernel floor cannot be widened while it runs), or nothing
 // is granted. It takes effect before the call returns.
 func (m *Manager) Grant(ctx context.Context, caller Caller, aid uint64, caps []string) ([]string, error) {
+	if caller.AID != 0 {
+		m.deleg.Lock() // delegate.go: the scope check holds until the grant is marked
+		defer m.deleg.Unlock()
+	}
 	e, want, err := m.capTarget(caller, aid, "grant", caps)
 	if err != nil {
 		return nil, err
@@ -119,6 +123,8 @@ func (m *Manager) Grant(ctx context.Context, caller Caller, aid uint64, caps []s
 // quarantined, and the caller told why: access is never silently left in
 // place.
 func (m *Manager) Revoke(ctx context.Context, caller Caller, aid uint64, caps []string) ([]string, error) {
+	m.deleg.Lock() // after delegations in flight, before new ones
+	defer m.deleg.Unlock()
 	e, revoke, err := m.capTarget(caller, aid, "revoke", caps)
 	if err != nil {
 		return nil, err

@@ -59,6 +59,13 @@ type Manager struct {
 	cache  *measure.Cache
 	quota  *quota.Controller // issue 5: cgroup limits, usage, memory tiers
 	userMu sync.Mutex
+	// deleg orders the delegation steps against revocations: a delegated
+	// spawn (from its scope check until its children are Active), a grant
+	// by an agent (from its scope check until the grant is marked as
+	// delegated) and every revoke with its cascade. Without it a revoke of
+	// a parent's cap.grant could return while a child was still being
+	// given what it covered.
+	deleg sync.Mutex
 
 	mu       sync.Mutex
 	agents   map[uint64]*entry

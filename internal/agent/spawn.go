@@ -38,6 +38,10 @@ func (m *Manager) Spawn(ctx context.Context, caller Caller, req api.SpawnRequest
 	if err != nil {
 		return nil, err
 	}
+	if parent != nil {
+		m.deleg.Lock()
+		defer m.deleg.Unlock()
+	}
 	plans, err := m.planManifest(caller, req)
 	if err == nil {
 		if err = m.delegatePlans(parent, plans); err != nil {
@@ -60,6 +64,10 @@ func (m *Manager) Run(ctx context.Context, caller Caller, req api.RunRequest) (*
 	caller, parent, err := m.spawnCaller(caller) // delegate.go
 	if err != nil {
 		return nil, err
+	}
+	if parent != nil {
+		m.deleg.Lock()
+		defer m.deleg.Unlock()
 	}
 	if parent != nil && req.User == "" {
 		req.User = parent.rec.User // an agent's children run as its own user
