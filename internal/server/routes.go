@@ -315,8 +315,8 @@ func (s *Server) doctorCall(w http.ResponseWriter, r *http.Request, c agent.Call
 }
 
 // inference answers the broker's counters, keeping only the agents the
-// caller may see (a user sees the agents they own; an agent itself and the
-// agents it spawned).
+// caller may see (a user the agents they authorized, root all, an agent
+// only itself).
 func (s *Server) inference(w http.ResponseWriter, r *http.Request, c agent.Caller) error {
 	if s.infer == nil {
 		return api.Errorf(api.ErrUnavailable, "this daemon runs no inference broker")
