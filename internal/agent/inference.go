@@ -303,9 +303,15 @@ func (m *Manager) SetInferenceBlocked(aid uint64, blocked bool, reason string) e
 		if reason == "" {
 			reason = "waiting for its inference budget"
 		}
+		e.blockedFrom = st
 		return m.transition(context.Background(), e, state.InferenceBlocked, reason, nil)
 	case !blocked && st == state.InferenceBlocked:
-		return m.transition(context.Background(), e, state.Active, "inference budget available", nil)
+		// Back to where it was: a denial it had is not forgotten.
+		to := state.Active
+		if e.blockedFrom == state.CapabilityDenied {
+			to = state.CapabilityDenied
+		}
+		return m.transition(context.Background(), e, to, "inference budget available", nil)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coconut-os/coconut/internal/audit"
 	"github.com/coconut-os/coconut/internal/capability"
 	"github.com/coconut-os/coconut/internal/manifest"
 	"github.com/coconut-os/coconut/internal/state"
@@ -164,5 +165,35 @@ func TestKeysAndTokens(t *testing.T) {
 	}
 	if _, ok := m.AIDOfCgroup(30); ok {
 		t.Fatal("ended agent's cgroup still names it")
+	}
+}
+
+// TestInferenceBlockedReturns: an agent blocked on its budget goes back to
+// the state it was blocked from: Active, or Capability-denied (a denial it
+// had is not wiped by an inference wait).
+func TestInferenceBlockedReturns(t *testing.T) {
+	for _, from := range []state.State{state.Active, state.CapabilityDenied} {
+		t.Run(string(from), func(t *testing.T) {
+			r := &record{AID: 4, CgroupID: 40, State: from, Caps: []string{"inference:model=*"}}
+			m := testManager(t, r)
+			chain, err := audit.Open(t.TempDir(), audit.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { chain.Close() })
+			m.cfg.Chain = chain
+			if err := m.SetInferenceBlocked(4, true, "token budget"); err != nil {
+				t.Fatal(err)
+			}
+			if r.State != state.InferenceBlocked {
+				t.Fatalf("blocked: state %s", r.State)
+			}
+			if err := m.SetInferenceBlocked(4, false, ""); err != nil {
+				t.Fatal(err)
+			}
+			if r.State != from {
+				t.Fatalf("unblocked: state %s, want %s", r.State, from)
+			}
+		})
 	}
 }

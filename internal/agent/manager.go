@@ -83,11 +83,14 @@ type Manager struct {
 // entry is one agent in memory. rec is guarded by Manager.mu; the
 // transition lock orders state changes of this agent.
 type entry struct {
-	rec     *record
-	trans   sync.Mutex
-	saveMu  sync.Mutex    // serialises writes of rec to disk (persist)
-	stopped chan struct{} // closed when the main process has been seen to end
-	group   *cgroup.Group
+	rec    *record
+	trans  sync.Mutex
+	saveMu sync.Mutex // serialises writes of rec to disk (persist)
+	// blockedFrom is the state an Inference-blocked agent returns to
+	// (Active or Capability-denied); guarded by trans.
+	blockedFrom state.State
+	stopped     chan struct{} // closed when the main process has been seen to end
+	group       *cgroup.Group
 }
 
 // New loads the registry and adopts the agents still running.
