@@ -27,6 +27,7 @@ type Broker struct {
 	ids     atomic.Uint64
 	bufs    sync.Pool
 	closed  atomic.Bool
+	calls   atomic.Int64 // inference handlers running (Close waits for them)
 }
 
 // withDefaults fills the zero fields of cfg and checks the rest.
@@ -72,6 +73,13 @@ func withDefaults(cfg Config) (Config, error) {
 	}
 	if cfg.MaxQueue <= 0 {
 		cfg.MaxQueue = 4096
+	}
+	if cfg.MaxQueuePerAgent <= 0 {
+		cfg.MaxQueuePerAgent = 256
+	}
+	cfg.MaxQueuePerAgent = min(cfg.MaxQueuePerAgent, cfg.MaxQueue)
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 30 * time.Second
 	}
 	return cfg, nil
 }
@@ -146,13 +154,24 @@ func cmpU64(a, b uint64) int {
 // request, if some are still queued or running).
 func (b *Broker) Forget(aid uint64) { b.s.forget(aid) }
 
-// Close refuses queued requests, delivers pending hook calls and closes the
-// backend. Requests in flight finish on their own.
+// closeWait bounds how long Close waits for handlers still running.
+const closeWait = 10 * time.Second
+
+// Close refuses queued requests, waits (up to closeWait) for the handlers
+// still running to write their audit rows and report their usage, then
+// delivers pending hook calls and closes the backend. Callers cancel
+// requests in flight first (closing the HTTP servers does) so that they
+// end quickly.
 func (b *Broker) Close() error {
 	if b.closed.Swap(true) {
 		return nil
 	}
 	b.s.close()
+	// A counter polled, not a WaitGroup: a request may still arrive while
+	// Close waits (it is refused by the closed scheduler at once).
+	for deadline := time.Now().Add(closeWait); b.calls.Load() > 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	b.hr.close()
 	return b.be.Close()
 }

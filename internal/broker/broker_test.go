@@ -84,9 +84,12 @@ func TestRoundTrip(t *testing.T) {
 			if gotOut != tt.out {
 				t.Fatalf("output tokens = %d, want %d", gotOut, tt.out)
 			}
-			rows := h.auditRows()
+			rows, admits := h.finalRows()
 			if len(rows) != i+1 {
 				t.Fatalf("%d audit rows, want %d", len(rows), i+1)
+			}
+			if tt.stream && (len(admits) == 0 || admits[len(admits)-1].Status != 200 || admits[len(admits)-1].Reserved == 0) {
+				t.Fatalf("streamed call without its admission row: %+v", admits)
 			}
 			if c := rows[i]; c.Result != ResultOK || c.TokensOut != tt.out || c.AID != 1 || c.Status != 200 || c.Stream != tt.stream {
 				t.Fatalf("audit row %+v", c)
@@ -170,7 +173,7 @@ func TestRefusals(t *testing.T) {
 }
 
 // The budget race: 64 concurrent requests of 10 tokens each against a
-// budget of 100. Reservations make exactly ten succeed and never let the
+// budget for ten. Reservations make exactly ten succeed and never let the
 // granted tokens pass the budget.
 func TestBudgetRace(t *testing.T) {
 	for _, policy := range []string{OverBudgetWait, OverBudgetReject} {
@@ -181,7 +184,11 @@ func TestBudgetRace(t *testing.T) {
 					v, _ := spent.LoadOrStore(aid, new(int64))
 					*v.(*int64) += n
 				}})
-			h.tenant(Tenant{AID: 1, TokenLimit: 100})
+			// Each call settles at 1 + 9 tokens but reserves its whole
+			// body's estimate: the budget is nine settled calls and one
+			// reservation, so exactly ten fit.
+			limit := 90 + needOf(t, chatBody(9, false, ""))
+			h.tenant(Tenant{AID: 1, TokenLimit: limit})
 			var wg sync.WaitGroup
 			var mu sync.Mutex
 			status := map[int]int{}
@@ -203,8 +210,8 @@ func TestBudgetRace(t *testing.T) {
 			for _, c := range h.auditRows() {
 				granted += c.TokensIn + c.TokensOut
 			}
-			if granted > 100 {
-				t.Fatalf("granted %d tokens over a budget of 100", granted)
+			if granted > limit {
+				t.Fatalf("granted %d tokens over a budget of %d", granted, limit)
 			}
 			if status[200]+status[429] != 64 {
 				t.Fatalf("statuses %v", status)
@@ -224,8 +231,9 @@ func TestBudgetRace(t *testing.T) {
 func TestKVBound(t *testing.T) {
 	g := newGate(1)
 	h := newHarness(t, Config{Slots: 8, KVBytesPerToken: 1000, Backend: g}, Hooks{})
-	h.tenant(Tenant{AID: 1, KVBytes: 20000}) // two requests of 10 tokens
-	st, body := h.mustPost(1, "/v1/chat/completions", chatBody(30, false, ""))
+	need := needOf(t, chatBody(9, false, ""))
+	h.tenant(Tenant{AID: 1, KVBytes: 2 * need * 1000}) // two requests in flight
+	st, body := h.mustPost(1, "/v1/chat/completions", chatBody(int(2*need), false, ""))
 	if st != 429 || !strings.Contains(string(body), "KV budget") {
 		t.Fatalf("oversized request: %d %s", st, body)
 	}
@@ -269,9 +277,12 @@ func TestOverBudgetPolicy(t *testing.T) {
 		t.Run(tt.policy, func(t *testing.T) {
 			g := newGate(1)
 			h := newHarness(t, Config{OverBudget: tt.policy, Backend: g}, Hooks{})
-			h.tenant(Tenant{AID: 1, TokenLimit: 25})
-			// Never fits: 1 + 29 > 25 whatever is refunded.
-			if st, body := h.mustPost(1, "/v1/chat/completions", chatBody(29, false, "")); st != 429 || !strings.Contains(string(body), "token budget") {
+			// Room for two reservations in flight, not three; each
+			// settles at 1 + 1 tokens.
+			need := needOf(t, chatBody(9, false, ""))
+			h.tenant(Tenant{AID: 1, TokenLimit: 2*need + need/2})
+			// Never fits, whatever is refunded.
+			if st, body := h.mustPost(1, "/v1/chat/completions", chatBody(int(3*need), false, "")); st != 429 || !strings.Contains(string(body), "token budget") {
 				t.Fatalf("never-fitting request: %d %s", st, body)
 			}
 			results := make(chan int, 3)
@@ -282,7 +293,7 @@ func TestOverBudgetPolicy(t *testing.T) {
 			go post()
 			go post()
 			<-g.started
-			<-g.started // 20 of 25 reserved
+			<-g.started // two reservations in flight
 			go post()
 			if tt.policy == OverBudgetReject {
 				if st := <-results; st != 429 {
@@ -291,7 +302,7 @@ func TestOverBudgetPolicy(t *testing.T) {
 			} else if ev := <-h.events; ev != tt.wantEvents[0] {
 				t.Fatalf("event %q, want %q", ev, tt.wantEvents[0])
 			}
-			close(g.release) // each settles at 1 + 1 tokens: 4 used, 10 fit again
+			close(g.release) // each settles at 1 + 1 tokens: 4 used, one more fits
 			got := map[int]int{}
 			for range 2 + map[bool]int{true: 1}[tt.policy == OverBudgetWait] {
 				got[<-results]++
@@ -372,7 +383,31 @@ func TestAuditFailureWithholdsAnswer(t *testing.T) {
 	if st != 500 || strings.Contains(string(body), "choices") {
 		t.Fatalf("got %d %s", st, body)
 	}
-	_, body = h.mustPost(1, "/v1/chat/completions", chatBody(3, true, ""))
+	// A stream is refused before its first token: no admission row, no
+	// content, nothing generated, and the reservation is back.
+	spent := h.b.Stats().TokensOut
+	st, body = h.mustPost(1, "/v1/chat/completions", chatBody(3, true, ""))
+	if st != 503 || strings.Contains(string(body), "choices") || !strings.Contains(string(body), "chain full") {
+		t.Fatalf("stream without its admission row: %d %s", st, body)
+	}
+	if s := h.b.Stats(); s.InFlight != 0 || s.ContextUsed != 0 || s.TokensOut != spent {
+		t.Fatalf("refused stream still holds or spent: %+v", s)
+	}
+}
+
+// When the admission row is written but the final row is not, the stream
+// ends with an error event instead of [DONE].
+func TestAuditFailureEndsStream(t *testing.T) {
+	h := newHarness(t, Config{Backend: fixedSim(t, SimConfig{})}, Hooks{
+		Audit: func(_ context.Context, c Call) error {
+			if c.Result == ResultAdmitted {
+				return nil
+			}
+			return errors.New("chain full")
+		},
+	})
+	h.tenant(Tenant{AID: 1})
+	_, body := h.mustPost(1, "/v1/chat/completions", chatBody(3, true, ""))
 	if ev := sseEvents(t, body); ev[len(ev)-1] == "[DONE]" || !strings.Contains(ev[len(ev)-1], "chain full") {
 		t.Fatalf("stream completed without its audit row: %q", ev)
 	}

@@ -19,6 +19,8 @@ var (
 	ErrBackend = errors.New("backend error")
 	// ErrClosed: the broker is shutting down (503).
 	ErrClosed = errors.New("broker closed")
+	// ErrAudit: the call could not be recorded before it started (503).
+	ErrAudit = errors.New("audit unavailable")
 )
 
 // BackendError is an upstream's refusal with its own status and body, so a

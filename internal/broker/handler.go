@@ -116,6 +116,8 @@ func (b *Broker) readBody(r *http.Request) (*[]byte, error) {
 }
 
 func (b *Broker) serveInference(w http.ResponseWriter, r *http.Request, ep Endpoint) {
+	b.calls.Add(1) // Close waits for it: its audit row and usage are delivered
+	defer b.calls.Add(-1)
 	start := time.Now()
 	ten, err := b.identify(r)
 	if err != nil {
@@ -140,7 +142,7 @@ func (b *Broker) serveInference(w http.ResponseWriter, r *http.Request, ep Endpo
 		b.finishRefused(w, r, &call, ResultDenied, err, start)
 		return
 	}
-	wt, err := b.s.enqueue(ten, req.PromptTokens, req.MaxTokens)
+	wt, err := b.s.enqueue(ten, req.PromptReserve, req.MaxTokens)
 	if err == nil {
 		err = b.s.wait(r.Context(), wt)
 	}
@@ -161,8 +163,53 @@ func (b *Broker) serveInference(w http.ResponseWriter, r *http.Request, ep Endpo
 		return
 	}
 	call.QueueWait = wt.admitted.Sub(wt.enq)
+	// The agent may have been revoked or quarantined while it waited: no
+	// call starts after the revoke returned.
+	if err := b.recheck(r, ten.AID, req.Model); err != nil {
+		b.s.release(wt, 0, 0)
+		b.m.rejected.WithLabelValues("denied").Inc()
+		b.finishRefused(w, r, &call, ResultDenied, err, start)
+		return
+	}
 	call.Reserved = wt.need
+	if req.Stream {
+		// Tokens leave as they are generated, before the final row can be
+		// written: record the call first, or do not make it.
+		adm := call
+		adm.Result, adm.Status = ResultAdmitted, http.StatusOK
+		if err := b.audit(r, &adm); err != nil {
+			b.s.release(wt, 0, 0)
+			b.m.rejected.WithLabelValues("audit").Inc()
+			b.m.requests.WithLabelValues(ResultBusy).Inc()
+			writeError(w, fmt.Errorf("%w: %w", ErrAudit, err))
+			return
+		}
+	}
 	b.run(w, r, req, wt, &call, start)
+}
+
+// recheck asks again, after the queue, whether the agent may still call
+// the model: Hooks.Recheck, or else Identify once more.
+func (b *Broker) recheck(r *http.Request, aid uint64, model string) error {
+	if b.hooks.Recheck != nil {
+		if err := b.hooks.Recheck(aid, model); err != nil {
+			if !errors.Is(err, ErrForbidden) {
+				err = fmt.Errorf("%w: %w", ErrForbidden, err)
+			}
+			return err
+		}
+		return nil
+	}
+	ten, err := b.identify(r)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: agent %d no longer identified: %w", ErrForbidden, aid, err)
+	case ten.AID != aid:
+		return fmt.Errorf("%w: the caller changed from agent %d to %d while queued", ErrForbidden, aid, ten.AID)
+	case ten.Models == nil || !ten.Models(model):
+		return fmt.Errorf("%w: agent %d no longer holds an inference capability for model %q", ErrForbidden, aid, model)
+	}
+	return nil
 }
 
 // finishRefused audits a refused call and answers the error (unless the
@@ -199,10 +246,24 @@ func (b *Broker) run(w http.ResponseWriter, r *http.Request, req *Request, wt *w
 	rs := resp{ep: req.Endpoint, model: req.Model, created: start.Unix()}
 	id := b.ids.Add(1)
 	rs.id = idPrefix(req.Endpoint) + b.idBase + strconv.FormatUint(id, 36)
-	st := &sse{w: w, rc: http.NewResponseController(w)}
+	// A stream write that fails (the client stopped reading past the write
+	// deadline, or left) cancels the backend request: the slot is not held
+	// for a reader that is not there.
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	st := &sse{w: w, rc: http.NewResponseController(w), timeout: b.cfg.WriteTimeout}
 	var text, cb []byte
 	var chunks, sent int64
 	raw := false
+	var werr error
+	event := func(data []byte) error {
+		if err := st.event(data); err != nil {
+			werr = err
+			cancel()
+			return err
+		}
+		return nil
+	}
 	emit := func(c Chunk) error {
 		// A chunk with content is one token for the broker's own count
 		// (role-only and finish chunks of an upstream carry none).
@@ -217,15 +278,17 @@ func (b *Broker) run(w http.ResponseWriter, r *http.Request, req *Request, wt *w
 		}
 		if c.Raw != nil {
 			raw = true
-			return st.event(c.Raw)
+			return event(c.Raw)
 		}
 		cb = rs.appendChunk(cb[:0], c.Text, "", sent == 1)
-		return st.event(cb)
+		return event(cb)
 	}
-	res, gerr := b.be.Generate(r.Context(), req, emit)
+	res, gerr := b.be.Generate(ctx, req, emit)
 
-	// Reconcile: the backend's usage when it reported one, else our count.
-	u := Usage{PromptTokens: req.PromptTokens, CompletionTokens: max(chunks, res.Usage.CompletionTokens)}
+	// Reconcile: the backend's usage when it reported one, else our count
+	// with the prompt's reservation (fail closed: the content estimate
+	// misses what the body carries besides content).
+	u := Usage{PromptTokens: req.PromptReserve, CompletionTokens: max(chunks, res.Usage.CompletionTokens)}
 	if res.HaveUsage {
 		u = res.Usage
 	}
@@ -234,8 +297,10 @@ func (b *Broker) run(w http.ResponseWriter, r *http.Request, req *Request, wt *w
 	call.TokensIn, call.TokensOut = u.PromptTokens, u.CompletionTokens
 
 	switch {
-	case gerr == nil:
+	case gerr == nil && werr == nil:
 		call.Result, call.Status = ResultOK, http.StatusOK
+	case werr != nil:
+		call.Result, call.Status, call.Reason = ResultCancelled, 499, "client stopped reading: "+werr.Error()
 	case r.Context().Err() != nil:
 		call.Result, call.Status, call.Reason = ResultCancelled, 499, "client closed the request"
 	default:
@@ -245,13 +310,17 @@ func (b *Broker) run(w http.ResponseWriter, r *http.Request, req *Request, wt *w
 		call.Result, call.Reason = ResultBackendError, gerr.Error()
 		call.Status, _, _ = apiError(gerr)
 	}
-	b.m.requests.WithLabelValues(call.Result).Inc()
-	if req.Stream && gerr == nil && !raw {
+	if over := u.TotalTokens - wt.need; over > 0 && call.Result != ResultCancelled {
+		// The estimate is conservative, not exact: record what got past it.
+		call.Reason = fmt.Sprintf("usage of %d tokens exceeded the %d reserved by %d", u.TotalTokens, wt.need, over)
+	}
+	if req.Stream && call.Result == ResultOK && !raw {
 		cb = rs.appendChunk(cb[:0], "", res.Finish, sent == 0)
-		if err := st.event(cb); err != nil {
-			call.Result, call.Status, call.Reason = ResultCancelled, 499, "client closed the request"
+		if err := event(cb); err != nil {
+			call.Result, call.Status, call.Reason = ResultCancelled, 499, "client stopped reading: "+err.Error()
 		}
 	}
+	b.m.requests.WithLabelValues(call.Result).Inc()
 	call.Duration = time.Since(start)
 	aerr := b.audit(r, call)
 	b.latency[req.Endpoint].Observe(call.Duration.Seconds())

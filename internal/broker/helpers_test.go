@@ -95,6 +95,19 @@ func (h *harness) auditRows() []Call {
 	return append([]Call(nil), h.calls...)
 }
 
+// finalRows splits the audit rows into final rows and the admission rows
+// of streamed calls.
+func (h *harness) finalRows() (final, admits []Call) {
+	for _, c := range h.auditRows() {
+		if c.Result == ResultAdmitted {
+			admits = append(admits, c)
+		} else {
+			final = append(final, c)
+		}
+	}
+	return final, admits
+}
+
 func (h *harness) post(ctx context.Context, aid uint64, path, body string) (int, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.srv.URL+path, strings.NewReader(body))
 	if err != nil {
@@ -206,3 +219,13 @@ func runtimeGosched() { runtime.Gosched(); time.Sleep(time.Millisecond) }
 func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }
 
 func httpGet(path string) *http.Request { return httptest.NewRequest(http.MethodGet, path, nil) }
+
+// needOf is what a chat body reserves (prompt reservation + max_tokens).
+func needOf(t *testing.T, body string) int64 {
+	t.Helper()
+	r, err := DecodeRequest(EndpointChat, []byte(body), 256, 65536)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Need()
+}

@@ -33,7 +33,12 @@ type Request struct {
 	Stream       bool
 	IncludeUsage bool  // the client asked for the usage chunk
 	PromptTokens int64 // the estimate: ceil(content bytes / 4), at least 1
-	MaxTokens    int64 // 0 for embeddings
+	// PromptReserve is what admission reserves for the prompt: at least
+	// PromptTokens and at least the estimate of the whole body, so text in
+	// tools, tool_calls, names, image parts or message framing is never
+	// free (fail closed: over-reserve, refund on settlement).
+	PromptReserve int64
+	MaxTokens     int64 // 0 for embeddings
 	// MinTokens is vLLM's min_tokens; the simulated backend emits at least
 	// this many tokens (capped by MaxTokens), so a benchmark can send
 	// fixed-size requests.
@@ -42,8 +47,8 @@ type Request struct {
 	Fields    map[string]json.RawMessage
 }
 
-// Need is what the request reserves: prompt estimate + max_tokens.
-func (r *Request) Need() int64 { return r.PromptTokens + r.MaxTokens }
+// Need is what the request reserves: prompt reservation + max_tokens.
+func (r *Request) Need() int64 { return r.PromptReserve + r.MaxTokens }
 
 // EstimateTokens is the broker's token estimate for n content bytes:
 // ceil(n/4), at least 1. The simulated backend counts the same way.
@@ -95,6 +100,7 @@ func DecodeRequest(ep Endpoint, body []byte, defMax, maxTokens int64) (*Request,
 		return nil, err
 	}
 	r.PromptTokens = EstimateTokens(n)
+	r.PromptReserve = max(r.PromptTokens, EstimateTokens(len(body)))
 	if ep == EndpointEmbeddings {
 		if _, ok := fields["stream"]; ok {
 			return nil, fmt.Errorf("%w: embeddings do not stream", ErrBadRequest)
@@ -137,11 +143,31 @@ func DecodeRequest(ep Endpoint, body []byte, defMax, maxTokens int64) (*Request,
 	if err := integer(fields, "min_tokens", &r.MinTokens, 0, r.MaxTokens); err != nil {
 		return nil, err
 	}
-	var nn int64
-	if err := integer(fields, "n", &nn, 1, 1); err != nil {
+	if err := singleSequence(fields); err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// singleSequence refuses the fields with which an upstream generates more
+// than one sequence per request (n, best_of, beam search): the broker
+// reserves max_tokens for one, so any of them would let the backend spend
+// a multiple of the reservation.
+func singleSequence(fields map[string]json.RawMessage) error {
+	for _, key := range []string{"n", "best_of", "num_beams", "beam_width"} {
+		var v int64
+		if err := integer(fields, key, &v, 1, 1); err != nil {
+			return fmt.Errorf("%w (the broker serves one sequence per request)", err)
+		}
+	}
+	var beam bool
+	if err := boolean(fields, "use_beam_search", &beam); err != nil {
+		return err
+	}
+	if beam {
+		return fmt.Errorf("%w: use_beam_search must be false (the broker serves one sequence per request)", ErrBadRequest)
+	}
+	return nil
 }
 
 func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }

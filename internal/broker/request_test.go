@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -36,6 +37,7 @@ func TestDecodeRequest(t *testing.T) {
 		{"max_tokens float", EndpointChat, `{"model":"m","max_tokens":1.5,"messages":[{"role":"user","content":"a"}]}`, true, 0, 0, false, false},
 		{"max fields disagree", EndpointChat, `{"model":"m","max_tokens":3,"max_completion_tokens":4,"messages":[{"role":"user","content":"a"}]}`, true, 0, 0, false, false},
 		{"n two", EndpointChat, `{"model":"m","n":2,"messages":[{"role":"user","content":"a"}]}`, true, 0, 0, false, false},
+		{"n one", EndpointChat, `{"model":"m","n":1,"best_of":1,"use_beam_search":false,"messages":[{"role":"user","content":"a"}]}`, false, 1, 256, false, false},
 		{"min above max", EndpointChat, `{"model":"m","max_tokens":3,"min_tokens":4,"messages":[{"role":"user","content":"a"}]}`, true, 0, 0, false, false},
 		{"stream_options without stream", EndpointChat, `{"model":"m","stream_options":{"include_usage":true},"messages":[{"role":"user","content":"a"}]}`, true, 0, 0, false, false},
 		{"stream not bool", EndpointChat, `{"model":"m","stream":"yes","messages":[{"role":"user","content":"a"}]}`, true, 0, 0, false, false},
@@ -87,8 +89,63 @@ func FuzzDecodeRequest(f *testing.F) {
 			}
 			return
 		}
+		if r.PromptReserve < max(r.PromptTokens, EstimateTokens(len(body))) {
+			t.Fatalf("reservation %d below the body's estimate (%d bytes, content ~%d)", r.PromptReserve, len(body), r.PromptTokens)
+		}
 		if r.Model == "" || r.PromptTokens < 1 || r.MaxTokens < 0 || r.MaxTokens > 4096 || r.MinTokens > max(r.MaxTokens, 0) {
 			t.Fatalf("accepted an out-of-range request: %+v", r)
 		}
 	})
+}
+
+// Text anywhere in the body is reserved for, not only message content: a
+// large body cannot reserve a few tokens and run a long prompt.
+func TestPromptReserveCoversBody(t *testing.T) {
+	big := strings.Repeat("x", 1<<20)
+	tests := []struct {
+		name string
+		body string
+	}{
+		{"tools", `{"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","description":"` + big + `"}}]}`},
+		{"tool_calls arguments", `{"model":"m","messages":[{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"` + big + `"}}]}]}`},
+		{"image part beside text", `{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"hi"},{"type":"image_url","image_url":{"url":"data:image/png;base64,` + big + `"}}]}]}`},
+		{"name", `{"model":"m","messages":[{"role":"user","name":"` + big + `","content":"hi"}]}`},
+		{"empty messages", `{"model":"m","messages":[` + strings.Repeat(`{"role":"user","content":""},`, maxMessages-1) + `{"role":"user","content":""}]}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := DecodeRequest(EndpointChat, []byte(tt.body), 256, 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := EstimateTokens(len(tt.body)); r.PromptReserve < want || r.Need() != r.PromptReserve+r.MaxTokens {
+				t.Fatalf("reserves %d prompt tokens (need %d) for a %d-byte body, want at least %d", r.PromptReserve, r.Need(), len(tt.body), want)
+			}
+		})
+	}
+}
+
+// Fields that make an upstream generate several sequences are refused by
+// name: the reservation covers one.
+func TestDecodeRequestRefusesMultipliers(t *testing.T) {
+	tests := []struct{ name, extra, field string }{
+		{"n", `"n":2`, "n"},
+		{"best_of", `"best_of":50`, "best_of"},
+		{"best_of not integer", `"best_of":"2"`, "best_of"},
+		{"num_beams", `"num_beams":4`, "num_beams"},
+		{"beam_width", `"beam_width":4`, "beam_width"},
+		{"use_beam_search", `"use_beam_search":true`, "use_beam_search"},
+		{"use_beam_search not bool", `"use_beam_search":1`, "use_beam_search"},
+	}
+	for _, ep := range []Endpoint{EndpointChat, EndpointCompletions} {
+		for _, tt := range tests {
+			t.Run(string(ep)+"/"+tt.name, func(t *testing.T) {
+				body := `{"model":"m","prompt":"a","messages":[{"role":"user","content":"a"}],` + tt.extra + `}`
+				_, err := DecodeRequest(ep, []byte(body), 256, 4096)
+				if !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), tt.field) {
+					t.Fatalf("err = %v, want ErrBadRequest naming %s", err, tt.field)
+				}
+			})
+		}
+	}
 }

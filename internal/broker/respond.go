@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 	"unicode/utf8"
 )
 
@@ -24,7 +25,7 @@ func apiError(err error) (status int, typ, code string) {
 		return http.StatusTooManyRequests, "rate_limit_error", "rate_limit_exceeded"
 	case errors.Is(err, ErrBackend):
 		return http.StatusBadGateway, "api_error", "backend_error"
-	case errors.Is(err, ErrClosed):
+	case errors.Is(err, ErrClosed), errors.Is(err, ErrAudit):
 		return http.StatusServiceUnavailable, "api_error", "unavailable"
 	case errors.Is(err, ErrUnauthorized):
 		return http.StatusUnauthorized, "invalid_request_error", "invalid_api_key"
@@ -244,6 +245,7 @@ func appendModels(b []byte, ids []string) []byte {
 type sse struct {
 	w       http.ResponseWriter
 	rc      *http.ResponseController
+	timeout time.Duration // per event; 0: none
 	started bool
 	buf     []byte
 }
@@ -259,6 +261,13 @@ func (s *sse) event(data []byte) error {
 	s.buf = append(s.buf[:0], "data: "...)
 	s.buf = append(s.buf, data...)
 	s.buf = append(s.buf, "\n\n"...)
+	if s.timeout > 0 {
+		// A writer without deadlines (a test recorder) has nothing to
+		// block on; any other failure to arm one is a failed write.
+		if err := s.rc.SetWriteDeadline(time.Now().Add(s.timeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return err
+		}
+	}
 	if _, err := s.w.Write(s.buf); err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ type scheduler struct {
 	reject     bool // OverBudgetReject
 	kvPerToken int64
 	maxQueue   int
+	maxQueueT  int // per tenant
 	now        func() time.Time
 	hooks      *hookRunner
 	onNew      func(t *tstate) // metrics children for a new tenant
@@ -99,6 +100,7 @@ func newScheduler(cfg Config, hooks *hookRunner) *scheduler {
 		reject:     cfg.OverBudget == OverBudgetReject,
 		kvPerToken: cfg.KVBytesPerToken,
 		maxQueue:   cfg.MaxQueue,
+		maxQueueT:  cfg.MaxQueuePerAgent,
 		now:        time.Now,
 		hooks:      hooks,
 		tenants:    make(map[uint64]*tstate),
@@ -132,6 +134,9 @@ func (s *scheduler) enqueue(ten Tenant, prompt, maxTokens int64) (*waiter, error
 	}
 	if s.queued >= s.maxQueue {
 		return nil, fmt.Errorf("%w: %d requests queued", ErrBusy, s.queued)
+	}
+	if t.queue.len >= s.maxQueueT {
+		return nil, fmt.Errorf("%w: agent %d has %d requests queued", ErrBusy, t.aid, t.queue.len)
 	}
 	if t.queue.len == 0 {
 		s.lift(t)

@@ -38,7 +38,7 @@ type Call struct {
 	QueueWait           time.Duration
 	Duration            time.Duration
 	Status              int    // HTTP status returned to the agent
-	Result              string // ResultOK, ResultDenied, ResultBudget, ResultBackendError, ResultCancelled
+	Result              string // ResultOK, ResultDenied, ResultBudget, ResultBackendError, ResultCancelled, ResultBusy, ResultAdmitted
 	Reason              string
 }
 
@@ -50,6 +50,10 @@ const (
 	ResultBackendError = "backend_error"
 	ResultCancelled    = "cancelled"
 	ResultBusy         = "busy" // the queue was full or the broker closing
+	// ResultAdmitted is not a call's end but the row a streamed call
+	// writes before its first token leaves, so no output reaches the
+	// agent unrecorded; its final row follows.
+	ResultAdmitted = "admitted"
 )
 
 // Hooks connect the broker to the daemon. Every hook may be nil.
@@ -58,10 +62,20 @@ type Hooks struct {
 	// 403 when it wraps ErrForbidden, 401 otherwise; its text goes to the
 	// client. A nil Identify refuses every request.
 	Identify func(r *http.Request) (Tenant, error)
-	// Audit writes one chain row per call. It runs before the final bytes
-	// reach the agent; if it fails the agent gets a 500 (or an SSE error
-	// event) instead, so nothing completes unrecorded.
+	// Audit writes one chain row per call. For a call that does not
+	// stream it runs before any byte of the answer reaches the agent; if
+	// it fails the agent gets a 500 instead. A streamed call delivers
+	// tokens as they come, so it is first recorded by an admission row
+	// (Result ResultAdmitted, before the backend is asked; if that fails
+	// the agent gets a 503 and nothing is generated), then by its final
+	// row (if that fails the stream ends with an error event, not [DONE]).
 	Audit func(ctx context.Context, c Call) error
+	// Recheck runs once a request leaves the queue, before it reaches the
+	// backend: a revoke or a quarantine while it waited must stop it. An
+	// error (wrapping ErrForbidden or not) refuses the call with an
+	// audited 403 and releases its reservation. A nil Recheck calls
+	// Identify again and checks the agent and the model (fail closed).
+	Recheck func(aid uint64, model string) error
 	// Blocked reports an agent starting (true) or ceasing (false) to wait
 	// for its token or KV budget. Called in order from one goroutine,
 	// outside broker locks; it may be slow.
@@ -114,6 +128,15 @@ type Config struct {
 	// MaxQueue bounds queued requests over all tenants (default 4096); past
 	// it requests get 429 at once.
 	MaxQueue int
+	// MaxQueuePerAgent bounds one tenant's queued requests (default 256,
+	// at most MaxQueue), so one flooder cannot fill the shared queue: past
+	// it that tenant gets 429 busy, others are unaffected.
+	MaxQueuePerAgent int
+	// WriteTimeout bounds each write of a streamed answer (default 30s):
+	// a client that stops reading is cut off, its backend request
+	// cancelled and the call recorded as cancelled, instead of holding a
+	// slot forever.
+	WriteTimeout time.Duration
 }
 
 // Stats is a snapshot for `coconut top` and the Center.

@@ -43,7 +43,8 @@ func TestUpstreamRoundTrip(t *testing.T) {
 					t.Fatalf("usage chunk present = %v for %s", hasUsage, tt.body)
 				}
 			}
-			c := h.auditRows()[i]
+			final, _ := h.finalRows()
+			c := final[i]
 			if c.Result != ResultOK || c.TokensOut != 5 || c.TokensIn != 1 {
 				t.Fatalf("audit %+v", c)
 			}
@@ -81,9 +82,12 @@ func TestUpstreamBrokenStream(t *testing.T) {
 	if last := ev[len(ev)-1]; last == "[DONE]" || !strings.Contains(last, "backend_error") {
 		t.Fatalf("broken stream ends with %q", last)
 	}
-	c := h.auditRows()[0]
-	if c.Result != ResultBackendError || c.TokensOut != 3 || c.TokensIn != 1 {
-		t.Fatalf("audit %+v, want backend_error with 3 tokens out", c)
+	final, _ := h.finalRows()
+	c := final[0]
+	// No usage from the upstream: the prompt is charged at its
+	// reservation (the whole body's estimate), not the content's.
+	if in := needOf(t, chatBody(50, true, "")) - 50; c.Result != ResultBackendError || c.TokensOut != 3 || c.TokensIn != in {
+		t.Fatalf("audit %+v, want backend_error with %d tokens in and 3 out", c, in)
 	}
 	stats := h.b.Stats()
 	if stats.TokensOut != 3 || stats.Agents[0].Reserved != 0 {

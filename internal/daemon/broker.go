@@ -50,6 +50,9 @@ type brokerSvc struct {
 	chain  *audit.Chain
 	agents func() *agent.Manager // set once the manager exists, before serving
 	log    *slog.Logger
+	// hostRows rate-limits the refusal rows of callers that are not
+	// agents (broker_hooks.go).
+	hostRows rowBudget
 }
 
 // ParseBrokerAddr checks a broker address: a loopback IP (or localhost)
@@ -111,7 +114,7 @@ func openBroker(opts Options, tree *cgroup.Tree, chain *audit.Chain, log *slog.L
 		s.tcpL.Close()
 		return nil, fmt.Errorf("inference broker: %w", err)
 	}
-	if s.b, err = broker.New(cfg, broker.Hooks{Identify: s.identify, Audit: s.audit, Blocked: s.blocked, Spent: s.spent}); err != nil {
+	if s.b, err = broker.New(cfg, broker.Hooks{Identify: s.identify, Recheck: s.recheck, Audit: s.audit, Blocked: s.blocked, Spent: s.spent}); err != nil {
 		s.tcpL.Close()
 		s.unixL.Close()
 		os.Remove(s.sock)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/internal/audit"
@@ -57,11 +59,60 @@ func (s *brokerSvc) identify(r *http.Request) (broker.Tenant, error) {
 		detail["uid"] = strconv.FormatUint(uint64(cred.UID), 10)
 		detail["pid"] = strconv.Itoa(cred.PID)
 	}
-	if _, err := s.chain.Append(r.Context(), audit.Record{AID: ref.aid, Type: "inference.call", Cap: "inference", Object: r.URL.Path,
+	if ref.aid == 0 {
+		// Any local process may knock: its rows are rate-limited so that
+		// knocking cannot grow the chain without bound; the next row
+		// written says how many were left out.
+		n, ok := s.hostRows.take(time.Now())
+		if !ok {
+			return broker.Tenant{}, ref
+		}
+		if n > 0 {
+			detail["suppressed"] = strconv.FormatUint(n, 10)
+		}
+	}
+	// Not the request's context: a caller that hangs up at once must not
+	// take its refusal row with it.
+	if _, err := s.chain.Append(context.WithoutCancel(r.Context()), audit.Record{AID: ref.aid, Type: "inference.call", Cap: "inference", Object: r.URL.Path,
 		Result: audit.ResultDeny, Errno: errno, Detail: detail}); err != nil {
 		s.log.Error("audit chain refused an inference refusal row", "err", err)
 	}
 	return broker.Tenant{}, ref
+}
+
+// rowBudget is a token bucket for refusal rows of callers that are not
+// agents: burst rows at once, then rate per second.
+type rowBudget struct {
+	mu         sync.Mutex
+	tokens     float64
+	last       time.Time
+	suppressed uint64
+}
+
+const (
+	hostRowBurst = 20
+	hostRowRate  = 5.0 // rows per second
+)
+
+// take reports whether a row may be written now, and how many were left
+// out since the last one written.
+func (b *rowBudget) take(now time.Time) (suppressed uint64, ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.last.IsZero() {
+		b.tokens = hostRowBurst
+	} else {
+		b.tokens = min(hostRowBurst, b.tokens+now.Sub(b.last).Seconds()*hostRowRate)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		b.suppressed++
+		return 0, false
+	}
+	b.tokens--
+	n := b.suppressed
+	b.suppressed = 0
+	return n, true
 }
 
 // via names the listener a request came on.
@@ -130,17 +181,40 @@ func (s *brokerSvc) tenant(aid uint64) (broker.Tenant, error) {
 		TokensUsed: inf.TokensUsed, KVBytes: inf.KVBytes}, nil
 }
 
+// recheck is Hooks.Recheck: after the queue, the agent must still be
+// running (not quarantined, not ended) and still hold an inference
+// capability for the model, read from its record as tenant reads it.
+func (s *brokerSvc) recheck(aid uint64, model string) error {
+	inf, err := s.agents().Inference(aid)
+	if err != nil {
+		return fmt.Errorf("%w: agent %d may no longer call the broker: %w", broker.ErrForbidden, aid, err)
+	}
+	if inf.Models == nil || !inf.Models(model) {
+		return fmt.Errorf("%w: agent %d no longer holds an inference capability for model %q", broker.ErrForbidden, aid, model)
+	}
+	return nil
+}
+
 // audit is Hooks.Audit: one inference.call row per call the broker
-// handled. "allow" means the call was admitted (it may still have ended
-// in a backend error or a cancel: see detail.result); "deny" means the
-// capability (errno ECAPABILITY) or the budget refused it.
+// handled, and before a streamed call one inference.admit row (allow).
+// "allow" means the call was admitted (it may still have ended in a
+// backend error or a cancel: see detail.result); "deny" means it was
+// refused before it reached the backend: the capability (errno
+// ECAPABILITY), the budget, a full queue or a closing broker, or the
+// client leaving while queued (errno 0).
 func (s *brokerSvc) audit(ctx context.Context, c broker.Call) error {
-	result, errno := audit.ResultAllow, 0
+	typ, result, errno := "inference.call", audit.ResultAllow, 0
 	switch c.Result {
+	case broker.ResultAdmitted:
+		typ = "inference.admit"
 	case broker.ResultDenied:
 		result, errno = audit.ResultDeny, int(api.ECapability)
-	case broker.ResultBudget:
+	case broker.ResultBudget, broker.ResultBusy:
 		result = audit.ResultDeny
+	case broker.ResultCancelled:
+		if c.Reserved == 0 { // left the queue, never admitted
+			result = audit.ResultDeny
+		}
 	}
 	detail := map[string]string{
 		"tokens_in": strconv.FormatInt(c.TokensIn, 10), "tokens_out": strconv.FormatInt(c.TokensOut, 10),
@@ -151,7 +225,7 @@ func (s *brokerSvc) audit(ctx context.Context, c broker.Call) error {
 	if c.Reason != "" {
 		detail["reason"] = c.Reason
 	}
-	_, err := s.chain.Append(ctx, audit.Record{AID: c.AID, Type: "inference.call", Cap: "inference", Object: c.Model,
+	_, err := s.chain.Append(ctx, audit.Record{AID: c.AID, Type: typ, Cap: "inference", Object: c.Model,
 		Result: result, Errno: errno, Detail: detail})
 	return err
 }

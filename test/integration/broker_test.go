@@ -339,10 +339,10 @@ func TestBrokerBudgetUpstream(t *testing.T) {
 	up := l.Addr().(*net.TCPAddr).Port
 	e := newBrokerEnv(t, fmt.Sprintf("[broker]\nupstream_url = \"http://127.0.0.1:%d/v1\"\n", up))
 	w := e.brokerWork()
-	// Budget 30: two calls of max_tokens 20 (3 prompt tokens each, 23
-	// reserved) cannot both be in flight; the second waits until the
-	// first settles at 5 and refunds 18. The third (25 + 3 with 20 left)
-	// can never fit.
+	// Budget 50: two calls of max_tokens 20 (84-byte bodies: 21 prompt
+	// tokens reserved, 41 in all) cannot both be in flight; the second
+	// waits until the first settles at 5 (3 in + 2 out) and refunds 36.
+	// The third (21 + 25 with 40 left) can never fit.
 	script := writeScript(t, w, "budget.sh", callFn+fmt.Sprintf(`direct=$( (exec 3<>/dev/tcp/127.0.0.1/%d) 2>&1 )
 echo "direct $direct"
 call first "$OPENAI_BASE_URL/chat/completions" -H "Authorization: Bearer $OPENAI_API_KEY" -d "$(body sim 20)" > %s/first.out &
@@ -354,7 +354,7 @@ call third --unix-socket "$COCONUT_BROKER_SOCKET" http://broker/v1/chat/completi
 echo finished
 `, up, w, w))
 	aid := mustAID(t, e.must("agent", "run", "--name", "budget", "--workdir", w, "--cap", "fs.read:"+w+"/**", "--cap", "fs.write:"+w+"/**",
-		"--cap", "fs.exec:/usr/bin/curl", "--cap", "fs.read:/etc/ssl/**", "--cap", "fs.exec:/bin/cat", "--cap", "fs.exec:/usr/bin/cat", "--cap", "inference:model=*,tokens=30",
+		"--cap", "fs.exec:/usr/bin/curl", "--cap", "fs.read:/etc/ssl/**", "--cap", "fs.exec:/bin/cat", "--cap", "fs.exec:/usr/bin/cat", "--cap", "inference:model=*,tokens=50",
 		"--", "/bin/bash", script))
 	log := e.waitLog(aid, "finished")
 	if d := logLine(t, log, "direct"); !strings.Contains(d, "134") {
@@ -371,9 +371,10 @@ echo finished
 		states = append(states, r.Object)
 	}
 	// The direct connect made it Capability-denied first, from where
-	// waiting for the budget also leads to Inference-blocked.
-	if s := strings.Join(states, " "); !strings.Contains(s, "Active Capability-denied Inference-blocked Active") {
-		t.Errorf("agent %d states %q: want Capability-denied (direct connect), Inference-blocked, then Active", aid, s)
+	// waiting for the budget also leads to Inference-blocked, and back to
+	// the state it left.
+	if s := strings.Join(states, " "); !strings.Contains(s, "Active Capability-denied Inference-blocked Capability-denied") {
+		t.Errorf("agent %d states %q: want Capability-denied (direct connect), Inference-blocked, then Capability-denied", aid, s)
 	}
 	var budget int
 	for _, r := range e.rows("--aid", id, "--type", "inference.call", "--result", "deny") {

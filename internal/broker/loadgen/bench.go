@@ -436,18 +436,28 @@ func (b *bench) closedLoop(ctx context.Context, t Target) (float64, error) {
 }
 
 // budget races 64 concurrent requests from one tenant against a budget
-// that allows 10 of them (prompt + max_tokens each).
+// that allows 10 of them: nine settled calls (prompt + max_tokens each)
+// and the tenth one's reservation, which the broker takes from the whole
+// body (larger than what the call settles at).
 func (b *bench) budget(ctx context.Context) (Budget, error) {
 	const n, allowed, promptBytes, maxTokens = 64, 10, 256, 48
+	prompt := strings.Repeat("x", promptBytes)
 	per := int64((promptBytes+3)/4 + maxTokens)
-	bud := Budget{Requests: n, Budget: allowed * per}
+	var reserve int64
+	for _, stream := range []bool{false, true} {
+		r, err := broker.DecodeRequest(broker.EndpointChat, body(b.cfg.Model, prompt, maxTokens, stream), maxTokens, 0)
+		if err != nil {
+			return Budget{}, fmt.Errorf("budget race: %w", err)
+		}
+		reserve = max(reserve, r.Need())
+	}
+	bud := Budget{Requests: n, Budget: (allowed-1)*per + reserve}
 	fmt.Fprintf(b.cfg.Progress, "budget: %d concurrent requests, budget %d tokens\n", n, bud.Budget)
 	br, t, stop, err := b.startBroker(broker.Config{}, nil, bud.Budget)
 	if err != nil {
 		return bud, err
 	}
 	defer stop()
-	prompt := strings.Repeat("x", promptBytes)
 	recs := make([]Record, n)
 	var wg sync.WaitGroup
 	start := make(chan struct{})
