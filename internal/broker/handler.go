@@ -14,6 +14,23 @@ import (
 func (b *Broker) Handler() http.Handler { return http.HandlerFunc(b.serveHTTP) }
 
 func (b *Broker) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/v1/models" {
+		if r.Method != http.MethodGet {
+			methodNotAllowed(w, http.MethodGet)
+			return
+		}
+		b.serveModels(w, r)
+		return
+	}
+	if ep, ok := inferenceRoute(w, r); ok {
+		b.serveInference(w, r, ep)
+	}
+}
+
+// inferenceRoute maps the path of an inference call to its endpoint, or
+// answers 404 or 405 itself (ok false). The broker and the simulator's own
+// server share it.
+func inferenceRoute(w http.ResponseWriter, r *http.Request) (Endpoint, bool) {
 	var ep Endpoint
 	switch r.URL.Path {
 	case "/v1/chat/completions":
@@ -22,22 +39,15 @@ func (b *Broker) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		ep = EndpointCompletions
 	case "/v1/embeddings":
 		ep = EndpointEmbeddings
-	case "/v1/models":
-		if r.Method != http.MethodGet {
-			methodNotAllowed(w, http.MethodGet)
-			return
-		}
-		b.serveModels(w, r)
-		return
 	default:
 		writeJSON(w, http.StatusNotFound, appendError(nil, "no route "+r.URL.Path, "invalid_request_error", "not_found"))
-		return
+		return "", false
 	}
 	if r.Method != http.MethodPost {
 		methodNotAllowed(w, http.MethodPost)
-		return
+		return "", false
 	}
-	b.serveInference(w, r, ep)
+	return ep, true
 }
 
 func methodNotAllowed(w http.ResponseWriter, allow string) {

@@ -15,23 +15,12 @@ var simIDs atomic.Uint64
 // and an "upstream" for tests. It honours stream_options.include_usage as
 // OpenAI does (a final chunk with empty choices and the usage).
 func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var ep Endpoint
-	switch r.URL.Path {
-	case "/v1/chat/completions":
-		ep = EndpointChat
-	case "/v1/completions":
-		ep = EndpointCompletions
-	case "/v1/embeddings":
-		ep = EndpointEmbeddings
-	case "/v1/models":
+	if r.URL.Path == "/v1/models" {
 		writeJSON(w, http.StatusOK, appendModels(nil, s.c.Models))
 		return
-	default:
-		writeJSON(w, http.StatusNotFound, appendError(nil, "no route "+r.URL.Path, "invalid_request_error", "not_found"))
-		return
 	}
-	if r.Method != http.MethodPost {
-		methodNotAllowed(w, http.MethodPost)
+	ep, ok := inferenceRoute(w, r)
+	if !ok {
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<20))
