@@ -76,6 +76,19 @@ func (e *env) fill(t testing.TB, from, n int) {
 	}
 }
 
+// checkpointAt appends records from..size-1 and makes sure a checkpoint
+// of exactly size is stored. The background checkpointer signs at
+// whatever size it has caught up to when it wakes, so a size tests ask
+// for must not be left to its timing: Prove signs one at the head when
+// none covers the record yet.
+func (e *env) checkpointAt(t testing.TB, from, size int) {
+	t.Helper()
+	e.fill(t, from, size-from)
+	if _, err := e.log.Prove(uint64(size), 0); err != nil {
+		t.Fatalf("checkpoint at %d: %v", size, err)
+	}
+}
+
 func (e *env) close(t testing.TB) {
 	t.Helper()
 	if err := e.log.Close(); err != nil {
