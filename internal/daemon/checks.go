@@ -63,5 +63,11 @@ func enforcerChecks(enf any) []api.Check {
 		why := p.PinStatus()
 		out = append(out, api.Check{Name: "netguard-pin", OK: strings.HasPrefix(why, "pinned"), Detail: why})
 	}
+	if p, ok := enf.(interface{ UnixSockets() (bool, string) }); ok {
+		// Not OK in the fallback: it works, but costs a notification per
+		// connect and has the supervisor's race (docs/security.md).
+		hooks, why := p.UnixSockets()
+		out = append(out, api.Check{Name: "unix-sockets", OK: hooks, Detail: why})
+	}
 	return out
 }

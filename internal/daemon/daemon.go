@@ -140,6 +140,12 @@ func New(opts Options) (*Daemon, error) {
 	if os.Getenv("COCONUT_SUPERVISOR") == "off" {
 		enfCfg.HolderSocket = ""
 	}
+	// COCONUT_UNIX_HOOKS=off is a test and diagnostic switch: the network
+	// guard leaves out its Unix socket programs and the supervisor checks
+	// Unix connects instead, as on a kernel before 6.7.
+	if os.Getenv("COCONUT_UNIX_HOOKS") == "off" {
+		enfCfg.NoUnixHooks = true
+	}
 	enfBackend, why, err := enforce.Choose(opts.Enforcer, enfCfg)
 	enf := "none"
 	switch {

@@ -20,6 +20,9 @@ type Portable struct {
 	events chan Event
 	sup    *supervisor // nil: the seccomp supervisor is off (supWhy says why)
 	supWhy string
+	// trapUnix: the guard has no Unix socket hooks (unixfallback.go), so
+	// every agent's filter traps connect and send for the supervisor.
+	trapUnix bool
 
 	evmu     sync.RWMutex // senders hold it to read; close takes it to write
 	evClosed bool
@@ -51,6 +54,11 @@ type Config struct {
 	HolderSocket string
 	// Self is the binary the holder runs as (the trampoline).
 	Self string
+	// NoUnixHooks leaves the network guard's Unix socket programs out
+	// even where the kernel has them, so the supervisor's fallback
+	// (unixfallback.go) runs as on a kernel before 6.7: a test and
+	// diagnostic switch (coconutd: COCONUT_UNIX_HOOKS=off).
+	NoUnixHooks bool
 }
 
 // LoadPortable loads the network guard on coconut's cgroup subtree. Both
@@ -70,15 +78,19 @@ func LoadPortable(cfg Config) (*Portable, error) {
 	pinWhy := ""
 	pins, pinErr := netguard.PinDir(cgroupRoot)
 	var err error
+	// Without the Unix socket hooks the guard loads its inet programs
+	// only, and the supervisor must check Unix addresses: only then is
+	// the fallback asked for.
+	gopts := netguard.Options{AllowNoUnixHooks: cfg.HolderSocket != "", NoUnixHooks: cfg.NoUnixHooks}
 	if pinErr == nil {
-		if g, err = netguard.Open(cgroupRoot, pins); err != nil {
+		if g, err = netguard.OpenOptions(cgroupRoot, pins, gopts); err != nil {
 			// Pins that exist but cannot be taken over still guard the
 			// agents: do not stack a second, unpinned guard beside them.
 			return nil, fmt.Errorf("%w: portable: cgroup BPF network guard: %v", ErrUnavailable, err)
 		}
 		pinWhy = "pinned in " + pins + ": the network stays guarded while coconutd is down"
 	} else {
-		if g, err = netguard.Load(cgroupRoot); err != nil {
+		if g, err = netguard.LoadOptions(cgroupRoot, gopts); err != nil {
 			return nil, fmt.Errorf("%w: portable: cgroup BPF network guard: %v", ErrUnavailable, err)
 		}
 		pinWhy = fmt.Sprintf("not pinned (%v): the network is unguarded while coconutd is down", pinErr)
@@ -93,6 +105,13 @@ func LoadPortable(cfg Config) (*Portable, error) {
 			p.supWhy = fmt.Sprintf("seccomp supervisor off: %v", err)
 			p.sup = nil
 		}
+	}
+	if err := p.requireUnixCheck(); err != nil {
+		if p.sup != nil {
+			p.sup.close()
+		}
+		g.Close()
+		return nil, err
 	}
 	go p.forward()
 	return p, nil
@@ -116,6 +135,9 @@ func Uninstall(cgroupRoot string) error {
 func (p *Portable) Supervising() (bool, string) {
 	if p.sup == nil {
 		return false, p.supWhy
+	}
+	if p.trapUnix {
+		return true, "seccomp supervisor on; " + unixFallbackWhy
 	}
 	return true, "seccomp supervisor on"
 }
@@ -155,8 +177,12 @@ func (p *Portable) Name() string { return "portable" }
 
 // Rights implements Enforcer.
 func (p *Portable) Rights() []string {
-	r := append(launch.FloorRights(), "netguard.connect", "netguard.sendmsg", "netguard.bind", "netguard.sock_create",
-		"netguard.connect_unix", "netguard.sendmsg_unix")
+	r := append(launch.FloorRights(), "netguard.connect", "netguard.sendmsg", "netguard.bind", "netguard.sock_create")
+	if p.trapUnix {
+		r = append(r, "supervisor.connect_unix", "supervisor.sendmsg_unix")
+	} else {
+		r = append(r, "netguard.connect_unix", "netguard.sendmsg_unix")
+	}
 	if p.sup != nil {
 		r = append(r, "supervisor.open", "supervisor.exec", "supervisor.link", "seccomp.deny")
 	}
@@ -164,7 +190,7 @@ func (p *Portable) Rights() []string {
 }
 
 // Bind implements Enforcer: the agent's class shares one kernel policy.
-func (p *Portable) Bind(a Agent) (*launch.Floor, error) {
+func (p *Portable) Bind(a Agent) (fl *launch.Floor, err error) {
 	var netCaps []capability.Cap
 	for _, c := range a.Caps {
 		if c.Domain == "net" {
@@ -195,6 +221,11 @@ func (p *Portable) Bind(a Agent) (*launch.Floor, error) {
 	if ceiling == nil {
 		ceiling = a.Caps
 	}
+	defer func() {
+		if fl != nil {
+			fl.TrapUnix = p.trapUnix
+		}
+	}()
 	if p.sup == nil || a.Static {
 		// Without the supervisor nothing narrows file access below the
 		// floor (and in static mode nothing narrows reads), so a floor

@@ -63,6 +63,7 @@ type fsAgent struct {
 	caps     []capability.Cap
 	memo     *memo        // decisions on caps; replaced with caps
 	static   bool         // read-only opens are left to the floor
+	unix     []string     // the bundle's Unix sockets in kernel form (AllowUnix)
 	policy   *auditPolicy // the manifest's audit policy (auditpolicy.go)
 }
 
@@ -117,18 +118,22 @@ func newSupervisor(p *Portable, holderPath, self string) (*supervisor, error) {
 // the old one.
 func (s *supervisor) set(a Agent) {
 	var fs []capability.Cap
+	var socks []string
 	for _, c := range a.Caps {
 		if c.Domain == "fs" {
 			fs = append(fs, c)
+		}
+		if addr, ok := c.UnixSocket(); ok && c.IsUnix() {
+			socks = append(socks, addr)
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if cur := s.agents[a.AID]; cur != nil {
-		cur.caps, cur.memo = fs, &memo{}
+		cur.caps, cur.memo, cur.unix = fs, &memo{}, socks
 		return
 	}
-	s.agents[a.AID] = &fsAgent{cgroupID: a.CgroupID, caps: fs, memo: &memo{}, static: a.Static, policy: newAuditPolicy(a.Audit)}
+	s.agents[a.AID] = &fsAgent{cgroupID: a.CgroupID, caps: fs, memo: &memo{}, static: a.Static, policy: newAuditPolicy(a.Audit), unix: socks}
 }
 
 // Allow implements supervise.Decider: the baseline, or the current bundle.

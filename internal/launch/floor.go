@@ -29,6 +29,12 @@ type Floor struct {
 	Connect       []uint16 `json:"connect,omitempty"`
 	HandleBind    bool     `json:"handle_bind"`
 	Bind          []uint16 `json:"bind,omitempty"`
+	// TrapUnix: the network guard has no Unix socket hooks, so the
+	// supervisor's filter also traps connect and send
+	// (supervise.Options.TrapUnixConnect). Not a Landlock right: set by
+	// the portable backend, and an agent with it is never run without
+	// the supervisor.
+	TrapUnix bool `json:"trap_unix,omitempty"`
 }
 
 // ErrNoLandlock means the kernel offers no Landlock at all: agents must

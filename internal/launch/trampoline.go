@@ -118,12 +118,17 @@ func trampoline() error {
 			return err
 		}
 	}
+	trapUnix := spec.Floor != nil && spec.Floor.TrapUnix
+	if trapUnix && !spec.Supervised {
+		// No one would check its Unix connects: never exec (fail closed).
+		return fmt.Errorf("the Unix socket fallback needs the seccomp supervisor, and none serves this agent")
+	}
 	if spec.Supervised {
 		// After the floor and immediately before exec: the filter traps
 		// the exec itself, which the supervisor answers. If the handover
 		// fails, the thread may already be filtered: never exec then.
 		c := os.NewFile(fdSuper, "supervise")
-		err := supervise.Install(c, supervise.Options{Static: spec.Static})
+		err := supervise.Install(c, supervise.Options{Static: spec.Static, TrapUnixConnect: trapUnix})
 		c.Close()
 		if err != nil {
 			return err

@@ -44,7 +44,9 @@
 // sun_path}: a pathname up to its first NUL, an abstract name with its
 // leading NUL and exact length. Denies are events with Family 1 (AF_UNIX)
 // and the address in Event.Unix. A kernel without these hooks fails Load
-// with ErrUnixHooks: the guard does not run without them.
+// with ErrUnixHooks, unless the caller asks for the inet programs alone
+// (LoadOptions, OpenOptions with Options.AllowNoUnixHooks) and checks Unix
+// addresses itself: Guard.UnixHooks says which it got.
 //
 // # Limits the lead/enforcer must know
 //

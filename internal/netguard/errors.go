@@ -34,6 +34,8 @@ var (
 	// ErrUnixHooks: the kernel refused the Unix socket programs
 	// (cgroup/connect_unix and sendmsg_unix need Linux 6.7). It comes
 	// wrapped with ErrLoad or ErrAttach: the guard did not load, since
-	// agents that may connect any Unix socket can be handed any fd.
+	// agents that may connect any Unix socket can be handed any fd
+	// (Options.AllowNoUnixHooks loads the rest for a caller that checks
+	// Unix addresses itself).
 	ErrUnixHooks = errors.New("unix socket hooks (cgroup/connect_unix, sendmsg_unix: Linux >= 6.7) unavailable")
 )

@@ -34,6 +34,7 @@ type Guard struct {
 	baseSeq, baseFull uint64
 	pending           []Event // read at reopen to find baseSeq; delivered first
 	pinned            bool
+	noUnix            bool // the Unix socket programs are not attached (Options)
 
 	rd        *ringbuf.Reader
 	events    chan Event
@@ -48,6 +49,12 @@ type Guard struct {
 // means; on error nothing is left attached.
 func Load(cgroupRoot string) (*Guard, error) { return load(cgroupRoot, 0) }
 
+// LoadOptions is Load with o: see Options for the fallback without the
+// Unix socket programs.
+func LoadOptions(cgroupRoot string, o Options) (*Guard, error) {
+	return loadFallback(o, func(noUnix bool) (*Guard, error) { return loadWith(cgroupRoot, 0, "", nil, noUnix) })
+}
+
 // guardObjects adds the .bss map, which bpf2go exposes only as variables,
 // so that it can be pinned and shared with a later load.
 type guardObjects struct {
@@ -58,13 +65,14 @@ type guardObjects struct {
 // load is Load with the ring buffer resized (ringBytes > 0, a power of two
 // of at least a page), so tests can provoke a full ring.
 func load(cgroupRoot string, ringBytes uint32) (*Guard, error) {
-	return loadWith(cgroupRoot, ringBytes, "", nil)
+	return loadWith(cgroupRoot, ringBytes, "", nil, false)
 }
 
 // loadWith loads the programs; with pinDir set it pins what it creates,
 // and with old (the maps pinned there) it reuses them and takes over the
-// pinned links.
-func loadWith(cgroupRoot string, ringBytes uint32, pinDir string, old map[string]*ebpf.Map) (*Guard, error) {
+// pinned links. With noUnix the Unix socket programs are neither loaded
+// nor attached.
+func loadWith(cgroupRoot string, ringBytes uint32, pinDir string, old map[string]*ebpf.Map, noUnix bool) (*Guard, error) {
 	level, err := cgroupLevel(cgroupRoot)
 	if err != nil {
 		return nil, err
@@ -89,12 +97,13 @@ func loadWith(cgroupRoot string, ringBytes uint32, pinDir string, old map[string
 
 		staleUnix: map[uint32][]netguardUnixKey{},
 		pinned:    pinDir != "",
+		noUnix:    noUnix,
 	}
 	var opts *ebpf.CollectionOptions
 	if old != nil {
 		opts = &ebpf.CollectionOptions{MapReplacements: old}
 	}
-	if err := spec.LoadAndAssign(&g.objs, opts); err != nil {
+	if err := g.loadObjects(spec, opts); err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
 			return nil, fmt.Errorf("%w: %+v", ErrLoad, ve)
@@ -163,6 +172,13 @@ func (g *Guard) attach(root, pinDir string) error {
 	}
 	defer dir.Close()
 	for _, p := range progs {
+		unixHook := p.typ == ebpf.AttachCgroupUnixConnect || p.typ == ebpf.AttachCgroupUnixSendmsg
+		if unixHook && g.noUnix {
+			// The fallback (Options): a pinned Unix link a previous
+			// daemon left is not touched; it keeps its program, which
+			// reads the same maps.
+			continue
+		}
 		if p.prog == nil {
 			return fmt.Errorf("%w: %s: not in the object", ErrLoad, p.name)
 		}
@@ -174,7 +190,7 @@ func (g *Guard) attach(root, pinDir string) error {
 			l, err = link.AttachCgroup(link.CgroupOptions{Path: root, Attach: p.typ, Program: p.prog})
 		}
 		if err != nil {
-			if p.typ == ebpf.AttachCgroupUnixConnect || p.typ == ebpf.AttachCgroupUnixSendmsg {
+			if unixHook {
 				return fmt.Errorf("%w: %w: %s: %w", ErrAttach, ErrUnixHooks, p.name, err)
 			}
 			return fmt.Errorf("%w: %s: %w", ErrAttach, p.name, err)

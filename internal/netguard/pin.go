@@ -79,6 +79,13 @@ func ensureBPFFS(dir string) error {
 // removes them. Pins that cannot be reused (another version's maps) are an
 // error wrapping ErrPin: uninstall them once no agent runs.
 func Open(cgroupRoot, pinDir string) (*Guard, error) {
+	return OpenOptions(cgroupRoot, pinDir, Options{})
+}
+
+// OpenOptions is Open with o: see Options for the fallback without the
+// Unix socket programs. A guard pinned without them (an older kernel)
+// reopens without them.
+func OpenOptions(cgroupRoot, pinDir string, o Options) (*Guard, error) {
 	if err := os.MkdirAll(pinDir, 0o700); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrPin, err)
 	}
@@ -86,7 +93,7 @@ func Open(cgroupRoot, pinDir string) (*Guard, error) {
 	if err != nil {
 		return nil, err
 	}
-	g, err := loadWith(cgroupRoot, 0, pinDir, old)
+	g, err := loadFallback(o, func(noUnix bool) (*Guard, error) { return loadWith(cgroupRoot, 0, pinDir, old, noUnix) })
 	for _, m := range old {
 		m.Close() // the collection holds its own clones
 	}

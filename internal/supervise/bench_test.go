@@ -2,6 +2,7 @@ package supervise
 
 import (
 	"bytes"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -112,4 +113,45 @@ func runBare(b *testing.B, sync bool, ops ...string) map[string]int {
 	}
 	<-done
 	return parseProbe(b, out.String())
+}
+
+// BenchmarkUnixConnect measures a Unix connect()+close() of an allowed
+// socket inside a supervised agent, its filter trapping connect
+// (trapped: Options.TrapUnixConnect, the fallback for kernels without the
+// guard's Unix hooks) or not (plain), as agent-ns/op.
+//
+//	go test -run XXX -bench UnixConnect -benchtime 5000x ./internal/supervise/
+func BenchmarkUnixConnect(b *testing.B) {
+	needRoot(b)
+	dir, _ := filepath.EvalSymlinks(b.TempDir())
+	sock := dir + "/s.sock"
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	caps, _ := capability.ParseAll([]string{"fs.exec:" + self(b), "fs.read:/etc/ld.so.cache", "fs.read:/usr/lib/**"})
+	for _, mode := range []string{"plain", "trapped"} {
+		b.Run(mode, func(b *testing.B) {
+			if mode == "trapped" {
+				b.Setenv(trapUnixEnv, "1")
+			}
+			loop := "uloop:" + strconv.Itoa(b.N) + ":" + sock
+			d := &unixOnly{CapDecider: NewCapDecider(caps), allow: map[string]bool{sock: true}}
+			got, _ := runAgent(b, AgentInfo{}, d, loop)
+			if got[loop] != 0 {
+				b.Fatalf("loop failed: %v", got)
+			}
+			b.ReportMetric(float64(got["ns"]), "agent-ns/op")
+		})
+	}
 }

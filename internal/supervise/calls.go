@@ -33,6 +33,8 @@ var syscallNames = map[int32]string{
 	unix.SYS_UTIME: "utime", unix.SYS_UTIMES: "utimes", unix.SYS_UTIMENSAT: "utimensat", unix.SYS_FUTIMESAT: "futimesat",
 	unix.SYS_SETXATTR: "setxattr", unix.SYS_LSETXATTR: "lsetxattr", unix.SYS_REMOVEXATTR: "removexattr",
 	unix.SYS_LREMOVEXATTR: "lremovexattr", unix.SYS_SETXATTRAT: "setxattrat", unix.SYS_REMOVEXATTRAT: "removexattrat",
+	// Options.TrapUnixConnect (unixsock.go)
+	unix.SYS_CONNECT: "connect", unix.SYS_SENDTO: "sendto", unix.SYS_SENDMSG: "sendmsg", unix.SYS_SENDMMSG: "sendmmsg",
 }
 
 func syscallName(nr int32) string {

@@ -81,6 +81,14 @@ type Options struct {
 	// unaudited, and the calls a supervisor would decide are left to the
 	// Landlock floor (allowed by the filter).
 	NoListener bool
+	// TrapUnixConnect hands the supervisor every call that can name a
+	// Unix socket address: connect, sendmsg and sendmmsg always, sendto
+	// when its dest_addr (argument 4) is not NULL. It is for kernels
+	// whose network guard has no Unix socket hooks (Linux before 6.7):
+	// the supervisor then checks the address against the agent's Unix
+	// allowlist (unixsock.go). Without a listener there is no one to
+	// check, so those calls are refused outright (fail closed).
+	TrapUnixConnect bool
 }
 
 // writeOpenFlags are the open flags a static filter traps: any of them
@@ -175,7 +183,23 @@ func Program(o Options) []unix.SockFilter {
 	a.jump(jeqK, unix.SYS_UNSHARE, "unshare", "")
 	a.jump(jeqK, unix.SYS_SOCKET, "socket", "")
 	a.jump(jeqK, unix.SYS_PERSONALITY, "personality", "")
+	if o.TrapUnixConnect {
+		// "deny": notified with a listener, refused without one.
+		a.jump(jeqK, unix.SYS_CONNECT, "deny", "")
+		a.jump(jeqK, unix.SYS_SENDMSG, "deny", "")
+		a.jump(jeqK, unix.SYS_SENDMMSG, "deny", "")
+		a.jump(jeqK, unix.SYS_SENDTO, "sendto", "")
+	}
 	a.stmt(retK, retAllow)
+
+	if o.TrapUnixConnect {
+		// A pointer is 64 bits: both halves must be zero for NULL.
+		a.label("sendto")
+		a.stmt(ldAbsW, argLow(4))
+		a.jump(jeqK, 0, "", "deny")
+		a.stmt(ldAbsW, argLow(4)+4)
+		a.jump(jeqK, 0, "allow", "deny")
+	}
 
 	a.label("clone")
 	a.stmt(ldAbsW, argLow(0))

@@ -260,13 +260,19 @@ func FuzzFilter(f *testing.F) {
 	f.Add(int32(unix.SYS_SOCKET), uint32(auditArchX8664), uint64(unix.AF_NETLINK), uint64(unix.SOCK_RAW), uint64(9))
 	f.Add(int32(x32SyscallBit|2), uint32(auditArchX8664), uint64(0), uint64(0), uint64(0))
 	f.Add(int32(-1), uint32(0x40000003), uint64(1), uint64(2), uint64(3))
-	progs := []([]unix.SockFilter){Program(Options{}), Program(Options{Static: true}), Program(Options{NoListener: true})}
+	f.Add(int32(unix.SYS_SENDTO), uint32(auditArchX8664), uint64(3), uint64(0x1000), uint64(1))
+	progs := []([]unix.SockFilter){Program(Options{}), Program(Options{Static: true}), Program(Options{NoListener: true}),
+		Program(Options{TrapUnixConnect: true}), Program(Options{TrapUnixConnect: true, Static: true}),
+		Program(Options{TrapUnixConnect: true, NoListener: true})}
 	f.Fuzz(func(t *testing.T, nr int32, arch uint32, a0, a1, a2 uint64) {
-		d := seccompData{Nr: nr, Arch: arch, Args: [6]uint64{a0, a1, a2}}
+		// sendto's dest_addr (argument 4) from the other arguments, so
+		// both NULL and each half set are reached.
+		d := seccompData{Nr: nr, Arch: arch, Args: [6]uint64{a0, a1, a2, 0, a0 ^ a2, 0}}
 		got, err := runFilter(progs[0], d)
 		if err != nil {
 			t.Fatal(err)
 		}
+		checkTrapUnix(t, progs[3:], d, progs[0], progs[1], progs[2])
 		// Static differs from supervised only on read-only open/openat.
 		st, err := runFilter(progs[1], d)
 		if err != nil {

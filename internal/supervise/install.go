@@ -32,9 +32,19 @@ func Install(conn *os.File, o Options) error {
 		return fmt.Errorf("%w: seccomp: %w", ErrInstall, e)
 	}
 	listener := int(r)
-	err := unix.Sendmsg(int(conn.Fd()), []byte{'l'}, unix.UnixRights(listener), nil, 0)
-	// Close our copy whatever happened: the agent must never hold it.
-	unix.Close(listener)
+	var err error
+	if o.TrapUnixConnect {
+		// This filter traps sendmsg, so SCM_RIGHTS would wait on the very
+		// listener it carries: say where the listener is instead, and the
+		// supervisor copies it with pidfd_getfd (Receive). Ours is closed
+		// on return, after the acknowledgement: the agent never holds it.
+		defer unix.Close(listener)
+		err = sendWhere(conn, listener)
+	} else {
+		err = unix.Sendmsg(int(conn.Fd()), []byte{'l'}, unix.UnixRights(listener), nil, 0)
+		// Close our copy whatever happened: the agent must never hold it.
+		unix.Close(listener)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: send: %w", ErrHandoff, err)
 	}
@@ -67,13 +77,20 @@ func InstallPlain(o Options) error {
 // Receive takes the listener sent by Install from conn. It refuses anything
 // but exactly one descriptor that is a seccomp notification listener.
 func Receive(conn *os.File) (*os.File, error) {
-	buf := make([]byte, 1)
+	buf := make([]byte, whereSize)
 	oob := make([]byte, unix.CmsgSpace(4*4))
 	n, oobn, flags, _, err := unix.Recvmsg(int(conn.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("%w: receive: %w", ErrHandoff, err)
 	}
 	fds, perr := parseRights(oob[:oobn])
+	if n > 0 && buf[0] == 'p' {
+		closeAll(fds)
+		if perr != nil || len(fds) != 0 || n != whereSize {
+			return nil, fmt.Errorf("%w: a listener's whereabouts of %d bytes with %d descriptors", ErrHandoff, n, len(fds))
+		}
+		return takeListener(buf)
+	}
 	for _, fd := range fds[min(len(fds), 1):] {
 		unix.Close(fd)
 	}

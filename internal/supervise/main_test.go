@@ -23,6 +23,10 @@ const modeEnv = "COCONUT_SUPERVISE_TEST"
 // staticEnv makes the test trampoline install the static filter.
 const staticEnv = "COCONUT_SUPERVISE_STATIC"
 
+// trapUnixEnv makes the test trampoline's filter trap connect and send
+// (Options.TrapUnixConnect).
+const trapUnixEnv = "COCONUT_SUPERVISE_TRAP_UNIX"
+
 func TestMain(m *testing.M) {
 	if len(os.Args) > 0 && os.Args[0] == HolderArg0 {
 		Hold(3) // started by OpenHolder in TestHolderHandover
@@ -50,7 +54,8 @@ func trampolineMain() {
 			os.Exit(119)
 		}
 	}
-	if err := Install(os.NewFile(3, "conn"), Options{Static: os.Getenv(staticEnv) != ""}); err != nil {
+	o := Options{Static: os.Getenv(staticEnv) != "", TrapUnixConnect: os.Getenv(trapUnixEnv) != ""}
+	if err := Install(os.NewFile(3, "conn"), o); err != nil {
 		fmt.Fprintln(os.Stderr, "install:", err)
 		os.Exit(120)
 	}
@@ -170,6 +175,15 @@ func probeMain() {
 			err = errnoOrNil(e)
 		case "getpid":
 			unix.Getpid()
+		case "uconnect", "usendto", "usendmsg": // a Unix socket (a path or @name)
+			err = unixProbe(verb, arg)
+		case "tcp": // tcp:PORT on 127.0.0.1
+			var fd int
+			if fd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0); err == nil {
+				port, _ := strconv.Atoi(arg)
+				err = unix.Connect(fd, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}})
+				unix.Close(fd)
+			}
 		case "loop": // loop:N:PATH open+close N times; prints ns per iteration
 			n, _ := strconv.Atoi(a)
 			start := time.Now()
@@ -178,6 +192,13 @@ func probeMain() {
 				if fd, err = unix.Open(b, unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
 					unix.Close(fd)
 				}
+			}
+			fmt.Fprintf(out, "ns %d\n", time.Since(start).Nanoseconds()/int64(max(n, 1)))
+		case "uloop": // uloop:N:ADDR Unix connect+close N times; prints ns per iteration
+			n, _ := strconv.Atoi(a)
+			start := time.Now()
+			for i := 0; i < n && err == nil; i++ {
+				err = unixProbe("uconnect", b)
 			}
 			fmt.Fprintf(out, "ns %d\n", time.Since(start).Nanoseconds()/int64(max(n, 1)))
 		case "wait": // wait for a line on stdin
@@ -191,6 +212,27 @@ func probeMain() {
 	}
 	out.Flush()
 	os.Exit(0)
+}
+
+// unixProbe connects a stream socket, or sends one datagram, to addr.
+func unixProbe(verb, addr string) error {
+	typ := unix.SOCK_STREAM
+	if verb != "uconnect" {
+		typ = unix.SOCK_DGRAM
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	sa := &unix.SockaddrUnix{Name: addr} // a leading @ becomes NUL
+	switch verb {
+	case "uconnect":
+		return unix.Connect(fd, sa)
+	case "usendto":
+		return unix.Sendto(fd, []byte("x"), 0, sa)
+	}
+	return unix.Sendmsg(fd, []byte("x"), nil, sa, 0)
 }
 
 func errnoOrNil(e syscall.Errno) error {

@@ -199,6 +199,10 @@ func (s *Server) verdict(n *seccompNotif) (errno unix.Errno, valid bool) {
 	if cap, object, ok := refusal(&n.Data); ok {
 		return s.refuse(n, &ev, cap, object)
 	}
+	if unixCalls[n.Data.Nr] {
+		// Only a TrapUnixConnect filter hands these over (unixsock.go).
+		return s.unixVerdict(n, &ev)
+	}
 	errno = s.decide(n, &ev)
 	if !idValid(s.fd, n.ID) {
 		return 0, false

@@ -49,7 +49,7 @@ func agentCmd(t testing.TB, conn *os.File, ops ...string) *exec.Cmd {
 	exe := self(t)
 	cmd := exec.Command(exe, append([]string{exe}, ops...)...)
 	cmd.Args[0] = exe
-	cmd.Env = []string{modeEnv + "=trampoline", staticEnv + "=" + os.Getenv(staticEnv), floorEnv + "=" + os.Getenv(floorEnv)}
+	cmd.Env = []string{modeEnv + "=trampoline", staticEnv + "=" + os.Getenv(staticEnv), trapUnixEnv + "=" + os.Getenv(trapUnixEnv), floorEnv + "=" + os.Getenv(floorEnv)}
 	cmd.ExtraFiles = []*os.File{conn}
 	return cmd
 }
