@@ -75,7 +75,7 @@ exec /usr/bin/sleep 600
 	spawn := func(name, audit string) string {
 		body := "apiVersion: coconut/v1\nkind: Workload\nmetadata:\n  name: " + name + "\nagents:\n" + spec(name, audit)
 		id := strings.TrimSpace(e.must("agent", "spawn", e.writeSigned(name+".yaml", body, key)))
-		waitLogs(t, e, id)
+		e.waitLog(mustAID(t, id), "CASES-DONE")
 		return id
 	}
 	// The custom agent runs first: allowed connects come through the

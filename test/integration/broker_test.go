@@ -110,20 +110,6 @@ const callFn = `call() { local label=$1; shift; local out; out=$(/usr/bin/curl -
 body() { echo "{\"model\":\"$1\",\"messages\":[{\"role\":\"user\",\"content\":\"hello there\"}],\"max_tokens\":$2${3:+,\"stream\":true}}"; }
 `
 
-// waitLog waits for want in the agent's log and returns the log.
-func (e *env) waitLog(aid uint64, want string) string {
-	e.t.Helper()
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		l := e.must("agent", "logs", strconv.FormatUint(aid, 10))
-		if strings.Contains(l, want) {
-			return l
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("agent %d never logged %q; log:\n%s", aid, want, l)
-		}
-	}
-}
-
 // logLine returns the fields after label in the log ("200 1").
 func logLine(t *testing.T, log, label string) string {
 	t.Helper()

@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -90,6 +89,84 @@ func caseLine(out, tag string) string {
 	return ""
 }
 
+// fdEscape is the fd-smuggling setup the escape tests share: a fresh
+// directory, passers of the demo user's key on a pathname and an abstract
+// socket, the client program, and a control run of the demo user outside
+// coconut that gets the key (so an agent's refusal is the guard's doing,
+// not a broken passer).
+type fdEscape struct {
+	dir, path, abstract, script string
+	pathN, absN                 *atomic.Int64
+	before                      int64 // passer connections after the control run
+}
+
+const python = "/usr/bin/python3"
+
+func newFdEscape(t *testing.T, uid uint32, key, name string) *fdEscape {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "coconut-"+name+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	f := &fdEscape{dir: dir, path: filepath.Join(dir, "passer.sock"),
+		abstract: "@coconut-" + name + "-test-" + strconv.Itoa(os.Getpid()), script: filepath.Join(dir, "client.py")}
+	f.pathN, f.absN = fdPasser(t, f.path, key), fdPasser(t, f.abstract, key)
+	os.WriteFile(f.script, []byte(fdClient), 0o644)
+	ctl := exec.Command(python, "-I", "-S", f.script, f.path, f.abstract)
+	ctl.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+	out, err := ctl.CombinedOutput()
+	if err != nil {
+		t.Fatalf("control run: %v\n%s", err, out)
+	}
+	for _, a := range []string{f.path, f.abstract} {
+		if l := caseLine(string(out), a); !strings.Contains(l, "not a real key") {
+			t.Fatalf("control run did not get the key from %s: %q\n%s", a, l, out)
+		}
+	}
+	f.before = f.pathN.Load() + f.absN.Load()
+	return f
+}
+
+// checkAgent checks the agent's client output: both passers refused with
+// ECAPABILITY and never reached, the key never read, the API socket
+// reached (the client ran with --api=1).
+func (f *fdEscape) checkAgent(t *testing.T, logs string) {
+	t.Helper()
+	for _, a := range []string{f.path, f.abstract} {
+		if l := caseLine(logs, a); l != "errno=134" {
+			t.Errorf("agent connect to %s: %q, want errno=134", a, l)
+		}
+	}
+	if n := f.pathN.Load() + f.absN.Load(); n != f.before {
+		t.Errorf("the passers saw %d connections from the agent, want none", n-f.before)
+	}
+	if strings.Contains(logs, "not a real key") {
+		t.Errorf("the agent read the key:\n%s", logs)
+	}
+	if l := caseLine(logs, "api"); !strings.HasPrefix(l, "connected") {
+		t.Errorf("agent connect to the API socket: %q, want connected", l)
+	}
+}
+
+// denyRows returns the agent's cap.deny rows, failing the test for each
+// object that has none.
+func (e *env) denyRows(id string, objects ...string) []row {
+	e.t.Helper()
+	denies := e.rows("--aid", id, "--type", "cap.deny")
+	for _, obj := range objects {
+		found := false
+		for _, r := range denies {
+			found = found || r.Object == obj
+		}
+		if !found {
+			e.t.Errorf("no cap.deny row for %q in %+v", obj, denies)
+		}
+	}
+	return denies
+}
+
 // TestEscapeFdPassing: a process outside coconut that hands out an fd of
 // ~/.ssh/id_ed25519 to whoever connects works for a plain process of the
 // demo user (the control), but an agent cannot connect to it, on a
@@ -102,103 +179,38 @@ func TestEscapeFdPassing(t *testing.T) {
 	uid, home := e.demo()
 	proj := filepath.Join(home, "projects/dream-team")
 	key := filepath.Join(home, ".ssh/id_ed25519")
-	dir, err := os.MkdirTemp("", "coconut-fd-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
-	path := filepath.Join(dir, "passer.sock")
-	abstract := "@coconut-fd-test-" + strconv.Itoa(os.Getpid())
-	benign := filepath.Join(dir, "benign.sock")
-	pathN, absN := fdPasser(t, path, key), fdPasser(t, abstract, key)
+	f := newFdEscape(t, uid, key, "fd")
+	benign := filepath.Join(f.dir, "benign.sock")
 	benignN := fdPasser(t, benign, "/dev/null")
-	script := filepath.Join(dir, "client.py")
-	os.WriteFile(script, []byte(fdClient), 0o644)
-	python := "/usr/bin/python3"
-
-	// Control: outside coconut the escape works, so the agent's refusal
-	// below is the guard's doing and not a broken passer.
-	ctl := exec.Command(python, "-I", "-S", script, path, abstract)
-	ctl.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
-	out, err := ctl.CombinedOutput()
-	if err != nil {
-		t.Fatalf("control run: %v\n%s", err, out)
-	}
-	for _, a := range []string{path, abstract} {
-		if l := caseLine(string(out), a); !strings.Contains(l, "not a real key") {
-			t.Fatalf("control run did not get the key from %s: %q\n%s", a, l, out)
-		}
-	}
-	before := pathN.Load() + absN.Load()
 
 	go1, go2 := filepath.Join(proj, ".fdtest-go1"), filepath.Join(proj, ".fdtest-go2")
 	os.Remove(go1)
 	os.Remove(go2)
 	t.Cleanup(func() { os.Remove(go1); os.Remove(go2) })
 	aid := mustAID(t, e.must("agent", "run", "--name", "fd-smuggler", "--workdir", proj,
-		"--cap", "fs.read:"+proj+"/**", "--cap", "fs.exec:/usr/bin/**", "--cap", "fs.read:"+dir+"/**",
+		"--cap", "fs.read:"+proj+"/**", "--cap", "fs.exec:/usr/bin/**", "--cap", "fs.read:"+f.dir+"/**",
 		"--cap", "net.connect:unix:"+benign,
-		"--", python, "-I", "-S", script, "--api=1", "--wait="+go1+","+go2, "--late="+benign, path, abstract))
+		"--", python, "-I", "-S", f.script, "--api=1", "--wait="+go1+","+go2, "--late="+benign, f.path, f.abstract))
 	id := strconv.FormatUint(aid, 10)
-	logs := waitMarker(t, e, id, "WAITING 0")
-
-	for _, a := range []string{path, abstract} {
-		if l := caseLine(logs, a); l != "errno=134" {
-			t.Errorf("agent connect to %s: %q, want errno=134", a, l)
-		}
-	}
-	if n := pathN.Load() + absN.Load(); n != before {
-		t.Errorf("the passers saw %d connections from the agent, want none", n-before)
-	}
-	if strings.Contains(logs, "not a real key") {
-		t.Errorf("the agent read the key:\n%s", logs)
-	}
-	if l := caseLine(logs, "api"); !strings.HasPrefix(l, "connected") {
-		t.Errorf("agent connect to the API socket: %q, want connected", l)
-	}
+	f.checkAgent(t, e.waitLog(aid, "WAITING 0"))
 
 	// Revoke, next connect refused; grant back (within the ceiling the
 	// spawn set), next connect allowed.
 	e.must("agent", "revoke", id, "net.connect:unix:"+benign)
 	os.WriteFile(go1, nil, 0o644)
-	logs = waitMarker(t, e, id, "WAITING 1")
+	logs := e.waitLog(aid, "WAITING 1")
 	if l := caseLine(logs, "late0"); l != "errno=134" || benignN.Load() != 0 {
 		t.Errorf("after revoke: %q (%d connections), want errno=134", l, benignN.Load())
 	}
 	e.must("agent", "grant", id, "net.connect:unix:"+benign)
 	os.WriteFile(go2, nil, 0o644)
-	logs = waitMarker(t, e, id, "CASES-DONE")
+	logs = e.waitLog(aid, "CASES-DONE")
 	if l := caseLine(logs, "late1"); !strings.HasPrefix(l, "connected") || benignN.Load() != 1 {
 		t.Errorf("after grant: %q (%d connections), want connected", l, benignN.Load())
 	}
 	t.Logf("agent:\n%s", logs)
 
-	denies := e.rows("--aid", id, "--type", "cap.deny")
-	for _, obj := range []string{"unix " + path, "unix " + abstract, "unix " + benign} {
-		found := false
-		for _, r := range denies {
-			found = found || r.Object == obj
-		}
-		if !found {
-			t.Errorf("no cap.deny row for %q", obj)
-		}
-	}
+	denies := e.denyRows(id, "unix "+f.path, "unix "+f.abstract, "unix "+benign)
 	e.countersAgree(uint64(len(denies)))
 	e.must("audit", "verify")
-}
-
-func waitMarker(t *testing.T, e *env, id, marker string) string {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		logs := e.must("agent", "logs", id)
-		if strings.Contains(logs, marker) {
-			return logs
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("agent %s did not print %q:\n%s", id, marker, logs)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }

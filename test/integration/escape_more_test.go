@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 )
 
 // loader is the ELF interpreter as programs name it; the supervisor
@@ -156,7 +155,7 @@ agents:
 `, script, proj, proj)
 	key := e.trustedKey("static-loader")
 	id := strings.TrimSpace(e.must("agent", "spawn", e.writeSigned("static-loader.yaml", manifest, key)))
-	logs := waitLogs(t, e, id)
+	logs := e.waitLog(mustAID(t, id), "CASES-DONE")
 	denies := e.rows("--aid", id, "--type", "cap.deny")
 	checkEscapes(t, logs, denies, cases)
 	e.countersAgree(uint64(len(denies)))
@@ -181,23 +180,10 @@ func runEscapes(t *testing.T, e *env, workdir string, cases []escapeCase, flags 
 	t.Helper()
 	args := append([]string{"agent", "run", "--name", "escaper", "--workdir", workdir}, flags...)
 	args = append(args, "--", "/bin/bash", "-c", escapeScript(cases))
-	id := strconv.FormatUint(mustAID(t, e.must(args...)), 10)
-	return id, waitLogs(t, e, id)
-}
-
-func waitLogs(t *testing.T, e *env, id string) string {
-	t.Helper()
-	var logs string
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(logs, "CASES-DONE") {
-		if time.Now().After(deadline) {
-			t.Fatalf("agent %s did not finish:\n%s", id, logs)
-		}
-		time.Sleep(100 * time.Millisecond)
-		logs = e.must("agent", "logs", id)
-	}
-	t.Logf("agent %s:\n%s", id, logs)
-	return logs
+	aid := mustAID(t, e.must(args...))
+	logs := e.waitLog(aid, "CASES-DONE")
+	t.Logf("agent %d:\n%s", aid, logs)
+	return strconv.FormatUint(aid, 10), logs
 }
 
 // checkEscapes checks each case's verdict line: refused as wanted (or ok

@@ -381,3 +381,17 @@ func gone(pid int) bool {
 	i := strings.LastIndexByte(s, ')')
 	return i > 0 && strings.HasPrefix(s[i+1:], " Z")
 }
+
+// waitLog waits for want in the agent's log and returns the log.
+func (e *env) waitLog(aid uint64, want string) string {
+	e.t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		l := e.must("agent", "logs", strconv.FormatUint(aid, 10))
+		if strings.Contains(l, want) {
+			return l
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("agent %d never logged %q; log:\n%s", aid, want, l)
+		}
+	}
+}

@@ -3,11 +3,9 @@ package integration
 import (
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 )
 
@@ -45,16 +43,8 @@ func TestUnixFallback(t *testing.T) {
 	}
 	proj := filepath.Join(home, "projects/dream-team")
 	key := filepath.Join(home, ".ssh/id_ed25519")
-	dir, err := os.MkdirTemp("", "coconut-unixfb-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
-	path := filepath.Join(dir, "passer.sock")
-	abstract := "@coconut-unixfb-test-" + strconv.Itoa(os.Getpid())
-	pathN, absN := fdPasser(t, path, key), fdPasser(t, abstract, key)
-	dgram := filepath.Join(dir, "dgram.sock")
+	f := newFdEscape(t, uid, key, "unixfb")
+	dgram := filepath.Join(f.dir, "dgram.sock")
 	pc, err := net.ListenPacket("unixgram", dgram)
 	if err != nil {
 		t.Fatal(err)
@@ -79,63 +69,30 @@ func TestUnixFallback(t *testing.T) {
 		}()
 		ports[i] = strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 	}
-	script, nscript := filepath.Join(dir, "client.py"), filepath.Join(dir, "net.py")
-	os.WriteFile(script, []byte(fdClient), 0o644)
+	nscript := filepath.Join(f.dir, "net.py")
 	os.WriteFile(nscript, []byte(netClient), 0o644)
-	python := "/usr/bin/python3"
 
-	// Control: outside coconut the escape works.
-	ctl := exec.Command(python, "-I", "-S", script, path, abstract)
-	ctl.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
-	out, err := ctl.CombinedOutput()
-	if err != nil {
-		t.Fatalf("control run: %v\n%s", err, out)
-	}
-	for _, a := range []string{path, abstract} {
-		if l := caseLine(string(out), a); !strings.Contains(l, "not a real key") {
-			t.Fatalf("control run did not get the key from %s: %q\n%s", a, l, out)
-		}
-	}
-	before := pathN.Load() + absN.Load()
-
-	cmd := python + " -I -S " + script + " --api=1 " + path + " " + abstract + "; " +
+	cmd := python + " -I -S " + f.script + " --api=1 " + f.path + " " + f.abstract + "; " +
 		python + " -I -S " + nscript + " " + ports[0] + " " + ports[1] + " dgram:" + dgram
 	aid := mustAID(t, e.must("agent", "run", "--name", "unix-fallback", "--workdir", proj,
-		"--cap", "fs.read:"+proj+"/**", "--cap", "fs.exec:/usr/bin/**", "--cap", "fs.read:"+dir+"/**",
+		"--cap", "fs.read:"+proj+"/**", "--cap", "fs.exec:/usr/bin/**", "--cap", "fs.read:"+f.dir+"/**",
 		"--cap", "net.connect:127.0.0.1:"+ports[0],
 		"--", "/bin/bash", "-c", cmd))
 	id := strconv.FormatUint(aid, 10)
-	logs := waitMarker(t, e, id, "NET-DONE")
+	logs := e.waitLog(aid, "NET-DONE")
 	t.Logf("agent:\n%s", logs)
+	f.checkAgent(t, logs)
 
-	for _, a := range []string{path, abstract, "dgram:" + dgram, ports[1]} {
+	for _, a := range []string{"dgram:" + dgram, ports[1]} {
 		if l := caseLine(logs, a); l != "errno=134" {
 			t.Errorf("agent to %s: %q, want errno=134", a, l)
 		}
-	}
-	if n := pathN.Load() + absN.Load(); n != before {
-		t.Errorf("the passers saw %d connections from the agent, want none", n-before)
-	}
-	if strings.Contains(logs, "not a real key") {
-		t.Errorf("the agent read the key:\n%s", logs)
-	}
-	if l := caseLine(logs, "api"); !strings.HasPrefix(l, "connected") {
-		t.Errorf("agent connect to the API socket: %q, want connected", l)
 	}
 	if l := caseLine(logs, ports[0]); l != "ok" {
 		t.Errorf("agent connect to its allowed port: %q, want ok", l)
 	}
 
-	denies := e.rows("--aid", id, "--type", "cap.deny")
-	for _, obj := range []string{"unix " + path, "unix " + abstract, "unix " + dgram, "tcp 127.0.0.1:" + ports[1]} {
-		found := false
-		for _, r := range denies {
-			found = found || r.Object == obj
-		}
-		if !found {
-			t.Errorf("no cap.deny row for %q in %+v", obj, denies)
-		}
-	}
+	denies := e.denyRows(id, "unix "+f.path, "unix "+f.abstract, "unix "+dgram, "tcp 127.0.0.1:"+ports[1])
 	e.countersAgree(uint64(len(denies)))
 	e.must("audit", "verify")
 }
