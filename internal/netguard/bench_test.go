@@ -2,7 +2,6 @@ package netguard
 
 import (
 	"fmt"
-	"net"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -31,30 +30,7 @@ func BenchmarkConnect(b *testing.B) {
 	if err := g.Bind(id, 1); err != nil {
 		b.Fatal(err)
 	}
-	run := func(dir string) float64 {
-		res := runOps(b, dir, fmt.Sprintf("bench 127.0.0.1 %d %d", port, b.N))
-		ns, ok := strings.CutPrefix(res[0], "ns=")
-		if !ok {
-			b.Fatalf("bench helper in %s: %s", dir, res[0])
-		}
-		v, err := strconv.ParseFloat(ns, 64)
-		if err != nil {
-			b.Fatal(err)
-		}
-		return v / float64(b.N)
-	}
-	b.ResetTimer()
-	// Interleaved rounds, best of each: the VM's noise (±15%) is larger
-	// than the difference measured.
-	a, n, o := run(agent), run(nonAgent), run(none)
-	for range 2 {
-		a, n, o = min(a, run(agent)), min(n, run(nonAgent)), min(o, run(none))
-	}
-	b.ReportMetric(a, "ns/op")
-	b.ReportMetric(n, "nonagent-ns/op")
-	b.ReportMetric(o, "none-ns/op")
-	b.ReportMetric(a/o, "agent/none")
-	b.ReportMetric(n/o, "nonagent/none")
+	benchThree(b, agent, nonAgent, none, fmt.Sprintf("bench 127.0.0.1 %d %d", port, b.N))
 }
 
 // BenchmarkConnectUnix is BenchmarkConnect for a Unix stream socket: an
@@ -70,28 +46,23 @@ func BenchmarkConnectUnix(b *testing.B) {
 	nonAgent, _ := mkCgroup(b, filepath.Join(root, "plain"))
 	none, _ := mkCgroup(b, root+"-none")
 	sock := filepath.Join(b.TempDir(), "bench.sock")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	acceptAll(b, "unix", sock)
 	if err := g.SetPolicy(1, caps(b, "net.connect:unix:/run/other.sock", "net.connect:unix:"+sock)); err != nil {
 		b.Fatal(err)
 	}
 	if err := g.Bind(id, 1); err != nil {
 		b.Fatal(err)
 	}
+	benchThree(b, agent, nonAgent, none, fmt.Sprintf("unixbench %s %d", sock, b.N))
+}
+
+// benchThree runs the helper command cmd in the agent, non-agent and
+// no-coconut cgroups, three interleaved rounds, best of each (the VM's
+// noise, about ±15%, is larger than the difference measured), and reports
+// ns/op of each and the two ratios.
+func benchThree(b *testing.B, agent, nonAgent, none, cmd string) {
 	run := func(dir string) float64 {
-		res := runOps(b, dir, fmt.Sprintf("unixbench %s %d", sock, b.N))
+		res := runOps(b, dir, cmd)
 		ns, ok := strings.CutPrefix(res[0], "ns=")
 		if !ok {
 			b.Fatalf("bench helper in %s: %s", dir, res[0])

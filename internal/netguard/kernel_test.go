@@ -51,8 +51,15 @@ func startServers(t *testing.T) servers {
 
 // listenAccept listens on addr, accepting and closing every connection.
 func listenAccept(tb testing.TB, addr string) int {
+	return acceptAll(tb, "tcp", addr).Addr().(*net.TCPAddr).Port
+}
+
+// acceptAll listens on network/addr (for "unix", a path or @name for an
+// abstract socket), accepting and closing every connection until the test
+// ends.
+func acceptAll(tb testing.TB, network, addr string) net.Listener {
 	tb.Helper()
-	l, err := net.Listen("tcp", addr)
+	l, err := net.Listen(network, addr)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -66,7 +73,7 @@ func listenAccept(tb testing.TB, addr string) int {
 			c.Close()
 		}
 	}()
-	return l.Addr().(*net.TCPAddr).Port
+	return l
 }
 
 func caps(t testing.TB, ss ...string) []capability.Cap {

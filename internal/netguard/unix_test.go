@@ -68,23 +68,7 @@ func TestDecodeUnixEvent(t *testing.T) {
 
 // listenUnix listens on a Unix stream socket (a path, or @name for an
 // abstract one), accepting and closing every connection.
-func listenUnix(t *testing.T, addr string) {
-	t.Helper()
-	l, err := net.Listen("unix", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-}
+func listenUnix(t *testing.T, addr string) { acceptAll(t, "unix", addr) }
 
 func TestUnixSockets(t *testing.T) {
 	requireRoot(t)
