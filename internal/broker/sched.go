@@ -36,7 +36,7 @@ type scheduler struct {
 	// rule), so idle time is never banked as credit.
 	lastServed float64
 	tenants    map[uint64]*tstate
-	fifo       waitList // every queued waiter in arrival order (FIFO policy)
+	fifo       waitList[arrivalLinks] // every queued waiter in arrival order (FIFO policy)
 	closed     bool
 	started    time.Time
 }
@@ -46,7 +46,7 @@ type tstate struct {
 	aid       uint64
 	weight    float64 // Weight/100, > 0
 	counter   float64 // virtual token counter, in weighted tokens
-	queue     waitList
+	queue     waitList[tenantLinks]
 	inflight  int
 	ctx       int64 // context tokens (prompt + max_tokens) in flight: the KV share
 	reserved  int64 // tokens reserved by requests in flight
@@ -69,19 +69,17 @@ func (t *tstate) used() int64 { return max(t.usedSeen, t.base+t.settled) }
 
 // waiter is one request from enqueue to release.
 type waiter struct {
-	t        *tstate
-	prompt   int64
-	need     int64
-	seq      uint64
-	enq      time.Time
-	admitted time.Time
-	ready    chan error // buffered 1: nil when admitted, or the refusal
-	state    int
-	charged  int64 // output tokens charged to the counter so far
-	tprev    *waiter
-	tnext    *waiter
-	fprev    *waiter
-	fnext    *waiter
+	t         *tstate
+	prompt    int64
+	need      int64
+	seq       uint64
+	enq       time.Time
+	admitted  time.Time
+	ready     chan error // buffered 1: nil when admitted, or the refusal
+	state     int
+	charged   int64 // output tokens charged to the counter so far
+	byTenant  link  // its tenant's queue
+	byArrival link  // the global arrival order
 }
 
 const (
@@ -143,8 +141,8 @@ func (s *scheduler) enqueue(ten Tenant, prompt, maxTokens int64) (*waiter, error
 	}
 	s.seq++
 	w.seq = s.seq
-	t.queue.pushT(w)
-	s.fifo.pushF(w)
+	t.queue.push(w)
+	s.fifo.push(w)
 	s.queued++
 	s.pump(now)
 	return w, nil
@@ -290,7 +288,7 @@ func (s *scheduler) setBlocked(t *tstate, why string) {
 // pick returns the next waiter to dispatch, or nil.
 func (s *scheduler) pick(now time.Time) *waiter {
 	if s.policy == PolicyFIFO {
-		for w := s.fifo.head; w != nil; w = w.fnext {
+		for w := s.fifo.head; w != nil; w = w.byArrival.next {
 			if !w.t.blocked && w.t.queue.head == w {
 				return w
 			}
@@ -366,8 +364,8 @@ func (s *scheduler) headroomAllows(t *tstate, now time.Time, active int, activeW
 
 func (s *scheduler) admit(w *waiter, now time.Time) {
 	t := w.t
-	t.queue.removeT(w)
-	s.fifo.removeF(w)
+	t.queue.remove(w)
+	s.fifo.remove(w)
 	s.queued--
 	s.inflight++
 	s.ctxUsed += w.need
@@ -385,8 +383,8 @@ func (s *scheduler) admit(w *waiter, now time.Time) {
 
 // fail refuses a queued waiter.
 func (s *scheduler) fail(w *waiter, err error) {
-	w.t.queue.removeT(w)
-	s.fifo.removeF(w)
+	w.t.queue.remove(w)
+	s.fifo.remove(w)
 	s.queued--
 	w.state = wDone
 	w.ready <- err
@@ -404,8 +402,8 @@ func (s *scheduler) wait(ctx context.Context, w *waiter) error {
 	defer s.mu.Unlock()
 	switch w.state {
 	case wQueued:
-		w.t.queue.removeT(w)
-		s.fifo.removeF(w)
+		w.t.queue.remove(w)
+		s.fifo.remove(w)
 		s.queued--
 		w.state = wDone
 		s.pump(s.now())
@@ -493,17 +491,32 @@ func (s *scheduler) close() {
 	}
 }
 
-// waitList is an intrusive doubly linked list of waiters; a waiter is on
-// its tenant's list (t links) and on the global arrival list (f links).
-type waitList struct {
+// waitList is an intrusive doubly linked list of waiters. A waiter is on
+// two at once, its tenant's queue and the global arrival list, through two
+// link fields; L picks which one a list uses.
+type waitList[L linkOf] struct {
 	head, tail *waiter
 	len        int
 }
 
-func (l *waitList) pushT(w *waiter) {
-	w.tprev, w.tnext = l.tail, nil
+type link struct{ prev, next *waiter }
+
+type linkOf interface{ of(*waiter) *link }
+
+type tenantLinks struct{}
+
+func (tenantLinks) of(w *waiter) *link { return &w.byTenant }
+
+type arrivalLinks struct{}
+
+func (arrivalLinks) of(w *waiter) *link { return &w.byArrival }
+
+func (l *waitList[L]) push(w *waiter) {
+	var sel L
+	k := sel.of(w)
+	k.prev, k.next = l.tail, nil
 	if l.tail != nil {
-		l.tail.tnext = w
+		sel.of(l.tail).next = w
 	} else {
 		l.head = w
 	}
@@ -511,43 +524,19 @@ func (l *waitList) pushT(w *waiter) {
 	l.len++
 }
 
-func (l *waitList) removeT(w *waiter) {
-	if w.tprev != nil {
-		w.tprev.tnext = w.tnext
+func (l *waitList[L]) remove(w *waiter) {
+	var sel L
+	k := sel.of(w)
+	if k.prev != nil {
+		sel.of(k.prev).next = k.next
 	} else {
-		l.head = w.tnext
+		l.head = k.next
 	}
-	if w.tnext != nil {
-		w.tnext.tprev = w.tprev
+	if k.next != nil {
+		sel.of(k.next).prev = k.prev
 	} else {
-		l.tail = w.tprev
+		l.tail = k.prev
 	}
-	w.tprev, w.tnext = nil, nil
-	l.len--
-}
-
-func (l *waitList) pushF(w *waiter) {
-	w.fprev, w.fnext = l.tail, nil
-	if l.tail != nil {
-		l.tail.fnext = w
-	} else {
-		l.head = w
-	}
-	l.tail = w
-	l.len++
-}
-
-func (l *waitList) removeF(w *waiter) {
-	if w.fprev != nil {
-		w.fprev.fnext = w.fnext
-	} else {
-		l.head = w.fnext
-	}
-	if w.fnext != nil {
-		w.fnext.fprev = w.fprev
-	} else {
-		l.tail = w.fprev
-	}
-	w.fprev, w.fnext = nil, nil
+	k.prev, k.next = nil, nil
 	l.len--
 }
