@@ -24,6 +24,7 @@ import (
 	"github.com/coconut-os/coconut/internal/cgroup"
 	"github.com/coconut-os/coconut/internal/config"
 	"github.com/coconut-os/coconut/internal/peer"
+	"github.com/coconut-os/coconut/internal/server"
 )
 
 const (
@@ -135,16 +136,6 @@ func openBroker(opts Options, tree *cgroup.Tree, chain *audit.Chain, log *slog.L
 // every local user: the kernel says who connected, and only agents are
 // served. Its directory must stay traversable by the agents' users.
 func listenUnix(path string) (net.Listener, error) {
-	if st, err := os.Lstat(path); err == nil {
-		if st.Mode()&os.ModeSocket == 0 {
-			return nil, fmt.Errorf("%s exists and is not a socket: refusing to replace it", path)
-		}
-		if c, err := net.Dial("unix", path); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("%s: another coconutd is serving it", path)
-		}
-		os.Remove(path)
-	}
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create socket directory: %w", err)
@@ -152,15 +143,7 @@ func listenUnix(path string) (net.Listener, error) {
 	if st, err := os.Stat(dir); err == nil && st.Mode().Perm()&0o001 == 0 {
 		return nil, fmt.Errorf("%s (mode %v) is not traversable by other users: agents could not reach %s", dir, st.Mode().Perm(), filepath.Base(path))
 	}
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.Chmod(path, 0o666); err != nil {
-		l.Close()
-		return nil, err
-	}
-	return l, nil
+	return server.ListenSocket(path)
 }
 
 // brokerConfig maps the [broker] table onto the broker's Config. The

@@ -65,7 +65,13 @@ func New(cfg Config) *Server {
 // Listen creates the socket (replacing a stale one) and serves until
 // Shutdown. Every local user may connect; each call decides from the
 // caller's credentials what it may do.
-func (s *Server) Listen(path string) (net.Listener, error) {
+func (s *Server) Listen(path string) (net.Listener, error) { return ListenSocket(path) }
+
+// ListenSocket creates a Unix socket at path, open to every local user
+// (mode 0666: the kernel says who connected). A stale socket left by a
+// dead daemon is replaced; a live one, or anything that is not a socket,
+// is an error.
+func ListenSocket(path string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("create socket directory: %w", err)
 	}
