@@ -3,5 +3,5 @@
 // beside it (openapi.yaml) describes the same paths for other languages.
 //
 // Field names here are a contract shared with the CLI's --json output
-// (shared/cli.md): add fields, never rename them.
+// (docs/cli.md): add fields, never rename them.
 package api

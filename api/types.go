@@ -148,7 +148,7 @@ type TrustEntry struct {
 	Comment string    `json:"comment,omitempty"`
 }
 
-// Record is one audit row (shared/cli.md "audit row").
+// Record is one audit row (docs/cli.md "audit row").
 type Record struct {
 	Seq    uint64            `json:"seq"`
 	Time   time.Time         `json:"time"`

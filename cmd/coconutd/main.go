@@ -1,5 +1,5 @@
 // Command coconutd is Coconut's privileged daemon: AID registry, spawner,
-// audit chain writer and the local API on a Unix socket. See shared/cli.md
+// audit chain writer and the local API on a Unix socket. See docs/cli.md
 // for its flags.
 package main
 

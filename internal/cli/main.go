@@ -1,4 +1,4 @@
-// Package cli is the coconut command line (shared/cli.md is its contract),
+// Package cli is the coconut command line (docs/cli.md is its contract),
 // shared by cmd/coconut and cmd/coconut-tail. Exit status: 0 success, 1
 // refused or failed (one line on stderr), 2 bad usage.
 package cli

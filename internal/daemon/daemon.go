@@ -31,7 +31,7 @@ import (
 // Version is set at build time.
 var Version = "dev"
 
-// Options are coconutd's flags (shared/cli.md); empty means the config
+// Options are coconutd's flags (docs/cli.md); empty means the config
 // file's value, then the default.
 type Options struct {
 	StateDir   string

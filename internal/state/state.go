@@ -6,7 +6,7 @@ import (
 )
 
 // State is one of the eight agent states. The strings are the wire and CLI
-// contract (shared/cli.md); do not rename them.
+// contract (docs/cli.md); do not rename them.
 type State string
 
 const (
