@@ -1,6 +1,8 @@
 package supervise
 
 import (
+	"fmt"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -51,20 +53,29 @@ var notified = []uint32{
 // refused get ECAPABILITY: an agent never needs them, and several would
 // let it step around the other layers (io_uring opens files without a
 // system call the filter sees; the mount API and open_by_handle_at reach
-// files by other names). They are rare, so the filter hands them to the
+// files by other names; file_setattr changes attributes by path with no
+// Landlock right under it). They are rare, so the filter hands them to the
 // supervisor, which refuses them and writes the cap.deny row; a filter
-// without a listener refuses them itself (Options.NoListener).
+// without a listener refuses them itself (Options.NoListener). The rest
+// need a capability agents never hold (reboot, swapon, settimeofday…):
+// refusing them here makes each attempt a row instead of a silent EPERM.
 var refused = []uint32{
 	unix.SYS_MOUNT, unix.SYS_UMOUNT2, unix.SYS_PIVOT_ROOT, unix.SYS_CHROOT,
 	unix.SYS_FSOPEN, unix.SYS_FSCONFIG, unix.SYS_FSMOUNT, unix.SYS_FSPICK,
 	unix.SYS_OPEN_TREE, unix.SYS_OPEN_TREE_ATTR, unix.SYS_MOVE_MOUNT, unix.SYS_MOUNT_SETATTR,
+	unix.SYS_STATMOUNT, unix.SYS_LISTMOUNT,
 	unix.SYS_BPF, unix.SYS_INIT_MODULE, unix.SYS_FINIT_MODULE, unix.SYS_DELETE_MODULE,
 	unix.SYS_KEXEC_LOAD, unix.SYS_KEXEC_FILE_LOAD,
-	unix.SYS_PTRACE, unix.SYS_SETNS,
+	unix.SYS_PTRACE, unix.SYS_SETNS, unix.SYS_LISTNS,
 	unix.SYS_KEYCTL, unix.SYS_ADD_KEY, unix.SYS_REQUEST_KEY,
 	unix.SYS_PERF_EVENT_OPEN, unix.SYS_USERFAULTFD,
 	unix.SYS_IO_URING_SETUP, unix.SYS_IO_URING_ENTER, unix.SYS_IO_URING_REGISTER,
 	unix.SYS_OPEN_BY_HANDLE_AT, unix.SYS_USELIB,
+	unix.SYS_FILE_SETATTR, unix.SYS_FANOTIFY_INIT, unix.SYS_FANOTIFY_MARK,
+	unix.SYS_LSM_SET_SELF_ATTR, unix.SYS_MODIFY_LDT, unix.SYS_IOPL, unix.SYS_IOPERM,
+	unix.SYS_SYSLOG, unix.SYS_REBOOT, unix.SYS_SWAPON, unix.SYS_SWAPOFF, unix.SYS_ACCT,
+	unix.SYS_SETHOSTNAME, unix.SYS_SETDOMAINNAME, unix.SYS_SETTIMEOFDAY, unix.SYS_CLOCK_SETTIME,
+	unix.SYS_VHANGUP, unix.SYS_QUOTACTL, unix.SYS_QUOTACTL_FD,
 }
 
 // Options choose a filter.
@@ -110,21 +121,25 @@ const (
 	jeqK   = unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K
 	jgeK   = unix.BPF_JMP | unix.BPF_JGE | unix.BPF_K
 	jsetK  = unix.BPF_JMP | unix.BPF_JSET | unix.BPF_K
+	ja     = unix.BPF_JMP | unix.BPF_JA
 	andK   = unix.BPF_ALU | unix.BPF_AND | unix.BPF_K
 	retK   = unix.BPF_RET | unix.BPF_K
 )
 
 // asm assembles a straight program whose jumps name labels; targets must lie
-// ahead (classic BPF only jumps forward) and within 255 instructions.
+// ahead (classic BPF only jumps forward), within 255 instructions for a
+// conditional jump, anywhere for goTo.
 type asm struct {
 	prog   []unix.SockFilter
 	labels map[string]int
 	fix    []fixup
+	n      int // labels made by newLabel
 }
 
 type fixup struct {
 	at     int
 	jt, jf string
+	long   bool // an unconditional jump: the offset is in K
 }
 
 func (a *asm) stmt(code uint16, k uint32) {
@@ -133,64 +148,163 @@ func (a *asm) stmt(code uint16, k uint32) {
 
 // jump emits a conditional jump; "" means the next instruction.
 func (a *asm) jump(code uint16, k uint32, jt, jf string) {
-	a.fix = append(a.fix, fixup{len(a.prog), jt, jf})
+	a.fix = append(a.fix, fixup{at: len(a.prog), jt: jt, jf: jf})
 	a.prog = append(a.prog, unix.SockFilter{Code: code, K: k})
+}
+
+// goTo emits an unconditional jump, whose 32-bit offset reaches anywhere.
+func (a *asm) goTo(name string) {
+	a.fix = append(a.fix, fixup{at: len(a.prog), jt: name, long: true})
+	a.prog = append(a.prog, unix.SockFilter{Code: ja})
 }
 
 func (a *asm) label(name string) { a.labels[name] = len(a.prog) }
 
+func (a *asm) newLabel() string {
+	a.n++
+	return fmt.Sprintf(".%d", a.n)
+}
+
 func (a *asm) resolve() []unix.SockFilter {
-	off := func(at int, name string) uint8 {
+	off := func(at int, name string, limit int) int {
 		if name == "" {
 			return 0
 		}
 		to, ok := a.labels[name]
 		d := to - at - 1
-		if !ok || d < 0 || d > 255 {
+		if !ok || d < 0 || d > limit {
 			// A bug in this file, never input: the program is fixed.
 			panic("supervise: bad filter label " + name)
 		}
-		return uint8(d)
+		return d
 	}
 	for _, f := range a.fix {
-		a.prog[f.at].Jt = off(f.at, f.jt)
-		a.prog[f.at].Jf = off(f.at, f.jf)
+		if f.long {
+			a.prog[f.at].K = uint32(off(f.at, f.jt, 1<<31))
+			continue
+		}
+		a.prog[f.at].Jt = uint8(off(f.at, f.jt, 255))
+		a.prog[f.at].Jf = uint8(off(f.at, f.jf, 255))
 	}
 	return a.prog
+}
+
+// segment is a run of consecutive system call numbers, from start up to
+// the next segment's start, that the filter treats alike: leaf names a
+// return ("allow", "notify", "deny", "proc", "nosys") or a block that
+// looks at the arguments.
+type segment struct {
+	start uint32
+	leaf  string
+}
+
+// leafOf is what the filter does with call nr.
+func leafOf(nr uint32, o Options) string {
+	switch classes[nr] {
+	case harmlessC:
+		return "allow"
+	case mediatedC:
+		switch {
+		case o.Static && nr == unix.SYS_OPEN:
+			return "openflags1"
+		case o.Static && nr == unix.SYS_OPENAT:
+			return "openflags2"
+		}
+		return "notify"
+	case obsoleteC:
+		return "nosys"
+	case processC:
+		return map[targetShape]string{pidArg0: "pid0", prioWho: "prio", ioprioWho: "ioprio"}[processCalls[int32(nr)].shape] + "proc"
+	case argsC:
+		switch nr {
+		case unix.SYS_CLONE:
+			return "clone"
+		case unix.SYS_CLONE3:
+			return "nosys"
+		case unix.SYS_UNSHARE:
+			return "unshare"
+		case unix.SYS_SOCKET:
+			return "socket"
+		case unix.SYS_PERSONALITY:
+			return "personality"
+		case unix.SYS_SENDTO:
+			if o.TrapUnixConnect {
+				return "sendto"
+			}
+			return "allow"
+		case unix.SYS_CONNECT, unix.SYS_SENDMSG, unix.SYS_SENDMMSG:
+			if o.TrapUnixConnect {
+				// "deny": notified with a listener, refused without one.
+				return "deny"
+			}
+			return "allow"
+		}
+	}
+	// Refused, and every number no one has classified.
+	return "deny"
+}
+
+// segments covers every 32-bit number: the table's up to maxSyscall, then
+// refused up to the x32 bit, then ENOSYS (x32 calls share
+// AUDIT_ARCH_X86_64 and would otherwise slip past a table of x86_64
+// numbers).
+func segments(o Options) []segment {
+	var segs []segment
+	add := func(start uint32, leaf string) {
+		if len(segs) == 0 || segs[len(segs)-1].leaf != leaf {
+			segs = append(segs, segment{start, leaf})
+		}
+	}
+	for nr := uint32(0); nr <= maxSyscall; nr++ {
+		add(nr, leafOf(nr, o))
+	}
+	add(maxSyscall+1, "deny")
+	add(x32SyscallBit, "nosys")
+	return segs
+}
+
+// tree emits a binary search over segs, on the number already loaded:
+// about log2(len(segs)) comparisons for any call. A leaf that is a
+// return is emitted in place; a block is reached by an unconditional jump.
+func (a *asm) tree(segs []segment, rets map[string]uint32) {
+	if len(segs) == 1 {
+		if k, ok := rets[segs[0].leaf]; ok {
+			a.stmt(retK, k)
+		} else {
+			a.goTo(segs[0].leaf)
+		}
+		return
+	}
+	mid := len(segs) / 2
+	right := a.newLabel()
+	a.jump(jgeK, segs[mid].start, right, "")
+	a.tree(segs[:mid], rets)
+	a.label(right)
+	a.tree(segs[mid:], rets)
 }
 
 // Program returns the seccomp filter. It is the same for every agent of a
 // mode: what an agent may do is decided by the supervisor (and, for
 // static reads, the floor), not compiled in.
 func Program(o Options) []unix.SockFilter {
+	// With a listener, refusals go to the supervisor, which refuses and
+	// records them (refuse.go, process.go); without one the filter
+	// refuses, and the file calls a supervisor would decide are left to
+	// the floor (allowed: a notification with no listener would fail
+	// every open with ENOSYS).
+	deny, notify := uint32(retNotify), uint32(retNotify)
+	if o.NoListener {
+		deny, notify = retDeny, retAllow
+	}
+	rets := map[string]uint32{"allow": retAllow, "notify": notify, "deny": deny, "proc": deny, "nosys": retNosys}
+
 	a := &asm{labels: map[string]int{}}
 	a.stmt(ldAbsW, offArch)
-	a.jump(jeqK, auditArchX8664, "", "kill")
+	a.jump(jeqK, auditArchX8664, "x86_64", "")
+	a.stmt(retK, retKill)
+	a.label("x86_64")
 	a.stmt(ldAbsW, offNr)
-	a.jump(jgeK, x32SyscallBit, "nosys", "")
-	if o.Static {
-		a.jump(jeqK, unix.SYS_OPEN, "openflags1", "")
-		a.jump(jeqK, unix.SYS_OPENAT, "openflags2", "")
-	}
-	for _, nr := range notified {
-		a.jump(jeqK, nr, "notify", "")
-	}
-	for _, nr := range refused {
-		a.jump(jeqK, nr, "deny", "")
-	}
-	a.jump(jeqK, unix.SYS_CLONE, "clone", "")
-	a.jump(jeqK, unix.SYS_CLONE3, "nosys", "")
-	a.jump(jeqK, unix.SYS_UNSHARE, "unshare", "")
-	a.jump(jeqK, unix.SYS_SOCKET, "socket", "")
-	a.jump(jeqK, unix.SYS_PERSONALITY, "personality", "")
-	if o.TrapUnixConnect {
-		// "deny": notified with a listener, refused without one.
-		a.jump(jeqK, unix.SYS_CONNECT, "deny", "")
-		a.jump(jeqK, unix.SYS_SENDMSG, "deny", "")
-		a.jump(jeqK, unix.SYS_SENDMMSG, "deny", "")
-		a.jump(jeqK, unix.SYS_SENDTO, "sendto", "")
-	}
-	a.stmt(retK, retAllow)
+	a.tree(segments(o), rets)
 
 	if o.TrapUnixConnect {
 		// A pointer is 64 bits: both halves must be zero for NULL.
@@ -227,6 +341,23 @@ func Program(o Options) []unix.SockFilter {
 	a.jump(jeqK, 0, "allow", "")
 	a.jump(jeqK, 0xffffffff, "allow", "deny")
 
+	// Process calls (process.go): the caller's own process passes here
+	// (pid 0; the kernel reads the int's low half); any other target,
+	// process group or uid is the supervisor's.
+	a.label("pid0proc")
+	a.stmt(ldAbsW, argLow(0))
+	a.jump(jeqK, 0, "allow", "proc")
+	a.label("prioproc")
+	a.stmt(ldAbsW, argLow(0))
+	a.jump(jeqK, prioProcess, "", "proc")
+	a.stmt(ldAbsW, argLow(1))
+	a.jump(jeqK, 0, "allow", "proc")
+	a.label("ioprioproc")
+	a.stmt(ldAbsW, argLow(0))
+	a.jump(jeqK, ioprioWhoProcess, "", "proc")
+	a.stmt(ldAbsW, argLow(1))
+	a.jump(jeqK, 0, "allow", "proc")
+
 	if o.Static {
 		a.label("openflags1")
 		a.stmt(ldAbsW, argLow(1))
@@ -236,24 +367,9 @@ func Program(o Options) []unix.SockFilter {
 		a.jump(jsetK, writeOpenFlags, "notify", "allow")
 	}
 
-	a.label("allow")
-	a.stmt(retK, retAllow)
-	a.label("deny")
-	if o.NoListener {
-		a.stmt(retK, retDeny)
-	} else {
-		// The supervisor refuses and records it (refuse.go).
-		a.stmt(retK, retNotify)
+	for _, r := range []string{"allow", "deny", "proc", "notify", "nosys"} {
+		a.label(r)
+		a.stmt(retK, rets[r])
 	}
-	a.label("notify")
-	if o.NoListener {
-		a.stmt(retK, retAllow) // no one to ask: the floor decides
-	} else {
-		a.stmt(retK, retNotify)
-	}
-	a.label("nosys")
-	a.stmt(retK, retNosys)
-	a.label("kill")
-	a.stmt(retK, retKill)
 	return a.resolve()
 }

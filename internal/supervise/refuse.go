@@ -28,7 +28,27 @@ var refusedCaps = map[int32]string{
 	unix.SYS_USELIB:            "sys.uselib",
 	unix.SYS_SOCKET:            "net.socket", // raw, packet and non-route netlink sockets
 	unix.SYS_PERSONALITY:       "sys.personality",
+	unix.SYS_STATMOUNT:         "sys.mount", unix.SYS_LISTMOUNT: "sys.mount",
+	unix.SYS_LISTNS:        "sys.namespace",
+	unix.SYS_FILE_SETATTR:  "sys.file_setattr", // attributes by path, with no Landlock right under them
+	unix.SYS_FANOTIFY_INIT: "sys.fanotify", unix.SYS_FANOTIFY_MARK: "sys.fanotify",
+	unix.SYS_LSM_SET_SELF_ATTR: "sys.lsm",
+	unix.SYS_MODIFY_LDT:        "sys.ldt",
+	unix.SYS_IOPL:              "sys.ioport", unix.SYS_IOPERM: "sys.ioport",
+	unix.SYS_SYSLOG: "sys.syslog",
+	unix.SYS_REBOOT: "sys.reboot",
+	unix.SYS_SWAPON: "sys.swap", unix.SYS_SWAPOFF: "sys.swap",
+	unix.SYS_ACCT:        "sys.acct",
+	unix.SYS_SETHOSTNAME: "sys.hostname", unix.SYS_SETDOMAINNAME: "sys.hostname",
+	unix.SYS_SETTIMEOFDAY: "sys.time", unix.SYS_CLOCK_SETTIME: "sys.time",
+	unix.SYS_VHANGUP:  "sys.tty",
+	unix.SYS_QUOTACTL: "sys.quota", unix.SYS_QUOTACTL_FD: "sys.quota",
 }
+
+// unknownCap is the capability named in the row of a call the filter does
+// not know (unclassified, or above the highest number of its table):
+// refused by construction, never looked at.
+const unknownCap = "sys.unknown"
 
 var refusedNames = map[int32]string{
 	unix.SYS_MOUNT: "mount", unix.SYS_UMOUNT2: "umount2", unix.SYS_PIVOT_ROOT: "pivot_root", unix.SYS_CHROOT: "chroot",
@@ -43,15 +63,37 @@ var refusedNames = map[int32]string{
 	unix.SYS_IO_URING_SETUP: "io_uring_setup", unix.SYS_IO_URING_ENTER: "io_uring_enter",
 	unix.SYS_IO_URING_REGISTER: "io_uring_register", unix.SYS_OPEN_BY_HANDLE_AT: "open_by_handle_at",
 	unix.SYS_USELIB: "uselib", unix.SYS_SOCKET: "socket", unix.SYS_PERSONALITY: "personality",
+	unix.SYS_STATMOUNT: "statmount", unix.SYS_LISTMOUNT: "listmount", unix.SYS_LISTNS: "listns",
+	unix.SYS_FILE_SETATTR: "file_setattr", unix.SYS_FANOTIFY_INIT: "fanotify_init", unix.SYS_FANOTIFY_MARK: "fanotify_mark",
+	unix.SYS_LSM_SET_SELF_ATTR: "lsm_set_self_attr", unix.SYS_MODIFY_LDT: "modify_ldt",
+	unix.SYS_IOPL: "iopl", unix.SYS_IOPERM: "ioperm", unix.SYS_SYSLOG: "syslog", unix.SYS_REBOOT: "reboot",
+	unix.SYS_SWAPON: "swapon", unix.SYS_SWAPOFF: "swapoff", unix.SYS_ACCT: "acct",
+	unix.SYS_SETHOSTNAME: "sethostname", unix.SYS_SETDOMAINNAME: "setdomainname",
+	unix.SYS_SETTIMEOFDAY: "settimeofday", unix.SYS_CLOCK_SETTIME: "clock_settime", unix.SYS_VHANGUP: "vhangup",
+	unix.SYS_QUOTACTL: "quotactl", unix.SYS_QUOTACTL_FD: "quotactl_fd",
+}
+
+// refusedName names a refused call in its row: "unknown" for a number the
+// table does not know.
+func refusedName(nr int32) string {
+	if n, ok := refusedNames[nr]; ok {
+		return n
+	}
+	return "unknown"
 }
 
 // refusal describes a notification of a call the filter refuses: the
 // capability it would take and the object of the audit row, from the
-// registers only. ok is false for the file calls the supervisor decides.
+// registers only. ok is false for the calls the supervisor decides (file,
+// process and Unix socket calls). A number in no class of the table is
+// refused as "sys.unknown".
 func refusal(d *seccompData) (cap, object string, ok bool) {
 	cap, ok = refusedCaps[d.Nr]
 	if !ok {
-		return "", "", false
+		if classOf(d.Nr) != unclassified {
+			return "", "", false
+		}
+		return unknownCap, fmt.Sprintf("syscall %d", uint32(d.Nr)), true
 	}
 	name, a := refusedNames[d.Nr], d.Args
 	switch d.Nr {
@@ -79,8 +121,10 @@ func refusedTarget(d *seccompData) uint64 {
 	switch d.Nr {
 	case unix.SYS_MOUNT:
 		return d.Args[1]
-	case unix.SYS_UMOUNT2, unix.SYS_CHROOT, unix.SYS_PIVOT_ROOT:
+	case unix.SYS_UMOUNT2, unix.SYS_CHROOT, unix.SYS_PIVOT_ROOT, unix.SYS_SWAPON, unix.SYS_ACCT:
 		return d.Args[0]
+	case unix.SYS_FILE_SETATTR:
+		return d.Args[1] // relative to the dirfd (argument 0), as the agent named it
 	}
 	return 0
 }

@@ -29,6 +29,7 @@ type Server struct {
 	measured []fileID
 	mem      memCache
 	root     agentRoot
+	caller   int // the thread whose notification is being handled (procfs.go)
 
 	stopR, stopW int
 	stopOnce     sync.Once
@@ -168,6 +169,7 @@ func (s *Server) Wait() error {
 // handle answers one notification. Anything that goes wrong, a panic
 // included, refuses the call: never CONTINUE without a decision.
 func (s *Server) handle(n *seccompNotif) {
+	s.caller = int(n.Pid)
 	errno, valid := s.verdict(n)
 	if !valid {
 		s.gone.Add(1)
@@ -203,6 +205,9 @@ func (s *Server) verdict(n *seccompNotif) (errno unix.Errno, valid bool) {
 		// Only a TrapUnixConnect filter hands these over (unixsock.go).
 		return s.unixVerdict(n, &ev)
 	}
+	if _, ok := processCalls[n.Data.Nr]; ok {
+		return s.processVerdict(n, &ev) // another process's resources (process.go)
+	}
 	errno = s.decide(n, &ev)
 	if !idValid(s.fd, n.ID) {
 		return 0, false
@@ -224,7 +229,7 @@ func (s *Server) verdict(n *seccompNotif) (errno unix.Errno, valid bool) {
 // namespaces…) with ECAPABILITY, and records it: every deny is a row.
 // Nothing here can allow it, whatever happens.
 func (s *Server) refuse(n *seccompNotif, ev *Event, cap, object string) (unix.Errno, bool) {
-	ev.Syscall, ev.Cap, ev.Object, ev.Errno = refusedNames[n.Data.Nr], cap, object, ECapability
+	ev.Syscall, ev.Cap, ev.Object, ev.Errno = refusedName(n.Data.Nr), cap, object, ECapability
 	if addr := refusedTarget(&n.Data); addr != 0 {
 		// Best effort, for the row only: the answer does not depend on it.
 		if p, e := s.mem.readString(int(n.Pid), addr); e == 0 {
@@ -297,6 +302,9 @@ func (s *Server) decide(n *seccompNotif, ev *Event) unix.Errno {
 }
 
 func (s *Server) allow(obj object, access Access) bool {
+	if !s.procVisible(obj) {
+		return false // another process's /proc/PID (procfs.go)
+	}
 	if obj.exists && access&Write == 0 {
 		for _, m := range s.measured {
 			if m.dev == obj.dev && m.ino == obj.ino {
