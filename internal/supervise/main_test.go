@@ -55,7 +55,11 @@ func trampolineMain() {
 		}
 	}
 	o := Options{Static: os.Getenv(staticEnv) != "", TrapUnixConnect: os.Getenv(trapUnixEnv) != ""}
-	if err := Install(os.NewFile(3, "conn"), o); err != nil {
+	install := func() error { return Install(os.NewFile(3, "conn"), o) }
+	if os.Getenv(plainEnv) != "" {
+		install = func() error { return InstallPlain(o) } // no supervisor (process_test.go)
+	}
+	if err := install(); err != nil {
 		fmt.Fprintln(os.Stderr, "install:", err)
 		os.Exit(120)
 	}
@@ -113,6 +117,10 @@ func probeMain() {
 	for _, op := range os.Args[1:] {
 		verb, arg, _ := strings.Cut(op, ":")
 		a, b, _ := strings.Cut(arg, ":")
+		if e, ok := processProbe(verb, arg); ok { // process_test.go
+			fmt.Fprintf(out, "%s %d\n", op, e)
+			continue
+		}
 		var err error
 		switch verb {
 		case "read":

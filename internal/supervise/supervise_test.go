@@ -57,10 +57,20 @@ func agentCmd(t testing.TB, conn *os.File, ops ...string) *exec.Cmd {
 // runAgent runs ops in a supervised probe and returns each op's errno.
 func runAgent(t testing.TB, agent AgentInfo, d Decider, ops ...string) (map[string]int, *Server) {
 	t.Helper()
+	return runAgentWith(t, agent, d, nil, ops...)
+}
+
+// runAgentWith is runAgent with prep applied to the agent's command first
+// (a cgroup to start in).
+func runAgentWith(t testing.TB, agent AgentInfo, d Decider, prep func(*exec.Cmd), ops ...string) (map[string]int, *Server) {
+	t.Helper()
 	sup, ag := socketPair(t)
 	defer sup.Close()
 	var out, errb bytes.Buffer
 	cmd := agentCmd(t, ag, ops...)
+	if prep != nil {
+		prep(cmd)
+	}
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
