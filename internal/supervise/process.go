@@ -129,7 +129,7 @@ func decideProcess(tid int, call processCall, d *seccompData) (unix.Errno, strin
 	case pidfdArg0:
 		fd := int(int32(a[0]))
 		pid, e := pidfdTarget(tid, fd)
-		object += fmt.Sprintf(" pidfd=%d pid=%d", fd, pid)
+		object += fmt.Sprintf(" pid=%d", pid) // the descriptor's number says nothing
 		switch {
 		case e != 0:
 			return e, object

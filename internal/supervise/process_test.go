@@ -300,8 +300,6 @@ func TestCrossProcessRefused(t *testing.T) {
 			prefix = "prlimit64 pid="
 		case "kcmp":
 			suffix = " pid2=" + p
-		case "pidfd_getfd", "process_madvise", "process_mrelease":
-			prefix, suffix = c+" pidfd=", " pid="+p
 		}
 		if !rowLike(rows, processCap+" "+prefix, suffix) {
 			t.Errorf("no row %q…%q", prefix, suffix)

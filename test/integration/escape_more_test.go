@@ -78,15 +78,14 @@ open(my $m, ">&=", $fd) or die "fdopen: $!"; binmode $m; syswrite($m, $d) == len
 		{"ptrace seize sibling", ptrace(ptraceSeize, sibPID), []string{"errno=134"}, fmt.Sprintf("ptrace request=%d pid=%d", ptraceSeize, sibPID)},
 		{"ptrace attach coconutd", ptrace(ptraceAttach, dPID), []string{"errno=134"}, fmt.Sprintf("ptrace request=%d pid=%d", ptraceAttach, dPID)},
 		{"ptrace seize coconutd", ptrace(ptraceSeize, dPID), []string{"errno=134"}, fmt.Sprintf("ptrace request=%d pid=%d", ptraceSeize, dPID)},
-		// ptrace's relatives are not system calls the filter refuses: the
-		// kernel's ptrace access check stops them, and Landlock's scoping
-		// answers it for any process outside the agent's domain (EACCES
-		// for /proc/PID/mem, EPERM otherwise), with no row. ("errno=1 ":
-		// perlSyscall's line, joined by the try function.)
-		{"/proc/PID/mem of sibling", fmt.Sprintf(`read -r l < /proc/%d/mem`, sibPID), []string{eacces}, ""},
-		{"process_vm_readv sibling", perlSyscall(fmt.Sprintf(`my $b = "\0" x 16; my $l = pack("QQ", unpack("Q", pack("p", $b)), 16); my $v = pack("QQ", 0x400000, 16); my $r = syscall(310, %d, $l, 1, $v, 1, 0)`, sibPID)), []string{"errno=1 "}, ""},
-		{"pidfd_getfd from sibling", perlSyscall(fmt.Sprintf(`my $p = syscall(434, %d, 0); my $r = $p < 0 ? $p : syscall(438, $p, 0, 0)`, sibPID)), []string{"errno=1 "}, ""},
-		{"pidfd_getfd from coconutd", perlSyscall(fmt.Sprintf(`my $p = syscall(434, %d, 0); my $r = $p < 0 ? $p : syscall(438, $p, 0, 0)`, dPID)), []string{"errno=1 "}, ""},
+		// ptrace's relatives: the supervisor refuses another process's
+		// /proc/PID entries and the cross-process calls on any target
+		// outside the agent's cgroup, with a row; under it, Landlock's
+		// ptrace scoping would answer EACCES or EPERM.
+		{"/proc/PID/mem of sibling", fmt.Sprintf(`read -r l < /proc/%d/mem`, sibPID), []string{ecap}, fmt.Sprintf("/proc/%d/mem", sibPID)},
+		{"process_vm_readv sibling", perlSyscall(fmt.Sprintf(`my $b = "\0" x 16; my $l = pack("QQ", unpack("Q", pack("p", $b)), 16); my $v = pack("QQ", 0x400000, 16); my $r = syscall(310, %d, $l, 1, $v, 1, 0)`, sibPID)), []string{"errno=134"}, fmt.Sprintf("process_vm_readv pid=%d", sibPID)},
+		{"pidfd_getfd from sibling", perlSyscall(fmt.Sprintf(`my $p = syscall(434, %d, 0); my $r = $p < 0 ? $p : syscall(438, $p, 0, 0)`, sibPID)), []string{"errno=134"}, fmt.Sprintf("pidfd_getfd pid=%d", sibPID)},
+		{"pidfd_getfd from coconutd", perlSyscall(fmt.Sprintf(`my $p = syscall(434, %d, 0); my $r = $p < 0 ? $p : syscall(438, $p, 0, 0)`, dPID)), []string{"errno=134"}, fmt.Sprintf("pidfd_getfd pid=%d", dPID)},
 		// Signals: the floor's signal scoping, EPERM, unaudited.
 		{"kill -9 sibling", fmt.Sprintf(`kill -KILL %d`, sibPID), []string{eperm}, ""},
 		{"kill -9 coconutd", fmt.Sprintf(`kill -KILL %d`, dPID), []string{eperm}, ""},
