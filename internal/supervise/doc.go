@@ -10,6 +10,18 @@
 // Only a filter without a listener (Options.NoListener) refuses those in
 // the kernel, unaudited.
 //
+// # Default deny
+//
+// The filter is built from one table (syscalls.go) that puts every x86_64
+// call in a class: harmless, mediated, argument-checked, process, refused
+// or obsolete. A number in no class, and any number above the table's
+// highest, is refused like the singled-out calls (Cap "sys.unknown").
+// Process calls (process.go: prlimit64, setpriority, the sched_* calls,
+// ioprio_set, kcmp, process_vm_readv…) pass in the filter when they name
+// the caller itself (pid 0) and go to the supervisor otherwise, which
+// allows a target only in the caller's thread group or cgroup. Opens of
+// another process's /proc/PID are refused the same way (procfs.go).
+//
 // # Static mode
 //
 // Options.Static leaves read-only open and openat (flags checked in the

@@ -57,8 +57,9 @@ func Install(conn *os.File, o Options) error {
 }
 
 // InstallPlain loads the filter without a listener, for an agent no
-// supervisor serves: mount, bpf, ptrace, user namespaces, raw sockets and
-// the rest of the refused calls fail with ECAPABILITY (unaudited), and
+// supervisor serves: mount, bpf, ptrace, user namespaces, raw sockets, the
+// rest of the refused calls, unknown numbers and process calls on any
+// target but the caller's pid 0 fail with ECAPABILITY (unaudited), and
 // opens and execs are left to the Landlock floor. Same thread rules as
 // Install.
 func InstallPlain(o Options) error {
