@@ -184,78 +184,56 @@ func pidfdTarget(tid, fd int) (int, unix.Errno) {
 	return 0, unix.EBADF
 }
 
-// taskInfo is what sameAgent compares of a task.
-type taskInfo struct {
-	tgid   int
-	cgroup string // the cgroup v2 path ("0::" line of /proc/PID/cgroup)
-}
-
-// readTask reads a task's thread group and cgroup through one directory
-// descriptor of /proc/PID, so both come from the same task even if the
-// pid is reused meanwhile (reads then fail with ESRCH).
-func readTask(pid int) (taskInfo, unix.Errno) {
-	dir, err := unix.Open("/proc/"+strconv.Itoa(pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+// cgroupOf reads a task's cgroup v2 path (the "0::" line of
+// /proc/PID/cgroup).
+func cgroupOf(pid int) (string, unix.Errno) {
+	fd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/cgroup", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return taskInfo{}, unix.ESRCH
+		return "", unix.ESRCH
 	}
-	defer unix.Close(dir)
-	var t taskInfo
-	tg, ok := procField(dir, "status", "Tgid:")
-	if n, err := strconv.Atoi(tg); ok && err == nil {
-		t.tgid = n
-	} else {
-		return taskInfo{}, unix.ESRCH
+	defer unix.Close(fd)
+	var buf [4096]byte
+	n, err := unix.Read(fd, buf[:])
+	if err != nil || n <= 0 {
+		return "", unix.ESRCH // the task is gone (or exiting)
 	}
-	if t.cgroup, ok = procField(dir, "cgroup", "0::"); !ok {
-		return taskInfo{}, unix.ESRCH
-	}
-	return t, 0
-}
-
-// procField returns the rest of the first line of dir/name that starts
-// with prefix, trimmed.
-func procField(dir int, name, prefix string) (string, bool) {
-	fd, err := unix.Openat(dir, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return "", false
-	}
-	f := os.NewFile(uintptr(fd), name)
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), prefix); ok {
-			return strings.TrimSpace(v), true
+	for _, line := range strings.Split(string(buf[:n]), "\n") {
+		if v, ok := strings.CutPrefix(line, "0::"); ok {
+			return v, 0
 		}
 	}
-	return "", false
+	return "", unix.ESRCH
 }
 
-var ownCgroup = sync.OnceValues(func() (string, unix.Errno) {
-	t, e := readTask(os.Getpid())
-	return t.cgroup, e
-})
+var ownCgroup = sync.OnceValues(func() (string, unix.Errno) { return cgroupOf(os.Getpid()) })
 
 // sameAgent reports whether target (a pid or tid) belongs to the agent the
-// calling thread tid belongs to: the same thread group, or the caller's
-// own cgroup or one below it. An agent cannot leave its cgroup or make
+// calling thread tid belongs to: the caller's own thread group, or the
+// caller's cgroup or one below it. An agent cannot leave its cgroup or make
 // another one, and coconutd gives each agent its own; a caller that shares
 // the supervisor's cgroup or sits in the root one (a test, a process not
 // started by coconutd) is only its own thread group.
 func sameAgent(tid, target int) (bool, unix.Errno) {
-	c, e := readTask(tid)
+	// /proc/TID/task/TARGET exists exactly when target is a thread of the
+	// caller's thread group (the leader included).
+	var st unix.Stat_t
+	if unix.Stat("/proc/"+strconv.Itoa(tid)+"/task/"+strconv.Itoa(target), &st) == nil {
+		return true, 0
+	}
+	c, e := cgroupOf(tid)
 	if e != 0 {
 		return false, e
 	}
-	t, e := readTask(target)
+	own, e := ownCgroup()
+	if e != 0 || c == "" || c == "/" || c == own {
+		if unix.Stat("/proc/"+strconv.Itoa(target), &st) != nil {
+			return false, unix.ESRCH // as the kernel would answer
+		}
+		return false, 0
+	}
+	t, e := cgroupOf(target)
 	if e != 0 {
 		return false, unix.ESRCH
 	}
-	if t.tgid == c.tgid {
-		return true, 0
-	}
-	own, e := ownCgroup()
-	if e != 0 || c.cgroup == "" || c.cgroup == "/" || c.cgroup == own {
-		return false, 0
-	}
-	return t.cgroup == c.cgroup || strings.HasPrefix(t.cgroup, c.cgroup+"/"), 0
+	return t == c || strings.HasPrefix(t, c+"/"), 0
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/coconut-os/coconut/internal/capability"
@@ -169,6 +170,16 @@ func processProbe(verb, arg string) (errno int, ok bool) {
 		}
 		unix.Close(fd)
 		return 0, true
+	case "ploop": // ploop:N:VERB:TARGET runs VERB:TARGET N times; prints ns per call
+		ns, rest, _ := strings.Cut(arg, ":")
+		inner, target, _ := strings.Cut(rest, ":")
+		n, _ := strconv.Atoi(ns)
+		start := time.Now()
+		for i := 0; i < n && errno == 0; i++ {
+			errno, _ = processProbe(inner, target)
+		}
+		fmt.Printf("ns %d\n", time.Since(start).Nanoseconds()/int64(max(n, 1)))
+		return errno, true
 	case "killchild":
 		if probeChild != nil {
 			probeChild.Kill()
@@ -492,4 +503,24 @@ func FuzzProcPID(f *testing.F) {
 			t.Fatalf("%q: pid %d", path, n)
 		}
 	})
+}
+
+// BenchmarkProcessCall measures setpriority(PRIO_PROCESS, who, nice) in a
+// supervised agent (agent-ns/op): on itself by pid 0, which the filter
+// passes, and by its own pid, which the supervisor checks (sameAgent).
+//
+//	go test -run XXX -bench ProcessCall -benchtime 5000x ./internal/supervise/
+func BenchmarkProcessCall(b *testing.B) {
+	needRoot(b)
+	caps, _ := capability.ParseAll([]string{"fs.exec:" + self(b), "fs.read:/etc/ld.so.cache", "fs.read:/usr/lib/**"})
+	for _, target := range []string{"0", "me"} {
+		b.Run("pid-"+target, func(b *testing.B) {
+			loop := "ploop:" + strconv.Itoa(b.N) + ":setpriority:" + target
+			got, _ := runAgent(b, AgentInfo{}, NewCapDecider(caps), loop)
+			if got[loop] != 0 {
+				b.Fatalf("loop failed: %v", got)
+			}
+			b.ReportMetric(float64(got["ns"]), "agent-ns/op")
+		})
+	}
 }
