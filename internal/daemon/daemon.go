@@ -181,7 +181,7 @@ func New(opts Options) (*Daemon, error) {
 	if err != nil {
 		return fail(err)
 	}
-	d.agents.OnInferenceEnd(d.brk.b.Forget) // issue 6
+	d.agents.OnInferenceEnd(d.brk.b.Forget)  // issue 6
 	d.events = events.New(d.chain, d.agents) // issue 13
 	d.srv = server.New(server.Config{Agents: d.agents, Chain: d.chain, Trust: trust, Tree: d.tree, Doctor: d.doctor, Inference: d.brk.inference, Events: d.events, Log: log})
 	return d, nil

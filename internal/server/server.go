@@ -36,10 +36,10 @@ type Server struct {
 	// wait for them until its deadline.
 	streams    context.Context
 	endStreams context.CancelFunc
-	log    *slog.Logger
-	mux    *http.ServeMux
-	http   *http.Server
-	peers  peer.Tracker // the callers' credentials, per connection
+	log        *slog.Logger
+	mux        *http.ServeMux
+	http       *http.Server
+	peers      peer.Tracker // the callers' credentials, per connection
 }
 
 // Config wires a Server.
