@@ -45,17 +45,20 @@ func openChain(t testing.TB) *audit.Chain {
 	return c
 }
 
-// appendRows appends n rows alternating between agents 31 and 32, denies
-// on odd i, each in its own commit.
+// testRow is row i: alternating between agents 31 and 32, denies on odd i.
+func testRow(i int) audit.Record {
+	aid := uint64(31 + i%2)
+	if i%2 == 1 {
+		return audit.CapDeny(aid, "fs.read", fmt.Sprintf("/f/%d", i), int(api.ECapability), 100, 0, nil)
+	}
+	return audit.CapUse(aid, "fs.read", fmt.Sprintf("/f/%d", i), 100, 0, nil)
+}
+
+// appendRows appends rows from..from+n-1, each in its own commit.
 func appendRows(t testing.TB, c *audit.Chain, from, n int) {
 	t.Helper()
 	for i := from; i < from+n; i++ {
-		aid := uint64(31 + i%2)
-		r := audit.CapUse(aid, "fs.read", fmt.Sprintf("/f/%d", i), 100, 0, nil)
-		if i%2 == 1 {
-			r = audit.CapDeny(aid, "fs.read", fmt.Sprintf("/f/%d", i), int(api.ECapability), 100, 0, nil)
-		}
-		if _, err := c.Append(context.Background(), r); err != nil {
+		if _, err := c.Append(context.Background(), testRow(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -101,7 +104,7 @@ func TestSubscribeBacklogThenLive(t *testing.T) {
 			// side of the seam; each must come exactly once.
 			go func() {
 				for i := 20; i < 40; i++ {
-					c.Append(context.Background(), audit.CapUse(uint64(31+i%2), "fs.read", fmt.Sprint(i), 100, 0, nil))
+					c.Append(context.Background(), testRow(i)) // a failure shows as a missing row
 				}
 			}()
 			all, err := c.Query(audit.Query{Limit: 100})
