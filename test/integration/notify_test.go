@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/godbus/dbus/v5"
+
+	"github.com/coconut-os/coconut/internal/notify"
 )
 
 // notifyFixture is a daemon, a session bus with a recording notification
@@ -87,24 +89,24 @@ func TestNotifyDeny(t *testing.T) {
 	f := newNotifyFixture(t)
 	p := f.start(t)
 	aid := f.agent(t, "nosy-reviewer", readKey+"; sleep 600")
-	n := f.rec.wait(t, 10*time.Second, "for the deny", func(n notification) bool { return n.aid == aid })
-	if want := "nosy-reviewer (AID " + strconv.FormatUint(aid, 10) + ") was denied"; n.summary != want {
-		t.Errorf("summary %q, want %q", n.summary, want)
+	n := f.rec.wait(t, 10*time.Second, "for the deny", func(n notify.Posted) bool { return n.AID == aid })
+	if want := "nosy-reviewer (AID " + strconv.FormatUint(aid, 10) + ") was denied"; n.Summary != want {
+		t.Errorf("summary %q, want %q", n.Summary, want)
 	}
-	if n.body != "fs.read ~/.ssh/id_ed25519 — ECAPABILITY" {
-		t.Errorf("body %q", n.body)
+	if n.Body != "fs.read ~/.ssh/id_ed25519 — ECAPABILITY" {
+		t.Errorf("body %q", n.Body)
 	}
-	if strings.Join(n.actions, ",") != "default,Review,quarantine,Quarantine" {
-		t.Errorf("actions %q", n.actions)
+	if strings.Join(n.Actions, ",") != "default,Review,quarantine,Quarantine" {
+		t.Errorf("actions %q", n.Actions)
 	}
 	rows := f.e.rows("--aid", strconv.FormatUint(aid, 10), "--type", "cap.deny")
-	if !n.hasHints || len(rows) != 1 || n.seq != rows[0].Seq || n.first != n.seq || n.count != 1 {
-		t.Errorf("hints aid %d seq %d first %d count %d (all there: %v); deny rows %+v", n.aid, n.seq, n.first, n.count, n.hasHints, rows)
+	if !n.HasHints || len(rows) != 1 || n.Seq != rows[0].Seq || n.First != n.Seq || n.Count != 1 {
+		t.Errorf("hints aid %d seq %d first %d count %d (all there: %v); deny rows %+v", n.AID, n.Seq, n.First, n.Count, n.HasHints, rows)
 	}
 
 	// Review: the Center's login link when the daemon has one.
 	code, _ := f.e.raw("POST", "/v1/center/login", []byte(`{"next":"/review/1"}`), map[string]string{"Content-Type": "application/json"})
-	f.rec.invoke(t, n.id, "default")
+	f.rec.invoke(t, n.ID, "default")
 	if code/100 == 2 {
 		deadline := time.Now().Add(10 * time.Second)
 		for {
@@ -122,11 +124,11 @@ func TestNotifyDeny(t *testing.T) {
 		}
 	} else {
 		t.Logf("this daemon answers %d for a Center login link: checking the explanation instead", code)
-		e := f.rec.wait(t, 10*time.Second, "explaining the missing Center", func(n notification) bool {
-			return strings.Contains(n.summary, "Center is not available")
+		e := f.rec.wait(t, 10*time.Second, "explaining the missing Center", func(n notify.Posted) bool {
+			return strings.Contains(n.Summary, "Center is not available")
 		})
-		if !strings.Contains(e.body, "coconut audit query --aid "+strconv.FormatUint(aid, 10)) {
-			t.Errorf("explanation %q", e.body)
+		if !strings.Contains(e.Body, "coconut audit query --aid "+strconv.FormatUint(aid, 10)) {
+			t.Errorf("explanation %q", e.Body)
 		}
 		if b, _ := os.ReadFile(f.opened); len(b) != 0 {
 			t.Errorf("a browser was opened with %q", b)
@@ -140,15 +142,15 @@ func TestNotifyDeny(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer spoof.Close()
-	spoof.Emit("/org/freedesktop/Notifications", "org.freedesktop.Notifications.ActionInvoked", n.id, "quarantine")
+	spoof.Emit("/org/freedesktop/Notifications", "org.freedesktop.Notifications.ActionInvoked", n.ID, "quarantine")
 	time.Sleep(500 * time.Millisecond)
 	if st := f.e.agent(aid).State; st == "Quarantined" {
 		t.Fatalf("a forged ActionInvoked from another bus client acted: agent is %s", st)
 	}
-	f.rec.invoke(t, n.id, "quarantine")
+	f.rec.invoke(t, n.ID, "quarantine")
 	f.e.waitState(aid, "Quarantined")
-	f.rec.wait(t, 10*time.Second, "confirming the quarantine", func(n notification) bool {
-		return strings.HasSuffix(n.summary, "is Quarantined")
+	f.rec.wait(t, 10*time.Second, "confirming the quarantine", func(n notify.Posted) bool {
+		return strings.HasSuffix(n.Summary, "is Quarantined")
 	})
 	if p.cmd.ProcessState != nil {
 		t.Fatalf("coconut notify ended: %s", p.output())
@@ -168,39 +170,39 @@ func TestNotifyLoopThrottled(t *testing.T) {
 	if len(rows) != 1000 {
 		t.Fatalf("%d deny rows, want 1000", len(rows))
 	}
-	var got []notification
+	var got []notify.Posted
 	covered := 0
 	for covered < 1000 {
-		n := f.rec.wait(t, 3*period, "covering all 1,000 denies", func(n notification) bool { return n.aid == aid })
+		n := f.rec.wait(t, 3*period, "covering all 1,000 denies", func(n notify.Posted) bool { return n.AID == aid })
 		got = append(got, n)
-		covered += int(n.count)
+		covered += int(n.Count)
 	}
 	first := got[0]
-	if first.count != 1 || first.seq != rows[0].Seq {
-		t.Errorf("first notification covers %d denies from %d, want the first deny %d alone", first.count, first.first, rows[0].Seq)
+	if first.Count != 1 || first.Seq != rows[0].Seq {
+		t.Errorf("first notification covers %d denies from %d, want the first deny %d alone", first.Count, first.First, rows[0].Seq)
 	}
 	next := rows[0].Seq
 	for i, n := range got {
-		if n.first < next || (i > 0 && n.first != rows[covered0(got[:i])].Seq) {
-			t.Errorf("notification %d covers %d..%d: overlaps or skips (want from %d)", i, n.first, n.seq, next)
+		if n.First < next || (i > 0 && n.First != rows[covered0(got[:i])].Seq) {
+			t.Errorf("notification %d covers %d..%d: overlaps or skips (want from %d)", i, n.First, n.Seq, next)
 		}
-		next = n.seq + 1
+		next = n.Seq + 1
 		if i > 0 {
-			if gap := n.at.Sub(got[i-1].at); gap < period-100*time.Millisecond {
+			if gap := n.At.Sub(got[i-1].At); gap < period-100*time.Millisecond {
 				t.Errorf("notifications %d and %d %v apart, period %v", i-1, i, gap, period)
 			}
-			if !strings.Contains(n.body, strconv.Itoa(int(n.count))+" more denies") {
-				t.Errorf("summary body %q", n.body)
+			if !strings.Contains(n.Body, strconv.Itoa(int(n.Count))+" more denies") {
+				t.Errorf("summary body %q", n.Body)
 			}
-			if n.replaces != first.id {
-				t.Errorf("summary %d replaces %d, want the agent's notification %d", i, n.replaces, first.id)
+			if n.Replaces != first.ID {
+				t.Errorf("summary %d replaces %d, want the agent's notification %d", i, n.Replaces, first.ID)
 			}
 		}
 	}
 	if covered != 1000 || next != rows[999].Seq+1 {
 		t.Errorf("notifications cover %d denies up to %d, want 1000 up to %d", covered, next-1, rows[999].Seq)
 	}
-	elapsed := got[len(got)-1].at.Sub(got[0].at)
+	elapsed := got[len(got)-1].At.Sub(got[0].At)
 	if max := int(elapsed/period) + 2; len(got) > max {
 		t.Errorf("%d notifications in %v", len(got), elapsed)
 	}
@@ -208,10 +210,10 @@ func TestNotifyLoopThrottled(t *testing.T) {
 }
 
 // covered0 is how many denies the notifications ns cover.
-func covered0(ns []notification) int {
+func covered0(ns []notify.Posted) int {
 	c := 0
 	for _, n := range ns {
-		c += int(n.count)
+		c += int(n.Count)
 	}
 	return c
 }
@@ -222,28 +224,28 @@ func TestNotifyResumes(t *testing.T) {
 	f := newNotifyFixture(t)
 	p := f.start(t)
 	a := f.agent(t, "first", readKey)
-	f.rec.wait(t, 10*time.Second, "for the first agent", func(n notification) bool { return n.aid == a })
+	f.rec.wait(t, 10*time.Second, "for the first agent", func(n notify.Posted) bool { return n.AID == a })
 
 	// coconutd restarts under a running notify.
 	f.e.stop(syscall.SIGTERM)
 	f.e.start()
 	b := f.agent(t, "after-daemon-restart", readKey)
-	f.rec.wait(t, 15*time.Second, "after the daemon restarted", func(n notification) bool { return n.aid == b })
+	f.rec.wait(t, 15*time.Second, "after the daemon restarted", func(n notify.Posted) bool { return n.AID == b })
 
 	// notify restarts; a deny lands while it is down.
 	p.stop()
 	c := f.agent(t, "while-notify-down", readKey)
 	f.e.waitState(c, "Terminated-clean")
 	p = f.start(t)
-	f.rec.wait(t, 10*time.Second, "for the deny made while notify was down", func(n notification) bool { return n.aid == c })
+	f.rec.wait(t, 10*time.Second, "for the deny made while notify was down", func(n notify.Posted) bool { return n.AID == c })
 	d := f.agent(t, "after-notify-restart", readKey)
-	f.rec.wait(t, 10*time.Second, "after notify restarted", func(n notification) bool { return n.aid == d })
+	f.rec.wait(t, 10*time.Second, "after notify restarted", func(n notify.Posted) bool { return n.AID == d })
 	time.Sleep(500 * time.Millisecond) // a repeat would come now
 
 	seen := map[uint64]int{}
-	for _, n := range f.rec.all() {
-		if n.hasHints {
-			for s := n.first; s <= n.seq; s++ {
+	for _, n := range f.rec.All() {
+		if n.HasHints {
+			for s := n.First; s <= n.Seq; s++ {
 				seen[s]++
 			}
 		}
