@@ -19,13 +19,13 @@ type tmuxSession struct {
 	name   string
 }
 
-func newTmux(t *testing.T, dir string, env []string, argv ...string) *tmuxSession {
+func newTmux(t *testing.T, dir, name string, env []string, argv ...string) *tmuxSession {
 	t.Helper()
 	if _, err := exec.LookPath("tmux"); err != nil {
 		t.Skip("tmux is not installed (apt-get install tmux; .ci/run does)")
 	}
-	s := &tmuxSession{t: t, socket: filepath.Join(dir, "tmux.sock"), name: "top"}
-	script := filepath.Join(dir, "tmux-cmd.sh")
+	s := &tmuxSession{t: t, socket: filepath.Join(dir, "tmux.sock"), name: name}
+	script := filepath.Join(dir, "tmux-"+name+".sh")
 	body := "#!/bin/sh\n"
 	for _, kv := range env {
 		body += "export " + kv + "\n"
@@ -39,7 +39,7 @@ func newTmux(t *testing.T, dir string, env []string, argv ...string) *tmuxSessio
 		t.Fatal(err)
 	}
 	s.tmux("new-session", "-d", "-s", s.name, "-x", "200", "-y", "60", script)
-	t.Cleanup(func() { exec.Command("tmux", "-S", s.socket, "kill-server").Run() })
+	t.Cleanup(func() { exec.Command("tmux", "-S", s.socket, "kill-session", "-t", name).Run() })
 	return s
 }
 
@@ -53,6 +53,9 @@ func (s *tmuxSession) tmux(args ...string) string {
 }
 
 func (s *tmuxSession) screen() string { return s.tmux("capture-pane", "-p", "-t", s.name) }
+
+// screenEscapes is the screen with its colours as escape sequences.
+func (s *tmuxSession) screenEscapes() string { return s.tmux("capture-pane", "-p", "-e", "-t", s.name) }
 
 func (s *tmuxSession) keys(keys ...string) {
 	s.tmux(append([]string{"send-keys", "-t", s.name}, keys...)...)
@@ -111,7 +114,7 @@ func TestTopInteractive(t *testing.T) {
 			nosy = a.AID
 		}
 	}
-	s := newTmux(t, e.dir, []string{"COCONUT_SOCKET=" + e.sock, "TERM=xterm-256color"}, filepath.Join(bins, "coconut"), "top")
+	s := newTmux(t, e.dir, "top", []string{"COCONUT_SOCKET=" + e.sock, "TERM=xterm-256color"}, filepath.Join(bins, "coconut"), "top")
 	scr := s.waitFor("31 agents and the top bar", func(scr string) bool {
 		return agentLines(scr, names) == 31 && strings.Contains(scr, "31 agents")
 	})
