@@ -112,4 +112,3 @@ func (p *printer) header(s string) {
 	}
 	fmt.Fprintf(p.w, "== %s ==\n", s)
 }
-
