@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"time"
 
@@ -41,8 +43,13 @@ func notifyCmd(g *globals) *cobra.Command {
 			}
 			home, _ := os.UserHomeDir()
 			c := g.client()
-			return notify.Run(cmd.Context(), notify.Options{Client: c, Socket: c.SocketPath(), StatePath: statePath,
+			err := notify.Run(cmd.Context(), notify.Options{Client: c, Socket: c.SocketPath(), StatePath: statePath,
 				Period: period, Home: home, Log: os.Stderr})
+			if errors.Is(err, notify.ErrRunning) {
+				fmt.Fprintln(os.Stderr, "coconut notify:", err)
+				return nil // the autostart entry and the user unit both start it
+			}
+			return err
 		},
 	}
 	cmd.Flags().DurationVar(&period, "summary-every", notify.DefaultPeriod, "summarise one agent's later denies at most this often (0: show every deny)")

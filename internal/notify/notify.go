@@ -60,6 +60,11 @@ func Run(ctx context.Context, o Options) error {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
+	unlock, err := lockState(o.StatePath)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	st, ok, err := loadState(o.StatePath)
 	if err != nil {
 		return err
@@ -98,7 +103,10 @@ func Run(ctx context.Context, o Options) error {
 			for _, due := range n.th.due(time.Now()) {
 				n.show(ctx, due)
 			}
-		case s := <-d.signals:
+		case s, ok := <-d.signals:
+			if !ok {
+				return fmt.Errorf("the session bus connection closed")
+			}
 			switch ev := d.event(s).(type) {
 			case invoked:
 				if n.fromServer(s) {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 
 	"github.com/coconut-os/coconut/internal/atomicfile"
 )
@@ -89,4 +90,28 @@ func (st *state) record(n *note, processed, lowPending uint64) {
 			delete(st.Shown, k)
 		}
 	}
+}
+
+// ErrRunning means another coconut notify of this user holds the state.
+var ErrRunning = errors.New("another coconut notify is already running for this user")
+
+// lockState takes the state's lock (notify.json.lock beside it), so that
+// the XDG autostart entry and the systemd user unit, both installed, give
+// one notifier and not two.
+func lockState(path string) (unlock func(), err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, ErrRunning
+		}
+		return nil, fmt.Errorf("lock %s.lock: %w", path, err)
+	}
+	return func() { f.Close() }, nil
 }

@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"errors"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -166,4 +167,21 @@ func TestLoadStateBad(t *testing.T) {
 	if _, ok, err := loadState(filepath.Join(dir, "none")); ok || err != nil {
 		t.Fatalf("missing state: %v %v", ok, err)
 	}
+}
+
+func TestLockState(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "coconut", "notify.json")
+	unlock, err := lockState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lockState(path); !errors.Is(err, ErrRunning) {
+		t.Fatalf("second lock: %v, want ErrRunning", err)
+	}
+	unlock()
+	unlock2, err := lockState(path)
+	if err != nil {
+		t.Fatalf("lock after unlock: %v", err)
+	}
+	unlock2()
 }
