@@ -64,7 +64,10 @@ func (st state) save(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	return atomicfile.Write(path, append(b, '\n'), 0o600)
+	// Replace, not Write: no fsync on the way to the next notification.
+	// A machine crash can only roll the file back, and a rolled-back state
+	// shows a deny again; it never skips one.
+	return atomicfile.Replace(path, append(b, '\n'), 0o600)
 }
 
 // shown reports whether the deny seq of aid was already in a notification.
