@@ -28,7 +28,8 @@ type notifyFixture struct {
 }
 
 func newNotifyFixture(t *testing.T) *notifyFixture {
-	e := newEnv(t)
+	// With a Center where this coconutd has one, so that Review opens it.
+	e := newEnvArgs(t, "--center-addr", "127.0.0.1:0")
 	uid, home := e.demo()
 	e.demoHome = home
 	f := &notifyFixture{e: e, uid: uid, home: home}
