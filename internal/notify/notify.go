@@ -78,11 +78,11 @@ func Run(ctx context.Context, o Options) error {
 		notices: map[uint32]notice{}, byAgent: map[uint64]uint32{}}
 	if !ok {
 		// The first run shows what happens from now on, not the history.
-		doc, err := o.Client.Doctor(ctx)
+		head, err := n.chainHead(ctx)
 		if err != nil {
-			return fmt.Errorf("first run: ask coconutd for the chain head: %w", err)
+			return nil // only ctx ends the wait
 		}
-		n.st.Seq = doc.ChainHead
+		n.st.Seq = head
 		if err := n.st.save(o.StatePath); err != nil {
 			return fmt.Errorf("save %s: %w", o.StatePath, err)
 		}
@@ -121,6 +121,28 @@ func Run(ctx context.Context, o Options) error {
 				}
 			}
 		}
+	}
+}
+
+// chainHead asks coconutd for the chain's head, waiting for the daemon:
+// a desktop session may start before it does.
+func (n *notifier) chainHead(ctx context.Context) (uint64, error) {
+	backoff := 100 * time.Millisecond
+	for logged := false; ; {
+		doc, err := n.o.Client.Doctor(ctx)
+		if err == nil {
+			return doc.ChainHead, nil
+		}
+		if !logged {
+			fmt.Fprintf(n.o.Log, "coconut notify: waiting for coconutd: %v\n", err)
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 
