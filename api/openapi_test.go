@@ -41,6 +41,7 @@ var wantRoutes = []string{
 	"GET /v1/agents/{aid}/logs",
 	"GET /v1/audit",
 	"GET /v1/audit/proof",
+	"GET /v1/events", // issue 13
 	"GET /v1/trust",
 	"POST /v1/trust",
 	"GET /v1/doctor",

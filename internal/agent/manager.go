@@ -276,6 +276,17 @@ func (m *Manager) Visible(caller Caller, aid uint64) bool {
 	return err == nil
 }
 
+// SeesRow is the visibility rule of audit rows, shared by the audit query,
+// its proofs and the event stream: root outside any agent sees every row
+// (the daemon's own rows, AID 0, included); anyone else the rows of the
+// agents they may see.
+func (m *Manager) SeesRow(caller Caller, aid uint64) bool {
+	if caller.UID == 0 && caller.AID == 0 {
+		return true
+	}
+	return aid != 0 && m.Visible(caller, aid)
+}
+
 // Caps returns the agent's current capabilities, ~ expanded.
 func (m *Manager) Caps(caller Caller, aid uint64) ([]string, error) {
 	e, err := m.lookup(caller, aid)

@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -59,6 +58,9 @@ const tailLines = 20
 // RunTail is `coconut audit tail` and `coconut-tail`.
 func runTail(cmd *cobra.Command, g *globals, f *queryFlags, follow bool) error {
 	c := g.client()
+	if follow && !g.json {
+		return tailView(cmd.Context(), c, f, newPrinter(os.Stdout, false)) // issue 13: coconut-tail's view
+	}
 	q := f.query()
 	// Without -f: the last rows. Find them by paging forward; the chain is
 	// the authority and has no reverse index yet.
@@ -90,21 +92,26 @@ func runTail(cmd *cobra.Command, g *globals, f *queryFlags, follow bool) error {
 	if !follow {
 		return nil
 	}
-	for cmd.Context().Err() == nil {
-		fq := f.query()
-		fq.AfterSeq = after
-		err := c.AuditFollow(cmd.Context(), fq, func(r api.Record) error {
-			pr.print(r)
-			after = r.Seq
-			return nil
-		})
-		if err != nil && cmd.Context().Err() == nil {
-			return err
-		}
-		// The daemon drops a follower that falls too far behind; resume.
-		time.Sleep(100 * time.Millisecond)
+	// issue 13: the daemon's event stream, the one every live view reads.
+	st, err := c.Events(cmd.Context(), after, f.eventFilter())
+	if err != nil {
+		return err
 	}
-	return nil
+	defer st.Close()
+	for st.Next() {
+		pr.print(st.Record())
+	}
+	return st.Err()
+}
+
+// eventFilter is the part of the flags the event stream filters on.
+func (f *queryFlags) eventFilter() client.EventFilter {
+	ef := client.EventFilter{Type: f.typ, Result: f.result}
+	if f.aid != 0 {
+		aid := f.aid
+		ef.AID = &aid
+	}
+	return ef
 }
 
 func auditTail(g *globals) *cobra.Command {

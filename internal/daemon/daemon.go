@@ -24,6 +24,7 @@ import (
 	"github.com/coconut-os/coconut/internal/checkpoint"
 	"github.com/coconut-os/coconut/internal/config"
 	"github.com/coconut-os/coconut/internal/enforce"
+	"github.com/coconut-os/coconut/internal/events"
 	"github.com/coconut-os/coconut/internal/server"
 	"github.com/coconut-os/coconut/internal/sign"
 )
@@ -61,6 +62,7 @@ type Daemon struct {
 	enforcer string
 	enf      enforce.Enforcer // nil when none could load
 	brk      *brokerSvc       // issue 6: the inference broker (broker.go)
+	events   *events.Service  // issue 13: the event stream, one for every door
 	why      string
 	started  time.Time
 }
@@ -179,8 +181,9 @@ func New(opts Options) (*Daemon, error) {
 	if err != nil {
 		return fail(err)
 	}
-	d.agents.OnInferenceEnd(d.brk.b.Forget) // issue 6
-	d.srv = server.New(server.Config{Agents: d.agents, Chain: d.chain, Trust: trust, Tree: d.tree, Doctor: d.doctor, Inference: d.brk.inference, Log: log})
+	d.agents.OnInferenceEnd(d.brk.b.Forget)  // issue 6
+	d.events = events.New(d.chain, d.agents) // issue 13
+	d.srv = server.New(server.Config{Agents: d.agents, Chain: d.chain, Trust: trust, Tree: d.tree, Doctor: d.doctor, Inference: d.brk.inference, Events: d.events, Log: log})
 	return d, nil
 }
 
@@ -309,6 +312,7 @@ func (d *Daemon) doctor() api.Doctor {
 		Checks: append(kernelChecks(d.tree), enforcerChecks(d.enf)...),
 	}
 	d.brk.doctorInfo(&doc) // issue 6
+	d.headInfo(&doc)       // issue 13
 	return doc
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/coconut-os/coconut/internal/agent"
 	"github.com/coconut-os/coconut/internal/audit"
 	"github.com/coconut-os/coconut/internal/cgroup"
+	"github.com/coconut-os/coconut/internal/events"
 	"github.com/coconut-os/coconut/internal/peer"
 	"github.com/coconut-os/coconut/internal/sign"
 )
@@ -30,10 +31,15 @@ type Server struct {
 	tree   *cgroup.Tree
 	doctor func() api.Doctor
 	infer  func() api.Inference
-	log    *slog.Logger
-	mux    *http.ServeMux
-	http   *http.Server
-	peers  peer.Tracker // the callers' credentials, per connection
+	events *events.Service // issue 13: GET /v1/events
+	// streams ends the event streams on Shutdown, which would otherwise
+	// wait for them until its deadline.
+	streams    context.Context
+	endStreams context.CancelFunc
+	log        *slog.Logger
+	mux        *http.ServeMux
+	http       *http.Server
+	peers      peer.Tracker // the callers' credentials, per connection
 }
 
 // Config wires a Server.
@@ -45,12 +51,18 @@ type Config struct {
 	Doctor func() api.Doctor
 	// Inference snapshots the inference broker (issue 6).
 	Inference func() api.Inference
-	Log       *slog.Logger
+	// Events is the event stream (issue 13); nil: one over Chain and Agents.
+	Events *events.Service
+	Log    *slog.Logger
 }
 
 // New builds the handler table.
 func New(cfg Config) *Server {
 	s := &Server{agents: cfg.Agents, chain: cfg.Chain, trust: cfg.Trust, tree: cfg.Tree, doctor: cfg.Doctor, infer: cfg.Inference, log: cfg.Log, mux: http.NewServeMux()}
+	if s.events = cfg.Events; s.events == nil {
+		s.events = events.New(cfg.Chain, cfg.Agents)
+	}
+	s.streams, s.endStreams = context.WithCancel(context.Background())
 	s.routes()
 	s.http = &http.Server{
 		Handler:           s,
@@ -59,6 +71,7 @@ func New(cfg Config) *Server {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(cfg.Log.Handler(), slog.LevelWarn),
 	}
+	s.http.RegisterOnShutdown(s.endStreams)
 	return s
 }
 
