@@ -60,16 +60,24 @@ type env struct {
 	logPath  string
 	demoUID  uint32
 	demoHome string
+	tweak    func(*exec.Cmd) // changes how coconutd is started (newEnvWith)
 }
 
 func newEnv(t *testing.T) *env {
+	t.Helper()
+	return newEnvWith(t, nil)
+}
+
+// newEnvWith starts a daemon whose command tweak may change first (its
+// arguments, environment, inherited files).
+func newEnvWith(t *testing.T, tweak func(*exec.Cmd)) *env {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "coconut-it-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	os.Chmod(dir, 0o755)
-	e := &env{t: t, dir: dir, state: filepath.Join(dir, "state"), sock: filepath.Join(dir, "sock"), logPath: filepath.Join(dir, "daemon.log")}
+	e := &env{t: t, dir: dir, state: filepath.Join(dir, "state"), sock: filepath.Join(dir, "sock"), logPath: filepath.Join(dir, "daemon.log"), tweak: tweak}
 	t.Cleanup(e.cleanup)
 	e.start()
 	return e
@@ -84,6 +92,9 @@ func (e *env) start() {
 	defer logf.Close()
 	cmd := exec.Command(filepath.Join(bins, "coconutd"), "--state-dir", e.state, "--socket", e.sock, "--config", "/dev/null")
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if e.tweak != nil {
+		e.tweak(cmd)
+	}
 	if err := cmd.Start(); err != nil {
 		e.t.Fatal(err)
 	}
