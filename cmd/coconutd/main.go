@@ -94,6 +94,7 @@ func run(args []string, inherited []int) int {
 		BrokerAddr: pick(*brokerAddr, cfg.BrokerAddr, ""),
 		TPMSocket:  pick(*tpmSocket, cfg.TPMSocket, ""),
 		Broker:     cfg.Broker,
+		Quota:      cfg.Quota.Defaults,
 		Log:        log,
 	})
 	if err != nil {

@@ -1,0 +1,45 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestQuotaDefaultsResolve(t *testing.T) {
+	const ram = 24 << 30
+	tests := []struct {
+		name    string
+		in      QuotaDefaults
+		want    Defaults
+		wantErr string
+	}{
+		{"unset", QuotaDefaults{}, Defaults{Pids: 1024, MemoryMax: ram / 4, CPUWeight: 100, Memory: "25%"}, ""},
+		{"share", QuotaDefaults{Memory: "10%"}, Defaults{Pids: 1024, MemoryMax: ram * 10 / 100, CPUWeight: 100, Memory: "10%"}, ""},
+		{"size", QuotaDefaults{Pids: "64", Memory: "512M", CPUWeight: 300}, Defaults{Pids: 64, MemoryMax: 512 << 20, CPUWeight: 300, Memory: "512M"}, ""},
+		{"bytes", QuotaDefaults{Memory: "8388608"}, Defaults{Pids: 1024, MemoryMax: 8 << 20, CPUWeight: 100, Memory: "8388608"}, ""},
+		{"max", QuotaDefaults{Pids: "max", Memory: "max"}, Defaults{CPUWeight: 100, Memory: "max"}, ""},
+		{"pids too many", QuotaDefaults{Pids: "4194305"}, Defaults{}, `pids "4194305"`},
+		{"pids word", QuotaDefaults{Pids: "lots"}, Defaults{}, `pids "lots"`},
+		{"zero share", QuotaDefaults{Memory: "0%"}, Defaults{}, "a share is 1%..100%"},
+		{"tiny", QuotaDefaults{Memory: "1M"}, Defaults{}, "below the 4194304 bytes"},
+		{"size word", QuotaDefaults{Memory: "plenty"}, Defaults{}, "want a share of RAM"},
+		{"weight", QuotaDefaults{CPUWeight: 10001}, Defaults{}, "cpu_weight 10001: must be 1..10000"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.in.Resolve(ram)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("got %+v, %v; want %+v", got, err, tt.want)
+			}
+		})
+	}
+	if _, err := (QuotaDefaults{}).Resolve(0); err == nil || !strings.Contains(err.Error(), "RAM is unknown") {
+		t.Fatalf("a share with unknown RAM: %v", err)
+	}
+}
