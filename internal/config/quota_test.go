@@ -43,3 +43,20 @@ func TestQuotaDefaultsResolve(t *testing.T) {
 		t.Fatalf("a share with unknown RAM: %v", err)
 	}
 }
+
+// FuzzQuotaDefaults: any setting either resolves to limits within the
+// kernel's bounds or is refused with an error; nothing panics.
+func FuzzQuotaDefaults(f *testing.F) {
+	for _, s := range [][2]string{{"1024", "25%"}, {"max", "max"}, {"64", "512M"}, {"0", "0%"}, {"-1", "-5G"}, {"9999999999999", "100%"}, {"", "1.5G"}} {
+		f.Add(s[0], s[1], 100)
+	}
+	f.Fuzz(func(t *testing.T, pids, memory string, weight int) {
+		d, err := QuotaDefaults{Pids: Setting(pids), Memory: Setting(memory), CPUWeight: weight}.Resolve(24 << 30)
+		if err != nil {
+			return
+		}
+		if d.Pids < 0 || d.Pids > 4<<20 || d.MemoryMax < 0 || d.MemoryMax != 0 && d.MemoryMax < 4<<20 || d.CPUWeight < 1 || d.CPUWeight > 10000 {
+			t.Fatalf("%q %q %d resolved out of bounds: %+v", pids, memory, weight, d)
+		}
+	})
+}
