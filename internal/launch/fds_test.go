@@ -63,6 +63,12 @@ func TestTrampolineClosesInherited(t *testing.T) {
 	pw.Write([]byte("piped secret"))
 	inherit(t, f, 40)
 	inherit(t, pr, 41)
+	// Non-blocking (after Fd, which makes it blocking): if a regression
+	// let the first agent drain the pipe, the next one's read fails with
+	// EAGAIN instead of hanging the test.
+	if err := syscall.SetNonblock(41, true); err != nil {
+		t.Fatal(err)
+	}
 
 	self, _ := os.Executable()
 	tests := []struct {
