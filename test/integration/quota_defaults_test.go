@@ -101,6 +101,16 @@ func TestQuotaDefaults(t *testing.T) {
 	}
 
 	t.Run("fork loop stops at the default", func(t *testing.T) {
+		hostForks := func() time.Duration {
+			start := time.Now()
+			for i := 0; i < 20; i++ {
+				if err := exec.Command("/bin/true").Run(); err != nil {
+					t.Fatalf("the host cannot fork: %v", err)
+				}
+			}
+			return time.Since(start)
+		}
+		before := hostForks()
 		aid := mustAID(t, e.must("agent", "run", "--name", "forker", "--workdir", "/", "--cap", "fs.exec:/usr/bin/**",
 			"--", python, "-I", "-S", "-c", forkLoop))
 		id := strconv.FormatUint(aid, 10)
@@ -127,14 +137,10 @@ func TestQuotaDefaults(t *testing.T) {
 		if q := e.quota(aid); q.Budget.Pids != 1024 || q.Usage.Pids > 1024 || q.Usage.Pids < 1000 {
 			t.Errorf("quota %+v: want budget 1024 and about 1024 tasks in use", q)
 		}
-		// The host is unharmed: it forks, and the daemon answers.
-		start := time.Now()
-		for i := 0; i < 20; i++ {
-			if err := exec.Command("/bin/true").Run(); err != nil {
-				t.Fatalf("the host cannot fork while the agent is at its limit: %v", err)
-			}
-		}
-		t.Logf("20 host forks+execs in %v with the agent at its pids limit", time.Since(start))
+		// The host is unharmed: it forks (a figure, not an assertion:
+		// the ratio to before the loop), and the daemon answers.
+		during := hostForks()
+		t.Logf("20 host fork+exec: %v before the loop, %v with the agent at its pids limit (ratio %.2f)", before, during, float64(during)/float64(before))
 		e.must("doctor")
 		// Bounded and cleaned up: killing the agent ends every task.
 		e.must("agent", "kill", id)
