@@ -54,7 +54,7 @@ var wireTypes = []any{
 	api.Attestation{}, api.Quota{}, api.QuotaBudget{}, api.QuotaUsage{},
 	api.CapsRequest{}, api.PresentRequest{}, api.MemoryRequest{},
 	api.TrustRequest{}, api.TrustEntry{}, api.Record{}, api.AuditPage{},
-	api.Doctor{}, api.Check{}, api.ErrorBody{}, api.ErrorDetail{},
+	api.Doctor{}, api.QuotaDefaults{}, api.Check{}, api.ErrorBody{}, api.ErrorDetail{},
 	api.AuditProof{}, api.AuditConsistency{}, api.Memory{}, api.MemoryTier{},
 }
 

@@ -61,8 +61,10 @@ type RunRequest struct {
 	Env     map[string]string `json:"env"`
 	Command []string          `json:"command"`
 	// Quota is the agent's budget from its first instruction, as a
-	// manifest's quota and memory fields would give it (zero: none). -1
-	// has no meaning at spawn and is refused.
+	// manifest's quota and memory fields would give it. A zero field
+	// takes the host's default (Doctor.QuotaDefaults); -1 in pids or
+	// memory_max is no limit, asked for explicitly (`--pids max`); any
+	// other negative value is refused.
 	Quota *QuotaBudget `json:"quota,omitempty"`
 }
 
@@ -194,6 +196,23 @@ type Doctor struct {
 	// of the latest signed checkpoint (issue 13: coconut-tail's header).
 	ChainHeadHash string `json:"chain_head_hash,omitempty"`
 	Checkpoint    uint64 `json:"checkpoint,omitempty"`
+	// QuotaDefaults is every agent's budget for what it leaves unset
+	// (issue 19: coconut.toml [quota.defaults]).
+	QuotaDefaults *QuotaDefaults `json:"quota_defaults,omitempty"`
+}
+
+// QuotaDefaults is the budget an agent gets for what its manifest's quota
+// (or agent run's flags) leaves unset, resolved on this host; an agent
+// asks for no limit with `max`. Zero pids or memory_max: no limit.
+type QuotaDefaults struct {
+	Pids      int    `json:"pids"`
+	MemoryMax int64  `json:"memory_max"`
+	Memory    string `json:"memory"` // as configured: a share of RAM ("25%"), a size or "max"
+	CPUWeight int    `json:"cpu_weight"`
+	// Enforced is false on a host with no usable controller: the
+	// defaults are not applied there (Why says why).
+	Enforced bool   `json:"enforced"`
+	Why      string `json:"why,omitempty"`
 }
 
 // Check is one line of doctor's findings.

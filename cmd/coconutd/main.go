@@ -20,10 +20,17 @@ import (
 func main() {
 	// An agent's trampoline is this binary re-executed: it never returns.
 	launch.Main()
-	os.Exit(run(os.Args[1:]))
+	// Before anything else: what the starting process left open must not
+	// reach agents (issue 11).
+	inherited, ierr := daemon.CloseInherited()
+	if ierr != nil {
+		fmt.Fprintln(os.Stderr, "coconutd:", ierr)
+		os.Exit(1)
+	}
+	os.Exit(run(os.Args[1:], inherited))
 }
 
-func run(args []string) int {
+func run(args []string, inherited []int) int {
 	fs := flag.NewFlagSet("coconutd", flag.ContinueOnError)
 	cfgPath := fs.String("config", config.DefaultPath, "configuration `file`")
 	stateDir := fs.String("state-dir", "", "state `dir` (default /var/lib/coconut)")
@@ -63,6 +70,9 @@ func run(args []string) int {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if len(inherited) > 0 {
+		log.Info("closed inherited descriptors", "fds", fmt.Sprint(inherited))
+	}
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "coconutd: must run as root (it creates cgroups and switches agents to their users)")
 		return 1
@@ -84,6 +94,7 @@ func run(args []string) int {
 		BrokerAddr: pick(*brokerAddr, cfg.BrokerAddr, ""),
 		TPMSocket:  pick(*tpmSocket, cfg.TPMSocket, ""),
 		Broker:     cfg.Broker,
+		Quota:      cfg.Quota.Defaults,
 		Log:        log,
 	})
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/internal/audit"
 	"github.com/coconut-os/coconut/internal/cgroup"
+	"github.com/coconut-os/coconut/internal/config"
 	"github.com/coconut-os/coconut/internal/enforce"
 	"github.com/coconut-os/coconut/internal/measure"
 	"github.com/coconut-os/coconut/internal/quota"
@@ -39,6 +40,7 @@ type Config struct {
 	Enforce         enforce.Enforcer // nil: no backend could load, and agents must not start
 	EnforceWhy      string           // why that backend, or why none
 	Broker          Broker           // the inference broker agents are pointed at (inference.go); zero: none
+	QuotaDefaults   config.Defaults  // every agent's budget for what it leaves unset (quota_defaults.go); zero: none
 	Log             *slog.Logger
 }
 

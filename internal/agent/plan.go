@@ -84,7 +84,7 @@ func (m *Manager) planManifest(caller Caller, req api.SpawnRequest) ([]*plan, er
 		}
 		base := &plan{
 			class: spec.Class, workload: man.Metadata.Name, user: user, owner: caller.UID,
-			command: spec.Command, env: spec.Env, quota: spec.Quota, memory: spec.Memory, audit: spec.Audit, static: spec.Enforcement == manifest.EnforceStatic,
+			command: spec.Command, env: spec.Env, quota: m.withDefaults(spec.Quota, spec.Memory), memory: spec.Memory, audit: spec.Audit, static: spec.Enforcement == manifest.EnforceStatic,
 			authorizer: auth, manifestRef: ref,
 		}
 		for _, c := range spec.Capabilities {
@@ -162,6 +162,7 @@ func (m *Manager) planRun(caller Caller, req api.RunRequest) (*plan, error) {
 	if p.quota, p.memory, err = runQuota(req.Quota); err != nil { // quota.go
 		return nil, err
 	}
+	p.quota = m.withDefaults(p.quota, p.memory) // quota_defaults.go
 	if req.Workdir != "" && !filepath.IsAbs(req.Workdir) {
 		return nil, api.Errorf(api.ErrInvalid, "workdir %q: must be absolute", req.Workdir)
 	}

@@ -173,7 +173,9 @@ func quotaString(q manifest.Quota) string {
 }
 
 // runQuota is `agent run`'s budget, checked like a manifest's: no negative
-// value (-1 means "remove" only in a change), cpu_max in cpu.max syntax.
+// value but -1 in pids and memory_max (no limit, asked for explicitly:
+// manifest.Unlimited; -1 means "remove" only in a change), cpu_max in
+// cpu.max syntax. Unset fields take the defaults in planRun.
 func runQuota(b *api.QuotaBudget) (manifest.Quota, manifest.MemoryTiers, error) {
 	if b == nil {
 		return manifest.Quota{}, manifest.MemoryTiers{}, nil
@@ -181,16 +183,23 @@ func runQuota(b *api.QuotaBudget) (manifest.Quota, manifest.MemoryTiers, error) 
 	for _, f := range []struct {
 		name string
 		v    int64
-	}{{"cpu_weight", int64(b.CPUWeight)}, {"memory_max", b.MemoryMax}, {"memory_high", b.MemoryHigh},
-		{"pids", int64(b.Pids)}, {"io_weight", int64(b.IOWeight)}, {"tokens", b.Tokens},
-		{"hbm", b.HBM}, {"ram", b.RAM}, {"ssd", b.SSD}} {
-		if f.v < 0 {
-			return manifest.Quota{}, manifest.MemoryTiers{}, api.Errorf(api.ErrInvalid, "quota.%s %d: must not be negative at spawn", f.name, f.v)
+		max  bool // -1 is `max`
+	}{{"cpu_weight", int64(b.CPUWeight), false}, {"memory_max", b.MemoryMax, true}, {"memory_high", b.MemoryHigh, false},
+		{"pids", int64(b.Pids), true}, {"io_weight", int64(b.IOWeight), false}, {"tokens", b.Tokens, false},
+		{"hbm", b.HBM, false}, {"ram", b.RAM, false}, {"ssd", b.SSD, false}} {
+		if f.v < 0 && !(f.max && f.v == manifest.Unlimited) {
+			hint := ""
+			if f.max {
+				hint = " (-1: no limit)"
+			}
+			return manifest.Quota{}, manifest.MemoryTiers{}, api.Errorf(api.ErrInvalid, "quota.%s %d: must not be negative at spawn%s", f.name, f.v, hint)
 		}
 	}
 	q := manifest.Quota{CPUWeight: b.CPUWeight, CPUMax: strings.TrimSpace(b.CPUMax), MemoryMax: b.MemoryMax,
 		MemoryHigh: b.MemoryHigh, Pids: b.Pids, IOWeight: b.IOWeight, Tokens: b.Tokens}
-	if err := limits(q, manifest.MemoryTiers{}).Validate(); err != nil {
+	check := q
+	check.MemoryMax, check.Pids = max(check.MemoryMax, 0), max(check.Pids, 0)
+	if err := limits(check, manifest.MemoryTiers{}).Validate(); err != nil {
 		return manifest.Quota{}, manifest.MemoryTiers{}, quotaErr(err)
 	}
 	return q, manifest.MemoryTiers{HBM: b.HBM, RAM: b.RAM, SSD: b.SSD}, nil

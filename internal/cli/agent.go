@@ -72,9 +72,9 @@ func agentSpawn(g *globals) *cobra.Command {
 func agentRun(g *globals) *cobra.Command {
 	var req api.RunRequest
 	var qb api.QuotaBudget
-	var mem, high string
+	var mem, high, pids string
 	cmd := &cobra.Command{
-		Use:   "run [--name N] [--class C] [--user U] [--cap CAP]... [--workdir D] [--cpu-weight N] [--cpu-max \"QUOTA PERIOD\"] [--memory BYTES] [--memory-high BYTES] [--pids N] -- CMD [ARG...]",
+		Use:   "run [--name N] [--class C] [--user U] [--cap CAP]... [--workdir D] [--cpu-weight N] [--cpu-max \"QUOTA PERIOD\"] [--memory BYTES|max] [--memory-high BYTES] [--pids N|max] -- CMD [ARG...]",
 		Short: "Run one command as an agent, without a manifest file; prints the AID",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dash := cmd.ArgsLenAtDash()
@@ -105,10 +105,17 @@ func agentRun(g *globals) *cobra.Command {
 					continue
 				}
 				n, err := quota.ParseSize(f.in)
-				if err != nil || n < 0 {
+				if err != nil || n < 0 && f.name != "memory" {
 					return usagef("--%s %q: want a size such as 512M or 2G", f.name, f.in)
 				}
-				*f.out = n
+				*f.out = n // -1: --memory max, no limit (not the host's default)
+			}
+			if pids != "" {
+				n, err := runPids(pids)
+				if err != nil {
+					return err
+				}
+				qb.Pids = n
 			}
 			if qb != (api.QuotaBudget{}) {
 				req.Quota = &qb
@@ -134,11 +141,11 @@ func agentRun(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&req.User, "user", "", "user to run as (default: you)")
 	cmd.Flags().StringArrayVar(&req.Caps, "cap", nil, "capability DOMAIN.VERB:SCOPE (repeatable)")
 	cmd.Flags().StringVar(&req.Workdir, "workdir", "", "working directory (default: the current one)")
-	cmd.Flags().IntVar(&qb.CPUWeight, "cpu-weight", 0, "CPU weight 1..10000 (default 100)")
+	cmd.Flags().IntVar(&qb.CPUWeight, "cpu-weight", 0, "CPU weight 1..10000 (default: the host's, see doctor)")
 	cmd.Flags().StringVar(&qb.CPUMax, "cpu-max", "", "CPU max \"QUOTA PERIOD\" in µs, as cgroup cpu.max")
-	cmd.Flags().StringVar(&mem, "memory", "", "memory max from the first instruction: bytes or 512M, 2G")
+	cmd.Flags().StringVar(&mem, "memory", "", "memory max from the first instruction: bytes or 512M, 2G; max: none (default: the host's, see doctor)")
 	cmd.Flags().StringVar(&high, "memory-high", "", "memory high (v1: the soft limit): bytes or 512M")
-	cmd.Flags().IntVar(&qb.Pids, "pids", 0, "tasks max")
+	cmd.Flags().StringVar(&pids, "pids", "", "tasks max; max: none (default: the host's, see doctor)")
 	return cmd
 }
 

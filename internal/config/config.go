@@ -34,6 +34,9 @@ type Config struct {
 	TPMSocket string `toml:"tpm_socket"`
 	// Broker configures the inference broker ([broker]); see broker.go.
 	Broker Broker `toml:"broker"`
+	// Quota holds [quota.defaults], every agent's budget for what it
+	// leaves unset (quota.go).
+	Quota Quota `toml:"quota"`
 }
 
 // Load reads path. explicit says the user named it: then it must exist.
@@ -57,6 +60,10 @@ func Load(path string, explicit bool) (Config, error) {
 	case "", "auto", "portable", "bpf-lsm":
 	default:
 		return Config{}, fmt.Errorf("config %s: enforcer %q: must be auto, portable or bpf-lsm", path, c.Enforcer)
+	}
+	// The syntax now; a share of RAM is resolved by the daemon.
+	if _, err := c.Quota.Defaults.Resolve(1 << 40); err != nil {
+		return Config{}, fmt.Errorf("config %s: [quota.defaults] %w", path, err)
 	}
 	if err := c.Broker.validate(); err != nil {
 		return Config{}, fmt.Errorf("config %s: [broker] %w", path, err)

@@ -34,6 +34,14 @@ func TestLoad(t *testing.T) {
 		{name: "broker url credentials", body: "[broker]\nupstream_url = \"http://u:sk@x/v1\"\n", wantErr: "without credentials"},
 		{name: "broker key file alone", body: "[broker]\nupstream_key_file = \"/k\"\n", wantErr: "without upstream_url"},
 		{name: "broker jitter", body: "[broker.sim]\njitter = 1.0\n", wantErr: "jitter"},
+		{name: "quota defaults", body: "[quota.defaults]\npids = 64\nmemory = \"10%\"\ncpu_weight = 50\n",
+			want: Config{Quota: Quota{Defaults: QuotaDefaults{Pids: "64", Memory: "10%", CPUWeight: 50}}}},
+		{name: "quota defaults max", body: "[quota.defaults]\npids = \"max\"\nmemory = \"max\"\n",
+			want: Config{Quota: Quota{Defaults: QuotaDefaults{Pids: "max", Memory: "max"}}}},
+		{name: "quota defaults bad pids", body: "[quota.defaults]\npids = 0\n", wantErr: `[quota.defaults] pids "0": want 1..`},
+		{name: "quota defaults bad share", body: "[quota.defaults]\nmemory = \"150%\"\n", wantErr: "a share is 1%..100% of RAM"},
+		{name: "quota defaults bool", body: "[quota.defaults]\npids = true\n", wantErr: "want an integer or a string"},
+		{name: "quota defaults unknown", body: "[quota.defaults]\ntasks = 5\n", wantErr: "unknown keys: quota.defaults.tasks"},
 		{name: "broker sim output", body: "[broker.sim]\noutput = \"zipf\"\n", wantErr: "sim.output"},
 	}
 	for _, tt := range tests {

@@ -45,6 +45,8 @@ type Options struct {
 	TPMSocket  string        // issue 4: swtpm data socket for the anchor ("": /dev/tpmrm0 if present)
 	Broker     config.Broker // issue 6: the [broker] table (broker.go)
 	Log        *slog.Logger
+	// Quota is [quota.defaults] (issue 19, quota_defaults.go).
+	Quota config.QuotaDefaults
 }
 
 // Daemon is a running coconutd.
@@ -172,10 +174,14 @@ func New(opts Options) (*Daemon, error) {
 		return fail(err)
 	}
 	d.brk.agents = func() *agent.Manager { return d.agents }
+	qd, err := quotaDefaults(opts.Quota) // issue 19
+	if err != nil {
+		return fail(err)
+	}
 	d.agents, err = agent.New(agent.Config{
 		StateDir: opts.StateDir, Tree: d.tree, Chain: d.chain, Trust: trust, HostKey: d.hostKey,
 		HostID: hostID(), Self: self, Socket: opts.Socket, WorkstationUser: opts.User,
-		DemoUser: opts.DemoUser, Enforcer: enf, Enforce: d.enf, EnforceWhy: why, Log: log,
+		DemoUser: opts.DemoUser, Enforcer: enf, Enforce: d.enf, EnforceWhy: why, Log: log, QuotaDefaults: qd,
 		Broker: d.brk.env(), // issue 6
 	})
 	if err != nil {
@@ -313,6 +319,7 @@ func (d *Daemon) doctor() api.Doctor {
 	}
 	d.brk.doctorInfo(&doc) // issue 6
 	d.headInfo(&doc)       // issue 13
+	doc.QuotaDefaults = d.agents.QuotaDefaults()
 	return doc
 }
 

@@ -65,10 +65,6 @@ func trampoline() error {
 	if err := joinCgroups(spec.CgroupProcs); err != nil {
 		return err
 	}
-	syscall.CloseOnExec(fdStatus)
-	if !spec.KeepExecFD {
-		syscall.CloseOnExec(fdExec)
-	}
 	if !spec.HasScript {
 		syscall.Close(fdScript)
 	}
@@ -122,6 +118,11 @@ func trampoline() error {
 	if trapUnix && !spec.Supervised {
 		// No one would check its Unix connects: never exec (fail closed).
 		return fmt.Errorf("the Unix socket fallback needs the seccomp supervisor, and none serves this agent")
+	}
+	// Everything but what the agent is meant to hold is closed by the
+	// exec (fds.go). Before the filter, which might trap the call.
+	if err := closeAtExec(agentFDs(spec)); err != nil {
+		return err
 	}
 	if spec.Supervised {
 		// After the floor and immediately before exec: the filter traps

@@ -19,6 +19,16 @@ const (
 	maxCPUPeriod = 1000000 // µs
 )
 
+// Unlimited is a Quota's Pids or MemoryMax written as `max`: no limit,
+// asked for explicitly, so the host's defaults (coconut.toml
+// [quota.defaults]) do not apply. An absent field (zero) takes them.
+const Unlimited = -1
+
+// isMax is the scalar `max` (plain or quoted).
+func isMax(v val) bool {
+	return v.n.Kind == yaml.ScalarNode && v.n.ShortTag() == "!!str" && v.n.Value == "max"
+}
+
 func (d *decoder) quota(v val) Quota {
 	var q Quota
 	entries, _ := d.mapping(v, []string{"cpuWeight", "cpuMax", "memoryMax", "memoryHigh", "pids", "ioWeight", "tokens"})
@@ -32,6 +42,10 @@ func (d *decoder) quota(v val) Quota {
 			n, _ := d.integer(e.v, 1, maxWeight)
 			q.IOWeight = int(n)
 		case "pids":
+			if isMax(e.v) {
+				q.Pids = Unlimited
+				continue
+			}
 			n, _ := d.integer(e.v, 1, maxPids)
 			q.Pids = int(n)
 		case "tokens":
@@ -45,6 +59,10 @@ func (d *decoder) quota(v val) Quota {
 				}
 			}
 		case "memoryMax":
+			if isMax(e.v) {
+				q.MemoryMax = Unlimited
+				continue
+			}
 			q.MemoryMax = d.size(e.v)
 		case "memoryHigh":
 			q.MemoryHigh, high = d.size(e.v), e.v

@@ -65,13 +65,15 @@ const (
 	EnforceStatic     = "static"
 )
 
-// Quota is the per-instance budget; a zero field means "not set".
+// Quota is the per-instance budget; a zero field means "not set" (the
+// host's defaults apply), Unlimited (`max`) in MemoryMax or Pids means no
+// limit on purpose.
 type Quota struct {
 	CPUWeight  int
 	CPUMax     string // "QUOTA PERIOD" or "max PERIOD", as cgroup cpu.max takes it
-	MemoryMax  int64  // bytes
+	MemoryMax  int64  // bytes, or Unlimited
 	MemoryHigh int64  // bytes
-	Pids       int
+	Pids       int    // or Unlimited
 	IOWeight   int
 	Tokens     int64
 }

@@ -60,7 +60,8 @@ type env struct {
 	logPath  string
 	demoUID  uint32
 	demoHome string
-	args     []string // extra coconutd flags (newEnvArgs)
+	args     []string        // extra coconutd flags (newEnvArgs)
+	tweak    func(*exec.Cmd) // changes how coconutd is started (newEnvWith)
 }
 
 func newEnv(t *testing.T) *env { t.Helper(); return newEnvArgs(t) }
@@ -68,12 +69,24 @@ func newEnv(t *testing.T) *env { t.Helper(); return newEnvArgs(t) }
 // newEnvArgs is newEnv with extra coconutd flags.
 func newEnvArgs(t *testing.T, args ...string) *env {
 	t.Helper()
+	return startEnv(t, args, nil)
+}
+
+// newEnvWith starts a daemon whose command tweak may change first (its
+// arguments, environment, inherited files).
+func newEnvWith(t *testing.T, tweak func(*exec.Cmd)) *env {
+	t.Helper()
+	return startEnv(t, nil, tweak)
+}
+
+func startEnv(t *testing.T, args []string, tweak func(*exec.Cmd)) *env {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "coconut-it-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	os.Chmod(dir, 0o755)
-	e := &env{t: t, dir: dir, state: filepath.Join(dir, "state"), sock: filepath.Join(dir, "sock"), logPath: filepath.Join(dir, "daemon.log"), args: args}
+	e := &env{t: t, dir: dir, state: filepath.Join(dir, "state"), sock: filepath.Join(dir, "sock"), logPath: filepath.Join(dir, "daemon.log"), args: args, tweak: tweak}
 	t.Cleanup(e.cleanup)
 	e.start()
 	return e
@@ -88,6 +101,9 @@ func (e *env) start() {
 	defer logf.Close()
 	cmd := exec.Command(filepath.Join(bins, "coconutd"), append([]string{"--state-dir", e.state, "--socket", e.sock, "--config", "/dev/null"}, e.args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if e.tweak != nil {
+		e.tweak(cmd)
+	}
 	if err := cmd.Start(); err != nil {
 		e.t.Fatal(err)
 	}
