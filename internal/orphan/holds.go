@@ -105,7 +105,7 @@ func pinnedPrograms(dir string) ([]Program, error) {
 	}
 	out := []Program{}
 	for _, e := range ents {
-		l, err := link.LoadPinnedLink(filepath.Join(dir, e.Name()), &ebpf.LoadPinOptions{ReadOnly: true})
+		l, err := link.LoadPinnedLink(filepath.Join(dir, e.Name()), nil)
 		if err != nil {
 			continue // a map, or not a link this kernel describes
 		}
