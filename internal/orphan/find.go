@@ -130,6 +130,10 @@ func Find(loc Locations) ([]Orphan, error) {
 	return out, nil
 }
 
+// FindAll lists every coconut subtree name present anywhere, whether or
+// not its owner runs (leak checks, uninstall).
+func FindAll(loc Locations) ([]Orphan, error) { return collect(loc) }
+
 // Lookup returns the entry of subtree name whether or not its owner
 // runs; ok is false when nothing of it exists.
 func Lookup(loc Locations, name string) (o Orphan, ok bool, err error) {
