@@ -91,4 +91,3 @@ func whats(l []leak) []string {
 }
 
 func TestMain(m *testing.M) { os.Exit(Main(m)) }
-
