@@ -55,9 +55,10 @@ var current *session
 // session is one test binary's private temporary directory and cgroup.
 type session struct {
 	pid    int
-	tmp    string // TMPDIR for the tests
-	cg     string // own unified cgroup, "" if not moved
-	origCg string // where the binary was
+	tmp    string    // TMPDIR for the tests
+	cg     string    // own unified cgroup, "" if not moved
+	origCg string    // where the binary was
+	v1     []v1Group // own groups in the v1 hierarchies (hybrid hosts)
 	loc    orphan.Locations
 	before map[string]bool // pin and cgroup paths there before the tests
 }
@@ -82,6 +83,10 @@ func setup() (*session, error) {
 		return s, nil // no cgroup2: nothing coconut makes can leak
 	}
 	if err := s.ownCgroup(); err != nil {
+		return nil, err
+	}
+	if err := s.ownV1(); err != nil {
+		s.leaveV1()
 		return nil, err
 	}
 	s.before = map[string]bool{}
@@ -119,7 +124,7 @@ func (s *session) ownCgroup() error {
 }
 
 func (s *session) teardown() error {
-	var errs []error
+	errs := []error{s.leaveV1()}
 	if s.cg != "" {
 		if err := os.WriteFile(filepath.Join(s.origCg, "cgroup.procs"), []byte(strconv.Itoa(s.pid)), 0); err != nil {
 			errs = append(errs, fmt.Errorf("leave own cgroup: %w", err))
@@ -188,6 +193,7 @@ func (s *session) leaks() []leak {
 		p := p
 		out = append(out, leak{what: "cgroup " + p, remove: func(*slog.Logger) error { return killAndRemove(p) }})
 	}
+	out = append(out, s.v1Leaks()...)
 	if s.cg != "" {
 		ents, _ := os.ReadDir(s.cg)
 		for _, e := range ents {
@@ -212,6 +218,11 @@ func (s *session) mine(o orphan.Orphan) bool {
 			if strings.HasPrefix(c, s.cg+"/") {
 				return true
 			}
+		}
+	}
+	for _, c := range o.V1Cgroups {
+		if s.underV1(c) {
+			return true
 		}
 	}
 	if o.StateDir != "" && strings.HasPrefix(o.StateDir, s.tmp+"/") {
