@@ -15,7 +15,7 @@ func doctorCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return doctorWithoutDaemon(g, err) // issue 18: orphans need no daemon
 			}
-			orphans := findOrphans() // issue 18
+			orphans, orphansErr := findOrphans() // issue 18
 			if g.json {
 				return printJSON(os.Stdout, doctorReport{d, orphans})
 			}
@@ -38,7 +38,7 @@ func doctorCmd(g *globals) *cobra.Command {
 				}
 				fmt.Printf("  %s %-12s %s\n", mark, c.Name, c.Detail)
 			}
-			printOrphans(os.Stdout, orphans) // issue 18
+			printOrphans(os.Stdout, orphans, orphansErr) // issue 18
 			return nil
 		},
 	}

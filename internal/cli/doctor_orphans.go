@@ -18,9 +18,9 @@ type doctorReport struct {
 	Orphans []orphan.Orphan `json:"orphans"`
 }
 
-// findOrphans looks for orphans; a failure is reported on stderr and
-// yields none rather than hiding the daemon's own answer.
-func findOrphans() []orphan.Orphan {
+// findOrphans looks for orphans. A failure yields none and is said on
+// stderr (the JSON on stdout stays whole) and in the text report.
+func findOrphans() ([]orphan.Orphan, error) {
 	loc, err := orphan.DefaultLocations()
 	var found []orphan.Orphan
 	if err == nil {
@@ -28,25 +28,29 @@ func findOrphans() []orphan.Orphan {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "coconut: doctor: looking for orphans:", oneLine(err))
-		return []orphan.Orphan{}
+		return []orphan.Orphan{}, err
 	}
-	return found
+	return found, nil
 }
 
 // doctorWithoutDaemon answers when the daemon cannot be reached: the
 // orphans are still worth showing (that may be why it is gone), then the
 // error.
 func doctorWithoutDaemon(g *globals, err error) error {
-	found := findOrphans()
+	found, ferr := findOrphans()
 	if g.json {
 		printJSON(os.Stdout, doctorReport{Orphans: found})
 	} else {
-		printOrphans(os.Stdout, found)
+		printOrphans(os.Stdout, found, ferr)
 	}
 	return err
 }
 
-func printOrphans(w io.Writer, found []orphan.Orphan) {
+func printOrphans(w io.Writer, found []orphan.Orphan, err error) {
+	if err != nil {
+		fmt.Fprintf(w, "orphans:     unknown: %s\n", oneLine(err))
+		return
+	}
 	if len(found) == 0 {
 		fmt.Fprintln(w, "orphans:     none")
 		return

@@ -230,8 +230,8 @@ func findSubtrees(mount string) (map[string][]string, error) {
 	var walk func(dir string, depth int) error
 	walk = func(dir string, depth int) error {
 		ents, err := os.ReadDir(dir)
-		if errors.Is(err, fs.ErrNotExist) && depth > 0 {
-			return nil // removed while we walked
+		if err != nil && depth > 0 {
+			return nil // removed while we walked (ENOENT, or ENODEV while dying)
 		}
 		if err != nil {
 			return fmt.Errorf("list %s: %w", dir, err)
