@@ -188,3 +188,52 @@ func keys(m map[string]orphan.Orphan) []string {
 	}
 	return out
 }
+
+// TestReapDefaultScript: packaging/coconut-reap-default.sh (for a package's
+// postrm purge, with no coconutd binary left) leaves a running daemon's
+// subtree alone, and once it stopped ends the agents and leaves no pin,
+// subtree (unified or v1) or record of it.
+func TestReapDefaultScript(t *testing.T) {
+	e := newEnv(t)
+	aid := mustAID(t, e.must("agent", "run", "--name", "purged", "--workdir", "/", "--", "/bin/sleep", "600"))
+	a := e.waitState(aid, "Active")
+	root := e.cgroupRoot()
+	name := filepath.Base(root)
+	var v1 []string
+	if o, ok := doctorOrphansAll(t, name); ok {
+		v1 = o.V1Cgroups
+	}
+	t.Logf("subtree %s, v1 groups %v", root, v1)
+	script := func() string {
+		b, err := exec.Command("/bin/sh", "../../packaging/coconut-reap-default.sh", name).CombinedOutput()
+		if err != nil {
+			t.Fatalf("coconut-reap-default.sh: %v\n%s", err, b)
+		}
+		return string(b)
+	}
+	if out := script(); !strings.Contains(out, "still runs") || !alive(a.PID) {
+		t.Fatalf("beside a running daemon: %q, agent alive %v", out, alive(a.PID))
+	}
+	e.stop(syscall.SIGTERM)
+	script()
+	waitGone(t, a.PID)
+	for _, p := range append([]string{root, filepath.Join("/sys/fs/bpf", name), filepath.Join(orphan.RegistryDir, name+".json")}, v1...) {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s still there after the script (%v)", p, err)
+		}
+	}
+}
+
+// doctorOrphansAll finds the entry of name whether or not its daemon runs.
+func doctorOrphansAll(t *testing.T, name string) (orphan.Orphan, bool) {
+	t.Helper()
+	loc, err := orphan.DefaultLocations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, ok, err := orphan.Lookup(loc, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o, ok
+}
