@@ -35,7 +35,7 @@ func ReapAll(loc Locations, keep func(Orphan) bool, log *slog.Logger) ([]Orphan,
 		return nil, err
 	}
 	var done []Orphan
-	var errs []error
+	errs := []error{forgetStale(loc, keep, log)}
 	for _, o := range found {
 		if keep != nil && !keep(o) {
 			continue
@@ -51,6 +51,35 @@ func ReapAll(loc Locations, keep func(Orphan) bool, log *slog.Logger) ([]Orphan,
 		done = append(done, o)
 	}
 	return done, errors.Join(errs...)
+}
+
+// forgetStale removes the owner records of dead daemons of which nothing
+// is left (removed by hand, or by an older coconutd's uninstall).
+func forgetStale(loc Locations, keep func(Orphan) bool, log *slog.Logger) error {
+	all, err := FindAll(loc)
+	if err != nil {
+		return err
+	}
+	present := map[string]bool{}
+	for _, o := range all {
+		present[o.Name] = true
+	}
+	owners, err := Owners(loc.Registry)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for name, ow := range owners {
+		if present[name] || ow.Alive() || (keep != nil && !keep(Orphan{Name: name, StateDir: ow.StateDir, OwnerPID: ow.PID, owner: &ow})) {
+			continue
+		}
+		if err := Forget(loc.Registry, name); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		log.Info("forgot the owner record of a daemon of which nothing is left", "name", name, "state_dir", ow.StateDir)
+	}
+	return errors.Join(errs...)
 }
 
 // Reap removes one orphan after checking again, from fresh state, that it

@@ -212,3 +212,28 @@ func zombie(pid int) bool {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestReapForgetsStaleRecords: a dead daemon's record of which nothing is
+// left goes; a live one's stays.
+func TestReapForgetsStaleRecords(t *testing.T) {
+	requireRoot(t)
+	reg := t.TempDir()
+	loc := testLocations(t, reg)
+	deadOwner(t, reg, "coconut-stale-test", "/nonexistent/state")
+	if err := Record(reg, t.TempDir(), "/nonexistent/coconut-live-test", "/nonexistent/pins"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReapAll(loc, nil, quiet()); err != nil {
+		t.Fatal(err)
+	}
+	owners, err := Owners(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := owners["coconut-stale-test"]; ok {
+		t.Error("the stale record is still there")
+	}
+	if _, ok := owners["coconut-live-test"]; !ok {
+		t.Error("the live daemon's record went")
+	}
+}

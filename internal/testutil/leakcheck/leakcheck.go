@@ -182,6 +182,17 @@ func (s *session) leaks() []leak {
 	if err != nil {
 		return append(out, leak{what: "cannot list coconut subtrees: " + err.Error(), remove: func(*slog.Logger) error { return nil }})
 	}
+	present := map[string]bool{}
+	for _, o := range entries {
+		present[o.Name] = true
+	}
+	if owners, err := orphan.Owners(s.loc.Registry); err == nil {
+		for name, ow := range owners {
+			if !present[name] && strings.HasPrefix(ow.StateDir, s.tmp+"/") {
+				out = append(out, leak{what: "owner record " + name + " of " + ow.StateDir, remove: func(*slog.Logger) error { return orphan.Forget(s.loc.Registry, name) }})
+			}
+		}
+	}
 	for _, o := range entries {
 		if !s.mine(o) {
 			continue
