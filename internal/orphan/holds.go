@@ -7,9 +7,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -140,7 +142,25 @@ func mapHolders(dir string) ([]int, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	return processesHolding(ids)
+	// Another scan (a doctor, a leak check) holds the maps for a moment
+	// while it looks, as this one just did: only a process seen holding
+	// them twice, a little apart, counts.
+	first, err := processesHolding(ids)
+	if err != nil || len(first) == 0 {
+		return first, err
+	}
+	time.Sleep(20 * time.Millisecond)
+	again, err := processesHolding(ids)
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, pid := range again {
+		if slices.Contains(first, pid) {
+			out = append(out, pid)
+		}
+	}
+	return out, nil
 }
 
 // processesHolding scans /proc/*/fd for descriptors of the maps ids.
