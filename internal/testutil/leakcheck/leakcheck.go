@@ -55,7 +55,7 @@ var current *session
 // session is one test binary's private temporary directory and cgroup.
 type session struct {
 	pid    int
-	tmp    string    // TMPDIR for the tests
+	tmp    string    // TMPDIR for the tests, only where cg is ""
 	cg     string    // own unified cgroup, "" if not moved
 	origCg string    // where the binary was
 	v1     []v1Group // own groups in the v1 hierarchies (hybrid hosts)
@@ -71,16 +71,8 @@ func setup() (*session, error) {
 	}
 	s := &session{pid: os.Getpid()}
 	var err error
-	if s.tmp, err = os.MkdirTemp("", "coconut-test-"+strconv.Itoa(s.pid)+"-"); err != nil {
-		return nil, err
-	}
-	// Like /tmp: agents running as other users make their own dirs below.
-	if err := os.Chmod(s.tmp, 0o1777); err != nil {
-		return nil, err
-	}
-	os.Setenv("TMPDIR", s.tmp)
 	if s.loc, err = orphan.DefaultLocations(); err != nil {
-		return s, nil // no cgroup2: nothing coconut makes can leak
+		return nil, nil // no cgroup2: nothing coconut makes can leak
 	}
 	if err := s.ownCgroup(); err != nil {
 		return nil, err
@@ -88,6 +80,18 @@ func setup() (*session, error) {
 	if err := s.ownV1(); err != nil {
 		s.leaveV1()
 		return nil, err
+	}
+	if s.cg == "" {
+		// Not in a cgroup of its own: tell its daemons by their state
+		// dirs, below a private TMPDIR (every t.TempDir is).
+		if s.tmp, err = os.MkdirTemp("", "ct"+strconv.Itoa(s.pid)+"-"); err != nil {
+			return nil, err
+		}
+		// Like /tmp: agents running as other users make dirs below.
+		if err := os.Chmod(s.tmp, 0o1777); err != nil {
+			return nil, err
+		}
+		os.Setenv("TMPDIR", s.tmp)
 	}
 	s.before = map[string]bool{}
 	for _, p := range s.candidates() {
@@ -132,8 +136,8 @@ func (s *session) teardown() error {
 			errs = append(errs, fmt.Errorf("remove own cgroup: %w", err))
 		}
 	}
-	if err := os.RemoveAll(s.tmp); err != nil {
-		errs = append(errs, err)
+	if s.tmp != "" {
+		errs = append(errs, os.RemoveAll(s.tmp))
 	}
 	return errors.Join(errs...)
 }
@@ -188,7 +192,7 @@ func (s *session) leaks() []leak {
 	}
 	if owners, err := orphan.Owners(s.loc.Registry); err == nil {
 		for name, ow := range owners {
-			if !present[name] && strings.HasPrefix(ow.StateDir, s.tmp+"/") {
+			if !present[name] && (s.below(ow.Cgroup) || s.tmp != "" && strings.HasPrefix(ow.StateDir, s.tmp+"/")) {
 				out = append(out, leak{what: "owner record " + name + " of " + ow.StateDir, remove: func(*slog.Logger) error { return orphan.Forget(s.loc.Registry, name) }})
 			}
 		}
@@ -236,11 +240,14 @@ func (s *session) mine(o orphan.Orphan) bool {
 			return true
 		}
 	}
-	if o.StateDir != "" && strings.HasPrefix(o.StateDir, s.tmp+"/") {
+	if s.tmp != "" && strings.HasPrefix(o.StateDir, s.tmp+"/") {
 		return true
 	}
 	return strings.HasSuffix(o.Name, "-"+strconv.Itoa(s.pid))
 }
+
+// below reports whether p is below the binary's own unified cgroup.
+func (s *session) below(p string) bool { return s.cg != "" && strings.HasPrefix(p, s.cg+"/") }
 
 // candidates lists the paths that could be leaks, for the snapshot taken
 // before the tests.
