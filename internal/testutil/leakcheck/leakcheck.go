@@ -35,7 +35,7 @@ func Main(m *testing.M) int {
 	}
 	leaks := s.waitLeaks()
 	if len(leaks) > 0 {
-		fmt.Fprintf(os.Stderr, "leakcheck: FAIL: the tests left %d things behind (removed now):\n", len(leaks))
+		fmt.Fprintf(os.Stderr, "leakcheck: FAIL: the tests left behind (now removed): %d\n", len(leaks))
 		for _, l := range leaks {
 			fmt.Fprintln(os.Stderr, "  "+l.what)
 		}
