@@ -63,7 +63,7 @@ func parseAgentDir(name string) (uint64, bool) {
 // procsBelow lists the pids in dir's cgroup.procs and in every cgroup
 // below it (an agent may make child groups).
 func procsBelow(dir string) ([]int, error) {
-	var pids []int
+	pids := []int{}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || !d.IsDir() {
 			return nil // vanished while we looked
