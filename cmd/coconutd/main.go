@@ -42,7 +42,13 @@ func run(args []string, inherited []int) int {
 	tpmSocket := fs.String("tpm-socket", "", "swtpm data socket `path` for the audit anchor (default /dev/tpmrm0 when present)")
 	verbose := fs.Bool("v", false, "debug logging")
 	uninstall := fs.Bool("uninstall", false, "remove the pinned network guard and the empty cgroup subtree of this state dir, then exit (refused while agents run)")
+	killAgents := fs.Bool("kill-agents", false, "with --uninstall: end the state dir's agents first (refused while its daemon runs)")
+	reapOrphans := fs.Bool("reap-orphans", false, "end the agents, unpin the programs and remove the cgroup subtrees of daemons that are gone and whose state dir no longer exists (only this one with --state-dir), then exit")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *killAgents && !*uninstall {
+		fmt.Fprintln(os.Stderr, "coconutd: --kill-agents goes with --uninstall")
 		return 2
 	}
 	if fs.NArg() > 0 {
@@ -76,6 +82,20 @@ func run(args []string, inherited []int) int {
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "coconutd: must run as root (it creates cgroups and switches agents to their users)")
 		return 1
+	}
+	if *reapOrphans {
+		if err := daemon.ReapOrphans(*stateDir, log); err != nil {
+			fmt.Fprintln(os.Stderr, "coconutd:", err)
+			return 1
+		}
+		return 0
+	}
+	if *uninstall && *killAgents {
+		if err := daemon.UninstallKillingAgents(pick(*stateDir, cfg.StateDir, "/var/lib/coconut"), log); err != nil {
+			fmt.Fprintln(os.Stderr, "coconutd:", err)
+			return 1
+		}
+		return 0
 	}
 	if *uninstall {
 		if err := daemon.Uninstall(pick(*stateDir, cfg.StateDir, "/var/lib/coconut")); err != nil {

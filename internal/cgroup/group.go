@@ -85,7 +85,9 @@ func (g *Group) events(key string) (string, error) {
 
 // Kill sends SIGKILL to every process in the group and waits until it is
 // empty. cgroup.kill (Linux 5.14) does it atomically, so a process forking
-// in a loop cannot escape; on older kernels every pid is killed repeatedly.
+// in a loop cannot escape; on older kernels the group is frozen first (a
+// frozen process cannot fork, and SIGKILL still ends it), then every pid
+// is killed repeatedly.
 func (g *Group) Kill(timeout time.Duration) error {
 	err := os.WriteFile(filepath.Join(g.Path, "cgroup.kill"), []byte("1"), 0)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -108,6 +110,11 @@ func (g *Group) Kill(timeout time.Duration) error {
 }
 
 func (g *Group) killEach() error {
+	// Best effort: without cgroup.freeze (before 5.2) the repeated kills
+	// below are all there is.
+	if g.Freeze(true) == nil {
+		defer g.Freeze(false)
+	}
 	for range 100 {
 		pids, err := g.Procs()
 		if err != nil {

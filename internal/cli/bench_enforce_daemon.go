@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,8 +16,7 @@ import (
 	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/client"
 	"github.com/coconut-os/coconut/internal/cgroup"
-	"github.com/coconut-os/coconut/internal/enforce"
-	"github.com/coconut-os/coconut/internal/quota"
+	"github.com/coconut-os/coconut/internal/daemon"
 )
 
 // privateDaemon is a coconutd the enforce bench starts for itself in a
@@ -133,27 +134,13 @@ func (d *privateDaemon) stop() {
 	if d.cgroupRoot == "" {
 		return
 	}
-	ents, _ := os.ReadDir(d.cgroupRoot)
-	for _, ent := range ents {
-		if !ent.IsDir() || !strings.HasPrefix(ent.Name(), "agent-") {
-			continue
-		}
-		if g, err := cgroup.Open(filepath.Join(d.cgroupRoot, ent.Name())); err == nil {
-			g.Kill(5 * time.Second)
-			g.Remove()
-		}
+	// The agents outlive the daemon by design and its network guard stays
+	// pinned: end and remove all of it, as coconutd --uninstall
+	// --kill-agents does, so the bench leaves nothing behind.
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := daemon.UninstallKillingAgents(filepath.Join(d.dir, "state"), quiet); err != nil {
+		fmt.Fprintf(os.Stderr, "bench enforce: remove the private daemon's agents, pins and cgroups: %v\n", err)
 	}
-	if mount, err := cgroup.UnifiedMount(); err == nil {
-		if q, err := quota.New(mount, d.cgroupRoot); err == nil {
-			q.RemoveSubtree()
-		}
-	}
-	// A stopped daemon leaves its network guard pinned in bpffs on
-	// purpose (its agents stay guarded); this one's agents are gone.
-	if err := enforce.Uninstall(d.cgroupRoot); err != nil {
-		fmt.Fprintf(os.Stderr, "bench enforce: remove the private daemon's pinned network guard: %v\n", err)
-	}
-	os.Remove(d.cgroupRoot)
 	d.cgroupRoot = ""
 }
 

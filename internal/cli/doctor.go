@@ -13,10 +13,11 @@ func doctorCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			d, err := g.client().Doctor(cmd.Context())
 			if err != nil {
-				return err
+				return doctorWithoutDaemon(g, err) // issue 18: orphans need no daemon
 			}
+			orphans, orphansErr := findOrphans() // issue 18
 			if g.json {
-				return printJSON(os.Stdout, d)
+				return printJSON(os.Stdout, doctorReport{d, orphans})
 			}
 			fmt.Printf("coconutd %s (pid %d), state %s\n", d.Version, d.PID, d.StateDir)
 			fmt.Printf("enforcer:    %s — %s\n", d.Enforcer, d.EnforcerWhy)
@@ -38,6 +39,7 @@ func doctorCmd(g *globals) *cobra.Command {
 				}
 				fmt.Printf("  %s %-12s %s\n", mark, c.Name, c.Detail)
 			}
+			printOrphans(os.Stdout, orphans, orphansErr) // issue 18
 			return nil
 		},
 	}

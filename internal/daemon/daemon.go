@@ -129,6 +129,9 @@ func New(opts Options) (*Daemon, error) {
 	if d.tree, err = cgroup.OpenTree(cgroup.SubtreeName(opts.StateDir)); err != nil {
 		return fail(err)
 	}
+	if err := recordOwner(opts.StateDir, d.tree); err != nil { // issue 18: orphans are told from the record
+		return fail(err)
+	}
 	self, err := trampoline(log)
 	if err != nil {
 		return fail(err)

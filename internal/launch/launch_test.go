@@ -11,6 +11,7 @@ import (
 
 	"github.com/coconut-os/coconut/internal/cgroup"
 	"github.com/coconut-os/coconut/internal/measure"
+	"github.com/coconut-os/coconut/internal/testutil/leakcheck"
 )
 
 func TestMain(m *testing.M) {
@@ -18,7 +19,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv("LAUNCH_TEST_PROBE") != "" {
 		os.Exit(probe(os.Args[1:]))
 	}
-	os.Exit(m.Run())
+	os.Exit(leakcheck.Main(m)) // issue 18: nothing left behind
 }
 
 // run starts prog with args as uid 65534 inside a fresh agent cgroup and

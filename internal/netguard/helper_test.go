@@ -24,11 +24,13 @@ import (
 // "ok" or "errno=N".
 const helperEnv = "NETGUARD_OPS"
 
-func TestMain(m *testing.M) {
+// HelperMain runs the helper when the test binary was re-executed as
+// one (TestMain, in main_test.go, calls it first).
+func HelperMain() (code int, isHelper bool) {
 	if ops, ok := os.LookupEnv(helperEnv); ok {
-		os.Exit(runHelper(ops))
+		return runHelper(ops), true
 	}
-	os.Exit(m.Run())
+	return 0, false
 }
 
 func runHelper(ops string) int {

@@ -35,11 +35,16 @@ func PinDir(cgroupRoot string) (string, error) {
 	if err := ensureBPFFS(BPFFS); err != nil {
 		return "", err
 	}
+	return PinPath(cgroupRoot), nil
+}
+
+// PinPath is PinDir without looking at (or mounting) bpffs.
+func PinPath(cgroupRoot string) string {
 	name := filepath.Base(filepath.Clean(cgroupRoot))
 	if !strings.HasPrefix(name, "coconut") {
 		name = "coconut-" + name
 	}
-	return filepath.Join(BPFFS, name), nil
+	return filepath.Join(BPFFS, name)
 }
 
 func ensureBPFFS(dir string) error {

@@ -14,6 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/coconut-os/coconut/internal/capability"
+	"github.com/coconut-os/coconut/internal/testutil/leakcheck"
 	"golang.org/x/sys/unix"
 )
 
@@ -41,7 +42,7 @@ func TestMain(m *testing.M) {
 	case "supervisor":
 		supervisorMain()
 	}
-	os.Exit(m.Run())
+	os.Exit(leakcheck.Main(m)) // issue 18: nothing left behind
 }
 
 // trampolineMain is the tiny trampoline: install on this locked thread,

@@ -17,8 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coconut-os/coconut/internal/cgroup"
-	"github.com/coconut-os/coconut/internal/quota"
+	"github.com/coconut-os/coconut/internal/testutil/leakcheck"
 )
 
 // bins holds the binaries built once for the package.
@@ -45,7 +44,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bins = dir
-	code := m.Run()
+	code := leakcheck.Main(m) // issue 18: no pin, subtree or process left behind
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -142,31 +141,11 @@ func (e *env) stop(sig syscall.Signal) {
 
 func (e *env) cleanup() {
 	e.stop(syscall.SIGTERM)
-	// Agents outlive the daemon by design: end them here.
-	if tree := e.cgroupRoot(); tree != "" {
-		ents, _ := os.ReadDir(tree)
-		for _, ent := range ents {
-			if ent.IsDir() && strings.HasPrefix(ent.Name(), "agent-") {
-				p := filepath.Join(tree, ent.Name())
-				os.WriteFile(filepath.Join(p, "cgroup.kill"), []byte("1"), 0)
-				for i := 0; i < 100; i++ {
-					if os.Remove(p) == nil {
-						break
-					}
-					time.Sleep(10 * time.Millisecond)
-				}
-			}
-		}
-		// The v1 controller groups (hybrid hosts) are named after the
-		// subtree too.
-		if mount, err := cgroup.UnifiedMount(); err == nil {
-			if q, err := quota.New(mount, tree); err == nil {
-				q.RemoveSubtree()
-			}
-		}
-		// The network guard stays pinned in bpffs after a stop: remove it.
-		exec.Command(filepath.Join(bins, "coconutd"), "--uninstall", "--state-dir", e.state, "--config", "/dev/null").Run()
-		os.Remove(tree)
+	// Agents outlive the daemon by design and the network guard stays
+	// pinned after a stop: end and remove all of it (pins, unified and v1
+	// subtrees, owner record), as a user uninstalling would.
+	if out, err := exec.Command(filepath.Join(bins, "coconutd"), "--uninstall", "--kill-agents", "--state-dir", e.state, "--config", "/dev/null").CombinedOutput(); err != nil {
+		e.t.Errorf("coconutd --uninstall --kill-agents: %v\n%s", err, out)
 	}
 	if e.t.Failed() {
 		b, _ := os.ReadFile(e.logPath)
