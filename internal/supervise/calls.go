@@ -1,6 +1,8 @@
 package supervise
 
 import (
+	"sync"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -11,6 +13,9 @@ type operand struct {
 	nullOK bool
 	opts   walkOpts
 	access Access
+	// readTrunc: an open for reading only that truncates (O_RDONLY|O_TRUNC),
+	// which the floor covers only from Landlock ABI 3 (floorless).
+	readTrunc bool
 }
 
 // Flags of the *at calls (linux/fcntl.h).
@@ -75,6 +80,7 @@ func openOperand(dirfd int32, addr uint64, flags uint64) (op operand, pass bool)
 	}
 	if flags&unix.O_TRUNC != 0 {
 		op.access |= Write
+		op.readTrunc = flags&unix.O_ACCMODE == unix.O_RDONLY
 	}
 	return op, false
 }
@@ -175,4 +181,53 @@ func operands(d *seccompData, howAt func(addr, size uint64) (openHow, unix.Errno
 	}
 	// The filter notifies nothing else; an unknown call is refused.
 	return nil, false, ECapability
+}
+
+// What the supervisor answers CONTINUE to is safe only where a Landlock
+// floor right covers the same access: a path rewritten after the decision
+// then reaches no more than the floor allows (docs/security.md, "What the
+// supervisor continues and what it performs itself"):
+//
+//	open, openat, openat2, creat   READ_FILE, WRITE_FILE, READ_DIR, MAKE_REG (O_CREAT), TRUNCATE (O_TRUNC)
+//	execve, execveat               EXECUTE
+//	rename, renameat, renameat2    REMOVE_FILE/REMOVE_DIR, MAKE_*, REFER
+//	link, linkat                   MAKE_*, REFER
+//	symlink, symlinkat             MAKE_SYM
+//	unlink, unlinkat, rmdir        REMOVE_FILE, REMOVE_DIR
+//	mkdir, mkdirat                 MAKE_DIR
+//	mknod, mknodat                 MAKE_REG, MAKE_FIFO, MAKE_SOCK (MAKE_CHAR, MAKE_BLOCK: never granted)
+//	truncate                       TRUNCATE
+//
+// The attribute calls have no right and are performed by the supervisor
+// (emulatedCalls). TRUNCATE exists from Landlock ABI 3 only: below it,
+// the calls that truncate without opening for writing are refused.
+
+// landlockABI is the running kernel's Landlock ABI version (0: none).
+var landlockABI = sync.OnceValue(func() int {
+	v, _, e := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, unix.LANDLOCK_CREATE_RULESET_VERSION)
+	if e != 0 {
+		return 0
+	}
+	return int(v)
+})
+
+// landlockTruncateABI is the first ABI with LANDLOCK_ACCESS_FS_TRUNCATE.
+const landlockTruncateABI = 3
+
+// floorless refuses a call that would be continued although the floor
+// of this kernel does not cover it: truncate(2) and O_RDONLY|O_TRUNC
+// opens before Landlock ABI 3.
+func floorless(abi int, d *seccompData, ops []operand) unix.Errno {
+	if abi >= landlockTruncateABI {
+		return 0
+	}
+	if d.Nr == unix.SYS_TRUNCATE {
+		return ECapability
+	}
+	for _, op := range ops {
+		if op.readTrunc {
+			return ECapability
+		}
+	}
+	return 0
 }

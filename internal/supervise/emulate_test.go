@@ -1,0 +1,408 @@
+package supervise
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/coconut-os/coconut/internal/capability"
+	"golang.org/x/sys/unix"
+)
+
+// credsEnv makes the test trampoline take an agent's credentials,
+// "UID:GID:G1,G2…", before installing the filter (as launch's does).
+const credsEnv = "COCONUT_SUPERVISE_CREDS"
+
+// attropsGIDEnv is the group testdata/attrops.c gives files with chown.
+const attropsGIDEnv = "ATTROPS_GID"
+
+// The agent's uid, primary and supplementary group, and another user.
+const (
+	agentUID  = 4242
+	agentGID  = 4242
+	agentGID2 = 4243
+	otherUID  = 4343
+)
+
+func becomeAgentUser(v string) error {
+	parts := strings.Split(v, ":")
+	if len(parts) != 3 {
+		return fmt.Errorf("bad %s %q", credsEnv, v)
+	}
+	uid, _ := strconv.Atoi(parts[0])
+	gid, _ := strconv.Atoi(parts[1])
+	var groups []int
+	for _, g := range strings.Split(parts[2], ",") {
+		n, _ := strconv.Atoi(g)
+		groups = append(groups, n)
+	}
+	// A fresh single-purpose process: the syscall package's all-thread
+	// forms are what is wanted here. A non-root uid loses every capability.
+	if err := syscall.Setgroups(groups); err != nil {
+		return err
+	}
+	if err := syscall.Setresgid(gid, gid, gid); err != nil {
+		return err
+	}
+	return syscall.Setresuid(uid, uid, uid)
+}
+
+// attrWorld is a directory every user may search, with the attrops
+// helper built in it: the agent runs as agentUID.
+func attrWorld(t *testing.T) (dir, bin string) {
+	t.Helper()
+	cc, err := exec.LookPath("cc")
+	if err != nil {
+		t.Skip("no C compiler (cc) to build testdata/attrops.c; .ci/run installs gcc")
+	}
+	dir, err = os.MkdirTemp("", "coconut-attr-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if dir, err = filepath.EvalSymlinks(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin = filepath.Join(dir, "attrops")
+	out, err := exec.Command(cc, "-O2", "-pthread", "-o", bin, "testdata/attrops.c").CombinedOutput()
+	if err != nil {
+		t.Fatalf("build attrops: %v\n%s", err, out)
+	}
+	return dir, bin
+}
+
+func attrCaps(t *testing.T, bin string, rw ...string) []capability.Cap {
+	t.Helper()
+	s := []string{"fs.exec:" + bin, "fs.read:/etc/ld.so.cache", "fs.read:/usr/lib/**"}
+	for _, p := range rw {
+		s = append(s, "fs.read:"+p, "fs.write:"+p)
+	}
+	caps, err := capability.ParseAll(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return caps
+}
+
+// runAttrAgent runs attrops with ops as a supervised agent of agentUID.
+func runAttrAgent(t *testing.T, d Decider, bin string, ops ...string) (string, *Server) {
+	t.Helper()
+	sup, ag := socketPair(t)
+	defer sup.Close()
+	var out, errb bytes.Buffer
+	cmd := exec.Command(self(t), append([]string{bin}, ops...)...)
+	cmd.Env = []string{modeEnv + "=trampoline", attropsGIDEnv + "=" + strconv.Itoa(agentGID2),
+		fmt.Sprintf("%s=%d:%d:%d,%d", credsEnv, agentUID, agentGID, agentGID, agentGID2)}
+	cmd.ExtraFiles = []*os.File{ag}
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ag.Close()
+	s, err := Start(sup, AgentInfo{AID: 44}, d)
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("start supervisor: %v\n%s", err, errb.String())
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("agent: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errb.String())
+	}
+	if err := s.Wait(); err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	return out.String(), s
+}
+
+// runAttrPlain runs attrops with ops as agentUID without any filter: what
+// the kernel itself answers.
+func runAttrPlain(t *testing.T, bin string, ops ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, ops...)
+	cmd.Env = []string{attropsGIDEnv + "=" + strconv.Itoa(agentGID2)}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: agentUID, Gid: agentGID, Groups: []uint32{agentGID, agentGID2}}}
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("plain attrops: %v\n%s", err, errb.String())
+	}
+	return string(out)
+}
+
+// fileState is everything an attribute call can change, read from outside.
+type fileState struct {
+	mode, uid, gid uint32
+	atime, mtime   unix.Timespec
+	ctime          unix.Timespec
+	xattrs         map[string]string
+}
+
+func stateOf(t *testing.T, p string) fileState {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	fs := fileState{mode: st.Mode, uid: st.Uid, gid: st.Gid, atime: st.Atim, mtime: st.Mtim, ctime: st.Ctim, xattrs: map[string]string{}}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return fs
+	}
+	buf := make([]byte, 4096)
+	n, err := unix.Llistxattr(p, buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range strings.Split(strings.TrimRight(string(buf[:n]), "\x00"), "\x00") {
+		if name == "" {
+			continue
+		}
+		v := make([]byte, 256)
+		m, err := unix.Lgetxattr(p, name, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs.xattrs[name] = string(v[:m])
+	}
+	return fs
+}
+
+func mustDo(t *testing.T, errs ...error) {
+	t.Helper()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// agentFile makes a file of the agent's user with the extended attributes
+// the remove calls take away and fixed times.
+func agentFile(t *testing.T, p string, uid, gid int, mode os.FileMode) {
+	t.Helper()
+	mustDo(t, os.WriteFile(p, []byte("data"), mode), os.Chmod(p, mode), os.Chown(p, uid, gid))
+	for _, x := range []string{"user.keep", "user.r1", "user.r2", "user.r3"} {
+		mustDo(t, unix.Setxattr(p, x, []byte("orig"), 0))
+	}
+	ts := []unix.Timespec{{Sec: 500000000}, {Sec: 500000000}}
+	mustDo(t, unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, 0))
+}
+
+var attrRaceCalls = []string{
+	"chmod", "fchmodat", "fchmodat2",
+	"chown", "lchown", "fchownat",
+	"utime", "utimes", "futimesat", "utimensat",
+	"setxattr", "lsetxattr", "setxattrat",
+	"removexattr", "lremovexattr", "removexattrat",
+}
+
+// TestEmulatedAttrRace: every emulated call, made thousands of times on a
+// path that a second thread, or a process made with clone(CLONE_VM),
+// flips between an allowed file and a protected one (outside the bundle,
+// owned by the agent's own user, so the kernel would let the change
+// through). The protected file is unchanged seen from outside — mode,
+// owner, times (ctime included: nothing at all was done to it), extended
+// attributes — while the allowed file carries every change, each with a
+// row naming it.
+func TestEmulatedAttrRace(t *testing.T) {
+	needRoot(t)
+	const n = 2000
+	for _, how := range []string{"thread", "vm"} {
+		t.Run(how, func(t *testing.T) {
+			dir, bin := attrWorld(t)
+			allowedDir, protDir := filepath.Join(dir, "A"), filepath.Join(dir, "B")
+			allowed, prot := filepath.Join(allowedDir, "f"), filepath.Join(protDir, "f")
+			for _, d := range []string{allowedDir, protDir} {
+				mustDo(t, os.Mkdir(d, 0o755), os.Chown(d, agentUID, agentGID))
+			}
+			agentFile(t, allowed, agentUID, agentGID, 0o644)
+			agentFile(t, prot, agentUID, agentGID, 0o644)
+			before := stateOf(t, prot)
+
+			var ops []string
+			for _, c := range attrRaceCalls {
+				ops = append(ops, fmt.Sprintf("race:%s:%s:%d:%s:%s", how, c, n, allowed, prot))
+			}
+			d := NewCapDecider(attrCaps(t, bin, allowedDir+"/**"))
+			out, s := runAttrAgent(t, d, bin, ops...)
+
+			if after := stateOf(t, prot); fmt.Sprint(after) != fmt.Sprint(before) {
+				t.Errorf("the protected file changed:\nbefore %+v\nafter  %+v", before, after)
+			}
+			// Each call class reached both files: the race was run.
+			counts := map[string]map[int]int{}
+			for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+				f := strings.Fields(line)
+				if len(f) != 3 {
+					t.Fatalf("attrops line %q", line)
+				}
+				call := strings.TrimPrefix(f[0], "race:"+how+":")
+				e, _ := strconv.Atoi(f[1])
+				k, _ := strconv.Atoi(f[2])
+				if counts[call] == nil {
+					counts[call] = map[int]int{}
+				}
+				counts[call][e] += k
+			}
+			for _, c := range attrRaceCalls {
+				got := counts[c]
+				ok, denied := got[0], got[int(ECapability)]
+				if strings.Contains(c, "remove") {
+					ok += got[int(unix.ENODATA)] // removed once, then gone
+				}
+				if ok == 0 || denied == 0 || ok+denied != n {
+					t.Errorf("%s: errnos %v: want only successes on the allowed file and ECAPABILITY on the protected one", c, got)
+				}
+			}
+			a := stateOf(t, allowed)
+			if a.mode&0o7777 != 0o604 || a.gid != agentGID2 || a.mtime.Sec != 1000000004 {
+				t.Errorf("the allowed file did not take the changes: %+v", a)
+			}
+			for _, x := range []string{"user.s1", "user.s2", "user.s3"} {
+				if a.xattrs[x] != "1" {
+					t.Errorf("allowed file lacks %s: %v", x, a.xattrs)
+				}
+			}
+			for _, x := range []string{"user.r1", "user.r2", "user.r3"} {
+				if _, ok := a.xattrs[x]; ok {
+					t.Errorf("allowed file still has %s", x)
+				}
+			}
+			// Rows: the allowed change names the allowed file; the refusals
+			// name the protected one.
+			for _, c := range attrRaceCalls {
+				var allowRow, denyRow bool
+				for _, ev := range d.Events() {
+					if ev.Syscall != c {
+						continue
+					}
+					allowRow = allowRow || ev.Allowed && ev.Path == allowed && ev.Access == Write
+					denyRow = denyRow || !ev.Allowed && ev.Path == prot && ev.Errno == ECapability
+					if ev.Allowed && ev.Path != allowed || !ev.Allowed && ev.Path != prot {
+						t.Errorf("%s: row for %q (allowed %v)", c, ev.Path, ev.Allowed)
+					}
+				}
+				if !allowRow || !denyRow {
+					t.Errorf("%s: allowed row %v, deny row %v", c, allowRow, denyRow)
+				}
+			}
+			if c := s.Counters(); c.Emulated == 0 || c.Emulated > c.Allowed {
+				t.Errorf("counters %+v", c)
+			}
+		})
+	}
+}
+
+// attrTree builds the same files under root for the supervised and the
+// plain run of TestEmulatedAttrErrnos.
+func attrTree(t *testing.T, root string) {
+	t.Helper()
+	mustDo(t, os.Mkdir(root, 0o755))
+	agentFile(t, root+"/own", agentUID, agentGID, 0o644)
+	agentFile(t, root+"/other644", otherUID, otherUID, 0o644)
+	agentFile(t, root+"/other666", otherUID, otherUID, 0o666)
+	mustDo(t, os.Symlink("own", root+"/ownlink"), os.Lchown(root+"/ownlink", agentUID, agentGID))
+	mustDo(t, os.Mkdir(root+"/sub", 0o755), os.Chown(root+"/sub", agentUID, agentGID))
+	agentFile(t, root+"/sub/g", agentUID, agentGID, 0o644)
+	mustDo(t, os.Symlink("sub", root+"/dirlink"))
+	// A file of the agent's in a directory it may not search.
+	mustDo(t, os.Mkdir(root+"/locked", 0o700), os.Chown(root+"/locked", otherUID, otherUID))
+	agentFile(t, root+"/locked/h", agentUID, agentGID, 0o644)
+}
+
+var attrErrnoCalls = []string{
+	"chmod", "fchmodat", "fchmodat2", "fchmodat2-nofollow", "fchmodat2-badflags", "chmod-suid", "fchmodat-dirfd",
+	"chown", "lchown", "fchownat", "chown-uid", "chown-self", "chgrp-root",
+	"utime", "utime-now", "utimes", "utimes-now", "utimes-badusec", "futimesat",
+	"utimensat", "utimensat-nofollow", "utimensat-omit", "utimensat-now", "utimensat-badns", "futimens", "futimens-opath",
+	"setxattr", "lsetxattr", "setxattrat", "setxattr-create", "setxattr-replace", "setxattr-badflags",
+	"setxattr-trusted", "setxattr-emptyname", "setxattr-big",
+	"removexattr", "lremovexattr", "removexattrat", "removexattr-missing",
+}
+
+var attrErrnoTargets = []string{"own", "other644", "other666", "ownlink", "missing", "own/x", "locked/h", "dirlink/g", "sub"}
+
+// TestEmulatedAttrErrnos: what an emulated call returns, and what it does
+// to the file, is what the kernel itself returns and does for the same
+// user: every call against files of the agent's and of another user,
+// symlinks, missing names, a directory the agent may not search, bad
+// flags and values. Two differences are documented: a symlink's own
+// extended attributes cannot be reached through a descriptor, so
+// lsetxattr and lremovexattr on a symlink are refused (ECAPABILITY) where
+// the kernel says EPERM to an agent without capabilities; and utimensat
+// with both times UTIME_OMIT, which the kernel answers 0 without walking
+// the path, gets the walk's error when the path does not resolve.
+func TestEmulatedAttrErrnos(t *testing.T) {
+	needRoot(t)
+	dir, bin := attrWorld(t)
+	supRoot, refRoot := dir+"/s", dir+"/r"
+	attrTree(t, supRoot)
+	attrTree(t, refRoot)
+	ops := func(root string) []string {
+		var o []string
+		for _, c := range attrErrnoCalls {
+			for _, tg := range attrErrnoTargets {
+				o = append(o, c+":"+root+"/"+tg)
+			}
+		}
+		return o
+	}
+	d := NewCapDecider(attrCaps(t, bin, supRoot+"/**"))
+	supOut, _ := runAttrAgent(t, d, bin, ops(supRoot)...)
+	refOut := runAttrPlain(t, bin, ops(refRoot)...)
+	sup := parseProbe(t, strings.ReplaceAll(supOut, supRoot, "ROOT"))
+	ref := parseProbe(t, strings.ReplaceAll(refOut, refRoot, "ROOT"))
+	if len(ref) != len(attrErrnoCalls)*len(attrErrnoTargets) {
+		t.Fatalf("plain run: %d results", len(ref))
+	}
+	kinds := map[int]bool{}
+	for op, want := range ref {
+		got, ok := sup[op]
+		kinds[want] = true
+		switch {
+		case !ok:
+			t.Errorf("%s: no supervised result", op)
+		case (strings.HasPrefix(op, "lsetxattr:") || strings.HasPrefix(op, "lremovexattr:")) && strings.HasSuffix(op, "/ownlink"):
+			if got != int(ECapability) || want != int(unix.EPERM) {
+				t.Errorf("%s: errno %d (kernel %d), want ECAPABILITY where the kernel says EPERM", op, got, want)
+			}
+		case strings.HasPrefix(op, "utimensat-omit:") && want == 0 && got != 0:
+			// Both times UTIME_OMIT: the kernel returns 0 before it even
+			// walks the path; the supervisor walks and decides first.
+			if got != int(unix.ENOENT) && got != int(unix.ENOTDIR) && got != int(unix.EACCES) {
+				t.Errorf("%s: errno %d, want 0 or the walk's error", op, got)
+			}
+		case got != want:
+			t.Errorf("%s: errno %d, the kernel's %d", op, got, want)
+		}
+	}
+	// The comparison covered success and the usual failures.
+	for _, e := range []unix.Errno{0, unix.EPERM, unix.EACCES, unix.ENOENT, unix.ENOTDIR, unix.EINVAL, unix.EBADF, unix.EEXIST, unix.ENODATA, unix.ERANGE, unix.E2BIG, unix.EOPNOTSUPP} {
+		if !kinds[int(e)] {
+			t.Errorf("no case where the kernel answered %v", e)
+		}
+	}
+	// And the files ended up the same. Times set to "now" differ between
+	// the two runs by construction; explicit ones (around 2001) must not.
+	for _, p := range []string{"own", "other644", "other666", "ownlink", "sub", "sub/g", "locked/h"} {
+		s, r := stateOf(t, supRoot+"/"+p), stateOf(t, refRoot+"/"+p)
+		s.ctime, r.ctime = unix.Timespec{}, unix.Timespec{}
+		for _, ts := range []*unix.Timespec{&s.atime, &s.mtime, &r.atime, &r.mtime} {
+			if ts.Sec > 1600000000 {
+				*ts = unix.Timespec{Sec: -1} // "now"
+			}
+		}
+		if fmt.Sprint(s) != fmt.Sprint(r) {
+			t.Errorf("%s: supervised %+v, kernel %+v", p, s, r)
+		}
+	}
+}

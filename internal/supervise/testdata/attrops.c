@@ -1,0 +1,226 @@
+// attrops: the attribute calls an agent makes, one per argument, for the
+// supervisor's emulation tests (emulate_test.go builds it with cc).
+//
+//   CALL:PATH            one call; prints "CALL:PATH ERRNO"
+//   race:HOW:CALL:N:A:B  N calls on a path buffer that a racer rewrites
+//                        between A and B (same length) all the while; HOW
+//                        is "thread" (a pthread) or "vm" (a process made
+//                        with clone(CLONE_VM), sharing the memory but no
+//                        thread group); prints "race:HOW:CALL ERRNO COUNT"
+//                        per errno seen
+//
+// Every call is the raw system call of its name (glibc implements utime
+// and utimes with utimensat, for one). The group argument of the chown
+// family is taken from ATTROPS_GID.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+#include <utime.h>
+
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452
+#endif
+#ifndef SYS_setxattrat
+#define SYS_setxattrat 463
+#endif
+#ifndef SYS_removexattrat
+#define SYS_removexattrat 466
+#endif
+
+struct xattr_args_v0 {
+	uint64_t value;
+	uint32_t size, flags;
+};
+
+static gid_t gid2;
+
+static long sx(const char *p, const char *name, int flags) {
+	return syscall(SYS_setxattr, p, name, "1", 1, flags);
+}
+
+// call makes one call on path p and returns 0 or errno.
+static int call(const char *c, const char *p) {
+	long r = -1;
+	struct timeval tv[2] = {{1000000002, 0}, {1000000002, 0}};
+	struct timeval ftv[2] = {{1000000003, 0}, {1000000003, 0}};
+	struct timespec ts[2] = {{1000000004, 0}, {1000000004, 0}};
+	struct utimbuf ub = {1000000001, 1000000001};
+	errno = 0;
+	if (!strcmp(c, "chmod")) r = syscall(SYS_chmod, p, 0600);
+	else if (!strcmp(c, "fchmodat")) r = syscall(SYS_fchmodat, AT_FDCWD, p, 0640);
+	else if (!strcmp(c, "fchmodat2")) r = syscall(SYS_fchmodat2, AT_FDCWD, p, 0604, 0);
+	else if (!strcmp(c, "fchmodat2-nofollow")) r = syscall(SYS_fchmodat2, AT_FDCWD, p, 0604, AT_SYMLINK_NOFOLLOW);
+	else if (!strcmp(c, "fchmodat2-badflags")) r = syscall(SYS_fchmodat2, AT_FDCWD, p, 0604, 0x8000);
+	else if (!strcmp(c, "chmod-suid")) r = syscall(SYS_chmod, p, 04755);
+	else if (!strcmp(c, "chown")) r = syscall(SYS_chown, p, -1, gid2);
+	else if (!strcmp(c, "lchown")) r = syscall(SYS_lchown, p, -1, gid2);
+	else if (!strcmp(c, "fchownat")) r = syscall(SYS_fchownat, AT_FDCWD, p, -1, gid2, 0);
+	else if (!strcmp(c, "chown-uid")) r = syscall(SYS_chown, p, 0, -1);
+	else if (!strcmp(c, "chown-self")) r = syscall(SYS_chown, p, getuid(), -1);
+	else if (!strcmp(c, "chgrp-root")) r = syscall(SYS_chown, p, -1, 0);
+	else if (!strcmp(c, "utime")) r = syscall(SYS_utime, p, &ub);
+	else if (!strcmp(c, "utime-now")) r = syscall(SYS_utime, p, NULL);
+	else if (!strcmp(c, "utimes")) r = syscall(SYS_utimes, p, tv);
+	else if (!strcmp(c, "utimes-now")) r = syscall(SYS_utimes, p, NULL);
+	else if (!strcmp(c, "utimes-badusec")) {
+		struct timeval bad[2] = {{1, 1000000}, {1, 0}};
+		r = syscall(SYS_utimes, p, bad);
+	} else if (!strcmp(c, "futimesat")) r = syscall(SYS_futimesat, AT_FDCWD, p, ftv);
+	else if (!strcmp(c, "utimensat")) r = syscall(SYS_utimensat, AT_FDCWD, p, ts, 0);
+	else if (!strcmp(c, "utimensat-nofollow")) r = syscall(SYS_utimensat, AT_FDCWD, p, ts, AT_SYMLINK_NOFOLLOW);
+	else if (!strcmp(c, "utimensat-omit")) {
+		struct timespec o[2] = {{0, UTIME_OMIT}, {0, UTIME_OMIT}};
+		r = syscall(SYS_utimensat, AT_FDCWD, p, o, 0);
+	} else if (!strcmp(c, "utimensat-now")) {
+		struct timespec o[2] = {{0, UTIME_NOW}, {0, UTIME_NOW}};
+		r = syscall(SYS_utimensat, AT_FDCWD, p, o, 0);
+	} else if (!strcmp(c, "utimensat-badns")) {
+		struct timespec o[2] = {{0, 1000000000}, {0, 0}};
+		r = syscall(SYS_utimensat, AT_FDCWD, p, o, 0);
+	} else if (!strcmp(c, "futimens") || !strcmp(c, "futimens-opath")) {
+		// utimensat(fd, NULL): on an fd opened for reading, or O_PATH (EBADF)
+		int fd = open(p, !strcmp(c, "futimens") ? O_RDONLY : O_PATH);
+		if (fd < 0) return errno;
+		r = syscall(SYS_utimensat, fd, NULL, NULL, 0);
+		int e = errno;
+		close(fd);
+		errno = e;
+	} else if (!strcmp(c, "fchmodat-dirfd")) {
+		// p is DIR/NAME: the call names NAME relative to DIR's descriptor
+		char dir[4096];
+		const char *slash = strrchr(p, '/');
+		snprintf(dir, sizeof dir, "%.*s", (int)(slash - p), p);
+		int fd = open(dir, O_PATH | O_DIRECTORY);
+		if (fd < 0) return errno;
+		r = syscall(SYS_fchmodat, fd, slash + 1, 0660);
+		int e = errno;
+		close(fd);
+		errno = e;
+	} else if (!strcmp(c, "setxattr")) r = sx(p, "user.s1", 0);
+	else if (!strcmp(c, "lsetxattr")) r = syscall(SYS_lsetxattr, p, "user.s2", "1", 1, 0);
+	else if (!strcmp(c, "setxattrat")) {
+		struct xattr_args_v0 a = {(uint64_t)(uintptr_t) "1", 1, 0};
+		r = syscall(SYS_setxattrat, AT_FDCWD, p, 0, "user.s3", &a, sizeof a);
+	} else if (!strcmp(c, "setxattr-create")) r = sx(p, "user.keep", XATTR_CREATE);
+	else if (!strcmp(c, "setxattr-replace")) r = sx(p, "user.none", XATTR_REPLACE);
+	else if (!strcmp(c, "setxattr-badflags")) r = sx(p, "user.s1", 8);
+	else if (!strcmp(c, "setxattr-trusted")) r = sx(p, "trusted.x", 0);
+	else if (!strcmp(c, "setxattr-emptyname")) r = sx(p, "", 0);
+	else if (!strcmp(c, "setxattr-big")) {
+		static char big[65537];
+		r = syscall(SYS_setxattr, p, "user.big", big, sizeof big, 0);
+	} else if (!strcmp(c, "removexattr")) r = syscall(SYS_removexattr, p, "user.r1");
+	else if (!strcmp(c, "lremovexattr")) r = syscall(SYS_lremovexattr, p, "user.r2");
+	else if (!strcmp(c, "removexattrat")) r = syscall(SYS_removexattrat, AT_FDCWD, p, 0, "user.r3");
+	else if (!strcmp(c, "removexattr-missing")) r = syscall(SYS_removexattr, p, "user.none");
+	else {
+		fprintf(stderr, "attrops: unknown call %s\n", c);
+		exit(2);
+	}
+	return r < 0 ? errno : 0;
+}
+
+// The path buffer both sides share, and the racer's switch.
+static char buf[4096] __attribute__((aligned(64)));
+static volatile int stop;
+static size_t flip;      // index of the byte that differs between A and B
+static char flipA, flipB;
+
+static void *racer(void *unused) {
+	(void)unused;
+	while (!stop) {
+		((volatile char *)buf)[flip] = flipB;
+		((volatile char *)buf)[flip] = flipA;
+	}
+	return NULL;
+}
+
+static int vmracer(void *unused) {
+	racer(unused);
+	return 0;
+}
+
+static void race(const char *op, char *spec) {
+	// spec: HOW:CALL:N:A:B
+	char *how = strtok(spec, ":"), *c = strtok(NULL, ":"), *ns = strtok(NULL, ":");
+	char *a = strtok(NULL, ":"), *b = strtok(NULL, ":");
+	if (!how || !c || !ns || !a || !b || strlen(a) != strlen(b)) {
+		fprintf(stderr, "attrops: bad race %s\n", op);
+		exit(2);
+	}
+	size_t i;
+	for (i = 0; a[i] == b[i]; i++)
+		;
+	flip = i, flipA = a[i], flipB = b[i];
+	strcpy(buf, a);
+	stop = 0;
+	pthread_t t;
+	pid_t child = -1;
+	static char stack[1 << 16] __attribute__((aligned(16)));
+	if (!strcmp(how, "thread")) {
+		if (pthread_create(&t, NULL, racer, NULL) != 0) {
+			perror("pthread_create");
+			exit(3);
+		}
+	} else {
+		child = clone(vmracer, stack + sizeof stack, CLONE_VM | SIGCHLD, NULL);
+		if (child < 0) {
+			perror("clone");
+			exit(3);
+		}
+	}
+	int counts[256] = {0};
+	long n = atol(ns);
+	for (long k = 0; k < n; k++) {
+		int e = call(c, buf);
+		counts[e & 0xff]++;
+	}
+	stop = 1;
+	if (child < 0) {
+		pthread_join(t, NULL);
+	} else {
+		waitpid(child, NULL, 0);
+	}
+	for (int e = 0; e < 256; e++) {
+		if (counts[e]) printf("race:%s:%s %d %d\n", how, c, e, counts[e]);
+	}
+	fflush(stdout);
+}
+
+int main(int argc, char **argv) {
+	const char *g = getenv("ATTROPS_GID");
+	gid2 = g ? (gid_t)atol(g) : getgid();
+	for (int i = 1; i < argc; i++) {
+		char *op = argv[i];
+		if (!strncmp(op, "race:", 5)) {
+			char spec[8192];
+			snprintf(spec, sizeof spec, "%s", op + 5);
+			race(op, spec);
+			continue;
+		}
+		char *colon = strchr(op, ':');
+		if (!colon) {
+			fprintf(stderr, "attrops: bad op %s\n", op);
+			return 2;
+		}
+		*colon = 0;
+		int e = call(op, colon + 1);
+		*colon = ':';
+		printf("%s %d\n", op, e);
+		fflush(stdout);
+	}
+	return 0;
+}
