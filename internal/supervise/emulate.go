@@ -302,16 +302,20 @@ func (s *Server) readXattrValue(tid int, addr, size, flags uint64, c *attrCall) 
 	return s.readFull(tid, c.value, addr)
 }
 
-// perform makes the call on the thread holding the caller's credentials
-// and returns its errno. It runs after the row was recorded.
+// perform makes the call as the caller and returns its errno. It runs
+// after the row was recorded.
 func (s *Server) perform(c *attrCall) unix.Errno { return s.asAgent(c.creds, c.do) }
 
-// asAgent runs do on the server's credential thread, as the caller.
+// asAgent runs do with the caller's credentials (asAgent in
+// emulate_creds.go). A thread that could not be given back its own
+// credentials ends the server (fatal): Serve returns, and its goroutine
+// and thread end with it.
 func (s *Server) asAgent(c agentCreds, do func() unix.Errno) unix.Errno {
-	if s.creds == nil {
-		s.creds = startCredThread()
+	e, err := asAgent(c, do)
+	if err != nil {
+		s.fatal = err
 	}
-	return s.creds.run(c, do)
+	return e
 }
 
 // do makes the call on c.fd itself (AT_EMPTY_PATH on the O_PATH

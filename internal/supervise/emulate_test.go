@@ -55,7 +55,7 @@ func becomeAgentUser(v string) error {
 
 // attrWorld is a directory every user may search, with the attrops
 // helper built in it: the agent runs as agentUID.
-func attrWorld(t *testing.T) (dir, bin string) {
+func attrWorld(t testing.TB) (dir, bin string) {
 	t.Helper()
 	cc, err := exec.LookPath("cc")
 	if err != nil {
@@ -80,7 +80,7 @@ func attrWorld(t *testing.T) (dir, bin string) {
 	return dir, bin
 }
 
-func attrCaps(t *testing.T, bin string, rw ...string) []capability.Cap {
+func attrCaps(t testing.TB, bin string, rw ...string) []capability.Cap {
 	t.Helper()
 	s := []string{"fs.exec:" + bin, "fs.read:/etc/ld.so.cache", "fs.read:/usr/lib/**"}
 	for _, p := range rw {
@@ -94,7 +94,7 @@ func attrCaps(t *testing.T, bin string, rw ...string) []capability.Cap {
 }
 
 // runAttrAgent runs attrops with ops as a supervised agent of agentUID.
-func runAttrAgent(t *testing.T, d Decider, bin string, ops ...string) (string, *Server) {
+func runAttrAgent(t testing.TB, d Decider, bin string, ops ...string) (string, *Server) {
 	t.Helper()
 	sup, ag := socketPair(t)
 	defer sup.Close()
@@ -125,7 +125,7 @@ func runAttrAgent(t *testing.T, d Decider, bin string, ops ...string) (string, *
 
 // runAttrPlain runs attrops with ops as agentUID without any filter: what
 // the kernel itself answers.
-func runAttrPlain(t *testing.T, bin string, ops ...string) string {
+func runAttrPlain(t testing.TB, bin string, ops ...string) string {
 	t.Helper()
 	cmd := exec.Command(bin, ops...)
 	cmd.Env = []string{attropsGIDEnv + "=" + strconv.Itoa(agentGID2)}
@@ -404,5 +404,134 @@ func TestEmulatedAttrErrnos(t *testing.T) {
 		if fmt.Sprint(s) != fmt.Sprint(r) {
 			t.Errorf("%s: supervised %+v, kernel %+v", p, s, r)
 		}
+	}
+}
+
+// TestAsAgentRestores: the thread that performed a call as an agent gets
+// the supervisor's credentials back, and no thread of the process keeps
+// the agent's (fsuid, fsgid, groups, effective capabilities), whatever
+// the call did.
+func TestAsAgentRestores(t *testing.T) {
+	needRoot(t)
+	before := threadCredLines(t)
+	c := agentCreds{fsuid: agentUID, fsgid: agentGID, groups: []uint32{agentGID, agentGID2}}
+	done := make(chan error)
+	for i := 0; i < 8; i++ {
+		go func() {
+			var err error
+			for k := 0; k < 50 && err == nil; k++ {
+				var saw agentCreds
+				var e unix.Errno
+				e, err = asAgent(c, func() unix.Errno {
+					var ce unix.Errno
+					saw, ce = credsOf(unix.Gettid())
+					return ce
+				})
+				if err == nil && (e != 0 || saw.fsuid != agentUID || saw.fsgid != agentGID || saw.capEff != 0 ||
+					fmt.Sprint(saw.groups) != fmt.Sprint(c.groups)) {
+					err = fmt.Errorf("during the call: %+v (errno %d)", saw, e)
+				}
+			}
+			done <- err
+		}()
+	}
+	for i := 0; i < 8; i++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := threadCredLines(t); after != before {
+		t.Fatalf("a thread kept other credentials:\nbefore %s\nafter  %s", before, after)
+	}
+}
+
+// threadCredLines lists the distinct credentials of this process's
+// threads.
+func threadCredLines(t *testing.T) string {
+	t.Helper()
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, task := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/status")
+		if err != nil {
+			continue // gone
+		}
+		var keep []string
+		for _, l := range strings.Split(string(b), "\n") {
+			for _, k := range []string{"Uid:", "Gid:", "Groups:", "CapEff:", "CapPrm:"} {
+				if strings.HasPrefix(l, k) {
+					keep = append(keep, strings.Join(strings.Fields(l), " "))
+				}
+			}
+		}
+		seen[strings.Join(keep, "; ")] = true
+	}
+	var out []string
+	for k := range seen {
+		out = append(out, k)
+	}
+	return strings.Join(out, " | ")
+}
+
+// TestCredsOfFixed: a thread without capabilities, with no_new_privs and
+// one uid and gid can never change its credentials (its entry may be
+// kept); the test process, root with capabilities, can.
+func TestCredsOfFixed(t *testing.T) {
+	needRoot(t)
+	c, e := credsOf(unix.Gettid())
+	if e != 0 || c.fsuid != 0 || c.capEff == 0 || c.fixed {
+		t.Fatalf("test process: %+v %v", c, e)
+	}
+	cmd := exec.Command("/bin/sleep", "10")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: agentUID, Gid: agentGID, Groups: []uint32{agentGID2}}}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	c, e = credsOf(cmd.Process.Pid)
+	// No no_new_privs: a setuid program could still change them.
+	if e != 0 || c.fsuid != agentUID || c.fsgid != agentGID || fmt.Sprint(c.groups) != "[4243]" || c.capEff != 0 || c.fixed {
+		t.Fatalf("sleep: %+v %v", c, e)
+	}
+	var cc credCache
+	defer cc.closeAll()
+	if got, e := cc.get(cmd.Process.Pid); e != 0 || got.fsuid != agentUID || len(cc.m) != 0 {
+		t.Fatalf("cache: %+v %v, %d entries (nothing that can change is kept)", got, e, len(cc.m))
+	}
+}
+
+// TestFloorless: where Landlock has no TRUNCATE right (ABI < 3), the calls
+// that truncate without opening for writing are refused rather than
+// continued; from ABI 3 the floor covers them.
+func TestFloorless(t *testing.T) {
+	tests := []struct {
+		name  string
+		nr    int32
+		flags uint64
+		want  map[int]unix.Errno // by ABI
+	}{
+		{"truncate", unix.SYS_TRUNCATE, 0, map[int]unix.Errno{1: ECapability, 2: ECapability, 3: 0, 7: 0}},
+		{"open O_RDONLY|O_TRUNC", unix.SYS_OPENAT, unix.O_RDONLY | unix.O_TRUNC, map[int]unix.Errno{2: ECapability, 3: 0}},
+		{"open O_WRONLY|O_TRUNC", unix.SYS_OPENAT, unix.O_WRONLY | unix.O_TRUNC, map[int]unix.Errno{2: 0, 3: 0}},
+		{"open O_RDONLY", unix.SYS_OPENAT, unix.O_RDONLY, map[int]unix.Errno{1: 0}},
+		{"chmod", unix.SYS_CHMOD, 0, map[int]unix.Errno{1: 0}}, // emulated, never continued
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := &seccompData{Nr: tt.nr}
+			d.Args[2] = tt.flags
+			ops, _, _ := operands(d, nil)
+			for abi, want := range tt.want {
+				if got := floorless(abi, d, ops); got != want {
+					t.Errorf("ABI %d: %v, want %v", abi, got, want)
+				}
+			}
+		})
+	}
+	if landlockABI() < landlockTruncateABI {
+		t.Logf("this kernel's Landlock ABI %d has no TRUNCATE", landlockABI())
 	}
 }

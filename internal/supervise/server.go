@@ -31,10 +31,12 @@ type Server struct {
 	mem      memCache
 	root     agentRoot
 	// act is the call the supervisor performs itself for the notification
-	// being handled (decide sets it, handle consumes it); creds is the
-	// thread that performs such calls, started on the first one.
+	// being handled (decide sets it, handle consumes it); creds are the
+	// credentials of the threads that made such calls; fatal ends Serve
+	// (emulate.go).
 	act   *attrCall
-	creds *credThread
+	creds credCache
+	fatal error
 
 	stopR, stopW int
 	stopOnce     sync.Once
@@ -82,9 +84,7 @@ func (s *Server) Serve() error {
 		if s.root.fd >= 0 {
 			unix.Close(s.root.fd)
 		}
-		if s.creds != nil {
-			s.creds.stop()
-		}
+		s.creds.closeAll()
 	}()
 	fds := []unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLIN}, {Fd: int32(s.stopR), Events: unix.POLLIN}}
 	var n seccompNotif
@@ -116,6 +116,9 @@ func (s *Server) Serve() error {
 		}
 		s.notes.Add(1)
 		s.handle(&n)
+		if s.fatal != nil {
+			return s.fatal
+		}
 	}
 }
 
@@ -300,7 +303,7 @@ func (s *Server) decide(n *seccompNotif, ev *Event) unix.Errno {
 		if e := precheck(tid, &n.Data); e != 0 {
 			return e
 		}
-		if creds, e = credsOf(tid); e != 0 {
+		if creds, e = s.creds.get(tid); e != 0 {
 			return e
 		}
 		// The arguments first, as the kernel copies them before it walks

@@ -2,6 +2,8 @@
 // supervisor's emulation tests (emulate_test.go builds it with cc).
 //
 //   CALL:PATH            one call; prints "CALL:PATH ERRNO"
+//   loop:CALL:N:PATH     N calls; prints "loop:CALL NS", the mean cost in
+//                        nanoseconds (or minus the errno of a failure)
 //   race:HOW:CALL:N:A:B  N calls on a path buffer that a racer rewrites
 //                        between A and B (same length) all the while; HOW
 //                        is "thread" (a pthread) or "vm" (a process made
@@ -27,6 +29,7 @@
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 #include <utime.h>
 
@@ -205,6 +208,30 @@ int main(int argc, char **argv) {
 	gid2 = g ? (gid_t)atol(g) : getgid();
 	for (int i = 1; i < argc; i++) {
 		char *op = argv[i];
+		if (!strncmp(op, "loop:", 5)) {
+			// loop:CALL:N:PATH: N calls; prints "loop:CALL NS" per call
+			char spec[8192];
+			snprintf(spec, sizeof spec, "%s", op + 5);
+			char *c = strtok(spec, ":"), *ns = strtok(NULL, ":"), *p = strtok(NULL, "");
+			long n = ns ? atol(ns) : 0;
+			if (!c || !p || n <= 0) {
+				fprintf(stderr, "attrops: bad loop %s\n", op);
+				return 2;
+			}
+			struct timespec t0, t1;
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+			for (long k = 0; k < n; k++) {
+				int e = call(c, p);
+				if (e) {
+					printf("loop:%s %d\n", c, -e);
+					return 0;
+				}
+			}
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			printf("loop:%s %lld\n", c, ((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec)) / n);
+			fflush(stdout);
+			continue;
+		}
 		if (!strncmp(op, "race:", 5)) {
 			char spec[8192];
 			snprintf(spec, sizeof spec, "%s", op + 5);
