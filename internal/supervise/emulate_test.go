@@ -120,7 +120,17 @@ func runAttrAgent(t testing.TB, d Decider, bin string, ops ...string) (string, *
 	if err := s.Wait(); err != nil {
 		t.Fatalf("serve: %v", err)
 	}
-	return out.String(), s
+	return attropsDone(t, out.String()), s
+}
+
+// attropsDone checks that attrops ran to its end and drops its last line.
+func attropsDone(t testing.TB, out string) string {
+	t.Helper()
+	rest, ok := strings.CutSuffix(out, "attrops done\n")
+	if !ok {
+		t.Fatalf("attrops did not finish:\n%s", out)
+	}
+	return rest
 }
 
 // runAttrPlain runs attrops with ops as agentUID without any filter: what
@@ -136,7 +146,7 @@ func runAttrPlain(t testing.TB, bin string, ops ...string) string {
 	if err != nil {
 		t.Fatalf("plain attrops: %v\n%s", err, errb.String())
 	}
-	return string(out)
+	return attropsDone(t, string(out))
 }
 
 // fileState is everything an attribute call can change, read from outside.

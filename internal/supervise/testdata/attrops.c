@@ -5,7 +5,8 @@
 //   loop:CALL:N:PATH     N calls; prints "loop:CALL NS", the mean cost in
 //                        nanoseconds (or minus the errno of a failure)
 //   race:HOW:CALL:N:A:B  N calls on a path buffer that a racer rewrites
-//                        between A and B (same length) all the while; HOW
+//                        between A and B (same length, one byte apart) all
+//                        the while, one store at a time; HOW
 //                        is "thread" (a pthread) or "vm" (a process made
 //                        with clone(CLONE_VM), sharing the memory but no
 //                        thread group); prints "race:HOW:CALL ERRNO COUNT"
@@ -68,6 +69,7 @@ static int call(const char *c, const char *p) {
 	else if (!strcmp(c, "fchmodat2-nofollow")) r = syscall(SYS_fchmodat2, AT_FDCWD, p, 0604, AT_SYMLINK_NOFOLLOW);
 	else if (!strcmp(c, "fchmodat2-badflags")) r = syscall(SYS_fchmodat2, AT_FDCWD, p, 0604, 0x8000);
 	else if (!strcmp(c, "chmod-suid")) r = syscall(SYS_chmod, p, 04755);
+	else if (!strcmp(c, "chmod-755")) r = syscall(SYS_chmod, p, 0755);
 	else if (!strcmp(c, "chown")) r = syscall(SYS_chown, p, -1, gid2);
 	else if (!strcmp(c, "lchown")) r = syscall(SYS_lchown, p, -1, gid2);
 	else if (!strcmp(c, "fchownat")) r = syscall(SYS_fchownat, AT_FDCWD, p, -1, gid2, 0);
@@ -160,14 +162,14 @@ static void race(const char *op, char *spec) {
 	// spec: HOW:CALL:N:A:B
 	char *how = strtok(spec, ":"), *c = strtok(NULL, ":"), *ns = strtok(NULL, ":");
 	char *a = strtok(NULL, ":"), *b = strtok(NULL, ":");
-	if (!how || !c || !ns || !a || !b || strlen(a) != strlen(b)) {
-		fprintf(stderr, "attrops: bad race %s\n", op);
+	size_t diff = 0;
+	for (size_t k = 0; a && b && a[k] && b[k]; k++)
+		if (a[k] != b[k]) diff++, flip = k;
+	if (!how || !c || !ns || !a || !b || strlen(a) != strlen(b) || diff != 1) {
+		fprintf(stderr, "attrops: bad race %s (A and B must differ in one byte)\n", op);
 		exit(2);
 	}
-	size_t i;
-	for (i = 0; a[i] == b[i]; i++)
-		;
-	flip = i, flipA = a[i], flipB = b[i];
+	flipA = a[flip], flipB = b[flip];
 	strcpy(buf, a);
 	stop = 0;
 	pthread_t t;
@@ -249,5 +251,6 @@ int main(int argc, char **argv) {
 		printf("%s %d\n", op, e);
 		fflush(stdout);
 	}
+	printf("attrops done\n");
 	return 0;
 }
