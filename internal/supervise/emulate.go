@@ -98,6 +98,21 @@ func precheck(tid int, d *seccompData) unix.Errno {
 	return 0
 }
 
+// emptyPathFD is the kernel's EBADF for setxattrat and removexattrat
+// with AT_EMPTY_PATH and an empty path on an O_PATH descriptor: those act
+// on the open file, which an O_PATH descriptor is not (the other *at
+// calls accept it, and so does the emulation of these).
+func emptyPathFD(tid int, d *seccompData, path string) unix.Errno {
+	if (d.Nr != unix.SYS_SETXATTRAT && d.Nr != unix.SYS_REMOVEXATTRAT) || path != "" || d.Args[2]&atEmptyPath == 0 ||
+		int32(d.Args[0]) == unix.AT_FDCWD {
+		return 0
+	}
+	if fl, ok := fdFlags(tid, int32(d.Args[0])); !ok || fl&oPathFlag != 0 {
+		return unix.EBADF
+	}
+	return 0
+}
+
 // fdFlags reads the open flags of the agent's descriptor fd.
 func fdFlags(tid int, fd int32) (int, bool) {
 	f, err := os.Open("/proc/" + strconv.Itoa(tid) + "/fdinfo/" + strconv.Itoa(int(fd)))

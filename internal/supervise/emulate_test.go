@@ -334,7 +334,7 @@ var attrErrnoCalls = []string{
 	"chown", "lchown", "fchownat", "chown-uid", "chown-self", "chgrp-root",
 	"utime", "utime-now", "utimes", "utimes-now", "utimes-badusec", "futimesat",
 	"utimensat", "utimensat-nofollow", "utimensat-omit", "utimensat-now", "utimensat-badns", "futimens", "futimens-opath",
-	"setxattr", "lsetxattr", "setxattrat", "setxattr-create", "setxattr-replace", "setxattr-badflags",
+	"setxattr", "lsetxattr", "setxattrat", "setxattrat-empty", "setxattrat-empty-opath", "fchownat-empty-opath", "setxattr-create", "setxattr-replace", "setxattr-badflags",
 	"setxattr-trusted", "setxattr-emptyname", "setxattr-big",
 	"removexattr", "lremovexattr", "removexattrat", "removexattr-missing",
 }

@@ -367,6 +367,12 @@ func (s *Server) decide(n *seccompNotif, ev *Event) unix.Errno {
 		if e := s.act.attach(fd, obj); e != 0 {
 			return e
 		}
+		if e := emptyPathFD(tid, &n.Data, path); e != 0 {
+			return e
+		}
+	}
+	if emulate && (s.act == nil || s.act.fd < 0) {
+		return ECapability // never CONTINUE an emulated call
 	}
 	return 0
 }

@@ -119,6 +119,22 @@ static int call(const char *c, const char *p) {
 	else if (!strcmp(c, "setxattrat")) {
 		struct xattr_args_v0 a = {(uint64_t)(uintptr_t) "1", 1, 0};
 		r = syscall(SYS_setxattrat, AT_FDCWD, p, 0, "user.s3", &a, sizeof a);
+	} else if (!strcmp(c, "setxattrat-empty") || !strcmp(c, "setxattrat-empty-opath")) {
+		// setxattrat(fd, "", AT_EMPTY_PATH): on an fd opened for reading, or O_PATH (EBADF)
+		int fd = open(p, !strcmp(c, "setxattrat-empty") ? O_RDONLY : O_PATH);
+		if (fd < 0) return errno;
+		struct xattr_args_v0 a = {(uint64_t)(uintptr_t) "1", 1, 0};
+		r = syscall(SYS_setxattrat, fd, "", AT_EMPTY_PATH, "user.s4", &a, sizeof a);
+		int e = errno;
+		close(fd);
+		errno = e;
+	} else if (!strcmp(c, "fchownat-empty-opath")) {
+		int fd = open(p, O_PATH | O_NOFOLLOW);
+		if (fd < 0) return errno;
+		r = syscall(SYS_fchownat, fd, "", -1, gid2, AT_EMPTY_PATH);
+		int e = errno;
+		close(fd);
+		errno = e;
 	} else if (!strcmp(c, "setxattr-create")) r = sx(p, "user.keep", XATTR_CREATE);
 	else if (!strcmp(c, "setxattr-replace")) r = sx(p, "user.none", XATTR_REPLACE);
 	else if (!strcmp(c, "setxattr-badflags")) r = sx(p, "user.s1", 8);
