@@ -38,6 +38,7 @@ var syscallNames = map[int32]string{
 	unix.SYS_UTIME: "utime", unix.SYS_UTIMES: "utimes", unix.SYS_UTIMENSAT: "utimensat", unix.SYS_FUTIMESAT: "futimesat",
 	unix.SYS_SETXATTR: "setxattr", unix.SYS_LSETXATTR: "lsetxattr", unix.SYS_REMOVEXATTR: "removexattr",
 	unix.SYS_LREMOVEXATTR: "lremovexattr", unix.SYS_SETXATTRAT: "setxattrat", unix.SYS_REMOVEXATTRAT: "removexattrat",
+	unix.SYS_FCHMOD: "fchmod", unix.SYS_FCHOWN: "fchown", unix.SYS_FSETXATTR: "fsetxattr", unix.SYS_FREMOVEXATTR: "fremovexattr",
 	// Options.TrapUnixConnect (unixsock.go)
 	unix.SYS_CONNECT: "connect", unix.SYS_SENDTO: "sendto", unix.SYS_SENDMSG: "sendmsg", unix.SYS_SENDMMSG: "sendmmsg",
 }
@@ -178,6 +179,9 @@ func operands(d *seccompData, howAt func(addr, size uint64) (openHow, unix.Errno
 		return []operand{op}, false, 0
 	case unix.SYS_SETXATTRAT, unix.SYS_REMOVEXATTRAT:
 		return []operand{at(a[0], a[1], Write, atFlags(a[2], true))}, false, 0
+	case unix.SYS_FCHMOD, unix.SYS_FCHOWN, unix.SYS_FSETXATTR, unix.SYS_FREMOVEXATTR:
+		// The file behind the descriptor, which needs fs.write as by path.
+		return []operand{{dirfd: int32(a[0]), nullOK: true, access: Write}}, false, 0
 	}
 	// The filter notifies nothing else; an unknown call is refused.
 	return nil, false, ECapability
@@ -199,7 +203,9 @@ func operands(d *seccompData, howAt func(addr, size uint64) (openHow, unix.Errno
 //	truncate                       TRUNCATE
 //
 // The attribute calls have no right and are performed by the supervisor
-// (emulatedCalls). TRUNCATE exists from Landlock ABI 3 only: below it,
+// (emulatedCalls), those on a descriptor (fchmod, fchown, fsetxattr,
+// fremovexattr) included: the descriptor table is the agent's too, and
+// another thread can put another file under the number after the check. TRUNCATE exists from Landlock ABI 3 only: below it,
 // the calls that truncate without opening for writing are refused.
 
 // landlockABI is the running kernel's Landlock ABI version (0: none).

@@ -28,6 +28,7 @@ var emulatedCalls = map[int32]bool{
 	unix.SYS_UTIME: true, unix.SYS_UTIMES: true, unix.SYS_UTIMENSAT: true, unix.SYS_FUTIMESAT: true,
 	unix.SYS_SETXATTR: true, unix.SYS_LSETXATTR: true, unix.SYS_SETXATTRAT: true,
 	unix.SYS_REMOVEXATTR: true, unix.SYS_LREMOVEXATTR: true, unix.SYS_REMOVEXATTRAT: true,
+	unix.SYS_FCHMOD: true, unix.SYS_FCHOWN: true, unix.SYS_FSETXATTR: true, unix.SYS_FREMOVEXATTR: true,
 }
 
 // Limits of linux/limits.h and linux/xattr.h.
@@ -64,9 +65,9 @@ func (c *attrCall) close() {
 }
 
 // precheck returns the errno the kernel gives an emulated call before it
-// looks at any path: flags it does not know, and the NULL-path forms of
-// utimensat and futimesat (futimens, futimes), which need a descriptor
-// that is not O_PATH.
+// looks at any path: flags it does not know, and the calls on a
+// descriptor (fchmod…, and the NULL-path forms of utimensat and
+// futimesat: futimens, futimes), which need one that is not O_PATH.
 func precheck(tid int, d *seccompData) unix.Errno {
 	a := d.Args
 	switch d.Nr {
@@ -81,6 +82,17 @@ func precheck(tid int, d *seccompData) unix.Errno {
 		if flags&0xffffffff&^atFlagsKnown != 0 {
 			return unix.EINVAL
 		}
+	}
+	switch d.Nr {
+	case unix.SYS_FCHMOD, unix.SYS_FCHOWN, unix.SYS_FSETXATTR, unix.SYS_FREMOVEXATTR:
+		// fdget: no such descriptor, or an O_PATH one, is EBADF.
+		if int32(a[0]) < 0 {
+			return unix.EBADF
+		}
+		if fl, ok := fdFlags(tid, int32(a[0])); !ok || fl&oPathFlag != 0 {
+			return unix.EBADF
+		}
+		return 0
 	}
 	if (d.Nr == unix.SYS_UTIMENSAT || d.Nr == unix.SYS_FUTIMESAT) && a[1] == 0 {
 		switch {
@@ -160,8 +172,8 @@ func (c *attrCall) attach(fd int, obj object) unix.Errno {
 
 func isXattrCall(nr int32) bool {
 	switch nr {
-	case unix.SYS_SETXATTR, unix.SYS_LSETXATTR, unix.SYS_SETXATTRAT,
-		unix.SYS_REMOVEXATTR, unix.SYS_LREMOVEXATTR, unix.SYS_REMOVEXATTRAT:
+	case unix.SYS_SETXATTR, unix.SYS_LSETXATTR, unix.SYS_SETXATTRAT, unix.SYS_FSETXATTR,
+		unix.SYS_REMOVEXATTR, unix.SYS_LREMOVEXATTR, unix.SYS_REMOVEXATTRAT, unix.SYS_FREMOVEXATTR:
 		return true
 	}
 	return false
@@ -172,11 +184,11 @@ func isXattrCall(nr int32) bool {
 func (s *Server) readArgs(tid int, d *seccompData, c *attrCall) unix.Errno {
 	a := d.Args
 	switch d.Nr {
-	case unix.SYS_CHMOD:
+	case unix.SYS_CHMOD, unix.SYS_FCHMOD:
 		c.mode = uint32(a[1])
 	case unix.SYS_FCHMODAT, unix.SYS_FCHMODAT2:
 		c.mode = uint32(a[2])
-	case unix.SYS_CHOWN, unix.SYS_LCHOWN:
+	case unix.SYS_CHOWN, unix.SYS_LCHOWN, unix.SYS_FCHOWN:
 		c.uid, c.gid = uint32(a[1]), uint32(a[2])
 	case unix.SYS_FCHOWNAT:
 		c.uid, c.gid = uint32(a[2]), uint32(a[3])
@@ -200,7 +212,7 @@ func (s *Server) readArgs(tid int, d *seccompData, c *attrCall) unix.Errno {
 		}
 		// Their range is checked by the call itself, after the walk, as
 		// the kernel does.
-	case unix.SYS_SETXATTR, unix.SYS_LSETXATTR:
+	case unix.SYS_SETXATTR, unix.SYS_LSETXATTR, unix.SYS_FSETXATTR:
 		if e := s.readXattrName(tid, a[1], c); e != 0 {
 			return e
 		}
@@ -227,7 +239,7 @@ func (s *Server) readArgs(tid int, d *seccompData, c *attrCall) unix.Errno {
 		}
 		return s.readXattrValue(tid, binary.LittleEndian.Uint64(b[0:]),
 			uint64(binary.LittleEndian.Uint32(b[8:])), uint64(binary.LittleEndian.Uint32(b[12:])), c)
-	case unix.SYS_REMOVEXATTR, unix.SYS_LREMOVEXATTR:
+	case unix.SYS_REMOVEXATTR, unix.SYS_LREMOVEXATTR, unix.SYS_FREMOVEXATTR:
 		return s.readXattrName(tid, a[1], c)
 	case unix.SYS_REMOVEXATTRAT:
 		return s.readXattrName(tid, a[3], c)
@@ -340,11 +352,11 @@ func (c *attrCall) do() unix.Errno {
 	empty := unsafe.Pointer(&nul[0])
 	var e unix.Errno
 	switch c.nr {
-	case unix.SYS_CHMOD, unix.SYS_FCHMODAT, unix.SYS_FCHMODAT2:
+	case unix.SYS_CHMOD, unix.SYS_FCHMODAT, unix.SYS_FCHMODAT2, unix.SYS_FCHMOD:
 		// fchmodat2 (Linux 6.6) is the only mode call that takes
 		// AT_EMPTY_PATH; on a symlink it fails as the kernel's own does.
 		_, _, e = unix.Syscall6(unix.SYS_FCHMODAT2, uintptr(c.fd), uintptr(empty), uintptr(c.mode), atEmptyPath, 0, 0)
-	case unix.SYS_CHOWN, unix.SYS_LCHOWN, unix.SYS_FCHOWNAT:
+	case unix.SYS_CHOWN, unix.SYS_LCHOWN, unix.SYS_FCHOWNAT, unix.SYS_FCHOWN:
 		_, _, e = unix.Syscall6(unix.SYS_FCHOWNAT, uintptr(c.fd), uintptr(empty), uintptr(c.uid), uintptr(c.gid), atEmptyPath, 0)
 	case unix.SYS_UTIME, unix.SYS_UTIMES, unix.SYS_UTIMENSAT, unix.SYS_FUTIMESAT:
 		var tp unsafe.Pointer
@@ -352,11 +364,11 @@ func (c *attrCall) do() unix.Errno {
 			tp = unsafe.Pointer(&c.times[0])
 		}
 		_, _, e = unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(c.fd), uintptr(empty), uintptr(tp), atEmptyPath, 0, 0)
-	case unix.SYS_SETXATTR, unix.SYS_LSETXATTR, unix.SYS_SETXATTRAT:
+	case unix.SYS_SETXATTR, unix.SYS_LSETXATTR, unix.SYS_SETXATTRAT, unix.SYS_FSETXATTR:
 		// setxattrat refuses O_PATH descriptors: the magic link reaches
-		// the same inode (never a symlink here: prepare refused those).
+		// the same inode (never a symlink here: attach refused those).
 		return errnoOrZero(unix.Setxattr(c.procPath(), c.name, c.value, c.flags))
-	case unix.SYS_REMOVEXATTR, unix.SYS_LREMOVEXATTR, unix.SYS_REMOVEXATTRAT:
+	case unix.SYS_REMOVEXATTR, unix.SYS_LREMOVEXATTR, unix.SYS_REMOVEXATTRAT, unix.SYS_FREMOVEXATTR:
 		return errnoOrZero(unix.Removexattr(c.procPath(), c.name))
 	default:
 		return ECapability

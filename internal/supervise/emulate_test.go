@@ -337,6 +337,7 @@ var attrErrnoCalls = []string{
 	"setxattr", "lsetxattr", "setxattrat", "setxattrat-empty", "setxattrat-empty-opath", "fchownat-empty-opath", "setxattr-create", "setxattr-replace", "setxattr-badflags",
 	"setxattr-trusted", "setxattr-emptyname", "setxattr-big",
 	"removexattr", "lremovexattr", "removexattrat", "removexattr-missing",
+	"fd-fchmod", "fd-fchown", "fd-fsetxattr", "fd-fremovexattr", "fdpath-fchmod", "fdpath-fchown", "fdpath-fsetxattr", "fdpath-fremovexattr",
 }
 
 var attrErrnoTargets = []string{"own", "other644", "other666", "ownlink", "missing", "own/x", "locked/h", "dirlink/g", "sub"}
@@ -543,5 +544,70 @@ func TestFloorless(t *testing.T) {
 	}
 	if landlockABI() < landlockTruncateABI {
 		t.Logf("this kernel's Landlock ABI %d has no TRUNCATE", landlockABI())
+	}
+}
+
+// TestEmulatedAttrFDRace: the descriptor forms (fchmod, fchown, fsetxattr,
+// fremovexattr) on one descriptor number that a second thread keeps
+// dup2()ing between a file the agent may write and one it may only read
+// (of its own user, so the kernel would let the change through). Reading
+// is not enough to change attributes, and the number swapped after the
+// check does not move the change: the read-only file is unchanged.
+func TestEmulatedAttrFDRace(t *testing.T) {
+	needRoot(t)
+	const n = 2000
+	dir, bin := attrWorld(t)
+	allowedDir, roDir := filepath.Join(dir, "A"), filepath.Join(dir, "B")
+	allowed, ro := filepath.Join(allowedDir, "f"), filepath.Join(roDir, "f")
+	for _, d := range []string{allowedDir, roDir} {
+		mustDo(t, os.Mkdir(d, 0o755), os.Chown(d, agentUID, agentGID))
+	}
+	agentFile(t, allowed, agentUID, agentGID, 0o644)
+	agentFile(t, ro, agentUID, agentGID, 0o644)
+	before := stateOf(t, ro)
+	calls := []string{"fchmod", "fchown", "fsetxattr", "fremovexattr"}
+	var ops []string
+	for _, c := range calls {
+		ops = append(ops, fmt.Sprintf("fdrace:%s:%d:%s:%s", c, n, allowed, ro))
+	}
+	caps := attrCaps(t, bin, allowedDir+"/**")
+	ro1, _ := capability.ParseAll([]string{"fs.read:" + roDir + "/**"})
+	d := NewCapDecider(append(caps, ro1...))
+	out, _ := runAttrAgent(t, d, bin, ops...)
+	if after := stateOf(t, ro); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("the read-only file changed:\nbefore %+v\nafter  %+v", before, after)
+	}
+	counts := map[string]map[int]int{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			t.Fatalf("attrops line %q", line)
+		}
+		e, _ := strconv.Atoi(f[1])
+		k, _ := strconv.Atoi(f[2])
+		call := strings.TrimPrefix(f[0], "fdrace:")
+		if counts[call] == nil {
+			counts[call] = map[int]int{}
+		}
+		counts[call][e] += k
+	}
+	for _, c := range calls {
+		got := counts[c]
+		ok := got[0]
+		if c == "fremovexattr" {
+			ok += got[int(unix.ENODATA)]
+		}
+		// EBADF: the number is briefly closed inside dup2, as without Coconut.
+		if ok == 0 || got[int(ECapability)] == 0 || ok+got[int(ECapability)]+got[int(unix.EBADF)] != n {
+			t.Errorf("%s: errnos %v", c, got)
+		}
+		for _, ev := range d.Events() {
+			if ev.Syscall == c && (ev.Allowed && ev.Path != allowed || !ev.Allowed && ev.Path != ro) {
+				t.Errorf("%s: row for %q (allowed %v)", c, ev.Path, ev.Allowed)
+			}
+		}
+	}
+	if a := stateOf(t, allowed); a.mode&0o777 != 0o600 || a.gid != agentGID2 || a.xattrs["user.s5"] != "1" {
+		t.Errorf("the writable file did not take the changes: %+v", a)
 	}
 }

@@ -20,6 +20,9 @@ var attrCalls = []string{
 	"setxattr", "lsetxattr", "setxattrat", "removexattr", "lremovexattr", "removexattrat",
 }
 
+// fdAttrCalls are their descriptor forms.
+var fdAttrCalls = []string{"fchmod", "fchown", "fsetxattr", "fremovexattr"}
+
 // attrSnapshot is everything an attribute call can change, ctime included:
 // an unchanged ctime means nothing at all was done to the inode.
 func attrSnapshot(t *testing.T, p string) string {
@@ -44,7 +47,9 @@ func attrSnapshot(t *testing.T, p string) string {
 // TestEscapeAttrRace: a real agent that may write one directory of its own
 // races every attribute call against its own user's key and key directory,
 // from a second thread and from a clone(CLONE_VM) process rewriting the
-// path: neither changes in any way (mode, owner, times, ctime, extended
+// path, and the descriptor forms on a number another thread keeps
+// dup2()ing between its work file and the key (which it may read): neither
+// changes in any way (mode, owner, times, ctime, extended
 // attributes), the allowed file takes every change and its cap.use rows
 // name it, the refusals are cap.deny rows naming the key, and doctor's
 // counters agree.
@@ -97,8 +102,14 @@ func TestEscapeAttrRace(t *testing.T) {
 		// The directory too: ~/.ssh made 0755 was the first step of the leak.
 		ops = append(ops, fmt.Sprintf("race:%s:chmod-755:%d:%s:%s", how, n, notes, ssh))
 	}
+	// The descriptor forms, on a number a thread keeps dup2()ing between
+	// the work file and the key (which this agent may read, not write).
+	for _, c := range fdAttrCalls {
+		ops = append(ops, fmt.Sprintf("fdrace:%s:%d:%s:%s", c, n, allowed, key))
+	}
 	args := []string{"agent", "run", "--name", "attr-racer", "--workdir", notes,
-		"--cap", "fs.read:" + notes + "/**", "--cap", "fs.write:" + notes + "/**", "--cap", "fs.exec:" + bin, "--", bin}
+		"--cap", "fs.read:" + notes + "/**", "--cap", "fs.write:" + notes + "/**", "--cap", "fs.read:" + ssh + "/**",
+		"--cap", "fs.exec:" + bin, "--", bin}
 	aid := mustAID(t, e.must(append(args, ops...)...))
 	logs := e.waitLog(aid, "attrops done")
 
@@ -112,7 +123,7 @@ func TestEscapeAttrRace(t *testing.T) {
 	seen := map[string]map[int]int{}
 	for _, l := range strings.Split(logs, "\n") {
 		f := strings.Fields(l)
-		if len(f) != 3 || !strings.HasPrefix(f[0], "race:") {
+		if len(f) != 3 || !strings.HasPrefix(f[0], "race:") && !strings.HasPrefix(f[0], "fdrace:") {
 			continue
 		}
 		e, _ := strconv.Atoi(f[1])
@@ -134,9 +145,19 @@ func TestEscapeAttrRace(t *testing.T) {
 			}
 		}
 	}
+	for _, c := range fdAttrCalls {
+		got := seen["fdrace:"+c]
+		ok := got[0]
+		if c == "fremovexattr" {
+			ok += got[int(unix.ENODATA)]
+		}
+		if got[134] == 0 || ok == 0 {
+			t.Errorf("fdrace %s: errnos %v, want successes on the work file and ECAPABILITY on the key", c, got)
+		}
+	}
 	var st unix.Stat_t
 	unix.Stat(allowed, &st)
-	if st.Mode&0o777 != 0o604 || st.Mtim.Sec != 1000000004 {
+	if st.Mode&0o777 != 0o600 || st.Mtim.Sec != 1000000004 { // fchmod's mode, last
 		t.Errorf("the notes file did not take the changes: mode %o mtime %v", st.Mode&0o777, st.Mtim)
 	}
 	if unix.Stat(notes, &st); st.Mode&0o777 != 0o755 {
@@ -149,8 +170,8 @@ func TestEscapeAttrRace(t *testing.T) {
 			keyDenies++
 		}
 	}
-	if keyDenies < 2*len(attrCalls) {
-		t.Errorf("%d cap.deny rows for the key, want one per refused call (≥ %d)", keyDenies, 2*len(attrCalls))
+	if want := 2*len(attrCalls) + len(fdAttrCalls); keyDenies < want {
+		t.Errorf("%d cap.deny rows for the key, want one per refused call (≥ %d)", keyDenies, want)
 	}
 	uses := 0
 	for _, r := range e.rows("--aid", id, "--type", "cap.use") {

@@ -1,9 +1,13 @@
 // attrops: the attribute calls an agent makes, one per argument, for the
 // supervisor's emulation tests (emulate_test.go builds it with cc).
 //
-//   CALL:PATH            one call; prints "CALL:PATH ERRNO"
+//   CALL:PATH            one call; prints "CALL:PATH ERRNO" (fd-CALL and
+//                        fdpath-CALL: CALL on PATH opened for reading / O_PATH)
 //   loop:CALL:N:PATH     N calls; prints "loop:CALL NS", the mean cost in
 //                        nanoseconds (or minus the errno of a failure)
+//   fdrace:CALL:N:A:B    N descriptor calls (fchmod…) on one number that a
+//                        thread keeps dup2()ing between A and B opened for
+//                        reading; prints "fdrace:CALL ERRNO COUNT"
 //   race:HOW:CALL:N:A:B  N calls on a path buffer that a racer rewrites
 //                        between A and B (same length, one byte apart) all
 //                        the while, one store at a time; HOW
@@ -50,9 +54,32 @@ struct xattr_args_v0 {
 };
 
 static gid_t gid2;
+static volatile int stop;
 
 static long sx(const char *p, const char *name, int flags) {
 	return syscall(SYS_setxattr, p, name, "1", 1, flags);
+}
+
+// fdcall makes the descriptor form of an attribute call; -1 with errno on failure.
+static long fdcall(const char *c, int fd) {
+	if (!strcmp(c, "fchmod")) return syscall(SYS_fchmod, fd, 0600);
+	if (!strcmp(c, "fchown")) return syscall(SYS_fchown, fd, -1, gid2);
+	if (!strcmp(c, "fsetxattr")) return syscall(SYS_fsetxattr, fd, "user.s5", "1", 1, 0);
+	if (!strcmp(c, "fremovexattr")) return syscall(SYS_fremovexattr, fd, "user.r1");
+	fprintf(stderr, "attrops: unknown descriptor call %s\n", c);
+	exit(2);
+}
+
+// The descriptor the fd race flips, and the two it flips between.
+static int racefd, fdA, fdB;
+
+static void *fdracer(void *unused) {
+	(void)unused;
+	while (!stop) {
+		dup2(fdB, racefd);
+		dup2(fdA, racefd);
+	}
+	return NULL;
 }
 
 // call makes one call on path p and returns 0 or errno.
@@ -135,6 +162,15 @@ static int call(const char *c, const char *p) {
 		int e = errno;
 		close(fd);
 		errno = e;
+	} else if (!strncmp(c, "fd-", 3) || !strncmp(c, "fdpath-", 7)) {
+		// fd-CALL: the descriptor form of CALL on p opened for reading;
+		// fdpath-CALL: on p opened O_PATH (EBADF)
+		int fd = open(p, c[2] == '-' ? O_RDONLY : O_PATH);
+		if (fd < 0) return errno;
+		r = fdcall(strchr(c, '-') + 1, fd);
+		int e = errno;
+		close(fd);
+		errno = e;
 	} else if (!strcmp(c, "setxattr-create")) r = sx(p, "user.keep", XATTR_CREATE);
 	else if (!strcmp(c, "setxattr-replace")) r = sx(p, "user.none", XATTR_REPLACE);
 	else if (!strcmp(c, "setxattr-badflags")) r = sx(p, "user.s1", 8);
@@ -156,7 +192,6 @@ static int call(const char *c, const char *p) {
 
 // The path buffer both sides share, and the racer's switch.
 static char buf[4096] __attribute__((aligned(64)));
-static volatile int stop;
 static size_t flip;      // index of the byte that differs between A and B
 static char flipA, flipB;
 
@@ -247,6 +282,34 @@ int main(int argc, char **argv) {
 			}
 			clock_gettime(CLOCK_MONOTONIC, &t1);
 			printf("loop:%s %lld\n", c, ((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec)) / n);
+			fflush(stdout);
+			continue;
+		}
+		if (!strncmp(op, "fdrace:", 7)) {
+			// fdrace:CALL:N:A:B: N descriptor calls on one number that a
+			// thread keeps dup2()ing between A and B (both opened for
+			// reading); prints "fdrace:CALL ERRNO COUNT" per errno seen
+			char spec[8192];
+			snprintf(spec, sizeof spec, "%s", op + 7);
+			char *c = strtok(spec, ":"), *ns = strtok(NULL, ":"), *a = strtok(NULL, ":"), *b = strtok(NULL, ":");
+			if (!c || !ns || !a || !b || (fdA = open(a, O_RDONLY)) < 0 || (fdB = open(b, O_RDONLY)) < 0) {
+				fprintf(stderr, "attrops: bad fdrace %s: %s\n", op, strerror(errno));
+				return 2;
+			}
+			racefd = dup(fdA);
+			stop = 0;
+			pthread_t t;
+			pthread_create(&t, NULL, fdracer, NULL);
+			int counts[256] = {0};
+			for (long k = 0, n = atol(ns); k < n; k++) {
+				long r = fdcall(c, racefd);
+				counts[r < 0 ? errno & 0xff : 0]++;
+			}
+			stop = 1;
+			pthread_join(t, NULL);
+			close(racefd), close(fdA), close(fdB);
+			for (int e = 0; e < 256; e++)
+				if (counts[e]) printf("fdrace:%s %d %d\n", c, e, counts[e]);
 			fflush(stdout);
 			continue;
 		}
