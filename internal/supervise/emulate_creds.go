@@ -22,21 +22,10 @@ type agentCreds struct {
 	groups       []uint32
 	capEff       uint64
 	// fixed: the thread can never change these (no capability in any
-	// set, no_new_privs, all four uids equal, all four gids equal), which
-	// is what every agent's thread is after the trampoline.
+	// set, no_new_privs, all four uids equal, all four gids equal; and the
+	// filter refuses new user namespaces, the one way to capabilities
+	// left), which is what every agent's thread is after the trampoline.
 	fixed bool
-}
-
-func (c *agentCreds) equal(o agentCreds) bool {
-	if c.fsuid != o.fsuid || c.fsgid != o.fsgid || c.capEff != o.capEff || len(c.groups) != len(o.groups) {
-		return false
-	}
-	for i, g := range c.groups {
-		if o.groups[i] != g {
-			return false
-		}
-	}
-	return true
 }
 
 // credsOf reads the credentials of thread tid from /proc/TID/status. It is

@@ -345,6 +345,9 @@ func (s *Server) decide(n *seccompNotif, ev *Event) unix.Errno {
 			obj, fd, e = r.resolveFD(op.dirfd, path, op.opts)
 		}
 		if e != 0 {
+			if fd >= 0 {
+				unix.Close(fd) // resolved, but the thread's credentials were not restored
+			}
 			return e
 		}
 		ev.Path, ev.Access, ev.Object = obj.path, op.access, ""
