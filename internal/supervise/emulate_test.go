@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -238,43 +239,17 @@ func TestEmulatedAttrRace(t *testing.T) {
 			agentFile(t, prot, agentUID, agentGID, 0o644)
 			before := stateOf(t, prot)
 
-			var ops []string
-			for _, c := range attrRaceCalls {
-				ops = append(ops, fmt.Sprintf("race:%s:%s:%d:%s:%s", how, c, n, allowed, prot))
-			}
 			d := NewCapDecider(attrCaps(t, bin, allowedDir+"/**"))
-			out, s := runAttrAgent(t, d, bin, ops...)
+			op := func(c string) string { return fmt.Sprintf("race:%s:%s:%d:%s:%s", how, c, n, allowed, prot) }
+			emulated := raceRounds(t, d, bin, attrRaceCalls, op, "race:"+how+":", n, nil)
 
 			if after := stateOf(t, prot); fmt.Sprint(after) != fmt.Sprint(before) {
 				t.Errorf("the protected file changed:\nbefore %+v\nafter  %+v", before, after)
 			}
-			// Each call class reached both files: the race was run.
-			counts := map[string]map[int]int{}
-			for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-				f := strings.Fields(line)
-				if len(f) != 3 {
-					t.Fatalf("attrops line %q", line)
-				}
-				call := strings.TrimPrefix(f[0], "race:"+how+":")
-				e, _ := strconv.Atoi(f[1])
-				k, _ := strconv.Atoi(f[2])
-				if counts[call] == nil {
-					counts[call] = map[int]int{}
-				}
-				counts[call][e] += k
-			}
-			for _, c := range attrRaceCalls {
-				got := counts[c]
-				ok, denied := got[0], got[int(ECapability)]
-				if strings.Contains(c, "remove") {
-					ok += got[int(unix.ENODATA)] // removed once, then gone
-				}
-				if ok == 0 || denied == 0 || ok+denied != n {
-					t.Errorf("%s: errnos %v: want only successes on the allowed file and ECAPABILITY on the protected one", c, got)
-				}
-			}
 			a := stateOf(t, allowed)
-			if a.mode&0o7777 != 0o604 || a.gid != agentGID2 || a.mtime.Sec != 1000000004 {
+			// The last of each kind wins: which one depends on the rounds.
+			if m := a.mode & 0o7777; m != 0o600 && m != 0o640 && m != 0o604 || a.gid != agentGID2 ||
+				a.mtime.Sec < 1000000001 || a.mtime.Sec > 1000000004 {
 				t.Errorf("the allowed file did not take the changes: %+v", a)
 			}
 			for _, x := range []string{"user.s1", "user.s2", "user.s3"} {
@@ -305,8 +280,8 @@ func TestEmulatedAttrRace(t *testing.T) {
 					t.Errorf("%s: allowed row %v, deny row %v", c, allowRow, denyRow)
 				}
 			}
-			if c := s.Counters(); c.Emulated == 0 || c.Emulated > c.Allowed {
-				t.Errorf("counters %+v", c)
+			if emulated == 0 {
+				t.Error("no call was emulated")
 			}
 		})
 	}
@@ -566,41 +541,17 @@ func TestEmulatedAttrFDRace(t *testing.T) {
 	agentFile(t, ro, agentUID, agentGID, 0o644)
 	before := stateOf(t, ro)
 	calls := []string{"fchmod", "fchown", "fsetxattr", "fremovexattr"}
-	var ops []string
-	for _, c := range calls {
-		ops = append(ops, fmt.Sprintf("fdrace:%s:%d:%s:%s", c, n, allowed, ro))
-	}
 	caps := attrCaps(t, bin, allowedDir+"/**")
 	ro1, _ := capability.ParseAll([]string{"fs.read:" + roDir + "/**"})
 	d := NewCapDecider(append(caps, ro1...))
-	out, _ := runAttrAgent(t, d, bin, ops...)
+	op := func(c string) string { return fmt.Sprintf("fdrace:%s:%d:%s:%s", c, n, allowed, ro) }
+	// EBADF: between the two halves of a dup2 the number may be closed,
+	// as without Coconut.
+	raceRounds(t, d, bin, calls, op, "fdrace:", n, []int{int(unix.EBADF)})
 	if after := stateOf(t, ro); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Errorf("the read-only file changed:\nbefore %+v\nafter  %+v", before, after)
 	}
-	counts := map[string]map[int]int{}
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) != 3 {
-			t.Fatalf("attrops line %q", line)
-		}
-		e, _ := strconv.Atoi(f[1])
-		k, _ := strconv.Atoi(f[2])
-		call := strings.TrimPrefix(f[0], "fdrace:")
-		if counts[call] == nil {
-			counts[call] = map[int]int{}
-		}
-		counts[call][e] += k
-	}
 	for _, c := range calls {
-		got := counts[c]
-		ok := got[0]
-		if c == "fremovexattr" {
-			ok += got[int(unix.ENODATA)]
-		}
-		// EBADF: the number is briefly closed inside dup2, as without Coconut.
-		if ok == 0 || got[int(ECapability)] == 0 || ok+got[int(ECapability)]+got[int(unix.EBADF)] != n {
-			t.Errorf("%s: errnos %v", c, got)
-		}
 		for _, ev := range d.Events() {
 			if ev.Syscall == c && (ev.Allowed && ev.Path != allowed || !ev.Allowed && ev.Path != ro) {
 				t.Errorf("%s: row for %q (allowed %v)", c, ev.Path, ev.Allowed)
@@ -610,4 +561,67 @@ func TestEmulatedAttrFDRace(t *testing.T) {
 	if a := stateOf(t, allowed); a.mode&0o777 != 0o600 || a.gid != agentGID2 || a.xattrs["user.s5"] != "1" {
 		t.Errorf("the writable file did not take the changes: %+v", a)
 	}
+}
+
+// raceRounds runs one attrops race op per call class and checks that each
+// class met both files (successes on the allowed one, ECAPABILITY on the
+// other) and nothing else but the errnos in also (and ENODATA for the
+// remove calls, which succeed once). On a loaded machine the racer can go
+// unscheduled for a whole class, so a class that met only one file runs
+// again, up to three rounds; the protected file is checked by the caller
+// after all of them. It returns how many calls the supervisors emulated.
+func raceRounds(t *testing.T, d Decider, bin string, classes []string, op func(string) string, prefix string, n int, also []int) uint64 {
+	t.Helper()
+	var emulated uint64
+	todo := classes
+	for round := 1; len(todo) > 0; round++ {
+		var ops []string
+		for _, c := range todo {
+			ops = append(ops, op(c))
+		}
+		out, s := runAttrAgent(t, d, bin, ops...)
+		emulated += s.Counters().Emulated
+		counts := map[string]map[int]int{}
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			f := strings.Fields(line)
+			if len(f) != 3 || !strings.HasPrefix(f[0], prefix) {
+				t.Fatalf("attrops line %q", line)
+			}
+			e, _ := strconv.Atoi(f[1])
+			k, _ := strconv.Atoi(f[2])
+			c := strings.TrimPrefix(f[0], prefix)
+			if counts[c] == nil {
+				counts[c] = map[int]int{}
+			}
+			counts[c][e] += k
+		}
+		var again []string
+		for _, c := range todo {
+			got := counts[c]
+			ok, denied, other := 0, got[int(ECapability)], 0
+			for e, k := range got {
+				switch {
+				case e == 0 || e == int(unix.ENODATA) && strings.Contains(c, "remove"):
+					ok += k
+				case e == int(ECapability) || slices.Contains(also, e):
+				default:
+					other += k
+				}
+			}
+			if other != 0 || len(got) == 0 {
+				t.Errorf("%s: errnos %v: want only successes on the allowed file and ECAPABILITY on the other", c, got)
+			} else if ok == 0 || denied == 0 {
+				if round == 3 {
+					t.Errorf("%s: errnos %v after %d rounds of %d calls: the race never met both files", c, got, round, n)
+				} else {
+					again = append(again, c)
+				}
+			}
+		}
+		todo = again
+		if round == 3 {
+			break
+		}
+	}
+	return emulated
 }

@@ -94,24 +94,70 @@ func TestEscapeAttrRace(t *testing.T) {
 	keyBefore, sshBefore := attrSnapshot(t, key), attrSnapshot(t, ssh)
 
 	const n = 300
-	var ops []string
+	// One op per class, by the name attrops prints for it.
+	ops := map[string]string{}
 	for _, how := range []string{"thread", "vm"} {
 		for _, c := range attrCalls {
-			ops = append(ops, fmt.Sprintf("race:%s:%s:%d:%s:%s", how, c, n, allowed, key))
+			ops["race:"+how+":"+c] = fmt.Sprintf("race:%s:%s:%d:%s:%s", how, c, n, allowed, key)
 		}
 		// The directory too: ~/.ssh made 0755 was the first step of the leak.
-		ops = append(ops, fmt.Sprintf("race:%s:chmod-755:%d:%s:%s", how, n, notes, ssh))
+		ops["race:"+how+":chmod-755"] = fmt.Sprintf("race:%s:chmod-755:%d:%s:%s", how, n, notes, ssh)
 	}
 	// The descriptor forms, on a number a thread keeps dup2()ing between
 	// the work file and the key (which this agent may read, not write).
 	for _, c := range fdAttrCalls {
-		ops = append(ops, fmt.Sprintf("fdrace:%s:%d:%s:%s", c, n, allowed, key))
+		ops["fdrace:"+c] = fmt.Sprintf("fdrace:%s:%d:%s:%s", c, n, allowed, key)
 	}
 	args := []string{"agent", "run", "--name", "attr-racer", "--workdir", notes,
 		"--cap", "fs.read:" + notes + "/**", "--cap", "fs.write:" + notes + "/**", "--cap", "fs.read:" + ssh + "/**",
-		"--cap", "fs.exec:" + bin, "--", bin}
-	aid := mustAID(t, e.must(append(args, ops...)...))
-	logs := e.waitLog(aid, "attrops done")
+		"--cap", "fs.exec:" + bin, "--"}
+	// Every class must meet both files (succeed on the work file, be
+	// refused on the key). On a loaded machine a racer can go unscheduled
+	// for a whole class: such a class runs again, up to three rounds.
+	var todo, aids []string
+	for name := range ops {
+		todo = append(todo, name)
+	}
+	for round := 1; len(todo) > 0; round++ {
+		run := []string{bin}
+		for _, name := range todo {
+			run = append(run, ops[name])
+		}
+		aid := mustAID(t, e.must(append(args, run...)...))
+		aids = append(aids, strconv.FormatUint(aid, 10))
+		logs := e.waitLog(aid, "attrops done")
+		seen := map[string]map[int]int{}
+		for _, l := range strings.Split(logs, "\n") {
+			f := strings.Fields(l)
+			if len(f) != 3 || ops[f[0]] == "" {
+				continue
+			}
+			e, _ := strconv.Atoi(f[1])
+			k, _ := strconv.Atoi(f[2])
+			if seen[f[0]] == nil {
+				seen[f[0]] = map[int]int{}
+			}
+			seen[f[0]][e] += k
+		}
+		var again []string
+		for _, name := range todo {
+			got := seen[name]
+			ok := got[0]
+			if strings.Contains(name, "remove") {
+				ok += got[int(unix.ENODATA)]
+			}
+			if got[134] == 0 || ok == 0 {
+				if round == 3 {
+					t.Errorf("%s: errnos %v after %d rounds, want successes on the work file and ECAPABILITY on the key", name, got, round)
+				}
+				again = append(again, name)
+			}
+		}
+		todo = again
+		if round == 3 {
+			break
+		}
+	}
 
 	if got := attrSnapshot(t, key); got != keyBefore {
 		t.Errorf("the key changed:\nbefore %s\nafter  %s", keyBefore, got)
@@ -119,65 +165,29 @@ func TestEscapeAttrRace(t *testing.T) {
 	if got := attrSnapshot(t, ssh); got != sshBefore {
 		t.Errorf("the key directory changed:\nbefore %s\nafter  %s", sshBefore, got)
 	}
-	// Every class was refused at least once and succeeded at least once.
-	seen := map[string]map[int]int{}
-	for _, l := range strings.Split(logs, "\n") {
-		f := strings.Fields(l)
-		if len(f) != 3 || !strings.HasPrefix(f[0], "race:") && !strings.HasPrefix(f[0], "fdrace:") {
-			continue
-		}
-		e, _ := strconv.Atoi(f[1])
-		k, _ := strconv.Atoi(f[2])
-		if seen[f[0]] == nil {
-			seen[f[0]] = map[int]int{}
-		}
-		seen[f[0]][e] += k
-	}
-	for _, how := range []string{"thread", "vm"} {
-		for _, c := range append(attrCalls, "chmod-755") {
-			got := seen["race:"+how+":"+c]
-			ok := got[0]
-			if strings.Contains(c, "remove") {
-				ok += got[int(unix.ENODATA)]
-			}
-			if got[134] == 0 || ok == 0 {
-				t.Errorf("%s %s: errnos %v, want successes on the notes file and ECAPABILITY on the key", how, c, got)
-			}
-		}
-	}
-	for _, c := range fdAttrCalls {
-		got := seen["fdrace:"+c]
-		ok := got[0]
-		if c == "fremovexattr" {
-			ok += got[int(unix.ENODATA)]
-		}
-		if got[134] == 0 || ok == 0 {
-			t.Errorf("fdrace %s: errnos %v, want successes on the work file and ECAPABILITY on the key", c, got)
-		}
-	}
 	var st unix.Stat_t
 	unix.Stat(allowed, &st)
-	if st.Mode&0o777 != 0o600 || st.Mtim.Sec != 1000000004 { // fchmod's mode, last
-		t.Errorf("the notes file did not take the changes: mode %o mtime %v", st.Mode&0o777, st.Mtim)
+	if m := st.Mode & 0o777; m != 0o600 && m != 0o640 && m != 0o604 || st.Mtim.Sec < 1000000001 || st.Mtim.Sec > 1000000004 {
+		t.Errorf("the work file did not take the changes: mode %o mtime %v", m, st.Mtim)
 	}
 	if unix.Stat(notes, &st); st.Mode&0o777 != 0o755 {
-		t.Errorf("the notes directory did not take its chmod: mode %o", st.Mode&0o777)
+		t.Errorf("the work directory did not take its chmod: mode %o", st.Mode&0o777)
 	}
-	id := strconv.FormatUint(aid, 10)
-	keyDenies := 0
-	for _, r := range e.rows("--aid", id, "--type", "cap.deny") {
-		if r.Object == key {
-			keyDenies++
+	keyDenies, uses := 0, 0
+	for _, id := range aids {
+		for _, r := range e.rows("--aid", id, "--type", "cap.deny") {
+			if r.Object == key {
+				keyDenies++
+			}
+		}
+		for _, r := range e.rows("--aid", id, "--type", "cap.use") {
+			if r.Object == allowed {
+				uses++
+			}
 		}
 	}
 	if want := 2*len(attrCalls) + len(fdAttrCalls); keyDenies < want {
 		t.Errorf("%d cap.deny rows for the key, want one per refused call (≥ %d)", keyDenies, want)
-	}
-	uses := 0
-	for _, r := range e.rows("--aid", id, "--type", "cap.use") {
-		if r.Object == allowed {
-			uses++
-		}
 	}
 	if uses == 0 {
 		t.Errorf("no cap.use row names the file that was changed")
