@@ -158,7 +158,9 @@ func (cc *credCache) closeAll() {
 // process. If the thread's own credentials cannot be restored and checked,
 // it stays locked and err is set: the goroutine must then end, and the Go
 // runtime ends the thread with it, so no other code ever runs with an
-// agent's credentials.
+// agent's credentials. (Nor does a new thread inherit them: the runtime
+// never clones a thread from one locked by LockOSThread, it asks its
+// template thread.)
 func asAgent(c agentCreds, do func() unix.Errno) (result unix.Errno, err error) {
 	runtime.LockOSThread()
 	own, e := ownCreds()
