@@ -302,6 +302,19 @@ func attrTree(t *testing.T, root string) {
 	// A file of the agent's in a directory it may not search.
 	mustDo(t, os.Mkdir(root+"/locked", 0o700), os.Chown(root+"/locked", otherUID, otherUID))
 	agentFile(t, root+"/locked/h", agentUID, agentGID, 0o644)
+	// For the relative calls of an agent that made itself non-dumpable.
+	mustDo(t, os.Mkdir(root+"/nd", 0o755), os.Chown(root+"/nd", agentUID, agentGID))
+	agentFile(t, root+"/nd/g", agentUID, agentGID, 0o644)
+}
+
+// nodumpOps, last: an agent that made itself non-dumpable (ssh-agent
+// does) changes files by relative path and through descriptors. Its
+// /proc/PID is closed to other processes of its user, so the supervisor
+// reaches its cwd and descriptors as itself, and only walks on from
+// there as the agent.
+func nodumpOps(root string) []string {
+	return []string{"nodump:-", "cd:" + root + "/nd", "chmod:g", "fchownat:g", "utimensat:g", "setxattr:g",
+		"fd-fchmod:g", "fd-fsetxattr:g", "futimens:g", "fchmodat-dirfd:" + root + "/nd/g"}
 }
 
 var attrErrnoCalls = []string{
@@ -340,14 +353,14 @@ func TestEmulatedAttrErrnos(t *testing.T) {
 				o = append(o, c+":"+root+"/"+tg)
 			}
 		}
-		return o
+		return append(o, nodumpOps(root)...)
 	}
 	d := NewCapDecider(attrCaps(t, bin, supRoot+"/**"))
 	supOut, _ := runAttrAgent(t, d, bin, ops(supRoot)...)
 	refOut := runAttrPlain(t, bin, ops(refRoot)...)
 	sup := parseProbe(t, strings.ReplaceAll(supOut, supRoot, "ROOT"))
 	ref := parseProbe(t, strings.ReplaceAll(refOut, refRoot, "ROOT"))
-	if len(ref) != len(attrErrnoCalls)*len(attrErrnoTargets) {
+	if len(ref) != len(attrErrnoCalls)*len(attrErrnoTargets)+len(nodumpOps("")) {
 		t.Fatalf("plain run: %d results", len(ref))
 	}
 	kinds := map[int]bool{}
@@ -379,7 +392,12 @@ func TestEmulatedAttrErrnos(t *testing.T) {
 	}
 	// And the files ended up the same. Times set to "now" differ between
 	// the two runs by construction; explicit ones (around 2001) must not.
-	for _, p := range []string{"own", "other644", "other666", "ownlink", "sub", "sub/g", "locked/h"} {
+	for _, op := range nodumpOps("ROOT") {
+		if ref[op] != 0 {
+			t.Errorf("%s: the kernel answered %d to the non-dumpable agent", op, ref[op])
+		}
+	}
+	for _, p := range []string{"own", "other644", "other666", "ownlink", "sub", "sub/g", "locked/h", "nd/g"} {
 		s, r := stateOf(t, supRoot+"/"+p), stateOf(t, refRoot+"/"+p)
 		s.ctime, r.ctime = unix.Timespec{}, unix.Timespec{}
 		for _, ts := range []*unix.Timespec{&s.atime, &s.mtime, &r.atime, &r.mtime} {

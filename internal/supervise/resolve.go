@@ -46,10 +46,17 @@ type resolver struct {
 	proc     string // "/proc/TID"
 	root     int    // O_PATH descriptor of the agent's root directory
 	rootOurs bool   // the agent's root is this process's root
+	// opened is the agent's dirfd (or cwd) opened beforehand (preopen),
+	// for a walk made with the agent's credentials: reaching into
+	// /proc/TID is the supervisor's business, not the agent's (a
+	// non-dumpable agent could not), the walk from there is the agent's.
+	opened      int
+	openedDirfd int32
+	openedDir   bool
 }
 
 func newResolver(tid int, root agentRoot) *resolver {
-	return &resolver{tid: tid, proc: "/proc/" + strconv.Itoa(tid), root: root.fd, rootOurs: root.ours}
+	return &resolver{tid: tid, proc: "/proc/" + strconv.Itoa(tid), root: root.fd, rootOurs: root.ours, opened: -1}
 }
 
 // agentRoot is the agent's root directory, opened once per agent: chroot,
@@ -183,6 +190,13 @@ func joinPath(dir, name string) string {
 
 // openDirfd opens the agent's dirfd (or cwd for AT_FDCWD) as seen from here.
 func (r *resolver) openDirfd(dirfd int32, dir bool) (int, unix.Errno) {
+	if r.opened >= 0 && dirfd == r.openedDirfd && dir == r.openedDir {
+		fd, err := unix.FcntlInt(uintptr(r.opened), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return -1, errnoOf(err)
+		}
+		return fd, 0
+	}
 	var p string
 	switch {
 	case dirfd == unix.AT_FDCWD:
@@ -201,6 +215,27 @@ func (r *resolver) openDirfd(dirfd int32, dir bool) (int, unix.Errno) {
 		e = unix.EBADF // no such descriptor in the agent
 	}
 	return fd, e
+}
+
+// preopen opens the dirfd (or cwd) that resolving (dirfd, path) will
+// start from, if any, for openDirfd to hand out; closeOpened closes it.
+func (r *resolver) preopen(dirfd int32, path string, o walkOpts) unix.Errno {
+	if path != "" && path[0] == '/' && !o.inRoot {
+		return 0 // from the agent's root, already open
+	}
+	fd, e := r.openDirfd(dirfd, path != "")
+	if e != 0 {
+		return e
+	}
+	r.opened, r.openedDirfd, r.openedDir = fd, dirfd, path != ""
+	return 0
+}
+
+func (r *resolver) closeOpened() {
+	if r.opened >= 0 {
+		unix.Close(r.opened)
+		r.opened = -1
+	}
 }
 
 // walk resolves path from base one component at a time, the way the kernel

@@ -337,10 +337,13 @@ func (s *Server) decide(n *seccompNotif, ev *Event) unix.Errno {
 		if emulate {
 			// Walked with the caller's credentials, as the kernel walks it
 			// for the agent: search permission on every directory holds.
-			e = s.asAgent(creds, func() (e unix.Errno) {
-				obj, fd, e = r.resolveFD(op.dirfd, path, op.opts)
-				return e
-			})
+			if e = r.preopen(op.dirfd, path, op.opts); e == 0 {
+				e = s.asAgent(creds, func() (e unix.Errno) {
+					obj, fd, e = r.resolveFD(op.dirfd, path, op.opts)
+					return e
+				})
+				r.closeOpened()
+			}
 		} else {
 			obj, fd, e = r.resolveFD(op.dirfd, path, op.opts)
 		}

@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -97,6 +98,8 @@ static int call(const char *c, const char *p) {
 	else if (!strcmp(c, "fchmodat2-badflags")) r = syscall(SYS_fchmodat2, AT_FDCWD, p, 0604, 0x8000);
 	else if (!strcmp(c, "chmod-suid")) r = syscall(SYS_chmod, p, 04755);
 	else if (!strcmp(c, "chmod-755")) r = syscall(SYS_chmod, p, 0755);
+	else if (!strcmp(c, "cd")) r = chdir(p);
+	else if (!strcmp(c, "nodump")) r = prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); // p unused
 	else if (!strcmp(c, "chown")) r = syscall(SYS_chown, p, -1, gid2);
 	else if (!strcmp(c, "lchown")) r = syscall(SYS_lchown, p, -1, gid2);
 	else if (!strcmp(c, "fchownat")) r = syscall(SYS_fchownat, AT_FDCWD, p, -1, gid2, 0);
