@@ -155,3 +155,48 @@ func BenchmarkUnixConnect(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAttrCall measures chmod() of an allowed file by an agent of an
+// ordinary user (agent-ns/op, measured by the agent itself): with no
+// filter (none), answered CONTINUE after the decision as before the
+// attribute calls were emulated (continued), and performed by the
+// supervisor on the object it decided on (emulated, what runs now).
+//
+//	go test -run XXX -bench AttrCall -benchtime 5000x ./internal/supervise/
+func BenchmarkAttrCall(b *testing.B) {
+	needRoot(b)
+	dir, bin := attrWorld(b)
+	f := dir + "/f"
+	if err := os.WriteFile(f, nil, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.Chown(f, agentUID, agentGID); err != nil {
+		b.Fatal(err)
+	}
+	caps := attrCaps(b, bin, f)
+	loop := func(b *testing.B) string { return "loop:chmod:" + strconv.Itoa(b.N) + ":" + f }
+	report := func(b *testing.B, out string) {
+		got := parseProbe(b, out)
+		ns := got["loop:chmod"]
+		if ns <= 0 {
+			b.Fatalf("chmod loop failed: %q", out)
+		}
+		b.ReportMetric(float64(ns), "agent-ns/op")
+	}
+	b.Run("none", func(b *testing.B) { report(b, runAttrPlain(b, bin, loop(b))) })
+	b.Run("continued", func(b *testing.B) {
+		// The decision without the emulation: the supervisor as it was.
+		saved := emulatedCalls
+		emulatedCalls = map[int32]bool{}
+		defer func() { emulatedCalls = saved }()
+		out, _ := runAttrAgent(b, NewCapDecider(caps), bin, loop(b))
+		report(b, out)
+	})
+	b.Run("emulated", func(b *testing.B) {
+		out, s := runAttrAgent(b, NewCapDecider(caps), bin, loop(b))
+		report(b, out)
+		if s.Counters().Emulated < uint64(b.N) {
+			b.Fatalf("not emulated: %+v", s.Counters())
+		}
+	})
+}

@@ -1,6 +1,8 @@
 package supervise
 
 import (
+	"sync"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -11,6 +13,9 @@ type operand struct {
 	nullOK bool
 	opts   walkOpts
 	access Access
+	// readTrunc: an open for reading only that truncates (O_RDONLY|O_TRUNC),
+	// which the floor covers only from Landlock ABI 3 (floorless).
+	readTrunc bool
 }
 
 // Flags of the *at calls (linux/fcntl.h).
@@ -33,6 +38,7 @@ var syscallNames = map[int32]string{
 	unix.SYS_UTIME: "utime", unix.SYS_UTIMES: "utimes", unix.SYS_UTIMENSAT: "utimensat", unix.SYS_FUTIMESAT: "futimesat",
 	unix.SYS_SETXATTR: "setxattr", unix.SYS_LSETXATTR: "lsetxattr", unix.SYS_REMOVEXATTR: "removexattr",
 	unix.SYS_LREMOVEXATTR: "lremovexattr", unix.SYS_SETXATTRAT: "setxattrat", unix.SYS_REMOVEXATTRAT: "removexattrat",
+	unix.SYS_FCHMOD: "fchmod", unix.SYS_FCHOWN: "fchown", unix.SYS_FSETXATTR: "fsetxattr", unix.SYS_FREMOVEXATTR: "fremovexattr",
 	// Options.TrapUnixConnect (unixsock.go)
 	unix.SYS_CONNECT: "connect", unix.SYS_SENDTO: "sendto", unix.SYS_SENDMSG: "sendmsg", unix.SYS_SENDMMSG: "sendmmsg",
 }
@@ -75,6 +81,7 @@ func openOperand(dirfd int32, addr uint64, flags uint64) (op operand, pass bool)
 	}
 	if flags&unix.O_TRUNC != 0 {
 		op.access |= Write
+		op.readTrunc = flags&unix.O_ACCMODE == unix.O_RDONLY
 	}
 	return op, false
 }
@@ -172,7 +179,61 @@ func operands(d *seccompData, howAt func(addr, size uint64) (openHow, unix.Errno
 		return []operand{op}, false, 0
 	case unix.SYS_SETXATTRAT, unix.SYS_REMOVEXATTRAT:
 		return []operand{at(a[0], a[1], Write, atFlags(a[2], true))}, false, 0
+	case unix.SYS_FCHMOD, unix.SYS_FCHOWN, unix.SYS_FSETXATTR, unix.SYS_FREMOVEXATTR:
+		// The file behind the descriptor, which needs fs.write as by path.
+		return []operand{{dirfd: int32(a[0]), nullOK: true, access: Write}}, false, 0
 	}
 	// The filter notifies nothing else; an unknown call is refused.
 	return nil, false, ECapability
+}
+
+// What the supervisor answers CONTINUE to is safe only where a Landlock
+// floor right covers the same access: a path rewritten after the decision
+// then reaches no more than the floor allows (docs/security.md, "What the
+// supervisor continues and what it performs itself"):
+//
+//	open, openat, openat2, creat   READ_FILE, WRITE_FILE, READ_DIR, MAKE_REG (O_CREAT), TRUNCATE (O_TRUNC)
+//	execve, execveat               EXECUTE
+//	rename, renameat, renameat2    REMOVE_FILE/REMOVE_DIR, MAKE_*, REFER
+//	link, linkat                   MAKE_*, REFER
+//	symlink, symlinkat             MAKE_SYM
+//	unlink, unlinkat, rmdir        REMOVE_FILE, REMOVE_DIR
+//	mkdir, mkdirat                 MAKE_DIR
+//	mknod, mknodat                 MAKE_REG, MAKE_FIFO, MAKE_SOCK (MAKE_CHAR, MAKE_BLOCK: never granted)
+//	truncate                       TRUNCATE
+//
+// The attribute calls have no right and are performed by the supervisor
+// (emulatedCalls), those on a descriptor (fchmod, fchown, fsetxattr,
+// fremovexattr) included: the descriptor table is the agent's too, and
+// another thread can put another file under the number after the check. TRUNCATE exists from Landlock ABI 3 only: below it,
+// the calls that truncate without opening for writing are refused.
+
+// landlockABI is the running kernel's Landlock ABI version (0: none).
+var landlockABI = sync.OnceValue(func() int {
+	v, _, e := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, unix.LANDLOCK_CREATE_RULESET_VERSION)
+	if e != 0 {
+		return 0
+	}
+	return int(v)
+})
+
+// landlockTruncateABI is the first ABI with LANDLOCK_ACCESS_FS_TRUNCATE.
+const landlockTruncateABI = 3
+
+// floorless refuses a call that would be continued although the floor
+// of this kernel does not cover it: truncate(2) and O_RDONLY|O_TRUNC
+// opens before Landlock ABI 3.
+func floorless(abi int, d *seccompData, ops []operand) unix.Errno {
+	if abi >= landlockTruncateABI {
+		return 0
+	}
+	if d.Nr == unix.SYS_TRUNCATE {
+		return ECapability
+	}
+	for _, op := range ops {
+		if op.readTrunc {
+			return ECapability
+		}
+	}
+	return 0
 }

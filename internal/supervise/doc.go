@@ -66,10 +66,16 @@
 //
 // # Guarantees and limits
 //
-// The check is time-of-check/time-of-use: another thread of the agent can
-// rewrite the path buffer after it was read. Such a race can only reach
-// what the Landlock floor allows (the spawn-time bundle, or ceiling) and
-// fails with EACCES there. Files already open stay open after a revocation.
+// For the calls answered CONTINUE the check is time-of-check/time-of-use:
+// another thread of the agent can rewrite the path buffer after it was
+// read. Such a race can only reach what the Landlock floor allows (the
+// spawn-time bundle, or ceiling) and fails with EACCES there; calls.go
+// lists the floor right under each continued call. Attribute changes
+// (mode, owner, times, extended attributes, by path or through a
+// descriptor) have no floor right, so they are never continued: the
+// supervisor performs them itself on the O_PATH descriptor of the object
+// it decided on, with the calling thread's credentials, and answers the
+// result (emulate.go). Files already open stay open after a revocation.
 // O_PATH opens are not mediated (they give no access to contents; every
 // later use through /proc/self/fd or execveat is trapped again).
 //

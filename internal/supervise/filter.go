@@ -48,6 +48,9 @@ var notified = []uint32{
 	unix.SYS_UTIME, unix.SYS_UTIMES, unix.SYS_UTIMENSAT, unix.SYS_FUTIMESAT,
 	unix.SYS_SETXATTR, unix.SYS_LSETXATTR, unix.SYS_REMOVEXATTR, unix.SYS_LREMOVEXATTR,
 	unix.SYS_SETXATTRAT, unix.SYS_REMOVEXATTRAT,
+	// Attribute changes through a descriptor: one opened for reading must
+	// not be enough to change what by path needs fs.write (emulate.go).
+	unix.SYS_FCHMOD, unix.SYS_FCHOWN, unix.SYS_FSETXATTR, unix.SYS_FREMOVEXATTR,
 }
 
 // refused get ECAPABILITY: an agent never needs them, and several would

@@ -55,6 +55,12 @@ func trampolineMain() {
 			os.Exit(119)
 		}
 	}
+	if v := os.Getenv(credsEnv); v != "" {
+		if err := becomeAgentUser(v); err != nil {
+			fmt.Fprintln(os.Stderr, "creds:", err)
+			os.Exit(118)
+		}
+	}
 	o := Options{Static: os.Getenv(staticEnv) != "", TrapUnixConnect: os.Getenv(trapUnixEnv) != ""}
 	install := func() error { return Install(os.NewFile(3, "conn"), o) }
 	if os.Getenv(plainEnv) != "" {
@@ -64,7 +70,11 @@ func trampolineMain() {
 		fmt.Fprintln(os.Stderr, "install:", err)
 		os.Exit(120)
 	}
-	err := syscall.Exec(os.Args[1], os.Args[1:], []string{modeEnv + "=probe"})
+	env := []string{modeEnv + "=probe"}
+	if v := os.Getenv(attropsGIDEnv); v != "" {
+		env = append(env, attropsGIDEnv+"="+v)
+	}
+	err := syscall.Exec(os.Args[1], os.Args[1:], env)
 	fmt.Fprintln(os.Stderr, "exec:", err)
 	os.Exit(121)
 }

@@ -46,10 +46,17 @@ type resolver struct {
 	proc     string // "/proc/TID"
 	root     int    // O_PATH descriptor of the agent's root directory
 	rootOurs bool   // the agent's root is this process's root
+	// opened is the agent's dirfd (or cwd) opened beforehand (preopen),
+	// for a walk made with the agent's credentials: reaching into
+	// /proc/TID is the supervisor's business, not the agent's (a
+	// non-dumpable agent could not), the walk from there is the agent's.
+	opened      int
+	openedDirfd int32
+	openedDir   bool
 }
 
 func newResolver(tid int, root agentRoot) *resolver {
-	return &resolver{tid: tid, proc: "/proc/" + strconv.Itoa(tid), root: root.fd, rootOurs: root.ours}
+	return &resolver{tid: tid, proc: "/proc/" + strconv.Itoa(tid), root: root.fd, rootOurs: root.ours, opened: -1}
 }
 
 // agentRoot is the agent's root directory, opened once per agent: chroot,
@@ -94,16 +101,35 @@ func errnoOf(err error) unix.Errno {
 // (dirfd, path). It opens files with O_PATH only: nothing is read or
 // changed, and no open, lock or device side effect happens.
 func (r *resolver) resolve(dirfd int32, path string, o walkOpts) (object, unix.Errno) {
+	obj, fd, e := r.resolveFD(dirfd, path, o)
+	if fd >= 0 {
+		unix.Close(fd)
+	}
+	return obj, e
+}
+
+// resolveFD is resolve that also returns an O_PATH descriptor of the
+// object decided on, which the caller must close: a call the supervisor
+// performs itself acts on exactly that object (emulate.go), whatever the
+// agent's memory or the path's names say by then. fd is -1 when there is
+// nothing to return: an error, or a name that does not exist yet.
+func (r *resolver) resolveFD(dirfd int32, path string, o walkOpts) (obj object, fd int, e unix.Errno) {
+	fd = -1
+	defer func() {
+		if e != 0 && fd >= 0 {
+			unix.Close(fd)
+			fd = -1
+		}
+	}()
 	if path == "" {
 		if !o.empty {
-			return object{}, unix.ENOENT
+			return object{}, -1, unix.ENOENT
 		}
-		fd, e := r.openDirfd(dirfd, false)
-		if e != 0 {
-			return object{}, e
+		if fd, e = r.openDirfd(dirfd, false); e != 0 {
+			return object{}, -1, e
 		}
-		defer unix.Close(fd)
-		return describe(fd)
+		obj, e = describe(fd)
+		return obj, fd, e
 	}
 	root := r.root
 	// An absolute path starts at the agent's root, which is kept open for
@@ -111,9 +137,8 @@ func (r *resolver) resolve(dirfd int32, path string, o walkOpts) (object, unix.E
 	// and close (two system calls of the hot path).
 	base := root
 	if path[0] != '/' || o.inRoot {
-		var e unix.Errno
 		if base, e = r.openDirfd(dirfd, true); e != 0 {
-			return object{}, e
+			return object{}, -1, e
 		}
 		defer unix.Close(base)
 	}
@@ -130,28 +155,30 @@ func (r *resolver) resolve(dirfd int32, path string, o walkOpts) (object, unix.E
 	if path[0] == '/' || o.inRoot {
 		how.Resolve |= unix.RESOLVE_IN_ROOT
 	}
-	if fd, err := unix.Openat2(base, path, &how); err == nil {
-		defer unix.Close(fd)
+	if f, err := unix.Openat2(base, path, &how); err == nil {
+		fd = f
 		if path[0] == '/' && r.rootOurs && !o.inRoot {
 			// No symlink was crossed, so the cleaned text is the path the
 			// kernel walked: spare the /proc/self/fd lookup.
-			return describeAs(fd, filepath.Clean(path))
+			obj, e = describeAs(fd, filepath.Clean(path))
+			return obj, fd, e
 		}
-		return describe(fd)
+		obj, e = describe(fd)
+		return obj, fd, e
 	}
 	fd, missing, e := r.walk(root, base, path, o)
 	if e != 0 {
-		return object{}, e
+		return object{}, -1, e
 	}
-	defer unix.Close(fd)
-	obj, e := describe(fd)
-	if e != 0 || missing == "" {
-		return obj, e
+	if obj, e = describe(fd); e != 0 || missing == "" {
+		return obj, fd, e
 	}
+	unix.Close(fd)
+	fd = -1
 	if obj.path == "" || obj.mode&unix.S_IFMT != unix.S_IFDIR {
-		return object{}, unix.ENOENT
+		return object{}, -1, unix.ENOENT
 	}
-	return object{path: joinPath(obj.path, missing)}, 0
+	return object{path: joinPath(obj.path, missing)}, -1, 0
 }
 
 func joinPath(dir, name string) string {
@@ -163,6 +190,13 @@ func joinPath(dir, name string) string {
 
 // openDirfd opens the agent's dirfd (or cwd for AT_FDCWD) as seen from here.
 func (r *resolver) openDirfd(dirfd int32, dir bool) (int, unix.Errno) {
+	if r.opened >= 0 && dirfd == r.openedDirfd && dir == r.openedDir {
+		fd, err := unix.FcntlInt(uintptr(r.opened), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return -1, errnoOf(err)
+		}
+		return fd, 0
+	}
 	var p string
 	switch {
 	case dirfd == unix.AT_FDCWD:
@@ -181,6 +215,27 @@ func (r *resolver) openDirfd(dirfd int32, dir bool) (int, unix.Errno) {
 		e = unix.EBADF // no such descriptor in the agent
 	}
 	return fd, e
+}
+
+// preopen opens the dirfd (or cwd) that resolving (dirfd, path) will
+// start from, if any, for openDirfd to hand out; closeOpened closes it.
+func (r *resolver) preopen(dirfd int32, path string, o walkOpts) unix.Errno {
+	if path != "" && path[0] == '/' && !o.inRoot {
+		return 0 // from the agent's root, already open
+	}
+	fd, e := r.openDirfd(dirfd, path != "")
+	if e != 0 {
+		return e
+	}
+	r.opened, r.openedDirfd, r.openedDir = fd, dirfd, path != ""
+	return 0
+}
+
+func (r *resolver) closeOpened() {
+	if r.opened >= 0 {
+		unix.Close(r.opened)
+		r.opened = -1
+	}
 }
 
 // walk resolves path from base one component at a time, the way the kernel

@@ -17,6 +17,7 @@ type Counters struct {
 	Denied        uint64 // answered ECAPABILITY
 	Failed        uint64 // answered another errno (bad path, EFAULT…)
 	Gone          uint64 // the caller went away before the answer
+	Emulated      uint64 // of Allowed: performed by the supervisor itself (emulate.go)
 }
 
 // Server serves one agent's listener. One goroutine per listener: an epoll
@@ -30,6 +31,13 @@ type Server struct {
 	mem      memCache
 	root     agentRoot
 	caller   int // the thread whose notification is being handled (procfs.go)
+	// act is the call the supervisor performs itself for the notification
+	// being handled (decide sets it, handle consumes it); creds are the
+	// credentials of the threads that made such calls; fatal ends Serve
+	// (emulate.go).
+	act   *attrCall
+	creds credCache
+	fatal error
 
 	stopR, stopW int
 	stopOnce     sync.Once
@@ -38,6 +46,7 @@ type Server struct {
 
 	seq                                  atomic.Uint64
 	notes, allowed, denied, failed, gone atomic.Uint64
+	emulated                             atomic.Uint64
 }
 
 type fileID struct{ dev, ino uint64 }
@@ -76,6 +85,7 @@ func (s *Server) Serve() error {
 		if s.root.fd >= 0 {
 			unix.Close(s.root.fd)
 		}
+		s.creds.closeAll()
 	}()
 	fds := []unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLIN}, {Fd: int32(s.stopR), Events: unix.POLLIN}}
 	var n seccompNotif
@@ -107,6 +117,9 @@ func (s *Server) Serve() error {
 		}
 		s.notes.Add(1)
 		s.handle(&n)
+		if s.fatal != nil {
+			return s.fatal
+		}
 	}
 }
 
@@ -121,7 +134,7 @@ func (s *Server) Stop() {
 
 // Counters returns the running totals.
 func (s *Server) Counters() Counters {
-	return Counters{s.notes.Load(), s.allowed.Load(), s.denied.Load(), s.failed.Load(), s.gone.Load()}
+	return Counters{s.notes.Load(), s.allowed.Load(), s.denied.Load(), s.failed.Load(), s.gone.Load(), s.emulated.Load()}
 }
 
 // Serve is NewServer and Serve in one.
@@ -171,11 +184,30 @@ func (s *Server) Wait() error {
 func (s *Server) handle(n *seccompNotif) {
 	s.caller = int(n.Pid)
 	errno, valid := s.verdict(n)
+	act := s.act
+	s.act = nil
 	if !valid {
+		act.close()
 		s.gone.Add(1)
 		return
 	}
-	if err := send(s.fd, n.ID, errno); err != nil {
+	var err error
+	if act != nil && errno == 0 {
+		// Allowed, recorded, and not to be continued: the supervisor
+		// performs it on the object decided on and answers its result.
+		// (If the caller is interrupted now, the change is made and the
+		// call restarts or fails with EINTR, as after any signal.)
+		result := s.perform(act)
+		act.close()
+		err = sendReturn(s.fd, n.ID, result)
+		if err == nil {
+			s.emulated.Add(1)
+		}
+	} else {
+		act.close()
+		err = send(s.fd, n.ID, errno)
+	}
+	if err != nil {
 		s.gone.Add(1) // ENOENT: interrupted or gone since the check
 		return
 	}
@@ -195,6 +227,8 @@ func (s *Server) verdict(n *seccompNotif) (errno unix.Errno, valid bool) {
 	ev := Event{AID: s.agent.AID, TID: int(n.Pid), Syscall: syscallName(n.Data.Nr)}
 	defer func() {
 		if recover() != nil {
+			s.act.close() // never perform what a panic interrupted
+			s.act = nil
 			errno, valid = ECapability, true
 		}
 	}()
@@ -268,6 +302,23 @@ func (s *Server) decide(n *seccompNotif, ev *Event) unix.Errno {
 	if e != 0 || pass {
 		return e
 	}
+	emulate := emulatedCalls[n.Data.Nr]
+	var creds agentCreds
+	if emulate {
+		if e := precheck(tid, &n.Data); e != 0 {
+			return e
+		}
+		if creds, e = s.creds.get(tid); e != 0 {
+			return e
+		}
+		// The arguments first, as the kernel copies them before it walks
+		// the path (ERANGE, E2BIG, EINVAL come before ENOENT).
+		if s.act, e = s.readCall(n, creds); e != 0 {
+			return e
+		}
+	} else if e := floorless(landlockABI(), &n.Data, ops); e != 0 {
+		return e
+	}
 	if s.root.fd < 0 {
 		root, e := openAgentRoot(tid)
 		if e != 0 {
@@ -286,8 +337,25 @@ func (s *Server) decide(n *seccompNotif, ev *Event) unix.Errno {
 		} else {
 			op.opts.empty = true
 		}
-		obj, e := r.resolve(op.dirfd, path, op.opts)
+		var obj object
+		fd := -1
+		if emulate {
+			// Walked with the caller's credentials, as the kernel walks it
+			// for the agent: search permission on every directory holds.
+			if e = r.preopen(op.dirfd, path, op.opts); e == 0 {
+				e = s.asAgent(creds, func() (e unix.Errno) {
+					obj, fd, e = r.resolveFD(op.dirfd, path, op.opts)
+					return e
+				})
+				r.closeOpened()
+			}
+		} else {
+			obj, fd, e = r.resolveFD(op.dirfd, path, op.opts)
+		}
 		if e != 0 {
+			if fd >= 0 {
+				unix.Close(fd) // resolved, but the thread's credentials were not restored
+			}
 			return e
 		}
 		ev.Path, ev.Access, ev.Object = obj.path, op.access, ""
@@ -295,8 +363,27 @@ func (s *Server) decide(n *seccompNotif, ev *Event) unix.Errno {
 			ev.Object = obj.name // for the row: no capability names it
 		}
 		if !s.allow(obj, op.access) {
+			if fd >= 0 {
+				unix.Close(fd)
+			}
 			return ECapability
 		}
+		if !emulate {
+			if fd >= 0 {
+				unix.Close(fd)
+			}
+			continue
+		}
+		// An emulated call has one operand, which exists (no create).
+		if e := s.act.attach(fd, obj); e != 0 {
+			return e
+		}
+		if e := emptyPathFD(tid, &n.Data, path); e != 0 {
+			return e
+		}
+	}
+	if emulate && (s.act == nil || s.act.fd < 0) {
+		return ECapability // never CONTINUE an emulated call
 	}
 	return 0
 }
