@@ -3,7 +3,7 @@ PREFIX  ?= /usr/local
 GO      ?= go
 BIN     := bin
 
-.PHONY: build install demo test check generate clean deb
+.PHONY: build install demo test check generate clean deb test-slow
 
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/coconut ./cmd/coconutd ./cmd/coconut-tail ./cmd/coconut-trampoline ./cmd/dream-agent ./cmd/coconut-burn ./cmd/coconut-enforce-probe
@@ -43,3 +43,9 @@ deb:
 	printf 'coconut ($(DEB_VERSION)) unstable; urgency=medium\n\n  * Built from %s.\n\n -- Coconut developers <coconut@coconut-os.invalid>  %s\n' \
 		"$$(git rev-parse --short HEAD 2>/dev/null || echo a source tree)" "$$(date -R -d @$$(git log -1 --format=%ct 2>/dev/null || date +%s))" | gzip -9n >$(DEB_STAGE)/doc/changelog.gz
 	DEB_VERSION=$(DEB_VERSION) $(GO) tool nfpm package --config packaging/nfpm.yaml --packager deb --target coconut_$(DEB_VERSION)_amd64.deb
+
+# The fresh-machine test (slow, about a minute with the chroot cached in
+# /var/cache/coconut-fresh): the .deb in a minimal bookworm made by
+# mmdebstrap, coconut init --yes, the nosy reviewer's deny, remove, purge.
+test-slow: deb
+	./scripts/fresh-machine.sh coconut_$(DEB_VERSION)_amd64.deb

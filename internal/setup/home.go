@@ -257,7 +257,11 @@ func (h *home) projects() (Step, error) {
 	if h.dry {
 		st = WouldCreate
 	}
-	return Step{Name: "projects", Status: st, Detail: fmt.Sprint(made)}, nil
+	detail := made[0]
+	if len(made) > 1 {
+		detail = fmt.Sprintf("%s and %d more under %s", made[0], len(made)-1, h.acct.home)
+	}
+	return Step{Name: "projects", Status: st, Detail: detail}, nil
 }
 
 // manifestRel is where the user's signed copy of the dream team goes:
