@@ -3,6 +3,8 @@ package integration
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"os/user"
@@ -275,5 +277,49 @@ func TestInitHeroFlow(t *testing.T) {
 		initDone.Round(time.Millisecond), time.Since(spawnAt).Round(time.Millisecond), toDeny.Round(time.Millisecond), deny.Seq, deny.KSeq)
 	for _, a := range aids {
 		ie.cli("agent", "kill", a)
+	}
+}
+
+// TestInitBackendChecked: an OpenAI-compatible backend is saved only
+// after a real GET /v1/models answered with a model list.
+func TestInitBackendChecked(t *testing.T) {
+	ie := newInitEnv(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/models" || r.Header.Get("Authorization") != "Bearer k3y" {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		w.Write([]byte(`{"object":"list","data":[{"id":"tiny-llm","object":"model"}]}`))
+	}))
+	defer srv.Close()
+	key := filepath.Join(ie.dir, "upstream.key")
+	os.WriteFile(key, []byte("k3y\n"), 0o600)
+
+	// A wrong key: refused, nothing written.
+	bad := filepath.Join(ie.dir, "bad.key")
+	os.WriteFile(bad, []byte("nope\n"), 0o600)
+	if _, errs, code := ie.init("", "--yes", "--no-start", "--backend", srv.URL+"/v1", "--backend-key-file", bad); code != 1 || !strings.Contains(errs, "401") {
+		t.Fatalf("bad key: exit %d %q", code, errs)
+	}
+	if _, err := os.Stat(ie.cfg); !os.IsNotExist(err) {
+		t.Fatalf("config written although the backend was refused: %v", err)
+	}
+	// Asked on stdin: the URL, then its key file.
+	r, errs, code := ie.init("\n\n"+srv.URL+"/v1\n"+key+"\n\n\n", "--no-start")
+	if code != 0 {
+		t.Fatalf("init with a backend: exit %d %s", code, errs)
+	}
+	var detail string
+	for _, s := range r.Steps {
+		if s.Name == "backend" {
+			detail = s.Detail
+		}
+	}
+	if !strings.Contains(detail, "tiny-llm") {
+		t.Errorf("backend step %q does not name the model it saw", detail)
+	}
+	cfg, _ := os.ReadFile(ie.cfg)
+	if !strings.Contains(string(cfg), `upstream_url = "`+srv.URL+`/v1"`) || !strings.Contains(string(cfg), `upstream_key_file = "`+key+`"`) {
+		t.Errorf("config:\n%s", cfg)
 	}
 }
