@@ -17,7 +17,7 @@ import (
 // running coconutd. internal/setup does the work.
 func initCmd(g *globals) *cobra.Command {
 	var yes, reconfigure, noStart bool
-	var cfgPath, example, coconutd string
+	var cfgPath, example, coconutd, tpmSocket string
 	flagVals := map[string]*string{}
 	cmd := &cobra.Command{
 		Use:   "init [--yes] [--profile workstation|server] [--user NAME] [--backend sim|URL] [--anchor tpm|fss] [--notifications on|off]",
@@ -45,6 +45,9 @@ would change.`,
 				old = &c
 			}
 			a := setup.Defaults(old)
+			if cmd.Flags().Changed("tpm-socket") {
+				a.TPMSocket = tpmSocket
+			}
 			fixed := map[string]bool{}
 			for key, v := range flagVals {
 				if cmd.Flags().Changed(key) {
@@ -110,6 +113,7 @@ would change.`,
 		flagVals[q.key] = v
 		f.StringVar(v, q.key, "", q.usage)
 	}
+	f.StringVar(&tpmSocket, "tpm-socket", "", "an swtpm data socket for the audit anchor instead of /dev/tpmrm0 (written to the configuration)")
 	f.StringVar(&cfgPath, "config", config.DefaultPath, "configuration file to write")
 	f.BoolVar(&reconfigure, "reconfigure", false, "apply answers that change the existing configuration (and restart coconutd)")
 	f.BoolVar(&noStart, "no-start", false, "do not start coconutd")

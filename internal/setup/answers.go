@@ -20,12 +20,13 @@ const DemoUser = "coconut-demo"
 
 // Answers are the five answers.
 type Answers struct {
-	Profile       string `json:"profile"`            // workstation or server
-	User          string `json:"user"`               // whose home agents work in, whose key signs
-	Backend       string `json:"backend"`            // "sim" or an OpenAI-compatible base URL
-	KeyFile       string `json:"key_file,omitempty"` // the backend's API key file, if any
-	Anchor        string `json:"anchor"`             // tpm or fss
-	Notifications bool   `json:"notifications"`      // desktop notifications of denies
+	Profile       string `json:"profile"`              // workstation or server
+	User          string `json:"user"`                 // whose home agents work in, whose key signs
+	Backend       string `json:"backend"`              // "sim" or an OpenAI-compatible base URL
+	KeyFile       string `json:"key_file,omitempty"`   // the backend's API key file, if any
+	Anchor        string `json:"anchor"`               // tpm or fss
+	Notifications bool   `json:"notifications"`        // desktop notifications of denies
+	TPMSocket     string `json:"tpm_socket,omitempty"` // an swtpm data socket instead of /dev/tpmrm0 (--tpm-socket)
 	notifySet     bool   // Notifications came from the old file or a flag, not the profile
 }
 
@@ -34,12 +35,9 @@ type Answers struct {
 // nothing), else workstation, $SUDO_USER, the simulator, the TPM if
 // /dev/tpmrm0 exists, notifications on for a workstation.
 func Defaults(old *config.Config) Answers {
-	a := Answers{Profile: "workstation", Backend: "sim", Anchor: "fss", User: os.Getenv("SUDO_USER")}
+	a := Answers{Profile: "workstation", Backend: "sim", User: os.Getenv("SUDO_USER")}
 	if a.User == "" || a.User == "root" {
 		a.User = DemoUser
-	}
-	if hasTPM() {
-		a.Anchor = "tpm"
 	}
 	if old == nil {
 		return a
@@ -56,6 +54,7 @@ func Defaults(old *config.Config) Answers {
 	if old.Setup.Anchor != "" {
 		a.Anchor = old.Setup.Anchor
 	}
+	a.TPMSocket = old.TPMSocket
 	if old.Setup.Notifications != nil {
 		a.Notifications, a.notifySet = *old.Setup.Notifications, true
 	}
@@ -63,6 +62,10 @@ func Defaults(old *config.Config) Answers {
 }
 
 func hasTPM() bool { _, err := os.Stat(anchor.DeviceTPM); return err == nil }
+
+// tpmAvailable: coconutd anchors in a TPM whenever one is configured or
+// /dev/tpmrm0 exists (never silently in seals instead).
+func (a *Answers) tpmAvailable() bool { return a.TPMSocket != "" || hasTPM() }
 
 // question is one of the five: a key (the flag's name), a line that
 // explains it, the default shown, and how an answer is taken.
@@ -111,13 +114,21 @@ var questions = []question{
 			return nil
 		}},
 	{"anchor", "where audit checkpoints are anchored: tpm (the NV index of /dev/tpmrm0) or fss (forward-secure seals; you keep the verification seed off this host)",
-		func(a *Answers) string { return a.Anchor },
+		func(a *Answers) string {
+			switch {
+			case a.Anchor != "":
+				return a.Anchor
+			case a.tpmAvailable():
+				return "tpm"
+			}
+			return "fss"
+		},
 		func(a *Answers, s string) error {
 			switch {
-			case s == "tpm" && !hasTPM():
-				return fmt.Errorf("anchor tpm: there is no %s on this machine; answer fss", anchor.DeviceTPM)
-			case s == "fss" && hasTPM():
-				return fmt.Errorf("anchor fss: coconutd anchors in the TPM whenever %s exists; answer tpm", anchor.DeviceTPM)
+			case s == "tpm" && !a.tpmAvailable():
+				return fmt.Errorf("anchor tpm: there is no %s on this machine (or give --tpm-socket); answer fss", anchor.DeviceTPM)
+			case s == "fss" && a.tpmAvailable():
+				return fmt.Errorf("anchor fss: coconutd anchors in the TPM whenever one is configured or %s exists; answer tpm", anchor.DeviceTPM)
 			case s != "tpm" && s != "fss":
 				return fmt.Errorf("anchor %q: answer tpm or fss", s)
 			}

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/client"
 )
 
@@ -21,13 +22,20 @@ func systemdBooted() bool {
 
 // running asks the daemon on socket who it is; 0 when none answers.
 func running(ctx context.Context, socket string) int {
+	if d := runningDoctor(ctx, socket); d != nil {
+		return d.PID
+	}
+	return 0
+}
+
+func runningDoctor(ctx context.Context, socket string) *api.Doctor {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	d, err := client.New(socket).Doctor(ctx)
 	if err != nil {
-		return 0
+		return nil
 	}
-	return d.PID
+	return d
 }
 
 // DaemonStart says how coconutd is (to be) running.

@@ -45,6 +45,11 @@ func Render(a Answers, p Paths) string {
 	w("# `coconut doctor` says which one runs and why.")
 	w("# enforcer = \"auto\"")
 	w("")
+	if a.TPMSocket != "" {
+		w("# The TPM for the audit anchor: an swtpm data socket instead of /dev/tpmrm0.")
+		w("tpm_socket = %s", q(a.TPMSocket))
+		w("")
+	}
 	w("# The inference broker's loopback address (agents get OPENAI_BASE_URL).")
 	w("# broker_addr = \"127.0.0.1:7878\"")
 	w("")

@@ -123,11 +123,17 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err := add(hostKey(o.StateDir, dry)); err != nil {
 		return r, err
 	}
-	st, seed := provisionAnchor(o.StateDir, a.Anchor, dry)
-	if err := add(st); err != nil {
-		return r, err
+	// A running daemon already holds its anchor (an swtpm serves one
+	// client at a time): then there is nothing to provision.
+	if d := runningDoctor(ctx, o.Socket); d != nil && d.Anchor == a.Anchor {
+		add(Step{Name: "audit anchor", Status: Unchanged, Detail: fmt.Sprintf("%s, held by the running coconutd (pid %d)", a.Anchor, d.PID)})
+	} else {
+		st, seed := provisionAnchor(o.StateDir, a.Anchor, a.TPMSocket, dry)
+		if err := add(st); err != nil {
+			return r, err
+		}
+		r.FSSSeed = seed
 	}
-	r.FSSSeed = seed
 
 	acct, ust, err := lookupUser(a.User, a.User == DemoUser, dry)
 	if err != nil {

@@ -37,7 +37,7 @@ func hostKey(stateDir string, dry bool) Step {
 // index is defined (OpenTPM defines it when missing and checks its
 // attributes when present). FSS: the first sealing key and its
 // verification seed are made, and the seed returned to be shown once.
-func provisionAnchor(stateDir, kind string, dry bool) (Step, string) {
+func provisionAnchor(stateDir, kind, tpmSocket string, dry bool) (Step, string) {
 	chain := daemon.ChainDir(stateDir)
 	keys := filepath.Join(stateDir, "keys")
 	if kind == "tpm" {
@@ -47,7 +47,7 @@ func provisionAnchor(stateDir, kind string, dry bool) (Step, string) {
 		if err := os.MkdirAll(chain, 0o700); err != nil {
 			return failed("audit anchor", err), ""
 		}
-		t, err := anchor.DialTPM("")
+		t, err := anchor.DialTPM(tpmSocket)
 		if err != nil {
 			return failed("audit anchor", err), ""
 		}
@@ -57,7 +57,11 @@ func provisionAnchor(stateDir, kind string, dry bool) (Step, string) {
 			return failed("audit anchor", err), ""
 		}
 		a.Close()
-		return Step{Name: "audit anchor", Status: Ready, Detail: fmt.Sprintf("TPM NV index %#x on %s", uint32(anchor.DefaultIndex), anchor.DeviceTPM)}, ""
+		where := anchor.DeviceTPM
+		if tpmSocket != "" {
+			where = tpmSocket
+		}
+		return Step{Name: "audit anchor", Status: Ready, Detail: fmt.Sprintf("TPM NV index %#x on %s (defined, attributes checked)", uint32(anchor.DefaultIndex), where)}, ""
 	}
 	if _, err := os.Stat(filepath.Join(keys, anchor.KeyName)); err == nil {
 		return Step{Name: "audit anchor", Status: Unchanged, Detail: "forward-secure sealing already started (its seed was shown then)"}, ""

@@ -323,3 +323,54 @@ func TestInitBackendChecked(t *testing.T) {
 		t.Errorf("config:\n%s", cfg)
 	}
 }
+
+// TestInitTPM: with a TPM (swtpm here), init defines the NV index and
+// coconutd anchors checkpoints in it; a second run leaves it to the
+// running daemon.
+func TestInitTPM(t *testing.T) {
+	bin, err := exec.LookPath("swtpm")
+	if err != nil {
+		t.Skip("swtpm not installed (apt-get install swtpm swtpm-tools; .ci/run does)")
+	}
+	ie := newInitEnv(t)
+	tpmDir := filepath.Join(ie.dir, "tpm")
+	os.MkdirAll(tpmDir, 0o700)
+	sock := filepath.Join(tpmDir, "sock")
+	pidFile := filepath.Join(tpmDir, "pid")
+	if out, err := exec.Command(bin, "socket", "--tpm2", "--tpmstate", "dir="+tpmDir, "--server", "type=unixio,path="+sock,
+		"--ctrl", "type=unixio,path="+filepath.Join(tpmDir, "ctrl"), "--flags", "not-need-init,startup-clear", "--daemon",
+		"--pid", "file="+pidFile).CombinedOutput(); err != nil {
+		t.Fatalf("swtpm: %v %s", err, out)
+	}
+	t.Cleanup(func() { // registered last: runs after the daemon stopped
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				syscall.Kill(pid, syscall.SIGTERM)
+			}
+		}
+	})
+	for i := 0; i < 100; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	r, errs, code := ie.init("", "--yes", "--tpm-socket", sock)
+	if code != 0 || r.status("audit anchor") != "ready" || r.FSSSeed != "" {
+		t.Fatalf("init with a TPM: exit %d %+v: %s", code, r.Steps, errs)
+	}
+	var d struct {
+		Anchor string `json:"anchor"`
+	}
+	json.Unmarshal([]byte(ie.must("doctor", "--json")), &d)
+	if d.Anchor != "tpm" {
+		t.Fatalf("doctor anchor %q, want tpm", d.Anchor)
+	}
+	if cfg, _ := os.ReadFile(ie.cfg); !strings.Contains(string(cfg), `tpm_socket = "`+sock+`"`) || !strings.Contains(string(cfg), `anchor = "tpm"`) {
+		t.Errorf("config:\n%s", cfg)
+	}
+	r2, errs, code := ie.init("", "--yes")
+	if code != 0 || r2.Pending || r2.status("audit anchor") != "unchanged" {
+		t.Fatalf("second init: exit %d %+v: %s", code, r2.Steps, errs)
+	}
+}
