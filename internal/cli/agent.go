@@ -351,7 +351,8 @@ func capChange(g *globals, verb string) *cobra.Command {
 }
 
 // revokeResult is `agent revoke --json`: the bundle after the revoke, and
-// whether the agent had to be quarantined for it to hold (and why).
+// whether an agent (this one, or one it delegated to) had to be
+// quarantined for it to hold, and why.
 type revokeResult struct {
 	AID         uint64   `json:"aid"`
 	Revoked     bool     `json:"revoked"`
@@ -373,12 +374,16 @@ func revoke(cmd *cobra.Command, g *globals, aid uint64, want []string) error {
 		if !errors.Is(err, api.ErrConflict) {
 			return err
 		}
+		// The scope is gone from the agent: the revoke took effect, and the
+		// daemon quarantined the agent, or (a cascade) an agent it had
+		// delegated to, for it to hold. Otherwise it was refused.
 		a, aerr := c.Agent(cmd.Context(), aid)
-		if aerr != nil || a.State != string(state.Quarantined) || stillHeld(a.Caps, want) {
-			return err // refused: nothing was revoked
+		reason := oneLine(err)
+		if aerr != nil || stillHeld(a.Caps, want) || (a.State != string(state.Quarantined) && !strings.Contains(reason, "quarantined")) {
+			return err
 		}
-		caps, res.Quarantined, res.Reason = a.Caps, true, oneLine(err)
-		fmt.Fprintf(os.Stderr, "coconut: revoked; agent %d quarantined: %s\n", aid, res.Reason)
+		caps, res.Quarantined, res.Reason = a.Caps, true, reason
+		fmt.Fprintf(os.Stderr, "coconut: revoked; quarantined for it to hold: %s\n", reason)
 	}
 	res.Caps = caps
 	if res.Caps == nil {
