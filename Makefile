@@ -3,7 +3,7 @@ PREFIX  ?= /usr/local
 GO      ?= go
 BIN     := bin
 
-.PHONY: build install uninstall demo test check generate clean
+.PHONY: build install uninstall demo test check generate clean deb test-slow
 
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/coconut ./cmd/coconutd ./cmd/coconut-tail ./cmd/coconut-trampoline ./cmd/dream-agent ./cmd/coconut-burn ./cmd/coconut-enforce-probe
@@ -12,8 +12,8 @@ install: build
 	install -d $(PREFIX)/bin $(PREFIX)/libexec/coconut $(PREFIX)/share/coconut/examples/dream-team
 	install -m 0755 $(BIN)/coconut $(BIN)/coconutd $(BIN)/coconut-tail $(PREFIX)/bin/
 	install -m 0755 $(BIN)/dream-agent $(BIN)/coconut-trampoline $(BIN)/coconut-burn $(BIN)/coconut-enforce-probe $(PREFIX)/libexec/coconut/
-	install -m 0644 examples/dream-team/dream-team.yaml $(PREFIX)/share/coconut/examples/dream-team/
-	install -d $(PREFIX)/lib/systemd/system && install -m 0644 packaging/coconutd.service $(PREFIX)/lib/systemd/system/
+	sed 's|/usr/local/|$(PREFIX)/|g' examples/dream-team/dream-team.yaml >$(PREFIX)/share/coconut/examples/dream-team/dream-team.yaml
+	install -d $(PREFIX)/lib/systemd/system && sed 's|/usr/local/|$(PREFIX)/|g' packaging/coconutd.service >$(PREFIX)/lib/systemd/system/coconutd.service
 	# issue 13: coconut notify for every desktop user (XDG autostart, systemd user unit)
 	install -d $(PREFIX)/lib/systemd/user $(DESTDIR)/etc/xdg/autostart
 	sed 's|/usr/local/bin/|$(PREFIX)/bin/|' packaging/coconut-notify.service > $(PREFIX)/lib/systemd/user/coconut-notify.service
@@ -33,6 +33,7 @@ uninstall:
 	rm -f $(PREFIX)/bin/coconut $(PREFIX)/bin/coconutd $(PREFIX)/bin/coconut-tail
 	rm -f $(addprefix $(PREFIX)/libexec/coconut/,dream-agent coconut-trampoline coconut-burn coconut-enforce-probe)
 	rm -f $(PREFIX)/share/coconut/examples/dream-team/dream-team.yaml $(PREFIX)/lib/systemd/system/coconutd.service
+	rm -f $(PREFIX)/lib/systemd/user/coconut-notify.service $(DESTDIR)/etc/xdg/autostart/coconut-notify.desktop
 	-rmdir $(PREFIX)/libexec/coconut $(PREFIX)/share/coconut/examples/dream-team $(PREFIX)/share/coconut/examples $(PREFIX)/share/coconut 2>/dev/null
 	-systemctl daemon-reload 2>/dev/null
 
@@ -46,3 +47,31 @@ test:
 
 clean:
 	rm -rf $(BIN)
+
+# --- Debian package (packaging/): coconut_$(DEB_VERSION)_amd64.deb with the
+# /usr prefix, built by the nfpm pinned in go.mod's tool block.
+DEB_VERSION ?= 0.1.0
+DEB_STAGE   := build/deb
+deb:
+	rm -rf $(DEB_STAGE) && mkdir -p $(DEB_STAGE)/bin $(DEB_STAGE)/man/man5 $(DEB_STAGE)/man/man8 $(DEB_STAGE)/doc
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w -buildid=' -o $(DEB_STAGE)/bin/ ./cmd/coconut ./cmd/coconutd ./cmd/coconut-tail ./cmd/coconut-trampoline ./cmd/dream-agent ./cmd/coconut-burn ./cmd/coconut-enforce-probe
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || date +%s) $(GO) run ./packaging/gendocs $(DEB_STAGE)/man
+	mv $(DEB_STAGE)/man/completions $(DEB_STAGE)/completions
+	cp packaging/man/coconut-tail.1 $(DEB_STAGE)/man/man1/ && cp packaging/man/coconut-manifest.5 $(DEB_STAGE)/man/man5/ && cp packaging/man/coconutd.8 $(DEB_STAGE)/man/man8/
+	gzip -9n $(DEB_STAGE)/man/man*/*
+	sed 's|/usr/local/|/usr/|g' examples/dream-team/dream-team.yaml >$(DEB_STAGE)/dream-team.yaml
+	sed 's|/usr/local/|/usr/|g' packaging/coconutd.service >$(DEB_STAGE)/coconutd.service
+	sed 's|/usr/local/bin/|/usr/bin/|' packaging/coconut-notify.service >$(DEB_STAGE)/coconut-notify.service
+	sed 's|/usr/local/bin/|/usr/bin/|' packaging/coconut-notify.desktop >$(DEB_STAGE)/coconut-notify.desktop
+	# postrm purge runs once coconutd is gone: the reap script goes inside it.
+	{ sed '/^#REAP_DEFAULT#$$/,$$d' packaging/deb/postrm; echo "sh -s coconut <<'REAP_DEFAULT' || true"; cat packaging/coconut-reap-default.sh; echo REAP_DEFAULT; sed '1,/^#REAP_DEFAULT#$$/d' packaging/deb/postrm; } >$(DEB_STAGE)/postrm
+	cp README.md $(DEB_STAGE)/doc/ && cp docs/*.md $(DEB_STAGE)/doc/ && cp packaging/deb/copyright $(DEB_STAGE)/doc/
+	printf 'coconut ($(DEB_VERSION)) unstable; urgency=medium\n\n  * Built from %s.\n\n -- Coconut developers <coconut@coconut-os.invalid>  %s\n' \
+		"$$(git rev-parse --short HEAD 2>/dev/null || echo a source tree)" "$$(date -R -d @$$(git log -1 --format=%ct 2>/dev/null || date +%s))" | gzip -9n >$(DEB_STAGE)/doc/changelog.gz
+	DEB_VERSION=$(DEB_VERSION) $(GO) tool nfpm package --config packaging/nfpm.yaml --packager deb --target coconut_$(DEB_VERSION)_amd64.deb
+
+# The fresh-machine test (slow, about a minute with the chroot cached in
+# /var/cache/coconut-fresh): the .deb in a minimal bookworm made by
+# mmdebstrap, coconut init --yes, the nosy reviewer's deny, remove, purge.
+test-slow: deb
+	./scripts/fresh-machine.sh coconut_$(DEB_VERSION)_amd64.deb

@@ -321,7 +321,9 @@ func (m *Manager) Attestation(caller Caller, aid uint64) (*api.Attestation, erro
 }
 
 // Kill ends the agent: Terminated-revoked is recorded, then every process
-// in its cgroup is killed.
+// in its cgroup is killed. Killing an agent that already ended is not an
+// error: what the caller asked for is true, and the agent (in the state
+// it ended in) is returned unchanged, with no new row.
 func (m *Manager) Kill(ctx context.Context, caller Caller, aid uint64) (*api.Agent, error) {
 	e, err := m.lookup(caller, aid)
 	if err != nil {
@@ -332,6 +334,12 @@ func (m *Manager) Kill(ctx context.Context, caller Caller, aid uint64) (*api.Age
 	}
 	e.trans.Lock()
 	defer e.trans.Unlock()
+	m.mu.Lock()
+	ended := e.rec.State.Terminal()
+	m.mu.Unlock()
+	if ended {
+		return m.Get(caller, aid)
+	}
 	if err := m.transition(ctx, e, state.TerminatedRevoked, fmt.Sprintf("killed by uid %d", caller.UID), nil); err != nil {
 		return nil, err
 	}

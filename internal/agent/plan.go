@@ -127,7 +127,7 @@ func (m *Manager) planRun(caller Caller, req api.RunRequest) (*plan, error) {
 	}
 	name := req.Name
 	if name == "" {
-		name = filepath.Base(req.Command[0])
+		name = nameFromCommand(req.Command[0])
 	}
 	if !namePattern.MatchString(name) {
 		return nil, api.Errorf(api.ErrInvalid, "name %q: use lower-case letters, digits and '-', at most 63", name)

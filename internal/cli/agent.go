@@ -14,9 +14,11 @@ import (
 
 	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/internal/attest"
+	"github.com/coconut-os/coconut/internal/capability"
 	"github.com/coconut-os/coconut/internal/daemon"
 	"github.com/coconut-os/coconut/internal/quota"
 	"github.com/coconut-os/coconut/internal/sign"
+	"github.com/coconut-os/coconut/internal/state"
 )
 
 func agentCmd(g *globals) *cobra.Command {
@@ -136,7 +138,7 @@ func agentRun(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&req.Name, "name", "", "agent name (default: the command's base name)")
+	cmd.Flags().StringVar(&req.Name, "name", "", "agent name (default: derived from the command's base name, e.g. python3.11 → python3-11)")
 	cmd.Flags().StringVar(&req.Class, "class", "", "agent class (default: run)")
 	cmd.Flags().StringVar(&req.User, "user", "", "user to run as (default: you)")
 	cmd.Flags().StringArrayVar(&req.Caps, "cap", nil, "capability DOMAIN.VERB:SCOPE (repeatable)")
@@ -196,10 +198,46 @@ func agentByAID(g *globals, name, short string, fn func(*cobra.Command, uint64) 
 	}
 }
 
+// agentKill is idempotent: an agent that already ended is reported as
+// such (exit 0), in whichever terminal state it reached.
 func agentKill(g *globals) *cobra.Command {
-	return agentByAID(g, "kill", "End an agent and everything it started (Terminated-revoked)", func(c *cobra.Command, aid uint64) (any, error) {
-		return g.client().Kill(c.Context(), aid)
-	})
+	return &cobra.Command{
+		Use: "kill AID", Short: "End an agent and everything it started (Terminated-revoked); an ended agent is left as it is", Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			aid, err := parseAID(args[0])
+			if err != nil {
+				return err
+			}
+			c := g.client()
+			before, err := c.Agent(cmd.Context(), aid)
+			if err != nil {
+				return err
+			}
+			a := before
+			ended := state.State(before.State).Terminal()
+			if !ended {
+				if a, err = c.Kill(cmd.Context(), aid); err != nil {
+					return err
+				}
+			}
+			if g.json {
+				return printJSON(os.Stdout, killResult{Agent: a, AlreadyEnded: ended})
+			}
+			if ended {
+				fmt.Printf("%d %s already ended (%s): nothing to kill\n", a.AID, a.Name, a.State)
+				return nil
+			}
+			fmt.Printf("%d %s %s\n", a.AID, a.Name, a.State)
+			return nil
+		},
+	}
+}
+
+// killResult is `agent kill --json`: the agent object, and whether it had
+// already ended before this call.
+type killResult struct {
+	*api.Agent
+	AlreadyEnded bool `json:"already_ended"`
 }
 
 func agentInspect(g *globals) *cobra.Command {
@@ -307,18 +345,77 @@ func capChange(g *globals, verb string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var caps []string
 			if verb == "grant" {
-				caps, err = g.client().AgentCapGrant(cmd.Context(), aid, args[1:])
-			} else {
-				caps, err = g.client().AgentCapRevoke(cmd.Context(), aid, args[1:])
+				caps, err := g.client().AgentCapGrant(cmd.Context(), aid, args[1:])
+				if err != nil {
+					return err
+				}
+				return printJSON(os.Stdout, caps)
 			}
-			if err != nil {
-				return err
-			}
-			return printJSON(os.Stdout, caps)
+			return revoke(cmd, g, aid, args[1:])
 		},
 	}
+}
+
+// revokeResult is `agent revoke --json`: the bundle after the revoke, and
+// whether an agent (this one, or one it delegated to) had to be
+// quarantined for it to hold, and why.
+type revokeResult struct {
+	AID         uint64   `json:"aid"`
+	Revoked     bool     `json:"revoked"`
+	Caps        []string `json:"caps"`
+	Quarantined bool     `json:"quarantined"`
+	Reason      string   `json:"reason,omitempty"`
+}
+
+// revoke runs agent_cap_revoke. A revoke that took effect but had to
+// quarantine the agent (it held a descriptor open under the scope, or
+// file access cannot be cut while it runs) is answered 409 by the daemon
+// with the reason; the operation happened, so it exits 0 and says so on
+// stderr once the agent is seen quarantined with the scope gone.
+func revoke(cmd *cobra.Command, g *globals, aid uint64, want []string) error {
+	c := g.client()
+	res := revokeResult{AID: aid, Revoked: true}
+	caps, err := c.AgentCapRevoke(cmd.Context(), aid, want)
+	if err != nil {
+		if !errors.Is(err, api.ErrConflict) {
+			return err
+		}
+		// The scope is gone from the agent: the revoke took effect, and the
+		// daemon quarantined the agent, or (a cascade) an agent it had
+		// delegated to, for it to hold. Otherwise it was refused.
+		a, aerr := c.Agent(cmd.Context(), aid)
+		reason := oneLine(err)
+		if aerr != nil || stillHeld(a.Caps, want) || (a.State != string(state.Quarantined) && !strings.Contains(reason, "quarantined")) {
+			return err
+		}
+		caps, res.Quarantined, res.Reason = a.Caps, true, reason
+		fmt.Fprintf(os.Stderr, "coconut: revoked; quarantined for it to hold: %s\n", reason)
+	}
+	res.Caps = caps
+	if res.Caps == nil {
+		res.Caps = []string{}
+	}
+	if g.json {
+		return printJSON(os.Stdout, res)
+	}
+	return printJSON(os.Stdout, res.Caps)
+}
+
+// stillHeld reports whether caps holds anything one of revoked covers.
+func stillHeld(caps, revoked []string) bool {
+	for _, r := range revoked {
+		rc, err := capability.Parse(r)
+		if err != nil {
+			return true
+		}
+		for _, s := range caps {
+			if c, err := capability.Parse(s); err == nil && rc.Covers(c) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func agentQuota(g *globals) *cobra.Command {

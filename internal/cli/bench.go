@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/coconut-os/coconut/api"
+	"github.com/coconut-os/coconut/internal/state"
 )
 
 func benchCmd(g *globals) *cobra.Command {
@@ -67,8 +68,11 @@ func benchSpawn(cmd *cobra.Command, g *globals, workload string, runs int) error
 		return err
 	}
 	sig, err := os.ReadFile(path + ".sig")
+	if errors.Is(err, os.ErrNotExist) {
+		sig, err = signThrowaway(cmd, g, path, data)
+	}
 	if err != nil {
-		return fmt.Errorf("%s.sig: %w (sign the manifest first)", path, err)
+		return fmt.Errorf("%s.sig: %w (sign the manifest first: coconut manifest sign %s --key PREFIX.key)", path, err, path)
 	}
 	doc, err := c.Doctor(ctx)
 	if err != nil {
@@ -90,8 +94,8 @@ func benchSpawn(cmd *cobra.Command, g *globals, workload string, runs int) error
 			return err
 		}
 		for _, a := range agents {
-			if a.State != "Active" {
-				return fmt.Errorf("agent %d is %s after spawn returned", a.AID, a.State)
+			if !reachedActive(state.State(a.State)) {
+				return fmt.Errorf("agent %d is %s after spawn returned: %s", a.AID, a.State, a.Reason)
 			}
 		}
 		n = len(agents)

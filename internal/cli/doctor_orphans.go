@@ -6,17 +6,8 @@ import (
 	"os"
 	"strings"
 
-	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/internal/orphan"
 )
-
-// doctorReport is doctor's JSON: the daemon's answer plus the orphans
-// found on this machine by the CLI itself (it needs no daemon to see
-// them: their daemon is gone).
-type doctorReport struct {
-	*api.Doctor
-	Orphans []orphan.Orphan `json:"orphans"`
-}
 
 // findOrphans looks for orphans. A failure yields none and is said on
 // stderr (the JSON on stdout stays whole) and in the text report.
@@ -31,19 +22,6 @@ func findOrphans() ([]orphan.Orphan, error) {
 		return []orphan.Orphan{}, err
 	}
 	return found, nil
-}
-
-// doctorWithoutDaemon answers when the daemon cannot be reached: the
-// orphans are still worth showing (that may be why it is gone), then the
-// error.
-func doctorWithoutDaemon(g *globals, err error) error {
-	found, ferr := findOrphans()
-	if g.json {
-		printJSON(os.Stdout, doctorReport{Orphans: found})
-	} else {
-		printOrphans(os.Stdout, found, ferr)
-	}
-	return err
 }
 
 func printOrphans(w io.Writer, found []orphan.Orphan, err error) {

@@ -61,9 +61,8 @@ func newRoot(g *globals) *cobra.Command {
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
-		keyCmd(g), trustCmd(g), manifestCmd(g), agentCmd(g), auditCmd(g), doctorCmd(g), benchCmd(g), topCmd(g),
+		keyCmd(g), trustCmd(g), manifestCmd(g), agentCmd(g), auditCmd(g), doctorCmd(g), benchCmd(g), topCmd(g), initCmd(g),
 		notifyCmd(g), // issue 13
-		notYet("init", "interactive set-up (coconut init) is not built yet; see README.md for the manual steps"),
 		notYet("center", "the Center web UI is not built yet"),
 	)
 	return root

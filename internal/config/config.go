@@ -37,6 +37,8 @@ type Config struct {
 	// Quota holds [quota.defaults], every agent's budget for what it
 	// leaves unset (quota.go).
 	Quota Quota `toml:"quota"`
+	// Setup holds `coconut init`'s answers ([setup]); see setup.go.
+	Setup Setup `toml:"setup"`
 }
 
 // Load reads path. explicit says the user named it: then it must exist.
@@ -67,6 +69,9 @@ func Load(path string, explicit bool) (Config, error) {
 	}
 	if err := c.Broker.validate(); err != nil {
 		return Config{}, fmt.Errorf("config %s: [broker] %w", path, err)
+	}
+	if err := c.Setup.validate(); err != nil {
+		return Config{}, fmt.Errorf("config %s: [setup] %w", path, err)
 	}
 	return c, nil
 }

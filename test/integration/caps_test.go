@@ -1,8 +1,10 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -127,10 +129,19 @@ agents:
 		t.Fatalf("quarantined although nothing was open under the scope: %+v", a)
 	}
 	// Revoking a scope the agent holds a file open under (fd 5) cannot
-	// cut that descriptor: the agent is quarantined, and told why.
-	_, errs, code = e.cli("agent", "revoke", aid, "fs.read:/etc/hostname")
-	if code != 1 || !strings.Contains(errs, "quarantined") || !strings.Contains(errs, "/etc/hostname") {
+	// cut that descriptor: the agent is quarantined, and told why. The
+	// revoke happened, so it exits 0; --json carries both facts.
+	out, errs, code := e.cli("--json", "agent", "revoke", aid, "fs.read:/etc/hostname")
+	if code != 0 || !strings.Contains(errs, "quarantined") || !strings.Contains(errs, "/etc/hostname") {
 		t.Fatalf("revoke fs: exit %d %q", code, errs)
+	}
+	var rr struct {
+		Revoked, Quarantined bool
+		Reason               string
+		Caps                 []string
+	}
+	if err := json.Unmarshal([]byte(out), &rr); err != nil || !rr.Revoked || !rr.Quarantined || !strings.Contains(rr.Reason, "/etc/hostname") || slices.Contains(rr.Caps, "fs.read:/etc/hostname") {
+		t.Fatalf("revoke fs --json: %v %q", err, out)
 	}
 	e.waitState(n, "Quarantined")
 	caps := e.must("agent", "caps", aid)

@@ -138,9 +138,17 @@ func TestSpawnDreamTeam(t *testing.T) {
 	if len(e.agents(false)) != 30 {
 		t.Errorf("ls after kill: want 30 running")
 	}
-	// Killing it again is a conflict, not a crash.
-	if _, errs, code := e.cli("agent", "kill", strconv.FormatUint(victim.AID, 10)); code != 1 || !strings.Contains(errs, "Terminated-revoked") {
-		t.Errorf("second kill: exit %d %q", code, errs)
+	// Killing it again is idempotent: it says the agent already ended,
+	// exits 0 and writes no row.
+	before := len(e.rows("--aid", strconv.FormatUint(victim.AID, 10)))
+	if out, errs, code := e.cli("agent", "kill", strconv.FormatUint(victim.AID, 10)); code != 0 || !strings.Contains(out, "already ended (Terminated-revoked)") {
+		t.Errorf("second kill: exit %d %q %q", code, out, errs)
+	}
+	if out, _, code := e.cli("--json", "agent", "kill", strconv.FormatUint(victim.AID, 10)); code != 0 || !strings.Contains(out, `"already_ended": true`) || !strings.Contains(out, `"state": "Terminated-revoked"`) {
+		t.Errorf("second kill --json: exit %d %q", code, out)
+	}
+	if after := len(e.rows("--aid", strconv.FormatUint(victim.AID, 10))); after != before {
+		t.Errorf("second kill wrote %d rows", after-before)
 	}
 	if _, errs, code := e.cli("agent", "kill", "999999"); code != 1 || !strings.Contains(errs, "no agent 999999") {
 		t.Errorf("kill unknown: exit %d %q", code, errs)
