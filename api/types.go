@@ -190,6 +190,24 @@ type Doctor struct {
 	// broker (issue 6): its Unix socket and its loopback TCP address.
 	BrokerSocket string `json:"broker_socket,omitempty"`
 	BrokerAddr   string `json:"broker_addr,omitempty"`
+	// CountersAlarm (issue 20) lists every source whose kernel denies and
+	// chain deny rows have ever differed on this host, kept in the state
+	// directory across restarts: what a user reports, and what the Center
+	// shows as an alarm. Absent when they never have.
+	CountersAlarm []CounterAlarm `json:"counters_alarm,omitempty"`
+}
+
+// CounterAlarm is one source's record of its counters disagreeing.
+type CounterAlarm struct {
+	Source        string    `json:"source"`         // "supervisor" (seccomp supervisor) or "netguard" (network guard)
+	Difference    int64     `json:"difference"`     // kernel denies minus chain deny rows, when last seen differing
+	MaxDifference int64     `json:"max_difference"` // the largest difference seen (by magnitude)
+	KernelDenies  uint64    `json:"kernel_denies"`  // the source's kernel count then (since that daemon started)
+	ChainDenies   uint64    `json:"chain_denies"`   // its chain rows then
+	FirstSeen     time.Time `json:"first_seen"`
+	LastSeen      time.Time `json:"last_seen"`
+	DaemonPID     int       `json:"daemon_pid"` // the coconutd that saw it last
+	Now           bool      `json:"now"`        // they differ at this answer
 }
 
 // Check is one line of doctor's findings.

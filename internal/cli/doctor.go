@@ -25,10 +25,7 @@ func doctorCmd(g *globals) *cobra.Command {
 			fmt.Printf("host key:    %s\n", d.HostKeyID)
 			fmt.Printf("audit chain: %d records\n", d.ChainHead)
 			fmt.Printf("agents:      %d running\n", d.Agents)
-			fmt.Printf("counters:    kernel_denies=%d chain_denies=%d ringbuf_full=%d\n", d.Counters["kernel_denies"], d.Counters["chain_denies"], d.Counters["ringbuf_full"])
-			if d.Counters["kernel_denies"] != d.Counters["chain_denies"] {
-				fmt.Printf("             MISMATCH: %d kernel denies are not in the audit chain\n", int64(d.Counters["kernel_denies"])-int64(d.Counters["chain_denies"]))
-			}
+			printCounters(d) // doctor_counters.go
 			fmt.Println("             (supervisor and network guard denies; Landlock floor denials are only in the kernel audit log: see kernel-audit)")
 			for _, c := range d.Checks {
 				mark := "ok  "

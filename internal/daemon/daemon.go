@@ -309,6 +309,8 @@ func (d *Daemon) doctor() api.Doctor {
 		Checks: append(kernelChecks(d.tree), enforcerChecks(d.enf)...),
 	}
 	d.brk.doctorInfo(&doc) // issue 6
+	// issue 20: read after Counters above, which updates it.
+	doc.CountersAlarm = d.agents.CountersAlarm()
 	return doc
 }
 

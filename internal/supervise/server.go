@@ -190,7 +190,7 @@ func (s *Server) handle(n *seccompNotif) {
 // verdict decides and records; valid is false when the notification is no
 // longer pending (what was read may belong to another process by now).
 func (s *Server) verdict(n *seccompNotif) (errno unix.Errno, valid bool) {
-	ev := Event{AID: s.agent.AID, TID: int(n.Pid), Syscall: syscallName(n.Data.Nr)}
+	ev := Event{AID: s.agent.AID, TID: int(n.Pid), Syscall: syscallName(n.Data.Nr), NotifID: n.ID}
 	defer func() {
 		if recover() != nil {
 			errno, valid = ECapability, true
