@@ -34,7 +34,8 @@ type ring struct {
 	wake int // eventfd: close, or an ack while the reader waits for one
 
 	mu      sync.Mutex
-	pending []ringSlot // read, in ring order, not yet committed
+	pending []ringSlot // read, in ring order; from head on, not yet committed
+	head    int
 	closed  atomic.Bool
 }
 
@@ -140,11 +141,9 @@ func (r *ring) next(nowait bool) ([]byte, uintptr, error) {
 // reader only when it has caught up, so waiting on it then would spin.
 func (r *ring) wait() error {
 	timeout := -1
-	r.mu.Lock()
-	if len(r.pending) > 0 {
+	if r.unacked() > 0 {
 		timeout = 5 // ms: a write meanwhile is seen at the next look
 	}
-	r.mu.Unlock()
 	var evs [2]unix.EpollEvent
 	if timeout > 0 {
 		var fds = []unix.PollFd{{Fd: int32(r.wake), Events: unix.POLLIN}}
@@ -175,7 +174,7 @@ func (r *ring) drainWake() {
 func (r *ring) unacked() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.pending)
+	return len(r.pending) - r.head
 }
 
 func (r *ring) push(end uintptr) {
@@ -186,27 +185,32 @@ func (r *ring) push(end uintptr) {
 
 // ack marks the record ending at end as done and moves the consumer
 // position past every done record at the front: the kernel may then
-// reuse their room, and a later reader never sees them.
+// reuse their room, and a later reader never sees them. Acks come nearly
+// in ring order, so the record is looked for from the front, and the
+// front is dropped by moving an index (a burst keeps thousands pending).
 func (r *ring) ack(end uintptr) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for i := range r.pending {
+	for i := r.head; i < len(r.pending); i++ {
 		if r.pending[i].end == end {
 			r.pending[i].done = true
 			break
 		}
 	}
-	k := 0
+	k := r.head
 	for k < len(r.pending) && r.pending[k].done {
 		k++
 	}
-	if k == 0 || r.closed.Load() {
+	if k == r.head || r.closed.Load() {
 		return
 	}
 	atomic.StoreUintptr(r.consPos, r.pending[k-1].end)
-	r.pending = append(r.pending[:0], r.pending[k:]...)
-	if len(r.pending) == 0 {
+	r.head = k
+	if r.head == len(r.pending) {
+		r.pending, r.head = r.pending[:0], 0
 		unix.Write(r.wake, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+	} else if r.head > len(r.pending)/2 {
+		r.pending, r.head = append(r.pending[:0], r.pending[r.head:]...), 0
 	}
 }
 
