@@ -191,3 +191,33 @@ func (e *env) doctorCounters() doctorReport {
 	}
 	return d
 }
+
+// TestDoctorCountersAlarm: a counters alarm the daemon kept from before a
+// restart (state/counters-alarm.json) is in doctor's JSON (counters_alarm,
+// counters.mismatch_since) and is an ALARM line in its human output,
+// naming the source, the difference and when it was first seen.
+func TestDoctorCountersAlarm(t *testing.T) {
+	e := newEnv(t)
+	if d := e.doctorCounters(); len(d.Alarm) != 0 || d.Counters["mismatch_since"] != 0 || d.Counters["counters_settled"] != 1 {
+		t.Fatalf("fresh daemon: %+v", d)
+	}
+	e.stop(syscall.SIGTERM)
+	first := time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)
+	alarm := fmt.Sprintf(`[{"source": "netguard", "difference": 1, "max_difference": 1, "kernel_denies": 123, "chain_denies": 122,
+		"first_seen": %q, "last_seen": %q, "daemon_pid": 4242, "now": true}]`, first.Format(time.RFC3339), first.Format(time.RFC3339))
+	if err := os.WriteFile(filepath.Join(e.state, "counters-alarm.json"), []byte(alarm), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	d := e.doctorCounters()
+	if len(d.Alarm) != 1 || d.Alarm[0]["source"] != "netguard" || d.Alarm[0]["difference"] != float64(1) || d.Alarm[0]["now"] != false {
+		t.Fatalf("counters_alarm %+v, want the netguard one, not now", d.Alarm)
+	}
+	if d.Counters["mismatch_since"] != uint64(first.Unix()) || d.Counters["mismatch"] != 0 {
+		t.Fatalf("counters %v: want mismatch_since %d, mismatch 0", d.Counters, first.Unix())
+	}
+	out := e.must("doctor")
+	if !strings.Contains(out, "ALARM") || !strings.Contains(out, "network guard (netguard) off by +1") {
+		t.Fatalf("doctor output has no alarm line:\n%s", out)
+	}
+}
