@@ -86,8 +86,23 @@ func openRing(m *ebpf.Map) (*ring, error) {
 	return r, nil
 }
 
-// unread is the bytes written and not read yet.
-func (r *ring) unread() int { return int(atomic.LoadUintptr(r.prodPos) - r.pos) }
+// unread is the bytes written and not read yet (0 once released: the
+// consumer may ask while the guard closes).
+func (r *ring) unread() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.prodPage == nil {
+		return 0
+	}
+	// Where reading is, as this lock knows it (pos is the reader's own):
+	// the end of the last record read, or the consumer position when
+	// every record read is acknowledged.
+	read := atomic.LoadUintptr(r.consPos)
+	if len(r.pending) > r.head {
+		read = r.pending[len(r.pending)-1].end
+	}
+	return int(atomic.LoadUintptr(r.prodPos) - read)
+}
 
 // next returns the next record's sample and its end position, waiting
 // for one unless nowait (then it returns nil, 0, nil when none is
