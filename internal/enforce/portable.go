@@ -357,9 +357,11 @@ func (p *Portable) Counters() (Counters, error) {
 }
 
 // Pending implements Pender: network guard events not yet recorded (the
-// guard keeps each until acknowledged), or any event not yet taken from
-// Events.
-func (p *Portable) Pending() bool { return p.guard.Pending() || len(p.events) > 0 }
+// guard keeps each until acknowledged), a supervisor event on its way to
+// Events, or any event not yet taken from it.
+func (p *Portable) Pending() bool {
+	return p.guard.Pending() || len(p.events) > 0 || (p.sup != nil && p.sup.sending.Load() > 0)
+}
 
 // Close implements Enforcer: a pinned guard stays attached (its agents
 // stay guarded until the next daemon reopens it), an unpinned one detaches;

@@ -63,8 +63,9 @@ type supervisor struct {
 	held     map[uint64][]*os.File // from the holder at load, until resumed
 	measured map[uint64][]*os.File // kept open while the agent runs
 
-	seq    atomic.Uint64 // the supervisor source's sequence numbers
-	denies atomic.Uint64
+	seq     atomic.Uint64 // the supervisor source's sequence numbers
+	denies  atomic.Uint64
+	sending atomic.Int64 // Record calls between their count and the channel
 }
 
 type fsAgent struct {
@@ -267,11 +268,16 @@ func (s *supervisor) Record(ev supervise.Event) error {
 	if !ev.Allowed {
 		out.Errno = int(ev.Errno)
 	}
+	// sending covers the deny from its count to the channel, so a
+	// counters snapshot never takes a thread descheduled in between for
+	// a deny without a row (Portable.Pending).
+	s.sending.Add(1)
 	err := s.p.send(out)
+	if err == nil && !ev.Allowed {
+		s.denies.Add(1)
+	}
+	s.sending.Add(-1)
 	if err == nil {
-		if !ev.Allowed {
-			s.denies.Add(1)
-		}
 		select {
 		case err = <-reply:
 		case <-time.After(recordWait):
