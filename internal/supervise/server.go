@@ -37,6 +37,7 @@ type Server struct {
 
 	seq                                  atomic.Uint64
 	notes, allowed, denied, failed, gone atomic.Uint64
+	restart                              restarts // restart.go: one row for a call the kernel restarted
 }
 
 type fileID struct{ dev, ino uint64 }
@@ -168,13 +169,17 @@ func (s *Server) Wait() error {
 // handle answers one notification. Anything that goes wrong, a panic
 // included, refuses the call: never CONTINUE without a decision.
 func (s *Server) handle(n *seccompNotif) {
+	s.restart.begin(int(n.Pid))
+	defer s.restart.end(int(n.Pid))
 	errno, valid := s.verdict(n)
 	if !valid {
 		s.gone.Add(1)
+		s.restart.undelivered()
 		return
 	}
 	if err := send(s.fd, n.ID, errno); err != nil {
 		s.gone.Add(1) // ENOENT: interrupted or gone since the check
+		s.restart.undelivered()
 		return
 	}
 	switch errno {
@@ -239,8 +244,13 @@ func (s *Server) refuse(n *seccompNotif, ev *Event, cap, object string) (unix.Er
 }
 
 func (s *Server) record(ev *Event) error {
+	if s.restart.recordedAlready(ev) {
+		return nil
+	}
 	ev.Seq = s.seq.Add(1)
-	return s.d.Record(*ev)
+	err := s.d.Record(*ev)
+	s.restart.recorded(ev, err)
+	return err
 }
 
 // decide resolves the call's operands and asks the Decider; 0 is CONTINUE.
