@@ -56,6 +56,7 @@ var wireTypes = []any{
 	api.TrustRequest{}, api.TrustEntry{}, api.Record{}, api.AuditPage{},
 	api.Doctor{}, api.QuotaDefaults{}, api.Check{}, api.ErrorBody{}, api.ErrorDetail{},
 	api.AuditProof{}, api.AuditConsistency{}, api.Memory{}, api.MemoryTier{},
+	api.CounterAlarm{},
 }
 
 var httpMethods = []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"}

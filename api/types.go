@@ -199,6 +199,11 @@ type Doctor struct {
 	// QuotaDefaults is every agent's budget for what it leaves unset
 	// (issue 19: coconut.toml [quota.defaults]).
 	QuotaDefaults *QuotaDefaults `json:"quota_defaults,omitempty"`
+	// CountersAlarm (issue 20) lists every source whose kernel denies and
+	// chain deny rows have ever differed on this host, kept in the state
+	// directory across restarts: what a user reports, and what the Center
+	// shows as an alarm. Absent when they never have.
+	CountersAlarm []CounterAlarm `json:"counters_alarm,omitempty"`
 }
 
 // QuotaDefaults is the budget an agent gets for what its manifest's quota
@@ -213,6 +218,19 @@ type QuotaDefaults struct {
 	// defaults are not applied there (Why says why).
 	Enforced bool   `json:"enforced"`
 	Why      string `json:"why,omitempty"`
+}
+
+// CounterAlarm is one source's record of its counters disagreeing.
+type CounterAlarm struct {
+	Source        string    `json:"source"`         // "supervisor" (seccomp supervisor) or "netguard" (network guard)
+	Difference    int64     `json:"difference"`     // kernel denies minus chain deny rows, when last seen differing
+	MaxDifference int64     `json:"max_difference"` // the largest difference seen (by magnitude)
+	KernelDenies  uint64    `json:"kernel_denies"`  // the source's kernel count then (since that daemon started)
+	ChainDenies   uint64    `json:"chain_denies"`   // its chain rows then
+	FirstSeen     time.Time `json:"first_seen"`
+	LastSeen      time.Time `json:"last_seen"`
+	DaemonPID     int       `json:"daemon_pid"` // the coconutd that saw it last
+	Now           bool      `json:"now"`        // they differ at this answer
 }
 
 // Check is one line of doctor's findings.

@@ -83,38 +83,54 @@ func (m *Manager) enforcement() attest.Enforcement {
 
 // consumeDenies turns every kernel deny into an audit row carrying the
 // kernel's sequence number, and moves the agent to Capability-denied.
-// chainDenies counts the rows, so doctor can show kernel and chain agree.
+// The chain counts (counters.go) count the rows, so doctor can show kernel
+// and chain agree; their snapshots are taken here, between two batches.
 func (m *Manager) consumeDenies() {
 	events := m.cfg.Enforce.Events()
-	for ev := range events {
-		// Take whatever else is already queued and append it in one
-		// commit: one fsync per row would cap a deny burst at the
-		// disk's fsync rate (a 100k burst would take minutes).
-		batch := []enforce.Event{ev}
-	more:
-		for len(batch) < denyBatch {
-			select {
-			case ev, ok := <-events:
-				if !ok {
-					break more
-				}
-				batch = append(batch, ev)
-			default:
-				break more
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return
 			}
+			m.recordEvents(takeBatch(ev, events))
+		case reply := <-m.counts.requests:
+			reply <- m.settle(events)
 		}
-		m.recordEvents(batch)
 	}
+}
+
+// takeBatch takes whatever else is already queued after ev, to append it
+// in one commit: one fsync per row would cap a deny burst at the disk's
+// fsync rate (a 100k burst would take minutes).
+func takeBatch(ev enforce.Event, events <-chan enforce.Event) []enforce.Event {
+	batch := []enforce.Event{ev}
+	for len(batch) < denyBatch {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, ev)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 // denyBatch bounds the rows of one chain commit made by consumeDenies.
 const denyBatch = 1024
 
 // recordEvents appends one row per event, in order, in one commit, and
-// answers the events that wait for it.
+// answers the events that wait for it. A replayed network guard event
+// whose row the previous daemon wrote gets no second one. The chain
+// counts move, and sources are acknowledged, before any answer: a deny is
+// counted on the chain side as soon as its row is durable.
 func (m *Manager) recordEvents(batch []enforce.Event) {
-	recs := make([]audit.Record, len(batch))
+	recs := make([]audit.Record, 0, len(batch))
 	entries := make([]*entry, len(batch))
+	written := make([]bool, len(batch))
 	m.mu.Lock()
 	for i, ev := range batch {
 		aid, ok := m.byCgroup[ev.CgroupID]
@@ -124,33 +140,51 @@ func (m *Manager) recordEvents(batch []enforce.Event) {
 			aid = m.aidOfCgroupLocked(ev.CgroupID)
 		}
 		entries[i] = m.agents[aid]
+		if ev.Replayed && m.counts.recordedBefore(ev) {
+			continue
+		}
 		detail := map[string]string{"source": ev.Source, "cgroup_id": strconv.FormatUint(ev.CgroupID, 10)}
 		if ev.Syscall != "" {
 			detail["syscall"] = ev.Syscall
 		}
-		recs[i] = audit.Record{AID: aid, Type: "cap.deny", Cap: ev.Cap, Object: ev.Object, Result: audit.ResultDeny,
+		if ev.NotifID != 0 {
+			detail["notif_id"] = strconv.FormatUint(ev.NotifID, 10) // journal.go: answered from the row after a restart
+		}
+		r := audit.Record{AID: aid, Type: "cap.deny", Cap: ev.Cap, Object: ev.Object, Result: audit.ResultDeny,
 			Errno: ev.Errno, PID: ev.PID, KSeq: ev.Seq, Detail: detail}
 		if ev.Allowed {
 			// An allowed use the audit policy wants on record (the
 			// supervisor's opens and execs wait for it).
-			recs[i].Type, recs[i].Result, recs[i].Errno = "cap.use", audit.ResultAllow, 0
+			r.Type, r.Result, r.Errno = "cap.use", audit.ResultAllow, 0
 		}
+		recs = append(recs, r)
+		written[i] = true
 	}
 	m.mu.Unlock()
-	_, err := m.cfg.Chain.AppendBatch(context.Background(), recs)
+	var err error
+	if len(recs) > 0 {
+		_, err = m.cfg.Chain.AppendBatch(context.Background(), recs)
+	}
 	marked := map[*entry]bool{}
+	for i, ev := range batch {
+		if !ev.Allowed && (err == nil || !written[i]) {
+			m.counts.addChain(ev.Source)
+		}
+		if ev.Ack != nil {
+			ev.Ack() // recorded, or refused by the chain: the counters say which
+		}
+	}
 	for i, ev := range batch {
 		if ev.Reply != nil {
 			ev.Reply <- err // an unrecorded allowed use is refused
 		}
-		if ev.Allowed {
+		if ev.Allowed || !written[i] {
 			continue
 		}
 		if err != nil {
-			m.log.Error("audit chain refused a deny row: kernel and chain counters now differ", "kseq", ev.Seq, "err", err)
+			m.log.Error("audit chain refused a deny row: kernel and chain counters now differ", "source", ev.Source, "kseq", ev.Seq, "err", err)
 			continue
 		}
-		m.chainDenies.Add(1)
 		if e := entries[i]; e != nil && !marked[e] {
 			marked[e] = true
 			go m.markDenied(e, ev)
@@ -171,15 +205,4 @@ func (m *Manager) markDenied(e *entry, ev enforce.Event) {
 	if err := m.transition(context.Background(), e, state.CapabilityDenied, reason, nil); err != nil {
 		m.log.Warn("mark agent capability-denied", "aid", e.rec.AID, "err", err)
 	}
-}
-
-// Counters reports kernel denies, chain deny rows and ring-buffer losses.
-func (m *Manager) Counters() map[string]uint64 {
-	out := map[string]uint64{"kernel_denies": 0, "chain_denies": m.chainDenies.Load(), "ringbuf_full": 0}
-	if m.cfg.Enforce != nil {
-		if c, err := m.cfg.Enforce.Counters(); err == nil {
-			out["kernel_denies"], out["ringbuf_full"] = c.KernelDenies, c.RingbufFull
-		}
-	}
-	return out
 }

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/coconut-os/coconut/api"
@@ -75,7 +74,7 @@ type Manager struct {
 
 	inf inference // the inference broker's keys and token usage (inference.go)
 
-	chainDenies atomic.Uint64 // kernel deny rows appended, to reconcile with the kernel's count
+	counts counterState // chain deny rows by source, the counters alarm (counters.go)
 
 	wg     sync.WaitGroup // watchers
 	stop   chan struct{}
@@ -140,8 +139,13 @@ func New(cfg Config) (*Manager, error) {
 	// Denies (and the allowed uses the supervisor must record) flow as soon
 	// as adopted agents are served again: consume them before adopting, or
 	// a slow adoption leaves their calls waiting on an unread channel.
+	if err := m.initCounters(); err != nil { // counters.go
+		return nil, err
+	}
 	if cfg.Enforce != nil {
 		go m.consumeDenies()
+		m.wg.Add(1)
+		go m.reconcile()
 	}
 	if err := m.adoptAll(); err != nil {
 		return nil, err

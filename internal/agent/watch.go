@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/coconut-os/coconut/internal/cgroup"
 	"github.com/coconut-os/coconut/internal/enforce"
 	"github.com/coconut-os/coconut/internal/state"
+	"github.com/coconut-os/coconut/internal/supervise"
 )
 
 // watchChild reaps an agent this daemon started and records its end.
@@ -189,8 +191,11 @@ func (m *Manager) watchAdopted(e *entry, pidfd int) {
 
 // resumeSupervisor serves again the listener the holder kept for an
 // adopted agent. A call the dead daemon had received but not answered
-// would wait forever: freezing and thawing the cgroup interrupts every
-// waiting call, which restarts and is trapped again, now answered. An
+// would wait forever: if its row is in the chain it gets that row's
+// verdict (answerRecorded), otherwise freezing and thawing the cgroup
+// interrupts it, and it restarts and is trapped again, now answered. The
+// freeze comes before serving: a call this daemon received and recorded
+// while the freeze interrupts it would restart into a second row. An
 // agent filtered with no listener left would get ENOSYS from every
 // mediated call: it is ended rather than left crippled (and it cannot be
 // left unfiltered). An agent started without the supervisor (an older
@@ -200,7 +205,20 @@ func (m *Manager) resumeSupervisor(r *record) error {
 	if !ok {
 		return nil
 	}
+	m.answerRecorded(r.AID)
+	frozen := false
+	if r.State != state.Quarantined { // a quarantined agent's calls restart when it is released
+		if err := setFrozen(r.CgroupPath, true); err != nil {
+			return fmt.Errorf("freeze to restart pending calls: %w", err)
+		}
+		frozen = true
+	}
 	err := sup.Resume(r.AID)
+	if frozen {
+		if ferr := setFrozen(r.CgroupPath, false); ferr != nil && err == nil {
+			err = fmt.Errorf("thaw after restarting pending calls: %w", ferr)
+		}
+	}
 	switch {
 	case errors.Is(err, enforce.ErrNotHeld):
 		if filtered, ferr := seccompFiltered(r.PID); ferr != nil || filtered {
@@ -211,13 +229,35 @@ func (m *Manager) resumeSupervisor(r *record) error {
 	case err != nil:
 		return err
 	}
-	if r.State == state.Quarantined {
-		return nil // frozen: its calls restart when it is released
+	return nil
+}
+
+// answerRecorded gives every notification of agent aid that the dead
+// daemon recorded (a row with its notif_id near the chain's end) and did
+// not answer the recorded verdict (issue 20).
+func (m *Manager) answerRecorded(aid uint64) {
+	j, ok := m.cfg.Enforce.(enforce.Journaled)
+	if !ok {
+		return
 	}
-	if err := setFrozen(r.CgroupPath, true); err != nil {
-		return fmt.Errorf("freeze to restart pending calls: %w", err)
+	head, _ := m.cfg.Chain.Head()
+	rows, err := m.cfg.Chain.Query(audit.Query{AID: &aid, AfterSeq: head - min(head, replayLookback), Type: "cap.*", Limit: audit.MaxLimit})
+	if err != nil {
+		m.log.Warn("read the chain for recorded notifications", "aid", aid, "err", err)
+		return
 	}
-	return setFrozen(r.CgroupPath, false)
+	for _, row := range rows {
+		id, err := strconv.ParseUint(row.Detail["notif_id"], 10, 64)
+		if err != nil || row.Detail["source"] != "supervisor" {
+			continue
+		}
+		if row.Errno == 0 && !supervise.Continuable(row.Detail["syscall"]) {
+			continue // restarted and decided again (supervise.Continuable)
+		}
+		if j.AnswerRecorded(aid, id, row.Errno) {
+			m.log.Info("answered a call the previous daemon recorded", "aid", aid, "seq", row.Seq, "type", row.Type, "object", row.Object)
+		}
+	}
 }
 
 // seccompFiltered reads the Seccomp line of /proc/PID/status (2: filter).

@@ -152,7 +152,7 @@ func printDoctor(e *doctorEnv, lines []doctorLine) {
 		fmt.Printf("audit chain: %d records\n", d.ChainHead)
 		fmt.Printf("agents:      %d running\n", d.Agents)
 		printQuotaDefaults(d.QuotaDefaults) // doctor_defaults.go
-		fmt.Printf("counters:    kernel_denies=%d chain_denies=%d ringbuf_full=%d\n", d.Counters["kernel_denies"], d.Counters["chain_denies"], d.Counters["ringbuf_full"])
+		printCounters(d)                    // doctor_counters.go
 		fmt.Println("             (supervisor and network guard denies; Landlock floor denials are only in the kernel audit log: see kernel-audit)")
 	}
 	group := ""

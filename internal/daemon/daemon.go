@@ -323,6 +323,8 @@ func (d *Daemon) doctor() api.Doctor {
 	d.brk.doctorInfo(&doc) // issue 6
 	d.headInfo(&doc)       // issue 13
 	doc.QuotaDefaults = d.agents.QuotaDefaults()
+	// issue 20: read after Counters above, which updates it.
+	doc.CountersAlarm = d.agents.CountersAlarm()
 	return doc
 }
 

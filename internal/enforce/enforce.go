@@ -49,13 +49,34 @@ type Event struct {
 	// event with a non-nil Reply.
 	Syscall string
 	Allowed bool
+	NotifID uint64 // the seccomp notification, recorded in the row (supervise.Event)
 	Reply   chan<- error
+	// Replayed: a network guard event that was still in the pinned ring
+	// when this daemon started; the daemon that died may have recorded it
+	// already (it dies before acknowledging), so the consumer looks for
+	// its row before appending one.
+	Replayed bool
+	// Ack, when set, must be called once the event's row is durable (or
+	// will never be written): until then the source keeps it, and a
+	// daemon started after this one died gets it again (Replayed).
+	Ack func()
 }
 
 // Counters reconcile kernel denies with audit rows.
 type Counters struct {
 	KernelDenies uint64 // sum over the kernel sources, the supervisor's denies included
 	RingbufFull  uint64 // events the kernel could not deliver (still counted in KernelDenies)
+	// BySource splits KernelDenies by Event.Source ("supervisor",
+	// "netguard"), so a difference with the chain names its source.
+	BySource map[string]uint64
+}
+
+// Pender is implemented by a backend that can tell whether events are
+// still on their way to Events (read from the kernel, not yet delivered):
+// a difference between the counters while nothing is pending is not one
+// in flight.
+type Pender interface {
+	Pending() bool
 }
 
 // Enforcer is a backend.

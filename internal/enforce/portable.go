@@ -158,6 +158,11 @@ func (p *Portable) Resume(aid uint64) error {
 	return p.sup.Resume(aid)
 }
 
+// AnswerRecorded implements Journaled.
+func (p *Portable) AnswerRecorded(aid, id uint64, errno int) bool {
+	return p.sup != nil && p.sup.AnswerRecorded(aid, id, errno)
+}
+
 // Supervised implements Supervisor.
 func (p *Portable) Supervised(aid uint64) bool { return p.sup != nil && p.sup.Supervised(aid) }
 
@@ -342,10 +347,20 @@ func (p *Portable) Events() <-chan Event { return p.events }
 // Counters implements Enforcer.
 func (p *Portable) Counters() (Counters, error) {
 	d, full, err := p.guard.Counters()
+	c := Counters{KernelDenies: d, RingbufFull: full, BySource: map[string]uint64{"netguard": d}}
 	if p.sup != nil {
-		d += p.sup.denies.Load()
+		s := p.sup.denies.Load()
+		c.KernelDenies += s
+		c.BySource["supervisor"] = s
 	}
-	return Counters{KernelDenies: d, RingbufFull: full}, err
+	return c, err
+}
+
+// Pending implements Pender: network guard events not yet recorded (the
+// guard keeps each until acknowledged), a supervisor event on its way to
+// Events, or any event not yet taken from it.
+func (p *Portable) Pending() bool {
+	return p.guard.Pending() || len(p.events) > 0 || (p.sup != nil && p.sup.sending.Load() > 0)
 }
 
 // Close implements Enforcer: a pinned guard stays attached (its agents
@@ -367,36 +382,44 @@ func (p *Portable) forward() {
 		p.evmu.Unlock()
 	}()
 	for ev := range p.guard.Events() {
-		proto := "tcp"
-		if ev.Protocol == 17 {
-			proto = "udp"
-		}
-		obj := netObject(proto, ev.Addr, ev.Port)
-		cap := "net." + ev.Verb
-		if ev.Op == netguard.OpSockCreate {
-			obj = fmt.Sprintf("socket family=%d type=%d protocol=%d", ev.Family, ev.Type, ev.Protocol)
-			cap = "net.socket"
-		}
-		if name := ev.UnixName(); name != "" {
-			// A Unix socket outside the agent's allowlist (issue 3: fd
-			// passing): "unix /path" or "unix @abstract".
-			obj = "unix " + name
-		}
-		if ev.Allowed {
-			// A connect the agent's policy asks to record: "first"
-			// keeps only the first per peer.
-			p.mu.Lock()
-			audit := p.audits[ev.CgroupID]
-			p.mu.Unlock()
-			if audit != nil && !audit.wantConnect(obj) {
-				continue
-			}
-			p.events <- Event{Source: "netguard", Seq: ev.Seq, CgroupID: ev.CgroupID, PID: int(ev.PID), Cap: cap, Object: obj,
-				Syscall: "connect", Allowed: true}
-			continue
-		}
-		p.events <- Event{Source: "netguard", Seq: ev.Seq, CgroupID: ev.CgroupID, PID: int(ev.PID), Cap: cap, Object: obj, Errno: 134}
+		p.forwardOne(ev)
 	}
+}
+
+// forwardOne turns one network guard event into an Event; the consumer
+// acknowledges it to the guard once its row is durable.
+func (p *Portable) forwardOne(ev netguard.Event) {
+	proto := "tcp"
+	if ev.Protocol == 17 {
+		proto = "udp"
+	}
+	obj := netObject(proto, ev.Addr, ev.Port)
+	cap := "net." + ev.Verb
+	if ev.Op == netguard.OpSockCreate {
+		obj = fmt.Sprintf("socket family=%d type=%d protocol=%d", ev.Family, ev.Type, ev.Protocol)
+		cap = "net.socket"
+	}
+	if name := ev.UnixName(); name != "" {
+		// A Unix socket outside the agent's allowlist (issue 3: fd
+		// passing): "unix /path" or "unix @abstract".
+		obj = "unix " + name
+	}
+	if ev.Allowed {
+		// A connect the agent's policy asks to record: "first"
+		// keeps only the first per peer.
+		p.mu.Lock()
+		audit := p.audits[ev.CgroupID]
+		p.mu.Unlock()
+		if audit != nil && !audit.wantConnect(obj) {
+			p.guard.Ack(ev) // not to be recorded
+			return
+		}
+		p.events <- Event{Source: "netguard", Seq: ev.Seq, CgroupID: ev.CgroupID, PID: int(ev.PID), Cap: cap, Object: obj,
+			Syscall: "connect", Allowed: true, Replayed: ev.Replayed, Ack: func() { p.guard.Ack(ev) }}
+		return
+	}
+	p.events <- Event{Source: "netguard", Seq: ev.Seq, CgroupID: ev.CgroupID, PID: int(ev.PID), Cap: cap, Object: obj, Errno: 134,
+		Replayed: ev.Replayed, Ack: func() { p.guard.Ack(ev) }}
 }
 
 // policyKey names a shared kernel policy: the class, whether allowed

@@ -40,6 +40,15 @@ type Supervisor interface {
 	Supervised(aid uint64) bool
 }
 
+// Journaled is implemented by a Supervisor whose recorded notifications
+// can be answered after a restart: the rows are the journal. Call it
+// before Resume, while the held listener is not served.
+type Journaled interface {
+	// AnswerRecorded answers agent aid's pending notification id with
+	// errno (0: continue) and reports whether it was still pending.
+	AnswerRecorded(aid, id uint64, errno int) bool
+}
+
 // supervisor is the Portable backend's part that decides for the
 // seccomp supervisors: every agent's current fs bundle under one RW lock.
 type supervisor struct {
@@ -54,8 +63,9 @@ type supervisor struct {
 	held     map[uint64][]*os.File // from the holder at load, until resumed
 	measured map[uint64][]*os.File // kept open while the agent runs
 
-	seq    atomic.Uint64 // the supervisor source's sequence numbers
-	denies atomic.Uint64
+	seq     atomic.Uint64 // the supervisor source's sequence numbers
+	denies  atomic.Uint64
+	sending atomic.Int64 // Record calls between their count and the channel
 }
 
 type fsAgent struct {
@@ -245,7 +255,7 @@ func (s *supervisor) Record(ev supervise.Event) error {
 	}
 	reply := make(chan error, 1)
 	out := Event{Source: "supervisor", Seq: s.seq.Add(1), CgroupID: cg, PID: ev.TID, Cap: "fs." + ev.Access.String(),
-		Object: ev.Path, Syscall: ev.Syscall, Allowed: ev.Allowed, Reply: reply}
+		Object: ev.Path, Syscall: ev.Syscall, Allowed: ev.Allowed, NotifID: ev.NotifID, Reply: reply}
 	switch {
 	case ev.Cap != "":
 		// A call refused whatever the bundle (mount, bpf, ptrace…).
@@ -258,11 +268,16 @@ func (s *supervisor) Record(ev supervise.Event) error {
 	if !ev.Allowed {
 		out.Errno = int(ev.Errno)
 	}
+	// sending covers the deny from its count to the channel, so a
+	// counters snapshot never takes a thread descheduled in between for
+	// a deny without a row (Portable.Pending).
+	s.sending.Add(1)
 	err := s.p.send(out)
+	if err == nil && !ev.Allowed {
+		s.denies.Add(1)
+	}
+	s.sending.Add(-1)
 	if err == nil {
-		if !ev.Allowed {
-			s.denies.Add(1)
-		}
 		select {
 		case err = <-reply:
 		case <-time.After(recordWait):
@@ -345,6 +360,19 @@ func (s *supervisor) Resume(aid uint64) error {
 	}
 	s.serve(aid, srv, files[0], files[1:])
 	return nil
+}
+
+// AnswerRecorded implements Journaled: before aid's held listener is
+// served again, it answers notification id, received and recorded by the
+// daemon that died, with the recorded verdict (errno 0: continue).
+func (s *supervisor) AnswerRecorded(aid, id uint64, errno int) bool {
+	s.smu.Lock()
+	files := s.held[aid]
+	s.smu.Unlock()
+	if len(files) == 0 {
+		return false
+	}
+	return supervise.AnswerRecorded(files[0], id, unix.Errno(errno))
 }
 
 // Supervised implements Supervisor. A static agent's reads are decided by

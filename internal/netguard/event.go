@@ -56,6 +56,12 @@ type Event struct {
 	// (Family 1): a pathname, or a NUL byte and an abstract name. Empty
 	// for every other event; UnixName prints it.
 	Unix string
+	// Replayed: the event was in the ring when this guard reopened the
+	// pins, so the daemon that died may have recorded it already (it
+	// had not acknowledged it: see Guard.Ack).
+	Replayed bool
+
+	end uintptr // the record's end in the ring, for Ack
 }
 
 // UnixName is the event's Unix socket address as capabilities write it,

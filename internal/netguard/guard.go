@@ -11,7 +11,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/ringbuf"
 )
 
 // Guard is the loaded, attached set of programs and their maps. Its methods
@@ -36,7 +35,8 @@ type Guard struct {
 	pinned            bool
 	noUnix            bool // the Unix socket programs are not attached (Options)
 
-	rd        *ringbuf.Reader
+	rd        *ring
+	replayEnd uintptr // after a reopen: records up to here were written before it (Event.Replayed)
 	events    chan Event
 	done      chan struct{}
 	wg        sync.WaitGroup
@@ -137,7 +137,7 @@ func loadWith(cgroupRoot string, ringBytes uint32, pinDir string, old map[string
 			return nil, err
 		}
 	}
-	g.rd, err = ringbuf.NewReader(g.objs.Events)
+	g.rd, err = openRing(g.objs.Events)
 	if err != nil {
 		g.closeKernel()
 		return nil, fmt.Errorf("%w: ring buffer reader: %w", ErrLoad, err)
@@ -238,25 +238,21 @@ func (g *Guard) read() {
 		}
 	}
 	g.pending = nil
-	var rec ringbuf.Record
 	for {
-		if err := g.rd.ReadInto(&rec); err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				// Left over from findBase's non-blocking reads (a record
-				// written between its poll and its read): the reader sets
-				// no deadline of its own.
-				continue
-			}
-			if !errors.Is(err, ringbuf.ErrClosed) {
+		sample, end, err := g.rd.next(false)
+		if err != nil {
+			if !errors.Is(err, errRingClosed) {
 				g.readErr.Store(&err)
 			}
 			return
 		}
-		ev, err := decodeEvent(rec.RawSample)
+		ev, err := decodeEvent(sample)
 		if err != nil {
 			g.malformed.Add(1)
+			g.rd.ack(end)
 			continue
 		}
+		ev.end, ev.Replayed = end, end <= g.replayEnd
 		select {
 		case g.events <- ev:
 		case <-g.done:
@@ -267,7 +263,10 @@ func (g *Guard) read() {
 
 // Events returns the decoded denies, in ring buffer order. The channel is
 // closed by Close or when reading the ring fails (see Err). It blocks the
-// reader when not drained; the kernel then counts lost events.
+// reader when not drained; the kernel then counts lost events. Every event
+// received must be acknowledged with Ack once it is recorded (or will
+// never be): until then it stays in the ring, and a pinned guard reopened
+// after this process died delivers it again (Replayed).
 func (g *Guard) Events() <-chan Event { return g.events }
 
 // Err returns why the events channel closed before Close, or nil.
@@ -295,6 +294,19 @@ func (g *Guard) Counters() (denies, ringbufFull uint64, err error) {
 	return denies - g.baseSeq, ringbufFull - g.baseFull, nil
 }
 
+// Ack tells the guard that ev is recorded (or never will be): the ring
+// may drop it. Events are acknowledged in any order; the ring's consumer
+// position moves past a record once it and every one before it are.
+func (g *Guard) Ack(ev Event) {
+	if ev.end != 0 {
+		g.rd.ack(ev.end)
+	}
+}
+
+// Pending reports whether events are in flight: in the ring not read yet,
+// or read and not yet acknowledged.
+func (g *Guard) Pending() bool { return g.rd.unread() > 0 || g.rd.unacked() > 0 }
+
 // Malformed counts ring buffer records that did not decode (never expected;
 // they keep the reconciliation exact: denies = events + ringbuf_full +
 // Malformed).
@@ -312,9 +324,10 @@ func (g *Guard) Close() error {
 	g.closed = true
 	g.mu.Unlock()
 	close(g.done)
-	err := g.rd.Close()
+	g.rd.close()
 	g.wg.Wait()
-	return errors.Join(err, g.closeKernel())
+	g.rd.release()
+	return g.closeKernel()
 }
 
 func (g *Guard) closeKernel() error {

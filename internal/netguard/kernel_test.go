@@ -96,6 +96,7 @@ func waitEvents(t *testing.T, g *Guard, n int) []Event {
 			if !ok {
 				t.Fatalf("events closed after %d of %d: %v", len(evs), n, g.Err())
 			}
+			g.Ack(e)
 			evs = append(evs, e)
 		case <-timeout:
 			t.Fatalf("got %d events, want %d", len(evs), n)
@@ -445,6 +446,7 @@ func TestBurstReconciles(t *testing.T) {
 				for time.Now().Before(until) {
 					select {
 					case e := <-g.Events():
+						g.Ack(e)
 						got = append(got, e.Seq)
 					case <-time.After(50 * time.Millisecond):
 					}

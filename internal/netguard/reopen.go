@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
 )
 
@@ -175,19 +173,21 @@ func (g *Guard) findBase() {
 	// A deny written after d0 was read is numbered above d0 and changes
 	// nothing, so reading can stop once the bytes pending now are read:
 	// an agent that keeps connecting cannot keep the reopen reading.
-	avail := g.rd.AvailableBytes()
-	g.rd.SetDeadline(time.Now())
-	defer g.rd.SetDeadline(time.Time{})
-	var rec ringbuf.Record
-	for done := 0; done < avail; done += ringRecordBytes(len(rec.RawSample)) {
-		if err := g.rd.ReadInto(&rec); err != nil {
-			return // nothing pending (ErrDeadlineExceeded) or unreadable: the reader reports it
+	avail := g.rd.unread()
+	g.replayEnd = g.rd.pos + uintptr(avail)
+	for done := 0; done < avail; {
+		sample, end, err := g.rd.next(true)
+		if err != nil || sample == nil {
+			return // nothing pending or unreadable: the reader reports it
 		}
-		ev, err := decodeEvent(rec.RawSample)
+		done += ringRecordBytes(len(sample))
+		ev, err := decodeEvent(sample)
 		if err != nil {
 			g.malformed.Add(1)
+			g.rd.ack(end)
 			continue
 		}
+		ev.end, ev.Replayed = end, true
 		g.pending = append(g.pending, ev)
 		if !ev.Allowed {
 			g.baseSeq = min(d0, ev.Seq-1)

@@ -66,6 +66,11 @@ type Event struct {
 	Access  Access
 	Allowed bool
 	Errno   syscall.Errno // what the agent got when not allowed
+	// NotifID is the notification's id: kept in the row, so that a
+	// daemon started after this one died answers a notification this one
+	// recorded and did not answer with that row's verdict (journal.go),
+	// rather than have the call restart into a second row.
+	NotifID uint64
 }
 
 // Decider is what the enforcer implements: its agent's current bundle, after

@@ -47,6 +47,7 @@ type Server struct {
 	seq                                  atomic.Uint64
 	notes, allowed, denied, failed, gone atomic.Uint64
 	emulated                             atomic.Uint64
+	restart                              restarts // restart.go: one row for a call the kernel restarted
 }
 
 type fileID struct{ dev, ino uint64 }
@@ -183,12 +184,15 @@ func (s *Server) Wait() error {
 // included, refuses the call: never CONTINUE without a decision.
 func (s *Server) handle(n *seccompNotif) {
 	s.caller = int(n.Pid)
+	s.restart.begin(int(n.Pid))
+	defer s.restart.end(int(n.Pid))
 	errno, valid := s.verdict(n)
 	act := s.act
 	s.act = nil
 	if !valid {
 		act.close()
 		s.gone.Add(1)
+		s.restart.undelivered()
 		return
 	}
 	var err error
@@ -209,6 +213,7 @@ func (s *Server) handle(n *seccompNotif) {
 	}
 	if err != nil {
 		s.gone.Add(1) // ENOENT: interrupted or gone since the check
+		s.restart.undelivered()
 		return
 	}
 	switch errno {
@@ -224,7 +229,7 @@ func (s *Server) handle(n *seccompNotif) {
 // verdict decides and records; valid is false when the notification is no
 // longer pending (what was read may belong to another process by now).
 func (s *Server) verdict(n *seccompNotif) (errno unix.Errno, valid bool) {
-	ev := Event{AID: s.agent.AID, TID: int(n.Pid), Syscall: syscallName(n.Data.Nr)}
+	ev := Event{AID: s.agent.AID, TID: int(n.Pid), Syscall: syscallName(n.Data.Nr), NotifID: n.ID}
 	defer func() {
 		if recover() != nil {
 			s.act.close() // never perform what a panic interrupted
@@ -278,8 +283,13 @@ func (s *Server) refuse(n *seccompNotif, ev *Event, cap, object string) (unix.Er
 }
 
 func (s *Server) record(ev *Event) error {
+	if s.restart.recordedAlready(ev) {
+		return nil
+	}
 	ev.Seq = s.seq.Add(1)
-	return s.d.Record(*ev)
+	err := s.d.Record(*ev)
+	s.restart.recorded(ev, err)
+	return err
 }
 
 // decide resolves the call's operands and asks the Decider; 0 is CONTINUE.

@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 	}
 	// Agents run as an unprivileged user and some exec these binaries.
 	os.Chmod(dir, 0o755)
-	cmd := exec.Command("go", "build", "-o", dir+"/", "../../cmd/coconutd", "../../cmd/coconut-trampoline", "../../cmd/coconut", "../../cmd/dream-agent", "../../cmd/coconut-enforce-probe")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "../../cmd/coconutd", "../../cmd/coconut-trampoline", "../../cmd/coconut", "../../cmd/dream-agent", "../../cmd/coconut-enforce-probe", "./denyloop")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
@@ -107,7 +107,9 @@ func (e *env) start() {
 		e.t.Fatal(err)
 	}
 	e.daemon = cmd
-	deadline := time.Now().Add(10 * time.Second)
+	// 30 s: on a loaded 2-core machine a restart that adopts agents and
+	// reopens a grown chain has taken more than 10 (kill -9 stress test).
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if _, _, code := e.cli("doctor"); code == 0 {
 			e.cgroupRoot() // remembered for cleanup, which runs after the daemon stopped
