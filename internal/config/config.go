@@ -34,6 +34,8 @@ type Config struct {
 	TPMSocket string `toml:"tpm_socket"`
 	// Broker configures the inference broker ([broker]); see broker.go.
 	Broker Broker `toml:"broker"`
+	// Center is the [center] table (center.go).
+	Center Center `toml:"center"`
 }
 
 // Load reads path. explicit says the user named it: then it must exist.
@@ -60,6 +62,9 @@ func Load(path string, explicit bool) (Config, error) {
 	}
 	if err := c.Broker.validate(); err != nil {
 		return Config{}, fmt.Errorf("config %s: [broker] %w", path, err)
+	}
+	if err := c.mergeCenter(); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
 	}
 	return c, nil
 }
