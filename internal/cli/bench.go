@@ -37,6 +37,7 @@ func benchCmd(g *globals) *cobra.Command {
 	cmd.AddCommand(benchAuditCmd(g))
 	cmd.AddCommand(benchEnforceCmd(g))
 	cmd.AddCommand(benchBrokerCmd(g))
+	cmd.AddCommand(benchCenterCmd(g)) // issue 13: bench_center.go
 	return cmd
 }
 

@@ -60,16 +60,20 @@ type env struct {
 	logPath  string
 	demoUID  uint32
 	demoHome string
+	args     []string // extra coconutd flags (newEnvArgs)
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { t.Helper(); return newEnvArgs(t) }
+
+// newEnvArgs is newEnv with extra coconutd flags.
+func newEnvArgs(t *testing.T, args ...string) *env {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "coconut-it-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	os.Chmod(dir, 0o755)
-	e := &env{t: t, dir: dir, state: filepath.Join(dir, "state"), sock: filepath.Join(dir, "sock"), logPath: filepath.Join(dir, "daemon.log")}
+	e := &env{t: t, dir: dir, state: filepath.Join(dir, "state"), sock: filepath.Join(dir, "sock"), logPath: filepath.Join(dir, "daemon.log"), args: args}
 	t.Cleanup(e.cleanup)
 	e.start()
 	return e
@@ -82,7 +86,7 @@ func (e *env) start() {
 		e.t.Fatal(err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(filepath.Join(bins, "coconutd"), "--state-dir", e.state, "--socket", e.sock, "--config", "/dev/null")
+	cmd := exec.Command(filepath.Join(bins, "coconutd"), append([]string{"--state-dir", e.state, "--socket", e.sock, "--config", "/dev/null"}, e.args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		e.t.Fatal(err)

@@ -183,7 +183,7 @@
         h("td", { class: "num opt", text: fmtInt(a.tokens_out) }),
         h("td", { class: "num", text: fmtInt(a.denies) }),
         h("td", { class: "last" }, a.last ? [h("span", { class: "rtype r-" + (a.last.result || "none"), text: a.last.type }), " ",
-          h("span", { class: "obj", text: a.last.object || "" }), " ", h("time", { datetime: a.last.time, text: ago(a.last.time) })] : ""));
+          h("span", { class: "obj", title: a.last.object || "", text: a.last.object || "" }), " ", h("time", { datetime: a.last.time, text: ago(a.last.time) })] : ""));
       return tr;
     }
     function render() {
@@ -304,7 +304,8 @@
   const sv = (tag, attrs) => { const el = document.createElementNS(SVGNS, tag); for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, v); return el; };
   const palette = ["#4c8dff", "#3fb950", "#d29922", "#a371f7", "#f0883e", "#ff6b6b", "#39c5cf", "#db61a2", "#8b949e", "#2f6fde"];
   function linePlot(svg, legend, times, agents, key, unit) {
-    const W = 640, H = 260, L = 44, R = 8, T = 10, B = 22;
+    const W = Math.max(280, Math.round(svg.clientWidth || 640)), H = 260, L = 44, R = 8, T = 10, B = 22;
+    svg.setAttribute("viewBox", "0 0 " + W + " " + H);
     svg.replaceChildren(); legend.replaceChildren();
     if (!times.length) return;
     const top = agents.map((a) => ({ a, sum: a[key].reduce((s, v) => s + v, 0) })).sort((x, y) => y.sum - x.sum).slice(0, 10).filter((x) => x.sum > 0);
@@ -317,7 +318,7 @@
     for (let i = 0; i <= 4; i++) {
       const v = (max * i) / 4;
       svg.append(sv("line", { class: "axis", x1: L, x2: W - R, y1: y(v), y2: y(v) }));
-      const tx = sv("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end" }); tx.textContent = v >= 100 ? Math.round(v) : v.toFixed(1); svg.append(tx);
+      const tx = sv("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end" }); tx.textContent = max >= 100 ? fmtInt(Math.round(v)) : max >= 4 ? v.toFixed(1) : v.toFixed(2); svg.append(tx);
     }
     for (const [t, label] of [[t0, new Date(t0).toLocaleTimeString([], { hour12: false })], [t1, "now"]]) {
       const tx = sv("text", { x: x(t), y: H - 6, "text-anchor": t === t0 ? "start" : "end" }); tx.textContent = label; svg.append(tx);
