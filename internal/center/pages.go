@@ -43,6 +43,7 @@ var funcs = template.FuncMap{
 	"short":    func(s string) string { return shortHash(s) },
 	"join":     strings.Join,
 	"cost":     func(f *float64) string { return fmt.Sprintf("%.2f", *f) },
+	"tailPath": tailPath,
 }
 
 var templates = map[string]*template.Template{}
@@ -93,6 +94,19 @@ func ago(t time.Time) string {
 		return fmt.Sprintf("%dh ago", int(d.Hours()))
 	}
 	return t.Local().Format("2006-01-02")
+}
+
+// tailPath shortens a long path to its last two parts, where the news
+// is ("…/.ssh/id_ed25519"); the page shows the whole path on hover.
+func tailPath(s string) string {
+	if len(s) <= 40 || !strings.HasPrefix(s, "/") {
+		return s
+	}
+	parts := strings.Split(s, "/")
+	if len(parts) <= 3 {
+		return s
+	}
+	return "…/" + strings.Join(parts[len(parts)-2:], "/")
 }
 
 func shortHash(s string) string {

@@ -98,6 +98,11 @@ func benchCenter(ctx context.Context, g *globals, o centerBenchOpts) error {
 	if b, err := os.ReadFile(probe); err != nil || os.WriteFile(bin, b, 0o755) != nil {
 		return fmt.Errorf("copy the probe: %v", err)
 	}
+	// The denied file exists (a missing one is ENOENT, not a deny).
+	forbidden := filepath.Join(dir, "forbidden")
+	if err := os.WriteFile(forbidden, []byte("not yours\n"), 0o644); err != nil {
+		return err
+	}
 	link, err := d.c.CenterLogin(ctx, "/audit")
 	if err != nil {
 		return err
@@ -121,7 +126,7 @@ func benchCenter(ctx context.Context, g *globals, o centerBenchOpts) error {
 	}
 	deny := func(name string, count int, rate float64) (uint64, error) {
 		a, err := d.c.AgentRun(ctx, api.RunRequest{Name: name, Workdir: "/", Command: []string{bin, "deny-open",
-			"--path", "/etc/coconut-bench-center-" + name, "--count", strconv.Itoa(count), "--rate", strconv.FormatFloat(rate, 'f', -1, 64)}})
+			"--path", forbidden, "--count", strconv.Itoa(count), "--rate", strconv.FormatFloat(rate, 'f', -1, 64)}})
 		if err != nil {
 			return 0, err
 		}
@@ -201,9 +206,11 @@ func benchCenter(ctx context.Context, g *globals, o centerBenchOpts) error {
 			"deny_row_p99_ms":        round(percentile(lat, 99)),
 			"loaded_deny_row_p99_ms": round(percentile(loaded, 99)),
 			"cpu_ratio":              math.Round(cpuB/math.Max(none, 0.1)*100) / 100,
+			"cpu_per_row_ratio":      math.Round(perRow(cpuB, rowsB)/perRow(none, (rowsA1+rowsA2)/2)*100) / 100,
 			"cpu_percent_no_page":    round(none),
 			"cpu_percent_page":       round(cpuB),
 			"rows_per_s":             round(rowsB),
+			"rows_per_s_no_page":     round((rowsA1 + rowsA2) / 2),
 			"page_lag_max_ms":        round(lag),
 		},
 	}
@@ -213,10 +220,15 @@ func benchCenter(ctx context.Context, g *globals, o centerBenchOpts) error {
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "deny → row in an open page\tp50 %.1f ms\tp99 %.1f ms\t(%d denies at 20/s)\n", res.Headline["deny_row_p50_ms"], res.Headline["deny_row_p99_ms"], len(lat))
 	fmt.Fprintf(w, "  the same under load\tp99 %.1f ms\t\t(%d rows shown)\n", res.Headline["loaded_deny_row_p99_ms"], len(loaded))
-	fmt.Fprintf(w, "coconutd CPU at %.0f rows/s\tno page %.1f%%\tpage open %.1f%%\tratio %.2f\n", rowsB, none, cpuB, res.Headline["cpu_ratio"])
+	fmt.Fprintf(w, "coconutd CPU\tno page %.1f%% at %.0f rows/s\tpage open %.1f%% at %.0f rows/s\tratio %.2f, per row %.2f\n",
+		none, res.Headline["rows_per_s_no_page"], cpuB, rowsB, res.Headline["cpu_ratio"], res.Headline["cpu_per_row_ratio"])
 	fmt.Fprintf(w, "page timer lag, worst\t%.0f ms\n", lag)
 	return w.Flush()
 }
+
+// perRow is CPU percent per row a second: when the machine cannot keep
+// the asked rate, the two sides of the ratio are compared per row.
+func perRow(cpu, rows float64) float64 { return cpu / math.Max(rows, 1) }
 
 // lagProbe records the page's worst timer lag: how late a 50 ms interval
 // fires is how long the page was too busy to respond.

@@ -8,6 +8,17 @@ import (
 	"github.com/coconut-os/coconut/internal/center"
 )
 
+// checkCenterAddr refuses a non-loopback Center address at once.
+func checkCenterAddr(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	if _, err := center.CheckAddr(addr); err != nil {
+		return fmt.Errorf("--center-addr: %w", err)
+	}
+	return nil
+}
+
 // openCenter binds the Center's loopback address (issue 13) when one is
 // configured. A non-loopback address stops the daemon: the Center must
 // never be reachable from another host.

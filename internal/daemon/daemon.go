@@ -91,6 +91,9 @@ func New(opts Options) (*Daemon, error) {
 	default:
 		return nil, fmt.Errorf("--enforcer %q: must be auto, portable or bpf-lsm", opts.Enforcer)
 	}
+	if err := checkCenterAddr(opts.CenterAddr); err != nil { // issue 13: before anything is set up
+		return nil, err
+	}
 	if err := os.MkdirAll(opts.StateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create state dir: %w", err)
 	}

@@ -47,6 +47,12 @@
     return new Date(t).toLocaleDateString();
   }
   const clock = (t) => new Date(t).toLocaleTimeString([], { hour12: false });
+  // tailPath: the last two parts of a long path (as pages.go's tailPath).
+  function tailPath(s) {
+    if (s.length <= 40 || s[0] !== "/") return s;
+    const p = s.split("/");
+    return p.length <= 3 ? s : "…/" + p.slice(-2).join("/");
+  }
   const stateKey = (s) => s.toLowerCase().replace(/-/g, "");
   const glyphKey = (c) => (["planner", "researcher", "coder", "reviewer"].includes(c) ? c : "other");
 
@@ -98,11 +104,20 @@
     al.hidden = !s.alarm;
     if (s.alarm) setText("alarm", s.alarm);
   }
+  // denySeen counts a deny from the stream; the counter is redrawn once a
+  // frame and bumps at most every 600 ms, however fast denies come.
+  let denyQueued = false, lastBump = 0;
   function denySeen() {
     if (denies === null) denies = Number(($("#stat-denies").textContent || "0").replace(/\D/g, "")) || 0;
     denies++;
-    setText("stat-denies", fmtInt(denies));
-    bump("stat-denies");
+    if (denyQueued) return;
+    denyQueued = true;
+    requestAnimationFrame(() => {
+      denyQueued = false;
+      setText("stat-denies", fmtInt(denies));
+      const now = performance.now();
+      if (now - lastBump > 600) { lastBump = now; bump("stat-denies"); }
+    });
   }
 
   // --- the live stream ---
@@ -147,15 +162,23 @@
       if (pause && pause.checked) { pending = []; return; }
       const frag = document.createDocumentFragment();
       const now = Date.now();
-      for (let i = pending.length - 1; i >= 0; i--) { frag.append(rowEl(pending[i])); shown[pending[i].seq] = now; }
+      const calm = pending.length <= 3; // highlight new rows only when they come one by one
+      for (let i = pending.length - 1; i >= 0; i--) {
+        const tr = rowEl(pending[i]);
+        if (!calm) tr.classList.remove("fresh");
+        frag.append(tr);
+        shown[pending[i].seq] = now;
+      }
       pending = [];
       tbody.prepend(frag);
       while (tbody.rows.length > limit) tbody.deleteRow(-1);
       const empty = table.parentElement.nextElementSibling;
       if (empty && empty.classList.contains("empty")) empty.hidden = true;
     };
+    let newest = Math.max(0, ...Array.from(tbody.rows, (tr) => Number(tr.dataset.seq) || 0));
     handlers.row.push((r) => {
-      if (tbody.querySelector('tr[data-seq="' + r.seq + '"]')) return;
+      if (r.seq <= newest) return; // already on the page (a reconnect repeats nothing, but the first page may overlap)
+      newest = r.seq;
       pending.push(r);
       if (pending.length > limit) pending = pending.slice(-limit);
       if (!queued) { queued = true; requestAnimationFrame(flush); }
@@ -174,7 +197,7 @@
     function row(a) {
       const tr = h("tr", { "data-aid": a.aid, "data-href": "/agents/" + a.aid },
         h("td", { class: "num" }, h("a", { href: "/agents/" + a.aid, text: a.aid })),
-        h("td", {}, h("a", { class: "name", href: "/agents/" + a.aid, text: a.name }), h("span", { class: "sub", text: a.user })),
+        h("td", {}, h("a", { class: "name", href: "/agents/" + a.aid, title: "runs as " + a.user, text: a.name })),
         h("td", { class: "opt" }, h("span", { class: "glyph g-" + glyphKey(a.class) + (a.state === "Active" ? " pulse" : ""), "aria-hidden": "true" }), a.class),
         h("td", {}, h("span", { class: "state s-" + stateKey(a.state), text: a.state })),
         h("td", { class: "num", text: fmtPct(a.cpu) }),
@@ -183,7 +206,7 @@
         h("td", { class: "num opt", text: fmtInt(a.tokens_out) }),
         h("td", { class: "num", text: fmtInt(a.denies) }),
         h("td", { class: "last" }, a.last ? [h("span", { class: "rtype r-" + (a.last.result || "none"), text: a.last.type }), " ",
-          h("span", { class: "obj", title: a.last.object || "", text: a.last.object || "" }), " ", h("time", { datetime: a.last.time, text: ago(a.last.time) })] : ""));
+          h("span", { class: "obj", title: a.last.object || "", text: tailPath(a.last.object || "") }), " ", h("time", { datetime: a.last.time, text: ago(a.last.time) })] : ""));
       return tr;
     }
     function render() {
@@ -206,8 +229,15 @@
       $("#agents-empty").hidden = shownList.length > 0;
       setText("agents-count", shownList.length === list.length ? list.length + " agents" : shownList.length + " of " + list.length + " agents");
     }
-    let queued = false;
-    const later = () => { if (!queued) { queued = true; requestAnimationFrame(() => { queued = false; render(); }); } };
+    // Renders are coalesced: at most one a frame, and at most four a
+    // second when rows stream in fast.
+    let queued = false, lastRender = 0;
+    const later = () => {
+      if (queued) return;
+      queued = true;
+      const wait = Math.max(0, 250 - (performance.now() - lastRender));
+      setTimeout(() => requestAnimationFrame(() => { queued = false; lastRender = performance.now(); render(); }), wait);
+    };
     function take(l) { list = l; byAID.clear(); for (const a of l) byAID.set(a.aid, a); later(); }
     handlers.agents.push((l) => { if (!ended.checked) take(l); });
     handlers.row.push((r) => {
@@ -221,8 +251,9 @@
     async function all() { if (ended.checked) { try { take(await get("/api/agents?all=1")); } catch (e) { /* retried */ } } }
     setInterval(all, 2000);
     ended.addEventListener("change", async () => { if (ended.checked) all(); else take(await get("/api/agents")); });
-    filter.addEventListener("input", later);
-    stateSel.addEventListener("change", later);
+    const soon = () => requestAnimationFrame(render); // what the user does is drawn at once
+    filter.addEventListener("input", soon);
+    stateSel.addEventListener("change", soon);
     for (const b of $$("th button[data-sort]")) {
       b.addEventListener("click", () => {
         const k = b.dataset.sort;
@@ -390,7 +421,11 @@
         case "j": case "ArrowDown": if (rows().length) { e.preventDefault(); move(1); } break;
         case "k": case "ArrowUp": if (rows().length) { e.preventDefault(); move(-1); } break;
         case "Enter": { const s = $("table.grid tbody tr.sel"); if (s && t === document.body) { e.preventDefault(); location.href = s.dataset.href; } break; }
-        case "q": { const b = $('button[data-action="quarantine"]'); if (b) { e.preventDefault(); b.focus(); b.click(); } break; }
+        case "q": { // focus Quarantine; Enter or Space presses it
+          const b = $('button[data-action="quarantine"]');
+          if (b) { e.preventDefault(); b.focus(); toast("Quarantine: press Enter to confirm."); }
+          break;
+        }
       }
     });
     // A click anywhere on a row (not on its links) opens it.
@@ -413,7 +448,7 @@
 
   keyboard(); logout(); actions(); proof(); agentState();
   if (pageName === "agents") agentsTable();
-  if (pageName === "audit") liveRows(500);
+  if (pageName === "audit") liveRows(300);
   if (pageName === "agent") liveRows(50);
   if (pageName === "plots") plots();
   if ($("#live")) connect();
