@@ -37,6 +37,10 @@ type Config struct {
 	// Counters are the daemon's deny counters (agent.Manager.Counters):
 	// the alarm shows when the kernel's and the chain's disagree.
 	Counters func() map[string]uint64
+	// Doctor is the daemon's doctor report; its counters_alarm (the kept
+	// record of counters that differed, when the daemon has one) is shown
+	// as the alarm too.
+	Doctor func() api.Doctor
 	// Inference snapshots the broker (nil: no broker).
 	Inference  func() api.Inference
 	PricePer1K float64 // [broker] price_per_1k_tokens; 0: no cost shown

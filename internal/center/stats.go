@@ -2,10 +2,13 @@ package center
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/internal/agent"
 	"github.com/coconut-os/coconut/internal/audit"
 	"github.com/coconut-os/coconut/internal/events"
@@ -156,6 +159,7 @@ func (s *stats) sample() {
 	if s.cfg.Counters != nil {
 		ctr = s.cfg.Counters()
 	}
+	kept := keptAlarm(s.cfg.Doctor)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.times = append(s.times, now)
@@ -186,6 +190,45 @@ func (s *stats) sample() {
 		}
 	}
 	s.checkCounters(ctr)
+	if s.alarm == "" {
+		s.alarm = kept
+	}
+}
+
+// keptAlarm reads the doctor report's counters_alarm, the daemon's kept
+// record of kernel and chain deny counts that differed. It goes through
+// the JSON form so that a daemon without that record simply has none.
+func keptAlarm(doctor func() api.Doctor) string {
+	if doctor == nil {
+		return ""
+	}
+	b, err := json.Marshal(doctor())
+	if err != nil {
+		return ""
+	}
+	var d struct {
+		Alarms []struct {
+			Source        string    `json:"source"`
+			Difference    int64     `json:"difference"`
+			MaxDifference int64     `json:"max_difference"`
+			KernelDenies  uint64    `json:"kernel_denies"`
+			ChainDenies   uint64    `json:"chain_denies"`
+			LastSeen      time.Time `json:"last_seen"`
+			Now           bool      `json:"now"`
+		} `json:"counters_alarm"`
+	}
+	if json.Unmarshal(b, &d) != nil || len(d.Alarms) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, a := range d.Alarms {
+		when := "now"
+		if !a.Now {
+			when = "last seen " + a.LastSeen.Local().Format("2006-01-02 15:04")
+		}
+		parts = append(parts, fmt.Sprintf("%s: kernel %d, chain %d (off by %d, at most %d; %s)", a.Source, a.KernelDenies, a.ChainDenies, a.Difference, a.MaxDifference, when))
+	}
+	return "Deny counters and audit rows have disagreed — " + strings.Join(parts, "; ") + ". Run `coconut doctor`."
 }
 
 // checkCounters raises the alarm when the kernel's deny count and the

@@ -28,7 +28,7 @@ func (d *Daemon) openCenter() error {
 	}
 	c, err := center.Listen(center.Config{
 		Addr: d.opts.CenterAddr, Agents: d.agents, Chain: d.chain, Events: d.events, Proofs: d.ckpt,
-		Trust: d.trust, HostPub: d.hostKey.Public().(ed25519.PublicKey), Counters: d.agents.Counters,
+		Trust: d.trust, HostPub: d.hostKey.Public().(ed25519.PublicKey), Counters: d.agents.Counters, Doctor: d.doctor,
 		Inference: d.brk.inference, PricePer1K: d.opts.Broker.PricePer1KTokens, Log: d.log,
 	})
 	if err != nil {

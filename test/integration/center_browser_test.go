@@ -111,6 +111,7 @@ func (b *browser) wait(what, js string, d time.Duration) {
 // shot writes a screenshot into the test's artefacts.
 func (b *browser) shot(name string) string {
 	b.t.Helper()
+	chromedp.Run(b.ctx, chromedp.Evaluate[bool](`window.scrollTo(0, 0), true`)) // the sticky top bar at the top
 	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		b.t.Fatalf("screenshot: %v", err)
@@ -125,7 +126,7 @@ func (b *browser) shot(name string) string {
 	return p
 }
 
-// loginLink runs `coconut center` (as cred; nil: root) and returns the link.
+// loginLink runs `coconut center --no-open` as root and returns the link.
 func (e *env) loginLink(next string) string {
 	e.t.Helper()
 	args := []string{"center", "--no-open"}
@@ -199,6 +200,7 @@ func TestCenterBrowser(t *testing.T) {
 	xss := mustAID(t, e.must(args...))
 	b.wait("the new agent, live", `document.querySelectorAll("#agents-body tr").length === 32`, 20*time.Second)
 	b.wait("the nosy reviewer's deny count, live", fmt.Sprintf(`Number(document.querySelector('#agents-body tr[data-aid="%d"] td:nth-child(9)').textContent) > 0`, nosy), 20*time.Second)
+	b.wait("CPU figures from the sampler", `[...document.querySelectorAll("#agents-body tr td:nth-child(5)")].some(td => td.textContent !== "0.0%")`, 20*time.Second)
 	b.shot("center-agents.png")
 
 	// The deny feed: a deny of the nosy reviewer arrives without a reload.
