@@ -60,6 +60,10 @@ type Center struct {
 	stats *stats
 	stop  context.CancelFunc
 	wg    sync.WaitGroup
+	// streams ends the pages' event streams on Shutdown, which would
+	// otherwise wait for them until its deadline.
+	streams    context.Context
+	endStreams context.CancelFunc
 }
 
 // CheckAddr refuses an address that is not loopback. "localhost" is taken
@@ -102,6 +106,7 @@ func Listen(cfg Config) (*Center, error) {
 		c.base = "http://localhost:" + port
 	}
 	c.stats = newStats(cfg)
+	c.streams, c.endStreams = context.WithCancel(context.Background())
 	c.routes()
 	c.http = &http.Server{
 		Handler:           c,
@@ -110,6 +115,7 @@ func Listen(cfg Config) (*Center, error) {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(cfg.Log.Handler(), slog.LevelWarn),
 	}
+	c.http.RegisterOnShutdown(c.endStreams)
 	return c, nil
 }
 

@@ -3,6 +3,7 @@ package center
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -75,7 +76,10 @@ func (c *Center) stream(w http.ResponseWriter, r *http.Request, v *view) error {
 		return errorf(http.StatusTooManyRequests, "%d Center pages are open for this uid: close some", maxStreamsPerUID)
 	}
 	defer streams.give(v.caller.UID)
-	st, err := c.cfg.Events.Subscribe(r.Context(), v.caller, since, events.Filter{AID: q.AID, Type: q.Type, Result: q.Result})
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	defer context.AfterFunc(c.streams, cancel)()
+	st, err := c.cfg.Events.Subscribe(ctx, v.caller, since, events.Filter{AID: q.AID, Type: q.Type, Result: q.Result})
 	if err != nil {
 		return err
 	}
@@ -116,7 +120,7 @@ func (c *Center) stream(w http.ResponseWriter, r *http.Request, v *view) error {
 	defer t.Stop()
 	for {
 		select {
-		case <-r.Context().Done():
+		case <-ctx.Done():
 			return nil
 		case <-t.C:
 			if !tick() {

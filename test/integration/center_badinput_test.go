@@ -87,7 +87,13 @@ func (c *centerClient) req(method, path string, body []byte, hdr map[string]stri
 // nothing acted on, and the daemon keeps serving; the login endpoint is the
 // caller's uid's; a non-loopback address stops the daemon.
 func TestCenterBadInput(t *testing.T) {
-	e := newEnvArgs(t, "--center-addr", "127.0.0.1:0")
+	// The Center's address from coconut.toml's [center] table this time,
+	// and a price that makes the top bar show a cost.
+	cfg := filepath.Join(t.TempDir(), "coconut.toml")
+	if err := os.WriteFile(cfg, []byte("[center]\naddr = \"127.0.0.1:0\"\n[broker]\nprice_per_1k_tokens = 0.5\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvArgs(t, "--config", cfg)
 	uid, _ := e.demo()
 	cred := &syscall.Credential{Uid: uid, Gid: uid}
 	rootAgent := mustAID(t, e.must("agent", "run", "--name", "roots-sleeper", "--workdir", "/", "--", "/bin/sleep", "600"))
@@ -102,6 +108,14 @@ func TestCenterBadInput(t *testing.T) {
 	demoRow := e.rows("--aid", strconv.FormatUint(demoAgent, 10))[0].Seq
 
 	root := centerLogin(t, e.loginLink(""))
+	var sum struct {
+		Active int      `json:"active"`
+		Cost   *float64 `json:"cost"`
+		Price  float64  `json:"price_per_1k_tokens"`
+	}
+	if st, body := root.req("GET", "/api/summary", nil, nil); st != 200 || json.Unmarshal([]byte(body), &sum) != nil || sum.Cost == nil || sum.Price != 0.5 || sum.Active < 1 {
+		t.Errorf("summary: %d %s", st, body)
+	}
 	// Links: forged, malformed, reused: 401, no cookie.
 	link := e.loginLink("")
 	u, _ := url.Parse(link)

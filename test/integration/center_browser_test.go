@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
@@ -112,7 +113,14 @@ func (b *browser) wait(what, js string, d time.Duration) {
 func (b *browser) shot(name string) string {
 	b.t.Helper()
 	chromedp.Run(b.ctx, chromedp.Evaluate[bool](`window.scrollTo(0, 0), true`)) // the sticky top bar at the top
-	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	var png []byte
+	var err error
+	for try := 0; try < 5; try++ { // a page between two layouts can measure 0 wide
+		if png, err = chromedp.Run(b.ctx, chromedp.FullScreenshot(100)); err == nil {
+			break
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
 	if err != nil {
 		b.t.Fatalf("screenshot: %v", err)
 	}
@@ -273,6 +281,40 @@ func TestCenterBrowser(t *testing.T) {
 		t.Fatal("review page: markup from the chain became elements")
 	}
 	b.shot("center-xss.png")
+
+	// Dark mode follows prefers-color-scheme; a phone-narrow window needs no
+	// sideways scrolling and still offers the filter and the table.
+	if _, err := chromedp.Call(b.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}}); err != nil {
+		t.Fatal(err)
+	}
+	b.do(chromedp.EmulateViewport(390, 844), chromedp.Navigate(base+"/"))
+	b.wait("the agents, narrow and dark", `document.querySelectorAll("#agents-body tr").length === 32`, 20*time.Second)
+	if !eval[bool](b, `getComputedStyle(document.body).backgroundColor === "rgb(14, 17, 22)"`) {
+		t.Errorf("dark mode: body background %s", eval[string](b, `getComputedStyle(document.body).backgroundColor`))
+	}
+	if !eval[bool](b, `document.documentElement.scrollWidth <= window.innerWidth + 1`) {
+		t.Errorf("narrow window scrolls sideways: %d > %d", eval[int](b, `document.documentElement.scrollWidth`), eval[int](b, `window.innerWidth`))
+	}
+	if !eval[bool](b, `(() => { const f = document.querySelector("#filter").getBoundingClientRect(); return f.width > 100 && f.right <= window.innerWidth; })()`) {
+		t.Error("narrow window: the filter is not usable")
+	}
+	// Every control has a label a screen reader reads.
+	if n := eval[int](b, `[...document.querySelectorAll("input, select, button")].filter(el => !(el.labels && el.labels.length) && !el.getAttribute("aria-label") && !el.textContent.trim() && !el.title).length`); n != 0 {
+		t.Errorf("%d controls without a label", n)
+	}
+	// The keyboard: / focuses the filter, typing filters, j and Enter open.
+	b.do(chromedp.KeyEvent("/"))
+	b.wait("the filter focused", `document.activeElement && document.activeElement.id === "filter"`, 5*time.Second)
+	// (The DevTools protocol types the "/" too, which a real keyboard's
+	// prevented keydown would not: start from an empty field.)
+	t.Logf("the filter after the / key: %q", eval[string](b, `document.querySelector("#filter").value`))
+	eval[bool](b, `(document.querySelector("#filter").value = "", true)`)
+	b.do(chromedp.KeyEvent("nosy"))
+	b.wait("one row left", `document.querySelectorAll("#agents-body tr").length === 1`, 5*time.Second)
+	b.do(chromedp.KeyEvent("\x1b")) // Esc clears and leaves the filter
+	b.wait("all rows back", `document.querySelectorAll("#agents-body tr").length === 32 && document.activeElement !== document.querySelector("#filter")`, 5*time.Second)
+	b.shot("center-narrow-dark.png")
 	if b.dialogs.Load() != 0 {
 		t.Fatalf("%d JavaScript dialogs opened", b.dialogs.Load())
 	}

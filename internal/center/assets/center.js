@@ -200,7 +200,7 @@
         h("td", {}, h("a", { class: "name", href: "/agents/" + a.aid, title: "runs as " + a.user, text: a.name })),
         h("td", { class: "opt" }, h("span", { class: "glyph g-" + glyphKey(a.class) + (a.state === "Active" ? " pulse" : ""), "aria-hidden": "true" }), a.class),
         h("td", {}, h("span", { class: "state s-" + stateKey(a.state), text: a.state })),
-        h("td", { class: "num", text: fmtPct(a.cpu) }),
+        h("td", { class: "num narrow-opt", text: fmtPct(a.cpu) }),
         h("td", { class: "num opt", text: fmtBytes(a.memory) }),
         h("td", { class: "num opt", text: fmtInt(a.tokens_in) }),
         h("td", { class: "num opt", text: fmtInt(a.tokens_out) }),
