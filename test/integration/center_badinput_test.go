@@ -116,6 +116,31 @@ func TestCenterBadInput(t *testing.T) {
 	if st, body := root.req("GET", "/api/summary", nil, nil); st != 200 || json.Unmarshal([]byte(body), &sum) != nil || sum.Cost == nil || sum.Price != 0.5 || sum.Active < 1 {
 		t.Errorf("summary: %d %s", st, body)
 	}
+	// Paging back through the chain: root sees every row, so pages of the
+	// unfiltered feed are runs of consecutive seqs, newest first.
+	type page struct {
+		Rows []struct {
+			Seq uint64 `json:"seq"`
+		} `json:"rows"`
+		Older uint64 `json:"older"`
+	}
+	var p1, p2 page
+	if st, body := root.req("GET", "/api/audit?limit=5", nil, nil); st != 200 || json.Unmarshal([]byte(body), &p1) != nil || len(p1.Rows) != 5 {
+		t.Fatalf("first page: %d %s", st, body)
+	}
+	if st, body := root.req("GET", fmt.Sprintf("/api/audit?limit=5&before=%d", p1.Older), nil, nil); st != 200 || json.Unmarshal([]byte(body), &p2) != nil || len(p2.Rows) != 5 {
+		t.Fatalf("second page: %d %s", st, body)
+	}
+	all := append(p1.Rows, p2.Rows...)
+	for i := 1; i < len(all); i++ {
+		if all[i].Seq != all[i-1].Seq-1 {
+			t.Fatalf("pages are not consecutive, newest first: %v", all)
+		}
+	}
+	if p1.Older != p1.Rows[4].Seq {
+		t.Errorf("older cursor %d, last row %d", p1.Older, p1.Rows[4].Seq)
+	}
+
 	// Links: forged, malformed, reused: 401, no cookie.
 	link := e.loginLink("")
 	u, _ := url.Parse(link)
