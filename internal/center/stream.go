@@ -17,6 +17,7 @@ import (
 const (
 	streamTick       = 2 * time.Second // agents and top bar refresh
 	maxStreamsPerUID = 16              // open pages per uid
+	flushEvery       = 10 * time.Millisecond
 )
 
 // streamCount bounds open streams per uid: a page left open many times
@@ -118,12 +119,23 @@ func (c *Center) stream(w http.ResponseWriter, r *http.Request, v *view) error {
 	}
 	t := time.NewTicker(streamTick)
 	defer t.Stop()
+	// Rows are flushed at most every flushEvery: a lone row goes out after
+	// that long, a flood in one write per interval instead of one a row.
+	flushT := time.NewTimer(time.Hour)
+	flushT.Stop()
+	pending := false
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+			pending = false
 			if !tick() {
+				return nil
+			}
+		case <-flushT.C:
+			pending = false
+			if !flush() {
 				return nil
 			}
 		case ev, ok := <-st.C:
@@ -136,8 +148,9 @@ func (c *Center) stream(w http.ResponseWriter, r *http.Request, v *view) error {
 				continue
 			}
 			writeEvent(bw, strconv.FormatUint(ev.Record.Seq, 10), "row", b)
-			if len(st.C) == 0 && !flush() {
-				return nil
+			if !pending {
+				pending = true
+				flushT.Reset(flushEvery)
 			}
 		}
 	}
