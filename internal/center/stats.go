@@ -341,8 +341,8 @@ type seriesAgent struct {
 	AID    uint64    `json:"aid"`
 	Name   string    `json:"name"`
 	Class  string    `json:"class"`
-	Tokens []float64 `json:"tokens_per_min"` // aligned with Times; NaN-free: 0 before it existed
-	CPU    []float64 `json:"cpu"`            // percent of one CPU
+	Tokens []float64 `json:"tokens_per_min"` // aligned with Times; -1 where there is no sample
+	CPU    []float64 `json:"cpu"`            // percent of one CPU; -1 likewise
 }
 
 func (s *stats) series(c agent.Caller) series {
@@ -363,6 +363,9 @@ func (s *stats) series(c agent.Caller) series {
 			continue
 		}
 		sa := seriesAgent{AID: a.AID, Name: a.Name, Class: a.Class, Tokens: make([]float64, len(times)), CPU: make([]float64, len(times))}
+		for i := range times { // -1: no sample there (the agent did not exist yet, or had ended)
+			sa.Tokens[i], sa.CPU[i] = -1, -1
+		}
 		// Align the agent's samples to the instants: each sample pair
 		// lands on the instant of its later sample.
 		idx := map[int64]int{}
@@ -376,7 +379,8 @@ func (s *stats) series(c agent.Caller) series {
 			if !ok || dt <= 0 {
 				continue
 			}
-			if q.tokens >= p.tokens {
+			sa.Tokens[i], sa.CPU[i] = 0, 0
+			if q.tokens >= p.tokens { // the broker's counters start again with the daemon
 				sa.Tokens[i] = float64(q.tokens-p.tokens) / dt.Minutes()
 			}
 			if q.cpuUsec >= p.cpuUsec {

@@ -282,6 +282,11 @@ func TestCenterBrowser(t *testing.T) {
 	}
 	b.shot("center-xss.png")
 
+	// The plots: token and CPU lines per agent, and the CPU share bars.
+	b.do(chromedp.Navigate(base + "/plots"))
+	b.wait("the plots drawn", `document.querySelectorAll("#plot-cpu path.series").length > 0 && document.querySelectorAll("#plot-share .bar").length > 0 && document.querySelectorAll("#plot-tokens path.series").length > 0`, 30*time.Second)
+	b.shot("center-plots.png")
+
 	// Dark mode follows prefers-color-scheme; a phone-narrow window needs no
 	// sideways scrolling and still offers the filter and the table.
 	if _, err := chromedp.Call(b.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{

@@ -339,7 +339,7 @@
     svg.setAttribute("viewBox", "0 0 " + W + " " + H);
     svg.replaceChildren(); legend.replaceChildren();
     if (!times.length) return;
-    const top = agents.map((a) => ({ a, sum: a[key].reduce((s, v) => s + v, 0) })).sort((x, y) => y.sum - x.sum).slice(0, 10).filter((x) => x.sum > 0);
+    const top = agents.map((a) => ({ a, sum: a[key].reduce((s, v) => s + Math.max(0, v), 0) })).sort((x, y) => y.sum - x.sum).slice(0, 10).filter((x) => x.sum > 0);
     let max = 0;
     for (const { a } of top) for (const v of a[key]) max = Math.max(max, v);
     if (max <= 0) max = 1;
@@ -355,7 +355,13 @@
       const tx = sv("text", { x: x(t), y: H - 6, "text-anchor": t === t0 ? "start" : "end" }); tx.textContent = label; svg.append(tx);
     }
     top.forEach(({ a }, i) => {
-      const d = a[key].map((v, j) => (j ? "L" : "M") + x(times[j]).toFixed(1) + " " + y(v).toFixed(1)).join(" ");
+      // -1 is no sample: the line breaks there.
+      let d = "", up = true;
+      a[key].forEach((v, j) => {
+        if (v < 0) { up = true; return; }
+        d += (up ? "M" : "L") + x(times[j]).toFixed(1) + " " + y(v).toFixed(1) + " ";
+        up = false;
+      });
       const p = sv("path", { class: "series", d, stroke: palette[i % palette.length] });
       const title = sv("title"); title.textContent = a.name + " (AID " + a.aid + ")"; p.append(title);
       svg.append(p);
@@ -374,7 +380,7 @@
       linePlot(tok, $("#legend-tokens"), times, s.agents, "tokens_per_min", "tokens");
       linePlot($("#plot-cpu"), $("#legend-cpu"), times, s.agents, "cpu", "CPU use");
       const share = $("#plot-share");
-      const now = s.agents.map((a) => ({ a, v: a.cpu.length ? a.cpu[a.cpu.length - 1] : 0 })).filter((x) => x.v > 0).sort((x, y) => y.v - x.v);
+      const now = s.agents.map((a) => ({ a, v: a.cpu.length ? a.cpu[a.cpu.length - 1] : -1 })).filter((x) => x.v > 0).sort((x, y) => y.v - x.v);
       const total = now.reduce((t, x) => t + x.v, 0);
       share.replaceChildren(...now.slice(0, 31).map(({ a, v }) => h("div", { class: "bar", role: "listitem", "aria-label": a.name + ": " + ((100 * v) / total).toFixed(1) + "%" },
         h("span", { text: a.name + " (" + a.aid + ")" }),
