@@ -14,6 +14,10 @@ install: build
 	install -m 0755 $(BIN)/dream-agent $(BIN)/coconut-trampoline $(BIN)/coconut-burn $(BIN)/coconut-enforce-probe $(PREFIX)/libexec/coconut/
 	install -m 0644 examples/dream-team/dream-team.yaml $(PREFIX)/share/coconut/examples/dream-team/
 	install -d $(PREFIX)/lib/systemd/system && install -m 0644 packaging/coconutd.service $(PREFIX)/lib/systemd/system/
+	# issue 13: coconut notify for every desktop user (XDG autostart, systemd user unit)
+	install -d $(PREFIX)/lib/systemd/user $(DESTDIR)/etc/xdg/autostart
+	sed 's|/usr/local/bin/|$(PREFIX)/bin/|' packaging/coconut-notify.service > $(PREFIX)/lib/systemd/user/coconut-notify.service
+	install -m 0644 packaging/coconut-notify.desktop $(DESTDIR)/etc/xdg/autostart/
 
 demo: install
 	./scripts/demo.sh

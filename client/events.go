@@ -205,3 +205,7 @@ func (p *sseReader) next() (sseEvent, error) {
 		have = true
 	}
 }
+
+// SocketPath is the socket the client dials: Socket, else $COCONUT_SOCKET,
+// else DefaultSocket.
+func (c *Client) SocketPath() string { return c.socket() }

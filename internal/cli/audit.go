@@ -58,6 +58,9 @@ const tailLines = 20
 // RunTail is `coconut audit tail` and `coconut-tail`.
 func runTail(cmd *cobra.Command, g *globals, f *queryFlags, follow bool) error {
 	c := g.client()
+	if follow && !g.json {
+		return tailView(cmd.Context(), c, f, newPrinter(os.Stdout, false)) // issue 13: coconut-tail's view
+	}
 	q := f.query()
 	// Without -f: the last rows. Find them by paging forward; the chain is
 	// the authority and has no reverse index yet.

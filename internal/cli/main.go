@@ -62,6 +62,7 @@ func newRoot(g *globals) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		keyCmd(g), trustCmd(g), manifestCmd(g), agentCmd(g), auditCmd(g), doctorCmd(g), benchCmd(g), topCmd(g),
+		notifyCmd(g), // issue 13
 		notYet("init", "interactive set-up (coconut init) is not built yet; see README.md for the manual steps"),
 		centerCmd(g),
 	)

@@ -326,6 +326,7 @@ func (d *Daemon) doctor() api.Doctor {
 		Checks: append(kernelChecks(d.tree), enforcerChecks(d.enf)...),
 	}
 	d.brk.doctorInfo(&doc) // issue 6
+	d.headInfo(&doc)       // issue 13
 	return doc
 }
 
