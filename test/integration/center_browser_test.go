@@ -268,7 +268,7 @@ func TestCenterBrowser(t *testing.T) {
 		}
 	}
 	b.do(chromedp.Navigate(base + fmt.Sprintf("/audit?aid=%d&result=deny", xss)))
-	b.wait("live xss rows", `document.querySelectorAll("tr.fresh.deny").length > 0`, 20*time.Second)
+	b.wait("live xss rows", `document.querySelectorAll("tr[data-live].deny").length > 0`, 20*time.Second)
 	if !eval[bool](b, noMarkup) {
 		t.Fatal("live rows: markup from the chain became elements")
 	}

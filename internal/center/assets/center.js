@@ -165,6 +165,7 @@
       const calm = pending.length <= 3; // highlight new rows only when they come one by one
       for (let i = pending.length - 1; i >= 0; i--) {
         const tr = rowEl(pending[i]);
+        tr.dataset.live = "1"; // came over the stream, not with the page
         if (!calm) tr.classList.remove("fresh");
         frag.append(tr);
         shown[pending[i].seq] = now;
