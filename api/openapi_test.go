@@ -41,7 +41,8 @@ var wantRoutes = []string{
 	"GET /v1/agents/{aid}/logs",
 	"GET /v1/audit",
 	"GET /v1/audit/proof",
-	"GET /v1/events", // issue 13
+	"GET /v1/events",        // issue 13
+	"POST /v1/center/login", // issue 13: the Center's login link
 	"GET /v1/trust",
 	"POST /v1/trust",
 	"GET /v1/doctor",
@@ -57,6 +58,7 @@ var wireTypes = []any{
 	api.Doctor{}, api.QuotaDefaults{}, api.Check{}, api.ErrorBody{}, api.ErrorDetail{},
 	api.AuditProof{}, api.AuditConsistency{}, api.Memory{}, api.MemoryTier{},
 	api.CounterAlarm{},
+	api.CenterLoginRequest{}, api.CenterLogin{}, // issue 13
 }
 
 var httpMethods = []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"}

@@ -305,3 +305,16 @@ type InferenceAgent struct {
 	Blocked   bool   `json:"blocked"`
 	Reason    string `json:"reason,omitempty"` // why it waits: token or kv budget
 }
+
+// CenterLoginRequest is POST /v1/center/login's optional body: the Center
+// page to land on after logging in ("/review/SEQ"; empty: the agents).
+type CenterLoginRequest struct {
+	Next string `json:"next,omitempty"`
+}
+
+// CenterLogin is a single-use login link to the Center for the calling
+// uid; it expires after ExpiresIn seconds.
+type CenterLogin struct {
+	URL       string `json:"url"`
+	ExpiresIn int    `json:"expires_in"`
+}

@@ -10,7 +10,9 @@
 //	        duration and errno kept in memory and printed at the end; after K
 //	        ops it prints {"ready":true}; it stops M ops after the first deny
 //	coconut-enforce-probe deny-connect --addr A --count N  N connects expected to be refused; errno counts
-//	coconut-enforce-probe deny-open --path P --count N     N opens expected to be refused; errno counts
+//	coconut-enforce-probe deny-open --path P --count N [--rate R]
+//	        N opens expected to be refused; errno counts; with R > 0 paced at
+//	        R opens a second (the Center's bench: a steady flow of deny rows)
 //	coconut-enforce-probe idle                             sleep until killed
 //
 // The calls are raw system calls (no os.File, no net.Conn): the figure is
@@ -55,6 +57,7 @@ func main() {
 	count := fs.Int("count", 100000, "operations (deny-*)")
 	ready := fs.Int("ready", 2000, "loop: print {\"ready\":true} after this many ops")
 	afterDeny := fs.Int("after-deny", 2000, "loop: stop this many ops after the first deny")
+	rate := fs.Float64("rate", 0, "deny-open: opens per second (0: as fast as it goes)")
 	fs.Parse(os.Args[2:])
 	// One thread does the work: the figures are per operation, and an
 	// agent's supervisor then serves one caller, as a plain process's
@@ -86,7 +89,7 @@ func main() {
 		if *path == "" {
 			fail("deny-open: --path needed")
 		}
-		r = counted("deny-open", *count, func() unix.Errno { return openClose(*path) })
+		r = counted("deny-open", *count, paced(*rate, func() unix.Errno { return openClose(*path) }))
 	case "idle":
 		for {
 			time.Sleep(time.Hour)
@@ -183,6 +186,23 @@ func counted(name string, n int, op func() unix.Errno) result {
 		r.NsPerOp = float64(time.Since(t0).Nanoseconds()) / float64(n)
 	}
 	return r
+}
+
+// paced wraps op so that calls start at most rate a second, on a fixed
+// schedule (a late call does not shift the ones after it).
+func paced(rate float64, op func() unix.Errno) func() unix.Errno {
+	if rate <= 0 {
+		return op
+	}
+	every := time.Duration(float64(time.Second) / rate)
+	next := time.Now()
+	return func() unix.Errno {
+		if d := time.Until(next); d > 0 {
+			time.Sleep(d)
+		}
+		next = next.Add(every)
+		return op()
+	}
 }
 
 func mono() int64 {

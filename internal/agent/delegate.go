@@ -211,5 +211,8 @@ func delegationDetail(caller Caller, d map[string]string) map[string]string {
 	if caller.AID != 0 {
 		d["by_aid"] = strconv.FormatUint(caller.AID, 10)
 	}
+	if caller.Via != "" {
+		d["via"] = caller.Via
+	}
 	return d
 }

@@ -49,6 +49,9 @@ type Caller struct {
 	UID uint32
 	PID int
 	AID uint64 // 0: not an agent
+	// Via names the door the call came through when it is not the Unix
+	// API ("center"); it is written into the rows of the changes it makes.
+	Via string
 }
 
 // Manager owns every agent of this daemon.
@@ -184,6 +187,11 @@ func (m *Manager) audit(ctx context.Context, r audit.Record) error {
 // then persists. The row comes first: if it cannot be written the state
 // does not change. The caller holds e.trans.
 func (m *Manager) transition(ctx context.Context, e *entry, to state.State, reason string, mutate func(*record)) error {
+	return m.transitionWith(ctx, e, to, reason, nil, mutate)
+}
+
+// transitionWith is transition with extra detail for its row (who asked).
+func (m *Manager) transitionWith(ctx context.Context, e *entry, to state.State, reason string, extra map[string]string, mutate func(*record)) error {
 	m.mu.Lock()
 	from := e.rec.State
 	pid := e.rec.PID
@@ -192,6 +200,9 @@ func (m *Manager) transition(ctx context.Context, e *entry, to state.State, reas
 		return api.Errorf(api.ErrConflict, "agent %d: %v", e.rec.AID, err)
 	}
 	detail := map[string]string{"from": string(from)}
+	for k, v := range extra {
+		detail[k] = v
+	}
 	if reason != "" {
 		detail["reason"] = reason
 	}
@@ -344,7 +355,7 @@ func (m *Manager) Kill(ctx context.Context, caller Caller, aid uint64) (*api.Age
 	if ended {
 		return m.Get(caller, aid)
 	}
-	if err := m.transition(ctx, e, state.TerminatedRevoked, fmt.Sprintf("killed by uid %d", caller.UID), nil); err != nil {
+	if err := m.transitionWith(ctx, e, state.TerminatedRevoked, fmt.Sprintf("killed by uid %d", caller.UID), callerDetail(caller), nil); err != nil {
 		return nil, err
 	}
 	m.killGroup(e)

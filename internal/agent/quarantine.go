@@ -46,7 +46,7 @@ func (m *Manager) freeze(ctx context.Context, caller Caller, aid uint64, on bool
 		to = state.Quarantined
 	}
 	reason := fmt.Sprintf("%s by uid %d", verb, caller.UID)
-	if err := m.transition(ctx, e, to, reason, nil); err != nil {
+	if err := m.transitionWith(ctx, e, to, reason, callerDetail(caller), nil); err != nil {
 		return nil, err
 	}
 	if ferr := setFrozen(path, on); ferr != nil {

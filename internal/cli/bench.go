@@ -38,6 +38,7 @@ func benchCmd(g *globals) *cobra.Command {
 	cmd.AddCommand(benchAuditCmd(g))
 	cmd.AddCommand(benchEnforceCmd(g))
 	cmd.AddCommand(benchBrokerCmd(g))
+	cmd.AddCommand(benchCenterCmd(g)) // issue 13: bench_center.go
 	cmd.AddCommand(benchNotifyCmd(g)) // issue 13
 	return cmd
 }

@@ -49,8 +49,8 @@ func findBeside(name string) (string, error) {
 }
 
 // startDaemon runs coconutd with the portable enforcer, its state and
-// socket under dir, and waits until it answers.
-func startDaemon(ctx context.Context, coconutd, dir string) (*privateDaemon, error) {
+// socket under dir, and extra flags, and waits until it answers.
+func startDaemon(ctx context.Context, coconutd, dir string, extra ...string) (*privateDaemon, error) {
 	d := &privateDaemon{dir: dir, log: filepath.Join(dir, "coconutd.log")}
 	// Agents reach the broker's socket in here: traversable, not listable
 	// by others (the daemon makes its state dir private itself).
@@ -73,8 +73,8 @@ func startDaemon(ctx context.Context, coconutd, dir string) (*privateDaemon, err
 			d.cgroupRoot = filepath.Join(mount, own, cgroup.SubtreeName(state))
 		}
 	}
-	d.cmd = exec.Command(coconutd, "--state-dir", state, "--socket", sock,
-		"--config", "/dev/null", "--enforcer", "portable")
+	d.cmd = exec.Command(coconutd, append([]string{"--state-dir", state, "--socket", sock,
+		"--config", "/dev/null", "--enforcer", "portable"}, extra...)...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	if err := d.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start coconutd: %w", err)

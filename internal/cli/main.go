@@ -63,7 +63,7 @@ func newRoot(g *globals) *cobra.Command {
 	root.AddCommand(
 		keyCmd(g), trustCmd(g), manifestCmd(g), agentCmd(g), auditCmd(g), doctorCmd(g), benchCmd(g), topCmd(g), initCmd(g),
 		notifyCmd(g), // issue 13
-		notYet("center", "the Center web UI is not built yet"),
+		centerCmd(g),
 	)
 	return root
 }

@@ -20,6 +20,9 @@ type Broker struct {
 	UpstreamURL      string `toml:"upstream_url"`       // an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1
 	UpstreamKeyFile  string `toml:"upstream_key_file"`  // a file holding the upstream's API key (never the key inline)
 	Sim              Sim    `toml:"sim"`                // [broker.sim]: the simulated backend's timings
+	// PricePer1KTokens, when set, lets the Center show token spend as a
+	// cost (in the user's currency; the number is only multiplied).
+	PricePer1KTokens float64 `toml:"price_per_1k_tokens"`
 }
 
 // Sim is [broker.sim]: the embedded simulated backend. Zero values take
@@ -55,6 +58,9 @@ func (b Broker) validate() error {
 		if f.v < 0 {
 			return fmt.Errorf("%s %d: must not be negative", f.name, f.v)
 		}
+	}
+	if b.PricePer1KTokens < 0 {
+		return fmt.Errorf("price_per_1k_tokens %v: must not be negative", b.PricePer1KTokens)
 	}
 	if b.Headroom < -1 {
 		return fmt.Errorf("headroom %d: use -1 to turn it off", b.Headroom)

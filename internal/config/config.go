@@ -39,6 +39,8 @@ type Config struct {
 	Quota Quota `toml:"quota"`
 	// Setup holds `coconut init`'s answers ([setup]); see setup.go.
 	Setup Setup `toml:"setup"`
+	// Center is the [center] table (center.go).
+	Center Center `toml:"center"`
 }
 
 // Load reads path. explicit says the user named it: then it must exist.
@@ -72,6 +74,9 @@ func Load(path string, explicit bool) (Config, error) {
 	}
 	if err := c.Setup.validate(); err != nil {
 		return Config{}, fmt.Errorf("config %s: [setup] %w", path, err)
+	}
+	if err := c.mergeCenter(); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
 	}
 	return c, nil
 }

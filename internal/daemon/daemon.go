@@ -20,6 +20,7 @@ import (
 	"github.com/coconut-os/coconut/internal/agent"
 	"github.com/coconut-os/coconut/internal/anchor"
 	"github.com/coconut-os/coconut/internal/audit"
+	"github.com/coconut-os/coconut/internal/center"
 	"github.com/coconut-os/coconut/internal/cgroup"
 	"github.com/coconut-os/coconut/internal/checkpoint"
 	"github.com/coconut-os/coconut/internal/config"
@@ -65,6 +66,8 @@ type Daemon struct {
 	enf      enforce.Enforcer // nil when none could load
 	brk      *brokerSvc       // issue 6: the inference broker (broker.go)
 	events   *events.Service  // issue 13: the event stream, one for every door
+	center   *center.Center   // issue 13: the Center web UI (center.go); nil when off
+	trust    *sign.Trust
 	why      string
 	started  time.Time
 }
@@ -89,6 +92,9 @@ func New(opts Options) (*Daemon, error) {
 	case "", "auto", "portable", "bpf-lsm":
 	default:
 		return nil, fmt.Errorf("--enforcer %q: must be auto, portable or bpf-lsm", opts.Enforcer)
+	}
+	if err := checkCenterAddr(opts.CenterAddr); err != nil { // issue 13: before anything is set up
+		return nil, err
 	}
 	if err := os.MkdirAll(opts.StateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create state dir: %w", err)
@@ -192,7 +198,13 @@ func New(opts Options) (*Daemon, error) {
 	}
 	d.agents.OnInferenceEnd(d.brk.b.Forget)  // issue 6
 	d.events = events.New(d.chain, d.agents) // issue 13
-	d.srv = server.New(server.Config{Agents: d.agents, Chain: d.chain, Trust: trust, Tree: d.tree, Doctor: d.doctor, Inference: d.brk.inference, Events: d.events, Log: log})
+	d.trust = trust
+	if err := d.openCenter(); err != nil { // issue 13: center.go
+		d.agents.Close()
+		return fail(err)
+	}
+	d.srv = server.New(server.Config{Agents: d.agents, Chain: d.chain, Trust: trust, Tree: d.tree, Doctor: d.doctor, Inference: d.brk.inference, Events: d.events, Log: log,
+		CenterLogin: d.loginLink()})
 	return d, nil
 }
 
@@ -203,9 +215,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	go func() { errc <- d.srv.Serve(l) }()
-	d.brk.serve(errc) // issue 6
+	d.brk.serve(errc)   // issue 6
+	d.serveCenter(errc) // issue 13
 	if ok, err := sddaemon.SdNotify(false, sddaemon.SdNotifyReady); ok {
 		d.log.Debug("told systemd we are ready")
 	} else if err != nil {
@@ -224,7 +237,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	d.srv.Shutdown(sctx)
-	d.brk.shutdown(sctx) // issue 6: calls in flight finish; close() releases the rest
+	d.brk.shutdown(sctx)   // issue 6: calls in flight finish; close() releases the rest
+	d.shutdownCenter(sctx) // issue 13
 	os.Remove(d.opts.Socket)
 	d.close()
 	return nil

@@ -54,8 +54,9 @@ func (s *Server) routes() {
 	s.handle("POST /v1/agents/{aid}/kill", s.kill)
 	s.handle("GET /v1/agents/{aid}/logs", s.logs)
 	s.handle("GET /v1/audit", s.audit)
-	s.handle("GET /v1/audit/proof", s.auditProof) // issue 4: Merkle inclusion proofs
-	s.handle("GET /v1/events", s.eventStream)     // issue 13: events.go
+	s.handle("GET /v1/audit/proof", s.auditProof)    // issue 4: Merkle inclusion proofs
+	s.handle("GET /v1/events", s.eventStream)        // issue 13: events.go
+	s.handle("POST /v1/center/login", s.centerLogin) // issue 13: center.go
 	s.handle("GET /v1/trust", s.trustList)
 	s.handle("POST /v1/trust", s.trustAdd)
 	s.handle("GET /v1/doctor", s.doctorCall)

@@ -40,6 +40,9 @@ type Server struct {
 	mux        *http.ServeMux
 	http       *http.Server
 	peers      peer.Tracker // the callers' credentials, per connection
+	// loginLink issues Center login links (issue 13, center.go); nil
+	// without a Center.
+	loginLink func(uid uint32, next string) (string, error)
 }
 
 // Config wires a Server.
@@ -54,6 +57,9 @@ type Config struct {
 	// Events is the event stream (issue 13); nil: one over Chain and Agents.
 	Events *events.Service
 	Log    *slog.Logger
+	// CenterLogin issues a Center login link for a uid (issue 13; nil: no
+	// Center).
+	CenterLogin func(uid uint32, next string) (string, error)
 }
 
 // New builds the handler table.
@@ -62,6 +68,7 @@ func New(cfg Config) *Server {
 	if s.events = cfg.Events; s.events == nil {
 		s.events = events.New(cfg.Chain, cfg.Agents)
 	}
+	s.loginLink = cfg.CenterLogin // issue 13: center.go
 	s.streams, s.endStreams = context.WithCancel(context.Background())
 	s.routes()
 	s.http = &http.Server{
