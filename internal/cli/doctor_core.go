@@ -132,7 +132,8 @@ func countersAgree(_ context.Context, e *doctorEnv) checkResult {
 			Fix: "a release blocker: report it with `coconut doctor --json`; remove STATE/counters-alarm.json once reported"}
 	}
 	if k != c && e.d.Counters["counters_settled"] == 0 {
-		return checkResult{OK: true, Detail: fmt.Sprintf("denies in flight (kernel %d, chain %d so far): run doctor again", k, c)}
+		return checkResult{OK: false, Detail: fmt.Sprintf("denies in flight (kernel %d, chain %d so far)", k, c),
+			Fix: "run doctor again: a burst is being written; a difference that stays raises the alarm"}
 	}
 	if k != c {
 		return checkResult{OK: false, Detail: fmt.Sprintf("kernel_denies=%d chain_denies=%d: %d denies not in the audit chain", k, c, int64(k)-int64(c)),
