@@ -53,7 +53,16 @@ if [ ! -f "$TARBALL" ]; then
 	mv "$CACHE/partial-$$.tar" "$TARBALL"
 fi
 ROOT=$(mktemp -d /var/tmp/coconut-fresh-root.XXXXXX)
-trap 'umount -R "$ROOT/proc" "$ROOT/sys" "$ROOT/dev" "$ROOT/run" 2>/dev/null; rm -rf --one-file-system "$ROOT"' EXIT
+# The test's verdict is the script's status; the clean-up only says when
+# it fails. Lazy unmounts: a busy submount of the rbound /sys must not
+# keep the tree (rm --one-file-system would skip it and leave it behind).
+cleanup() {
+	rc=$?
+	for m in proc sys dev run; do umount -R -l "$ROOT/$m" 2>/dev/null || true; done
+	rm -rf --one-file-system "$ROOT" || echo "fresh-machine: could not remove $ROOT" >&2
+	exit $rc
+}
+trap cleanup EXIT
 tar -xf "$TARBALL" -C "$ROOT"
 mount -t proc proc "$ROOT/proc"
 mount --rbind /sys "$ROOT/sys"
