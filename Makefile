@@ -3,7 +3,7 @@ PREFIX  ?= /usr/local
 GO      ?= go
 BIN     := bin
 
-.PHONY: build install demo test check generate clean
+.PHONY: build install demo test check generate clean vmtest vmbench
 
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/coconut ./cmd/coconutd ./cmd/coconut-tail ./cmd/coconut-trampoline ./cmd/dream-agent ./cmd/coconut-burn ./cmd/coconut-enforce-probe
@@ -25,3 +25,9 @@ test:
 
 clean:
 	rm -rf $(BIN)
+
+# bpf-lsm backend inside qemu guests booting Debian's own kernels (bookworm
+# 6.1, trixie 6.12) with bpf in lsm=: this host refuses BPF LSM trampolines.
+vmtest:
+	bash scripts/vmtest-kernels.sh
+	COCONUT_VMTEST=1 $(GO) test -count=1 -v -timeout 10m -run 'TestVM$$' ./internal/vmtest/

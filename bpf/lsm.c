@@ -6,7 +6,9 @@
  * Every program first looks the calling task's cgroup up in `agents`; a task
  * that is not an agent returns at once (one helper call and one hash
  * lookup). For an agent:
- *   file_open            the path from bpf_d_path, looked up in the agent's
+ *   file_open            the path from bpf_d_path (one outside the mount
+ *                        tree, an anon inode or pipe, is not a file
+ *                        access and passes), looked up in the agent's
  *                        rules (an LPM trie, longest prefix wins; userspace
  *                        folds the rights of shorter prefixes into longer
  *                        ones), against the open's read/write mode. The
@@ -220,6 +222,12 @@ int BPF_PROG(cc_file_open, struct file *file)
 	int rights = lookup_path(s, &file->f_path, a->policy);
 	if (rights < 0)
 		return deny(cg, LSM_OP_OPEN, -rights, want, s->key.path, 0);
+	/* No path in the mount tree ("anon_inode:[pidfd]", "pipe:[N]"): a
+	 * kernel object the agent made or holds, not file system access
+	 * (pidfds are opened through file_open since 6.9; Go's os/exec makes
+	 * one per child). Not remembered, so file_permission passes it too. */
+	if (s->key.path[0] != '/')
+		return 0;
 	if (!allowed(rights, want))
 		return deny(cg, LSM_OP_OPEN, LSM_WHY_NO_RULE, want, s->key.path, 0);
 	s->gen = a->gen;

@@ -127,4 +127,3 @@ func refusedHint(err error) string {
 	}
 	return EnableHint
 }
-

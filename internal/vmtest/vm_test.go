@@ -1,0 +1,108 @@
+package vmtest
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestVM boots each Debian kernel with BPF LSM active and runs
+// internal/bpflsm's tests inside (the guest tests, the probe, the spec
+// checks); a guest test failure fails the host test of that kernel. It boots
+// qemu guests (a minute or more on 2 cores), so it runs with
+// COCONUT_VMTEST=1: make vmtest, and .ci/run when bpf/, internal/bpflsm or
+// this harness change.
+func TestVM(t *testing.T) {
+	if os.Getenv("COCONUT_VMTEST") == "" {
+		t.Skip("boots qemu guests: run make vmtest (COCONUT_VMTEST=1)")
+	}
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		t.Skip("no qemu-system-x86_64 (apt-get install qemu-system-x86)")
+	}
+	bb := "/bin/busybox"
+	if !isStatic(bb) {
+		t.Skip("no static /bin/busybox (apt-get install busybox-static)")
+	}
+	root, _ := filepath.Abs("../..")
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bpflsm.test")
+	build := exec.Command("go", "test", "-c", "-o", bin, "./internal/bpflsm")
+	build.Dir = root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go test -c ./internal/bpflsm: %v\n%s", err, out)
+	}
+	run := os.Getenv("COCONUT_VMTEST_RUN")
+	if run == "" {
+		run = "TestGuest|TestProbe|TestSpec|TestCompile"
+	}
+	args := []string{"-test.v", "-test.count=1", "-test.run", run}
+	if b := os.Getenv("COCONUT_VMTEST_BENCH"); b != "" {
+		args = append(args, "-test.bench", b, "-test.benchtime", "2000x")
+	}
+	initrd := filepath.Join(dir, "initrd.cpio")
+	img, err := Initramfs(bb, bin, args, []string{"COCONUT_VMGUEST=1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(initrd, img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range Kernels {
+		t.Run(name, func(t *testing.T) {
+			kernel, err := Kernel(root, name)
+			if err != nil {
+				t.Skipf("kernel package %s cannot be had: %v", name, err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+			defer cancel()
+			res, err := Boot(ctx, kernel, initrd, func(l string) {
+				if interesting(l) {
+					t.Log(l)
+				}
+			})
+			if err != nil {
+				t.Fatalf("%v\n%s", err, res.Output)
+			}
+			t.Logf("%s: boot + tests + poweroff in %.1fs", name, res.Took.Seconds())
+			if !strings.Contains(res.Output, "lsm=") || !strings.Contains(res.Output, ",bpf") && !strings.Contains(res.Output, "bpf,") {
+				t.Errorf("bpf is not in the guest's active LSM list:\n%s", res.Output)
+			}
+			for _, m := range failRE.FindAllString(res.Output, -1) {
+				t.Errorf("guest: %s", m)
+			}
+			if skipRE.MatchString(res.Output) {
+				t.Errorf("a guest test skipped (nothing may skip inside the VM):\n%s", strings.Join(skipRE.FindAllString(res.Output, -1), "\n"))
+			}
+			if res.RC != 0 {
+				t.Fatalf("guest test binary exited %d:\n%s", res.RC, res.Output)
+			}
+		})
+	}
+}
+
+var (
+	failRE = regexp.MustCompile(`(?m)^\s*--- FAIL: .*$`)
+	skipRE = regexp.MustCompile(`(?m)^\s*--- SKIP: .*$`)
+)
+
+func interesting(l string) bool {
+	l = strings.TrimSpace(l)
+	return strings.HasPrefix(l, "---") || strings.HasPrefix(l, "COCONUT-VMTEST") || strings.HasPrefix(l, "Benchmark") ||
+		strings.HasPrefix(l, "PASS") || strings.HasPrefix(l, "FAIL") || strings.Contains(l, "_test.go:") || strings.HasPrefix(l, "ok")
+}
+
+func isStatic(p string) bool {
+	out, err := exec.Command("file", "-L", p).Output()
+	if err != nil {
+		// no file(1): trust the path if it exists.
+		_, serr := os.Stat(p)
+		return serr == nil
+	}
+	return strings.Contains(string(out), "statically linked")
+}
