@@ -25,6 +25,12 @@
  *                        only processes in the agent's own cgroup.
  *   bpf, sb_mount, move_mount
  *                        never.
+ *   socket_connect, socket_sendmsg
+ *                        a Unix socket address must be in the agent's
+ *                        unix_rules (the network guard's allowlist: fd
+ *                        passing stays closed on kernels without its Unix
+ *                        cgroup hooks, Linux before 6.7). inet addresses
+ *                        are the network guard's (cgroup BPF).
  * Fail closed: a path that does not fit, a bpf_d_path error or a full
  * `files` map is a deny with its own reason.
  *
@@ -61,6 +67,7 @@ struct task_struct {
 	int tgid;
 	struct css_set *cgroups;
 };
+struct socket;
 struct vfsmount;
 struct dentry;
 struct path {
@@ -73,6 +80,10 @@ struct file {
 };
 struct linux_binprm {
 	struct file *file;
+};
+struct msghdr {
+	void *msg_name;
+	int msg_namelen;
 };
 #pragma clang attribute pop
 
@@ -116,6 +127,14 @@ struct {
 	__type(value, struct lsm_file);
 } files SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct lsm_unix_key);
+	__type(value, __u8);
+} unix_rules SEC(".maps");
+
 /* Room for one lsm_file per CPU: too big for the 512-byte stack. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -135,8 +154,9 @@ struct {
 __u64 probe_cgroup = 0;
 __u64 probe_hits = 0;
 
-/* Keeps struct lsm_event in BTF for bpf2go (-type lsm_event). */
+/* Keep struct lsm_event and lsm_unix_key in BTF for bpf2go (-type). */
 const struct lsm_event *unused_event __attribute__((unused));
+const struct lsm_unix_key *unused_unix_key __attribute__((unused));
 
 
 static __always_inline int deny(__u64 cg, __u16 op, __u16 reason, __u32 want, const char *path, __u32 target)
@@ -365,4 +385,70 @@ SEC("lsm/move_mount")
 int BPF_PROG(cc_move_mount, const struct path *from)
 {
 	return never(LSM_OP_MOUNT);
+}
+
+#define AF_UNIX 1
+
+/* unix_addr checks a Unix socket address (a kernel copy of the caller's
+ * sockaddr) against the agent's unix_rules: 0, or a deny. */
+static __always_inline int unix_addr(__u16 op, void *addr, int addrlen)
+{
+	__u64 cg = bpf_get_current_cgroup_id();
+	struct lsm_agent *a = bpf_map_lookup_elem(&agents, &cg);
+	if (!a || !addr)
+		return 0;
+	__u16 family = 0;
+	bpf_probe_read_kernel(&family, sizeof(family), addr);
+	if (family != AF_UNIX)
+		return 0;
+	struct lsm_file *s = scratch_file();
+	if (!s)
+		return deny(cg, op, LSM_WHY_MAP_FULL, 0, 0, 0);
+	/* The key is built in the scratch slot's path bytes. */
+	struct lsm_unix_key *k = (void *)&s->key;
+	__builtin_memset(k, 0, sizeof(*k));
+	if (addrlen <= 2)
+		return 0; /* unnamed: autobind or a socketpair peer, nothing to name */
+	__u32 n = addrlen - 2;
+	if (n > LSM_UNIX_PATH)
+		n = LSM_UNIX_PATH;
+	if (bpf_probe_read_kernel(k->path, LSM_UNIX_PATH, addr + 2) < 0)
+		return deny(cg, op, LSM_WHY_D_PATH, 0, 0, 0);
+	__u32 len = n;
+	if (k->path[0] != 0) {
+		/* A pathname ends at its first NUL. */
+		for (__u32 i = 0; i < LSM_UNIX_PATH; i++) {
+			if (i >= n || k->path[i] == 0) {
+				len = i;
+				break;
+			}
+		}
+	}
+	for (__u32 i = 0; i < LSM_UNIX_PATH; i++)
+		if (i >= len)
+			k->path[i] = 0;
+	k->len = len;
+	k->policy = a->policy;
+	if (bpf_map_lookup_elem(&unix_rules, k))
+		return 0;
+	/* The event shows an abstract name with a leading '@'. */
+	char *p = (char *)k->path;
+	if (p[0] == 0)
+		p[0] = '@';
+	p[LSM_UNIX_PATH - 1] = 0;
+	__builtin_memcpy(s->key.path, k->path, LSM_UNIX_PATH);
+	return deny(cg, op, LSM_WHY_NO_RULE, 0, s->key.path, 0);
+}
+
+SEC("lsm/socket_connect")
+int BPF_PROG(cc_socket_connect, struct socket *sock, void *address, int addrlen)
+{
+	return unix_addr(LSM_OP_CONNECT_UNIX, address, addrlen);
+}
+
+SEC("lsm/socket_sendmsg")
+int BPF_PROG(cc_socket_sendmsg, struct socket *sock, struct msghdr *msg, int size)
+{
+	/* No address: a connected socket, checked at connect. */
+	return unix_addr(LSM_OP_SENDMSG_UNIX, msg->msg_name, msg->msg_namelen);
 }

@@ -29,6 +29,21 @@ enum lsm_op {
 	LSM_OP_KILL = 6,
 	LSM_OP_BPF = 7,
 	LSM_OP_MOUNT = 8,
+	LSM_OP_CONNECT_UNIX = 9, /* socket_connect to a Unix socket address */
+	LSM_OP_SENDMSG_UNIX = 10, /* socket_sendmsg with a Unix socket address */
+};
+
+/* sun_path's size. */
+#define LSM_UNIX_PATH 108
+
+/* unix_rules key: an allowed Unix socket address as the kernel compares
+ * it (netguard's unix_key): a pathname is its bytes up to the first NUL,
+ * an abstract name its leading NUL and every byte up to the address
+ * length. Unused bytes are zero. */
+struct lsm_unix_key {
+	__u32 policy;
+	__u32 len;
+	__u8 path[LSM_UNIX_PATH];
 };
 
 /* Why. Every reason but NO_RULE is a failure to decide, denied all the same. */

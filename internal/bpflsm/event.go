@@ -19,6 +19,10 @@ const (
 	OpKill   = 6
 	OpBPF    = 7
 	OpMount  = 8
+	// OpConnectUnix and OpSendmsgUnix: a Unix socket address outside the
+	// agent's allowlist (Path holds it, '@' for an abstract name).
+	OpConnectUnix = 9
+	OpSendmsgUnix = 10
 
 	WhyNoRule      = 1
 	WhyPathTooLong = 2
@@ -41,7 +45,7 @@ type Event struct {
 }
 
 var opNames = map[uint16]string{OpOpen: "open", OpRead: "read", OpWrite: "write", OpExec: "exec", OpPtrace: "ptrace",
-	OpKill: "kill", OpBPF: "bpf", OpMount: "mount"}
+	OpKill: "kill", OpBPF: "bpf", OpMount: "mount", OpConnectUnix: "connect", OpSendmsgUnix: "sendmsg"}
 
 var whyNames = map[uint16]string{WhyNoRule: "no rule", WhyPathTooLong: "path too long", WhyDPath: "path unreadable",
 	WhyMapFull: "decision map full", WhyOutside: "target outside the agent", WhyNever: "never allowed to agents"}
@@ -70,6 +74,8 @@ func (e Event) Cap() string {
 		return "sys.bpf"
 	case OpMount:
 		return "sys.mount"
+	case OpConnectUnix, OpSendmsgUnix:
+		return "net.connect"
 	}
 	return "unknown"
 }
@@ -81,6 +87,8 @@ func (e Event) Object() string {
 		return fmt.Sprintf("%s pid %d", e.OpName(), e.TargetPID)
 	case OpBPF, OpMount:
 		return e.OpName()
+	case OpConnectUnix, OpSendmsgUnix:
+		return "unix " + e.Path // as the network guard's rows
 	}
 	s := e.OpName() + " " + e.Path
 	if e.Reason != WhyNoRule {

@@ -28,7 +28,7 @@ type Guard struct {
 type bound struct {
 	policy uint32
 	gen    uint32
-	rules  []Rule
+	pol    Policy
 }
 
 // Spec is the compiled object, for tests and probes.
@@ -50,7 +50,7 @@ func Open(pinDir string) (*Guard, error) {
 		if err := os.MkdirAll(pinDir, 0o700); err != nil {
 			return nil, err
 		}
-		for _, name := range []string{"agents", "rules", "files", "events", "counters"} {
+		for _, name := range []string{"agents", "rules", "unix_rules", "files", "events", "counters"} {
 			spec.Maps[name].Pinning = ebpf.PinByName
 		}
 		opts.Maps.PinPath = pinDir
@@ -64,6 +64,7 @@ func Open(pinDir string) (*Guard, error) {
 		"bprm_check_security": g.objs.CcBprmCheck, "ptrace_access_check": g.objs.CcPtraceAccess,
 		"ptrace_traceme": g.objs.CcPtraceTraceme, "task_kill": g.objs.CcTaskKill, "bpf": g.objs.CcBpf,
 		"sb_mount": g.objs.CcSbMount, "move_mount": g.objs.CcMoveMount,
+		"socket_connect": g.objs.CcSocketConnect, "socket_sendmsg": g.objs.CcSocketSendmsg,
 	}
 	for hook, p := range progs {
 		pin := ""
@@ -114,24 +115,24 @@ func PinDir(netguardPins string) string { return netguardPins + "-lsm" }
 // map switches the cgroup over (no moment without rules), then the old
 // policy's rules are deleted. Open descriptors are decided again on their
 // next read or write.
-func (g *Guard) Bind(cgroupID uint64, rules []Rule) error {
+func (g *Guard) Bind(cgroupID uint64, p Policy) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	old, had := g.bound[cgroupID]
 	g.nextPol++
 	pol := g.nextPol
-	if err := g.putRules(pol, rules); err != nil {
-		g.deleteRules(pol, rules)
+	if err := g.putRules(pol, p); err != nil {
+		g.deleteRules(pol, p)
 		return err
 	}
-	b := bound{policy: pol, gen: old.gen + 1, rules: rules}
+	b := bound{policy: pol, gen: old.gen + 1, pol: p}
 	if err := g.objs.Agents.Put(cgroupID, lsmLsmAgent{Policy: pol, Gen: b.gen}); err != nil {
-		g.deleteRules(pol, rules)
+		g.deleteRules(pol, p)
 		return fmt.Errorf("bind cgroup %d: %w", cgroupID, err)
 	}
 	g.bound[cgroupID] = b
 	if had {
-		g.deleteRules(old.policy, old.rules)
+		g.deleteRules(old.policy, old.pol)
 	}
 	return nil
 }
@@ -146,7 +147,7 @@ func (g *Guard) Unbind(cgroupID uint64) error {
 	}
 	if ok {
 		delete(g.bound, cgroupID)
-		g.deleteRules(b.policy, b.rules)
+		g.deleteRules(b.policy, b.pol)
 	}
 	return nil
 }
@@ -159,19 +160,34 @@ func key(pol uint32, r Rule) lsmLsmKey {
 	return k
 }
 
-func (g *Guard) putRules(pol uint32, rules []Rule) error {
-	for _, r := range rules {
+func unixKey(pol uint32, addr string) lsmLsmUnixKey {
+	k := lsmLsmUnixKey{Policy: pol, Len: uint32(len(addr))}
+	copy(k.Path[:], addr)
+	return k
+}
+
+func (g *Guard) putRules(pol uint32, p Policy) error {
+	for _, r := range p.Files {
 		if err := g.objs.Rules.Put(key(pol, r), r.Rights); err != nil {
 			return fmt.Errorf("rule %q: %w", r.Key, err)
+		}
+	}
+	for _, a := range p.Unix {
+		if err := g.objs.UnixRules.Put(unixKey(pol, a), uint8(1)); err != nil {
+			return fmt.Errorf("unix rule %q: %w", a, err)
 		}
 	}
 	return nil
 }
 
-func (g *Guard) deleteRules(pol uint32, rules []Rule) {
-	for _, r := range rules {
+func (g *Guard) deleteRules(pol uint32, p Policy) {
+	for _, r := range p.Files {
 		k := key(pol, r)
 		g.objs.Rules.Delete(&k)
+	}
+	for _, a := range p.Unix {
+		k := unixKey(pol, a)
+		g.objs.UnixRules.Delete(&k)
 	}
 }
 

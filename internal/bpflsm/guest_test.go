@@ -2,6 +2,7 @@ package bpflsm
 
 import (
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -51,11 +52,11 @@ func mustCaps(t *testing.T, ss ...string) []capability.Cap {
 
 func bindCaps(t *testing.T, g *Guard, cg uint64, ss ...string) {
 	t.Helper()
-	rules, err := Compile(mustCaps(t, ss...), testBaseline)
+	pol, err := Compile(mustCaps(t, ss...), testBaseline)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := g.Bind(cg, rules); err != nil {
+	if err := g.Bind(cg, pol); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -226,5 +227,48 @@ func TestGuestProbe(t *testing.T) {
 	root, _ := mkCgroup(t, "probe-root")
 	if err := Probe(root); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestGuestUnix: Unix socket connects and sends with an address outside
+// the agent's net.connect:unix: allowlist are refused (fd passing stays
+// closed on 6.1, which has no Unix socket cgroup hooks).
+func TestGuestUnix(t *testing.T) {
+	g := openGuard(t, "")
+	defer g.Close()
+	base := t.TempDir()
+	self, _ := os.Executable()
+	for _, n := range []string{"ok.sock", "no.sock"} {
+		l, err := net.Listen("unix", filepath.Join(base, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+	}
+	for _, n := range []string{"ok.dgram", "no.dgram"} {
+		c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: filepath.Join(base, n), Net: "unixgram"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	abs, err := net.Listen("unix", "@coconut-bpflsm-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer abs.Close()
+	agent, cg := mkCgroup(t, "unix")
+	bindCaps(t, g, cg, "fs.exec:"+self, "net.connect:unix:"+base+"/ok.sock", "net.connect:unix:"+base+"/ok.dgram")
+	d0, _, _ := g.Counters()
+	got := run(t, agent, "unix "+base+"/ok.sock", "unix "+base+"/no.sock", "unix @coconut-bpflsm-test",
+		"unixdgram "+base+"/ok.dgram", "unixdgram "+base+"/no.dgram")
+	expect(t, "unix", got, "ok", "errno=134", "errno=134", "ok", "errno=134")
+	evs := collect(t, g, 3)
+	checkSeqs(t, g, d0, evs)
+	want := []string{"unix " + base + "/no.sock", "unix @coconut-bpflsm-test", "unix " + base + "/no.dgram"}
+	for i, ev := range evs {
+		if ev.Object() != want[i] || ev.Cap() != "net.connect" {
+			t.Errorf("event %d: %s %s, want net.connect %s", i, ev.Cap(), ev.Object(), want[i])
+		}
 	}
 }

@@ -92,6 +92,10 @@ func runHelper(ops string) int {
 		case "ptrace":
 			pid, _ := strconv.Atoi(f[1])
 			err = ptraceAttach(pid)
+		case "unix": // unix ADDR: connect a stream socket ("@name": abstract)
+			err = unixConnect(f[1])
+		case "unixdgram": // unixdgram ADDR: sendto without connecting
+			err = unixSendto(f[1])
 		case "bpf":
 			err = bpfMapCreate()
 		case "mount":
@@ -222,4 +226,29 @@ func run(tb testing.TB, dir string, ops ...string) []string {
 		out = append(out, h.line(tb))
 	}
 	return out
+}
+
+func unixAddr(a string) *unix.SockaddrUnix {
+	if strings.HasPrefix(a, "@") {
+		return &unix.SockaddrUnix{Name: "\x00" + a[1:]}
+	}
+	return &unix.SockaddrUnix{Name: a}
+}
+
+func unixConnect(a string) error {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Connect(fd, unixAddr(a))
+}
+
+func unixSendto(a string) error {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Sendto(fd, []byte("x"), 0, unixAddr(a))
 }

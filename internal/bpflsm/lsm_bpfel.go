@@ -46,6 +46,13 @@ type lsmLsmKey struct {
 	Path      [252]int8
 }
 
+type lsmLsmUnixKey struct {
+	_      structs.HostLayout
+	Policy uint32
+	Len    uint32
+	Path   [108]uint8
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -56,6 +63,7 @@ const (
 	lsmMapFiles             = "files"
 	lsmMapRules             = "rules"
 	lsmMapScratch           = "scratch"
+	lsmMapUnixRules         = "unix_rules"
 	lsmProgCcBpf            = "cc_bpf"
 	lsmProgCcBprmCheck      = "cc_bprm_check"
 	lsmProgCcFileFree       = "cc_file_free"
@@ -65,10 +73,13 @@ const (
 	lsmProgCcPtraceAccess   = "cc_ptrace_access"
 	lsmProgCcPtraceTraceme  = "cc_ptrace_traceme"
 	lsmProgCcSbMount        = "cc_sb_mount"
+	lsmProgCcSocketConnect  = "cc_socket_connect"
+	lsmProgCcSocketSendmsg  = "cc_socket_sendmsg"
 	lsmProgCcTaskKill       = "cc_task_kill"
 	lsmVarProbeCgroup       = "probe_cgroup"
 	lsmVarProbeHits         = "probe_hits"
 	lsmVarUnusedEvent       = "unused_event"
+	lsmVarUnusedUnixKey     = "unused_unix_key"
 )
 
 // loadLsm returns the embedded CollectionSpec for lsm.
@@ -122,6 +133,8 @@ type lsmProgramSpecs struct {
 	CcPtraceAccess   *ebpf.ProgramSpec `ebpf:"cc_ptrace_access"`
 	CcPtraceTraceme  *ebpf.ProgramSpec `ebpf:"cc_ptrace_traceme"`
 	CcSbMount        *ebpf.ProgramSpec `ebpf:"cc_sb_mount"`
+	CcSocketConnect  *ebpf.ProgramSpec `ebpf:"cc_socket_connect"`
+	CcSocketSendmsg  *ebpf.ProgramSpec `ebpf:"cc_socket_sendmsg"`
 	CcTaskKill       *ebpf.ProgramSpec `ebpf:"cc_task_kill"`
 }
 
@@ -129,21 +142,23 @@ type lsmProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lsmMapSpecs struct {
-	Agents   *ebpf.MapSpec `ebpf:"agents"`
-	Counters *ebpf.MapSpec `ebpf:"counters"`
-	Events   *ebpf.MapSpec `ebpf:"events"`
-	Files    *ebpf.MapSpec `ebpf:"files"`
-	Rules    *ebpf.MapSpec `ebpf:"rules"`
-	Scratch  *ebpf.MapSpec `ebpf:"scratch"`
+	Agents    *ebpf.MapSpec `ebpf:"agents"`
+	Counters  *ebpf.MapSpec `ebpf:"counters"`
+	Events    *ebpf.MapSpec `ebpf:"events"`
+	Files     *ebpf.MapSpec `ebpf:"files"`
+	Rules     *ebpf.MapSpec `ebpf:"rules"`
+	Scratch   *ebpf.MapSpec `ebpf:"scratch"`
+	UnixRules *ebpf.MapSpec `ebpf:"unix_rules"`
 }
 
 // lsmVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lsmVariableSpecs struct {
-	ProbeCgroup *ebpf.VariableSpec `ebpf:"probe_cgroup"`
-	ProbeHits   *ebpf.VariableSpec `ebpf:"probe_hits"`
-	UnusedEvent *ebpf.VariableSpec `ebpf:"unused_event"`
+	ProbeCgroup   *ebpf.VariableSpec `ebpf:"probe_cgroup"`
+	ProbeHits     *ebpf.VariableSpec `ebpf:"probe_hits"`
+	UnusedEvent   *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedUnixKey *ebpf.VariableSpec `ebpf:"unused_unix_key"`
 }
 
 // lsmObjects contains all objects after they have been loaded into the kernel.
@@ -166,12 +181,13 @@ func (o *lsmObjects) Close() error {
 //
 // It can be passed to loadLsmObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lsmMaps struct {
-	Agents   *ebpf.Map `ebpf:"agents"`
-	Counters *ebpf.Map `ebpf:"counters"`
-	Events   *ebpf.Map `ebpf:"events"`
-	Files    *ebpf.Map `ebpf:"files"`
-	Rules    *ebpf.Map `ebpf:"rules"`
-	Scratch  *ebpf.Map `ebpf:"scratch"`
+	Agents    *ebpf.Map `ebpf:"agents"`
+	Counters  *ebpf.Map `ebpf:"counters"`
+	Events    *ebpf.Map `ebpf:"events"`
+	Files     *ebpf.Map `ebpf:"files"`
+	Rules     *ebpf.Map `ebpf:"rules"`
+	Scratch   *ebpf.Map `ebpf:"scratch"`
+	UnixRules *ebpf.Map `ebpf:"unix_rules"`
 }
 
 func (m *lsmMaps) Close() error {
@@ -182,6 +198,7 @@ func (m *lsmMaps) Close() error {
 		m.Files,
 		m.Rules,
 		m.Scratch,
+		m.UnixRules,
 	)
 }
 
@@ -189,9 +206,10 @@ func (m *lsmMaps) Close() error {
 //
 // It can be passed to loadLsmObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lsmVariables struct {
-	ProbeCgroup *ebpf.Variable `ebpf:"probe_cgroup"`
-	ProbeHits   *ebpf.Variable `ebpf:"probe_hits"`
-	UnusedEvent *ebpf.Variable `ebpf:"unused_event"`
+	ProbeCgroup   *ebpf.Variable `ebpf:"probe_cgroup"`
+	ProbeHits     *ebpf.Variable `ebpf:"probe_hits"`
+	UnusedEvent   *ebpf.Variable `ebpf:"unused_event"`
+	UnusedUnixKey *ebpf.Variable `ebpf:"unused_unix_key"`
 }
 
 // lsmPrograms contains all programs after they have been loaded into the kernel.
@@ -207,6 +225,8 @@ type lsmPrograms struct {
 	CcPtraceAccess   *ebpf.Program `ebpf:"cc_ptrace_access"`
 	CcPtraceTraceme  *ebpf.Program `ebpf:"cc_ptrace_traceme"`
 	CcSbMount        *ebpf.Program `ebpf:"cc_sb_mount"`
+	CcSocketConnect  *ebpf.Program `ebpf:"cc_socket_connect"`
+	CcSocketSendmsg  *ebpf.Program `ebpf:"cc_socket_sendmsg"`
 	CcTaskKill       *ebpf.Program `ebpf:"cc_task_kill"`
 }
 
@@ -221,6 +241,8 @@ func (p *lsmPrograms) Close() error {
 		p.CcPtraceAccess,
 		p.CcPtraceTraceme,
 		p.CcSbMount,
+		p.CcSocketConnect,
+		p.CcSocketSendmsg,
 		p.CcTaskKill,
 	)
 }

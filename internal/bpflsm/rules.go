@@ -27,6 +27,12 @@ var ErrInexpressible = errors.New("not expressible by the bpf-lsm rules")
 // (each the path itself and everything under it), as enforce's baseline.
 type Baseline struct{ Read, Write, Exec []string }
 
+// Policy is what the programs hold for one agent.
+type Policy struct {
+	Files []Rule
+	Unix  []string // allowed Unix socket addresses, kernel form (NUL + name for abstract)
+}
+
 // Rule is one trie entry: Key is a directory prefix ending in '/' or a
 // file path ending in NUL.
 type Rule struct {
@@ -44,7 +50,33 @@ type Rule struct {
 // the agent itself is decided on its bundle alone, as in the portable
 // backend. The rights of every directory rule are folded into the longer
 // rules under it, so the longest match alone decides.
-func Compile(caps []capability.Cap, base Baseline) ([]Rule, error) {
+//
+// net.connect:unix: capabilities become the Unix socket allowlist; other
+// net capabilities are the network guard's.
+func Compile(caps []capability.Cap, base Baseline) (Policy, error) {
+	files, err := compileFiles(caps, base)
+	if err != nil {
+		return Policy{}, err
+	}
+	p := Policy{Files: files}
+	for _, c := range caps {
+		if !c.IsUnix() {
+			continue
+		}
+		addr, ok := c.UnixSocket()
+		if !ok || len(addr) > unixPathMax {
+			return Policy{}, fmt.Errorf("%s: %w: not a Unix socket address of at most %d bytes", c, ErrInexpressible, unixPathMax)
+		}
+		p.Unix = append(p.Unix, addr)
+	}
+	sort.Strings(p.Unix)
+	return p, nil
+}
+
+// unixPathMax is sun_path's size.
+const unixPathMax = 108
+
+func compileFiles(caps []capability.Cap, base Baseline) ([]Rule, error) {
 	acc := map[string]uint32{}
 	for _, p := range base.Read {
 		if err := addPrefix(acc, p, RightRead); err != nil {

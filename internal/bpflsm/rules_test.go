@@ -12,10 +12,11 @@ func TestCompileMatchesPortablePolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rules, err := Compile(caps, Baseline{Read: []string{"/proc"}, Write: []string{"/dev/null"}, Exec: []string{"/lib64/ld-linux-x86-64.so.2"}})
+	pol, err := Compile(caps, Baseline{Read: []string{"/proc"}, Write: []string{"/dev/null"}, Exec: []string{"/lib64/ld-linux-x86-64.so.2"}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	rules := pol.Files
 	for path, want := range map[string]uint32{
 		"/data":                       RightRead,
 		"/data/a":                     RightRead,
@@ -75,10 +76,11 @@ func TestCompileRefusesWhatPrefixesCannotHold(t *testing.T) {
 
 func TestCompileRoot(t *testing.T) {
 	c, _ := capability.Parse("fs.read:/**")
-	rules, err := Compile([]capability.Cap{c}, Baseline{})
+	pol, err := Compile([]capability.Cap{c}, Baseline{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	rules := pol.Files
 	if Decide(rules, "/") != RightRead || Decide(rules, "/etc/shadow") != RightRead {
 		t.Fatalf("fs.read:/** rules %v", rules)
 	}

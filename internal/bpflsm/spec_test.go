@@ -19,7 +19,8 @@ func TestSpecHasEveryHook(t *testing.T) {
 	hooks := map[string]string{"cc_file_open": "lsm/file_open", "cc_file_permission": "lsm/file_permission",
 		"cc_file_free": "lsm/file_free_security", "cc_bprm_check": "lsm/bprm_check_security",
 		"cc_ptrace_access": "lsm/ptrace_access_check", "cc_ptrace_traceme": "lsm/ptrace_traceme",
-		"cc_task_kill": "lsm/task_kill", "cc_bpf": "lsm/bpf", "cc_sb_mount": "lsm/sb_mount", "cc_move_mount": "lsm/move_mount"}
+		"cc_task_kill": "lsm/task_kill", "cc_bpf": "lsm/bpf", "cc_sb_mount": "lsm/sb_mount", "cc_move_mount": "lsm/move_mount",
+		"cc_socket_connect": "lsm/socket_connect", "cc_socket_sendmsg": "lsm/socket_sendmsg"}
 	if len(spec.Programs) != len(hooks) {
 		t.Errorf("%d programs, want %d", len(spec.Programs), len(hooks))
 	}
@@ -34,7 +35,7 @@ func TestSpecHasEveryHook(t *testing.T) {
 		}
 	}
 	for name, typ := range map[string]ebpf.MapType{"agents": ebpf.Hash, "rules": ebpf.LPMTrie, "files": ebpf.Hash,
-		"events": ebpf.RingBuf, "counters": ebpf.Array, "scratch": ebpf.PerCPUArray} {
+		"events": ebpf.RingBuf, "counters": ebpf.Array, "scratch": ebpf.PerCPUArray, "unix_rules": ebpf.Hash} {
 		m := spec.Maps[name]
 		if m == nil || m.Type != typ {
 			t.Errorf("map %s: %v, want %v", name, m, typ)
