@@ -199,4 +199,3 @@ func (b *BPFLSM) forward() {
 	wg.Wait()
 	close(b.events)
 }
-

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/coconut-os/coconut/internal/bpflsm"
 	"github.com/coconut-os/coconut/internal/capability"
 	"github.com/coconut-os/coconut/internal/launch"
 	"github.com/coconut-os/coconut/internal/netguard"
@@ -131,7 +132,8 @@ func Uninstall(cgroupRoot string) error {
 	if err != nil {
 		return err
 	}
-	return netguard.Uninstall(pins)
+	// The bpf-lsm backend's pins, beside the guard's.
+	return errors.Join(netguard.Uninstall(pins), bpflsm.Uninstall(bpflsm.PinDir(pins)))
 }
 
 // Supervising implements Supervisor.

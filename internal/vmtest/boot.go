@@ -34,16 +34,25 @@ const LSMs = "landlock,lockdown,yama,bpf"
 // rcMarker ends the guest's output with the workload's exit status.
 const rcMarker = "COCONUT-VMTEST-RC="
 
+// Workload is one test binary the guest runs, in order.
+type Workload struct {
+	Name string // marker name, e.g. "bpflsm"
+	Path string // host path of the static binary
+	Args []string
+}
+
 // Initramfs builds an initramfs whose init mounts the pseudo file systems
-// the tests need, runs /workload with args (env set) and powers off.
-func Initramfs(busybox, workload string, args []string, env []string) ([]byte, error) {
+// the tests need, runs each workload with env set, prints
+// COCONUT-VMTEST-RC=<name>:<status> after each, and powers off.
+func Initramfs(busybox string, workloads []Workload, env []string) ([]byte, error) {
 	bb, err := File(busybox, 0o755)
 	if err != nil {
 		return nil, err
 	}
-	wl, err := File(workload, 0o755)
-	if err != nil {
-		return nil, err
+	entries := map[string]Entry{
+		"bin": {Mode: 0o755, Dir: true}, "proc": {Mode: 0o555, Dir: true}, "sys": {Mode: 0o555, Dir: true},
+		"dev": {Mode: 0o755, Dir: true}, "tmp": {Mode: 0o1777, Dir: true}, "etc": {Mode: 0o755, Dir: true},
+		"bin/busybox": bb,
 	}
 	init := `#!/bin/sh
 mount -t proc proc /proc
@@ -53,18 +62,23 @@ mount -t tmpfs tmp /tmp
 mount -t securityfs securityfs /sys/kernel/security
 mount -t bpf bpf /sys/fs/bpf
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
+ip link set lo up 2>/dev/null
 echo "COCONUT-VMTEST-KERNEL $(uname -r) lsm=$(cat /sys/kernel/security/lsm)"
 cd /tmp
-env ` + strings.Join(quote(env), " ") + ` /workload ` + strings.Join(quote(args), " ") + `
-echo "` + rcMarker + `$?"
-poweroff -f
 `
-	entries := map[string]Entry{
-		"bin": {Mode: 0o755, Dir: true}, "proc": {Mode: 0o555, Dir: true}, "sys": {Mode: 0o555, Dir: true},
-		"dev": {Mode: 0o755, Dir: true}, "tmp": {Mode: 0o1777, Dir: true}, "etc": {Mode: 0o755, Dir: true},
-		"bin/busybox": bb, "workload": wl, "init": {Mode: 0o755, Data: []byte(init)},
+	for _, w := range workloads {
+		e, err := File(w.Path, 0o755)
+		if err != nil {
+			return nil, err
+		}
+		entries["w/"+w.Name] = e
+		init += "env " + strings.Join(quote(env), " ") + " /w/" + w.Name + " " + strings.Join(quote(w.Args), " ") + "\n"
+		init += `echo "` + rcMarker + w.Name + `:$?"` + "\n"
 	}
-	for _, l := range []string{"sh", "mount", "mkdir", "cat", "echo", "true", "false", "poweroff", "env", "uname", "sleep", "ls"} {
+	init += "poweroff -f\n"
+	entries["w"] = Entry{Mode: 0o755, Dir: true}
+	entries["init"] = Entry{Mode: 0o755, Data: []byte(init)}
+	for _, l := range []string{"sh", "mount", "mkdir", "cat", "echo", "true", "false", "poweroff", "env", "uname", "sleep", "ls", "ip"} {
 		entries["bin/"+l] = Entry{Link: "busybox"}
 	}
 	var buf bytes.Buffer
@@ -84,7 +98,7 @@ func quote(ss []string) []string {
 
 // Result is one boot.
 type Result struct {
-	RC     int // the workload's exit status; -1 if the marker never came
+	RC     map[string]int // each workload's exit status, by name; missing if its marker never came
 	Output string
 	Took   time.Duration
 }
@@ -111,7 +125,7 @@ func Boot(ctx context.Context, kernel, initrd string, line func(string)) (Result
 func boot(ctx context.Context, kernel, initrd string, line func(string), kvm bool) (Result, error) {
 	qemu, err := exec.LookPath("qemu-system-x86_64")
 	if err != nil {
-		return Result{RC: -1}, fmt.Errorf("qemu-system-x86_64: %w (apt-get install qemu-system-x86)", err)
+		return Result{}, fmt.Errorf("qemu-system-x86_64: %w (apt-get install qemu-system-x86)", err)
 	}
 	args := []string{"-nographic", "-no-reboot", "-nic", "none", "-m", "1024", "-smp", "1",
 		"-kernel", kernel, "-initrd", initrd,
@@ -124,16 +138,16 @@ func boot(ctx context.Context, kernel, initrd string, line func(string), kvm boo
 	cmd := exec.CommandContext(ctx, qemu, args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return Result{RC: -1}, err
+		return Result{}, err
 	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	cmd.Stdin = nil
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
-		return Result{RC: -1}, err
+		return Result{}, err
 	}
-	res := Result{RC: -1}
+	res := Result{RC: map[string]int{}}
 	var all strings.Builder
 	sc := bufio.NewScanner(out)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -144,8 +158,9 @@ func boot(ctx context.Context, kernel, initrd string, line func(string), kvm boo
 			line(l)
 		}
 		if i := strings.Index(l, rcMarker); i >= 0 {
-			if rc, err := strconv.Atoi(strings.TrimSpace(l[i+len(rcMarker):])); err == nil {
-				res.RC = rc
+			name, st, _ := strings.Cut(strings.TrimSpace(l[i+len(rcMarker):]), ":")
+			if rc, err := strconv.Atoi(st); err == nil {
+				res.RC[name] = rc
 			}
 		}
 	}
@@ -155,7 +170,7 @@ func boot(ctx context.Context, kernel, initrd string, line func(string), kvm boo
 	if ctx.Err() != nil {
 		return res, fmt.Errorf("guest did not power off in time: %w", ctx.Err())
 	}
-	if werr != nil && res.RC < 0 {
+	if werr != nil && len(res.RC) == 0 {
 		return res, fmt.Errorf("qemu: %v: %s", werr, firstLine(stderr.String()))
 	}
 	return res, nil

@@ -30,23 +30,27 @@ func TestVM(t *testing.T) {
 	}
 	root, _ := filepath.Abs("../..")
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "bpflsm.test")
-	build := exec.Command("go", "test", "-c", "-o", bin, "./internal/bpflsm")
-	build.Dir = root
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go test -c ./internal/bpflsm: %v\n%s", err, out)
-	}
-	run := os.Getenv("COCONUT_VMTEST_RUN")
-	if run == "" {
-		run = "TestGuest|TestProbe|TestSpec|TestCompile"
-	}
-	args := []string{"-test.v", "-test.count=1", "-test.run", run}
-	if b := os.Getenv("COCONUT_VMTEST_BENCH"); b != "" {
-		args = append(args, "-test.bench", b, "-test.benchtime", "2000x")
+	var workloads []Workload
+	for _, w := range guestSuites {
+		bin := filepath.Join(dir, w.name+".test")
+		build := exec.Command("go", "test", "-c", "-o", bin, w.pkg)
+		build.Dir = root
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("go test -c %s: %v\n%s", w.pkg, err, out)
+		}
+		run := w.run
+		if r := os.Getenv("COCONUT_VMTEST_RUN"); r != "" {
+			run = r
+		}
+		args := []string{"-test.v", "-test.count=1", "-test.run", run}
+		if b := os.Getenv("COCONUT_VMTEST_BENCH"); b != "" {
+			args = append(args, "-test.bench", b)
+		}
+		workloads = append(workloads, Workload{Name: w.name, Path: bin, Args: args})
 	}
 	initrd := filepath.Join(dir, "initrd.cpio")
-	img, err := Initramfs(bb, bin, args, []string{"COCONUT_VMGUEST=1"})
+	img, err := Initramfs(bb, workloads, []string{"COCONUT_VMGUEST=1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,11 +83,23 @@ func TestVM(t *testing.T) {
 			if skipRE.MatchString(res.Output) {
 				t.Errorf("a guest test skipped (nothing may skip inside the VM):\n%s", strings.Join(skipRE.FindAllString(res.Output, -1), "\n"))
 			}
-			if res.RC != 0 {
-				t.Fatalf("guest test binary exited %d:\n%s", res.RC, res.Output)
+			for _, w := range workloads {
+				rc, ok := res.RC[w.Name]
+				if !ok || rc != 0 {
+					t.Errorf("guest %s tests: exit %d (reported: %v)", w.Name, rc, ok)
+				}
+			}
+			if t.Failed() {
+				t.Logf("guest console:\n%s", res.Output)
 			}
 		})
 	}
+}
+
+// guestSuites are the test binaries the guests run.
+var guestSuites = []struct{ name, pkg, run string }{
+	{"bpflsm", "./internal/bpflsm", "TestGuest|TestProbe|TestSpec|TestCompile"},
+	{"enforce", "./internal/enforce", "TestChooseBPFLSM|TestGuest"},
 }
 
 var (
