@@ -31,3 +31,9 @@ clean:
 vmtest:
 	bash scripts/vmtest-kernels.sh
 	COCONUT_VMTEST=1 $(GO) test -count=1 -v -timeout 10m -run 'TestVM$$' ./internal/vmtest/
+
+# open+close ratios and the revoke race inside the same guests; prints a
+# table and writes bin/vmbench.json (COCONUT_VMBENCH_JSON to move it).
+vmbench:
+	bash scripts/vmtest-kernels.sh
+	COCONUT_VMBENCH=1 $(GO) test -count=1 -v -timeout 15m -run 'TestVMBench$$' ./internal/vmtest/

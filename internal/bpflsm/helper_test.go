@@ -96,6 +96,57 @@ func runHelper(ops string) int {
 			err = unixConnect(f[1])
 		case "unixdgram": // unixdgram ADDR: sendto without connecting
 			err = unixSendto(f[1])
+		case "loop": // loop PATH N: N open+close, prints ns per op
+			n, _ := strconv.Atoi(f[2])
+			t0 := mono()
+			for i := 0; i < n; i++ {
+				if fd, e := unix.Open(f[1], unix.O_RDONLY|unix.O_CLOEXEC, 0); e == nil {
+					unix.Close(fd)
+				} else {
+					err = e
+				}
+			}
+			if err == nil {
+				fmt.Fprintf(w, "ns=%d\n", (mono()-t0)/int64(n))
+				w.Flush()
+				continue
+			}
+		case "race": // race PATH MS: hold PATH, then for MS ms pread the held fd and open+close PATH; stdin then gives the revoke's return time
+			fd, e := unix.Open(f[1], unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if e != nil {
+				err = e
+				break
+			}
+			ms, _ := strconv.Atoi(f[2])
+			fmt.Fprintln(w, "ok") // holding: the caller may revoke from now on
+			w.Flush()
+			var okRead, okOpen []int64
+			buf := make([]byte, 1)
+			iters := 0
+			for end := mono() + int64(ms)*1e6; mono() < end; iters++ {
+				t := mono()
+				if _, e := unix.Pread(fd, buf, 0); e == nil {
+					okRead = append(okRead, t)
+				}
+				t = mono()
+				if g, e := unix.Open(f[1], unix.O_RDONLY|unix.O_CLOEXEC, 0); e == nil {
+					unix.Close(g)
+					okOpen = append(okOpen, t)
+				}
+			}
+			l, _ := in.ReadString('\n')
+			tRet, _ := strconv.ParseInt(strings.TrimSpace(l), 10, 64)
+			after := func(ts []int64) (c int) {
+				for _, x := range ts {
+					if x > tRet {
+						c++
+					}
+				}
+				return
+			}
+			fmt.Fprintf(w, "iters=%d reads=%d opens=%d reads_after=%d opens_after=%d\n", iters, len(okRead), len(okOpen), after(okRead), after(okOpen))
+			w.Flush()
+			continue
 		case "bpf":
 			err = bpfMapCreate()
 		case "mount":
@@ -251,4 +302,11 @@ func unixSendto(a string) error {
 	}
 	defer unix.Close(fd)
 	return unix.Sendto(fd, []byte("x"), 0, unixAddr(a))
+}
+
+// mono is CLOCK_MONOTONIC in ns: the same clock in every process.
+func mono() int64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano()
 }

@@ -2,6 +2,8 @@ package vmtest
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -122,3 +124,78 @@ func isStatic(p string) bool {
 	}
 	return strings.Contains(string(out), "statically linked")
 }
+
+// TestVMBench is make vmbench: TestGuestBench in each guest, printed as a
+// table, and the JSON (per kernel, each with its headline) written to
+// $COCONUT_VMBENCH_JSON (default bin/vmbench.json).
+func TestVMBench(t *testing.T) {
+	if os.Getenv("COCONUT_VMBENCH") == "" {
+		t.Skip("boots qemu guests: run make vmbench (COCONUT_VMBENCH=1)")
+	}
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		t.Skip("no qemu-system-x86_64 (apt-get install qemu-system-x86)")
+	}
+	root, _ := filepath.Abs("../..")
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bpflsm.test")
+	build := exec.Command("go", "test", "-c", "-o", bin, "./internal/bpflsm")
+	build.Dir, build.Env = root, append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go test -c: %v\n%s", err, out)
+	}
+	img, err := Initramfs("/bin/busybox", []Workload{{Name: "bench", Path: bin, Args: []string{"-test.v", "-test.count=1", "-test.run", "^TestGuestBench$"}}},
+		[]string{"COCONUT_VMGUEST=1", "COCONUT_VMBENCH=1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	initrd := filepath.Join(dir, "initrd.cpio")
+	os.WriteFile(initrd, img, 0o644)
+	all := map[string]json.RawMessage{}
+	fmt.Printf("%-10s %-22s %10s %10s %10s %8s %8s\n", "kernel", "", "bpflsm÷none", "nonagent÷none", "ops_after", "fd_after", "")
+	for _, name := range Kernels {
+		kernel, err := Kernel(root, name)
+		if err != nil {
+			t.Skipf("kernel package %s cannot be had: %v", name, err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Second)
+		res, err := Boot(ctx, kernel, initrd, nil)
+		cancel()
+		if err != nil || res.RC["bench"] != 0 {
+			t.Fatalf("%s: %v\n%s", name, err, res.Output)
+		}
+		m := benchRE.FindStringSubmatch(res.Output)
+		if m == nil {
+			t.Fatalf("%s: no COCONUT-VMBENCH line:\n%s", name, res.Output)
+		}
+		var r struct {
+			Kernel   string
+			Headline struct {
+				Bpflsm   float64 `json:"bpflsm_open_ratio"`
+				Nonagent float64 `json:"nonagent_open_ratio"`
+				Ops      int     `json:"ops_after_revoke"`
+				FD       int     `json:"fd_reads_after_revoke"`
+			}
+		}
+		if err := json.Unmarshal([]byte(m[1]), &r); err != nil {
+			t.Fatal(err)
+		}
+		all[name] = json.RawMessage(m[1])
+		fmt.Printf("%-10s %-22s %10.3f %10.3f %10d %8d\n", name, r.Kernel, r.Headline.Bpflsm, r.Headline.Nonagent, r.Headline.Ops, r.Headline.FD)
+	}
+	// The top-level headline is bookworm's (the older kernel); every
+	// kernel's own is under kernels.
+	var first map[string]json.RawMessage
+	json.Unmarshal(all[Kernels[0]], &first)
+	b, _ := json.MarshalIndent(map[string]any{"headline": first["headline"], "kernels": all}, "", "  ")
+	out := os.Getenv("COCONUT_VMBENCH_JSON")
+	if out == "" {
+		out = filepath.Join(root, "bin", "vmbench.json")
+	}
+	os.MkdirAll(filepath.Dir(out), 0o755)
+	if err := os.WriteFile(out, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("JSON: %s\n%s\n", out, b)
+}
+
+var benchRE = regexp.MustCompile(`COCONUT-VMBENCH (\{.*\})`)
