@@ -151,7 +151,7 @@ func TestVMBench(t *testing.T) {
 	initrd := filepath.Join(dir, "initrd.cpio")
 	os.WriteFile(initrd, img, 0o644)
 	all := map[string]json.RawMessage{}
-	fmt.Printf("%-10s %-22s %10s %10s %10s %8s %8s\n", "kernel", "", "bpflsm÷none", "nonagent÷none", "ops_after", "fd_after", "")
+	fmt.Printf("%-10s %-22s %12s %14s %16s %21s\n", "kernel", "", "bpflsm/none", "nonagent/none", "ops_after_revoke", "fd_reads_after_revoke")
 	for _, name := range Kernels {
 		kernel, err := Kernel(root, name)
 		if err != nil {
@@ -180,7 +180,7 @@ func TestVMBench(t *testing.T) {
 			t.Fatal(err)
 		}
 		all[name] = json.RawMessage(m[1])
-		fmt.Printf("%-10s %-22s %10.3f %10.3f %10d %8d\n", name, r.Kernel, r.Headline.Bpflsm, r.Headline.Nonagent, r.Headline.Ops, r.Headline.FD)
+		fmt.Printf("%-10s %-22s %12.3f %14.3f %16d %21d\n", name, r.Kernel, r.Headline.Bpflsm, r.Headline.Nonagent, r.Headline.Ops, r.Headline.FD)
 	}
 	// The top-level headline is bookworm's (the older kernel); every
 	// kernel's own is under kernels.
