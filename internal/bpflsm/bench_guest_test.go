@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// TestGuestBench is make vmbench's workload (COCONUT_VMBENCH=1, inside the
+// TestBenchInGuest is make vmbench's workload (COCONUT_VMBENCH=1, inside the
 // VM): open+close of one file, as ns per op, for a process in a cgroup
 // that is no agent's with no programs loaded (the baseline), the same
 // with the programs loaded, and a bpf-lsm agent allowed the file; rounds
@@ -22,7 +22,7 @@ import (
 // started after Bind returned are counted (goal 0). It prints one
 // COCONUT-VMBENCH line of JSON. TCG times are not real times: only the
 // ratios mean something.
-func TestGuestBench(t *testing.T) {
+func TestBenchInGuest(t *testing.T) {
 	if os.Getenv("COCONUT_VMBENCH") == "" {
 		t.Skip("make vmbench's workload (COCONUT_VMBENCH=1)")
 	}

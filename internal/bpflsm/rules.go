@@ -25,7 +25,9 @@ var ErrInexpressible = errors.New("not expressible by the bpf-lsm rules")
 
 // Baseline is what every agent may use beside its bundle: path prefixes
 // (each the path itself and everything under it), as enforce's baseline.
-type Baseline struct{ Read, Write, Exec []string }
+// Programs are files the agent may exec (and read) beside its bundle: the
+// trampoline and the measured program a spawn execs.
+type Baseline struct{ Read, Write, Exec, Programs []string }
 
 // Policy is what the programs hold for one agent.
 type Policy struct {
@@ -90,6 +92,11 @@ func compileFiles(caps []capability.Cap, base Baseline) ([]Rule, error) {
 	}
 	for _, p := range base.Exec {
 		if err := addPrefix(acc, p, RightRead); err != nil {
+			return nil, err
+		}
+	}
+	for _, p := range base.Programs {
+		if err := put(acc, p+"\x00", RightExec|RightRead); err != nil {
 			return nil, err
 		}
 	}

@@ -85,3 +85,16 @@ func TestCompileRoot(t *testing.T) {
 		t.Fatalf("fs.read:/** rules %v", rules)
 	}
 }
+
+func TestCompilePrograms(t *testing.T) {
+	pol, err := Compile(nil, Baseline{Programs: []string{"/usr/libexec/coconut/coconut-trampoline"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := Decide(pol.Files, "/usr/libexec/coconut/coconut-trampoline"); got != RightExec|RightRead {
+		t.Fatalf("trampoline: rights %d", got)
+	}
+	if got := Decide(pol.Files, "/usr/libexec/coconut/other"); got != 0 {
+		t.Fatalf("a neighbour of the trampoline: rights %d", got)
+	}
+}

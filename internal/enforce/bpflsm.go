@@ -24,6 +24,7 @@ type BPFLSM struct {
 	net    *Portable
 	guard  *bpflsm.Guard
 	pinWhy string
+	self   string // the trampoline binary: its exec starts every agent
 	events chan Event
 
 	mu     sync.Mutex
@@ -57,7 +58,7 @@ func LoadBPFLSM(cfg Config) (*BPFLSM, error) {
 		p.Close()
 		return nil, fmt.Errorf("%w: bpf-lsm: %v", ErrUnavailable, err)
 	}
-	b := &BPFLSM{net: p, guard: g, pinWhy: pinWhy, events: make(chan Event, 4096), agents: map[uint64]uint64{}}
+	b := &BPFLSM{net: p, guard: g, pinWhy: pinWhy, self: cfg.Self, events: make(chan Event, 4096), agents: map[uint64]uint64{}}
 	go b.forward()
 	return b, nil
 }
@@ -80,8 +81,18 @@ func (b *BPFLSM) Rights() []string {
 // (file_permission): the agent need not be quarantined for them.
 func (b *BPFLSM) RevokesDescriptors() bool { return true }
 
-func lsmBaseline() bpflsm.Baseline {
-	return bpflsm.Baseline{Read: baseline.read, Write: baseline.write, Exec: baseline.exec}
+// lsmBaseline is the baseline plus the execs every spawn makes inside
+// the agent's cgroup: the trampoline and the agent's measured program.
+// (The portable supervisor is installed by the trampoline and allows the
+// measured files by identity; here they get path rules.)
+func (b *BPFLSM) lsmBaseline(a Agent) bpflsm.Baseline {
+	base := bpflsm.Baseline{Read: baseline.read, Write: baseline.write, Exec: baseline.exec}
+	for _, p := range append([]string{b.self}, a.Programs...) {
+		if p != "" {
+			base.Programs = append(base.Programs, p)
+		}
+	}
+	return base
 }
 
 func netOnly(caps []capability.Cap) []capability.Cap {
@@ -97,13 +108,13 @@ func netOnly(caps []capability.Cap) []capability.Cap {
 // Bind implements Enforcer. A bundle with an fs scope the programs cannot
 // express (a glob inside a component) is refused: never widened.
 func (b *BPFLSM) Bind(a Agent) (*launch.Floor, error) {
-	pol, err := bpflsm.Compile(a.Caps, lsmBaseline())
+	pol, err := bpflsm.Compile(a.Caps, b.lsmBaseline(a))
 	if err != nil {
 		return nil, fmt.Errorf("%w: bpf-lsm: agent %d: %v", ErrUnavailable, a.AID, err)
 	}
 	if a.Ceiling != nil {
 		// A later grant must compile too: refuse now, not at the grant.
-		if _, err := bpflsm.Compile(a.Ceiling, lsmBaseline()); err != nil {
+		if _, err := bpflsm.Compile(a.Ceiling, b.lsmBaseline(a)); err != nil {
 			return nil, fmt.Errorf("%w: bpf-lsm: agent %d's ceiling: %v", ErrUnavailable, a.AID, err)
 		}
 	}
@@ -132,7 +143,7 @@ func (b *BPFLSM) Bind(a Agent) (*launch.Floor, error) {
 // and the cgroup switches in one map update; open descriptors are decided
 // again on their next read or write.
 func (b *BPFLSM) Update(a Agent) error {
-	pol, err := bpflsm.Compile(a.Caps, lsmBaseline())
+	pol, err := bpflsm.Compile(a.Caps, b.lsmBaseline(a))
 	if err != nil {
 		return fmt.Errorf("bpf-lsm: agent %d: %w", a.AID, err)
 	}

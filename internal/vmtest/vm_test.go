@@ -125,7 +125,7 @@ func isStatic(p string) bool {
 	return strings.Contains(string(out), "statically linked")
 }
 
-// TestVMBench is make vmbench: TestGuestBench in each guest, printed as a
+// TestVMBench is make vmbench: TestBenchInGuest in each guest, printed as a
 // table, and the JSON (per kernel, each with its headline) written to
 // $COCONUT_VMBENCH_JSON (default bin/vmbench.json).
 func TestVMBench(t *testing.T) {
@@ -143,7 +143,7 @@ func TestVMBench(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go test -c: %v\n%s", err, out)
 	}
-	img, err := Initramfs("/bin/busybox", []Workload{{Name: "bench", Path: bin, Args: []string{"-test.v", "-test.count=1", "-test.run", "^TestGuestBench$"}}},
+	img, err := Initramfs("/bin/busybox", []Workload{{Name: "bench", Path: bin, Args: []string{"-test.v", "-test.count=1", "-test.run", "^TestBenchInGuest$"}}},
 		[]string{"COCONUT_VMGUEST=1", "COCONUT_VMBENCH=1"})
 	if err != nil {
 		t.Fatal(err)
