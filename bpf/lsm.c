@@ -23,6 +23,10 @@
  *                        needs an exec right.
  *   ptrace_access_check, ptrace_traceme, task_kill
  *                        only processes in the agent's own cgroup.
+ *   mmap_file, file_mprotect
+ *                        mapping a file as code (PROT_EXEC) needs exec, or
+ *                        the map-exec right of the baseline's libraries:
+ *                        dlopen/LD_PRELOAD of a merely readable file fails.
  *   bpf, sb_mount, move_mount
  *                        never.
  *   socket_connect, socket_sendmsg
@@ -81,6 +85,9 @@ struct file {
 struct linux_binprm {
 	struct file *file;
 };
+struct vm_area_struct {
+	struct file *vm_file;
+};
 struct msghdr {
 	void *msg_name;
 	int msg_namelen;
@@ -93,6 +100,7 @@ struct msghdr {
 #define MAY_READ 0x4
 #define MAY_APPEND 0x8
 #define ENAMETOOLONG 36
+#define PROT_EXEC 0x4
 
 /* counters[0]: the last deny number handed out, so also the deny count;
  * counters[1]: denies whose event could not be reserved in the ring buffer.
@@ -451,4 +459,61 @@ int BPF_PROG(cc_socket_sendmsg, struct socket *sock, struct msghdr *msg, int siz
 {
 	/* No address: a connected socket, checked at connect. */
 	return unix_addr(LSM_OP_SENDMSG_UNIX, msg->msg_name, msg->msg_namelen);
+}
+
+SEC("lsm/mmap_file")
+int BPF_PROG(cc_mmap_file, struct file *file, unsigned long reqprot, unsigned long prot)
+{
+	if (!file || !(prot & PROT_EXEC))
+		return 0;
+	__u64 cg = bpf_get_current_cgroup_id();
+	struct lsm_agent *a = bpf_map_lookup_elem(&agents, &cg);
+	if (!a)
+		return 0;
+	struct lsm_file *s = scratch_file();
+	if (!s)
+		return deny(cg, LSM_OP_MMAP_EXEC, LSM_WHY_MAP_FULL, LSM_X, 0, 0);
+	s->key.path[0] = 0;
+	int rights = lookup_path(s, &file->f_path, a->policy);
+	if (rights < 0)
+		return deny(cg, LSM_OP_MMAP_EXEC, -rights, LSM_X, s->key.path, 0);
+	if (s->key.path[0] != '/')
+		return 0; /* pathless, as in file_open */
+	if (!(rights & (LSM_X | LSM_M)))
+		return deny(cg, LSM_OP_MMAP_EXEC, LSM_WHY_NO_RULE, LSM_X, s->key.path, 0);
+	return 0;
+}
+
+/* mprotect to PROT_EXEC of a file mapping: not sleepable (no bpf_d_path),
+ * so the file's remembered open decides; a file the agent did not open by
+ * path (no entry) was mapped exec-checked or not at all by mmap_file. */
+SEC("lsm/file_mprotect")
+int BPF_PROG(cc_file_mprotect, struct vm_area_struct *vma, unsigned long reqprot, unsigned long prot)
+{
+	if (!(prot & PROT_EXEC))
+		return 0;
+	__u64 cg = bpf_get_current_cgroup_id();
+	struct lsm_agent *a = bpf_map_lookup_elem(&agents, &cg);
+	if (!a)
+		return 0;
+	struct file *file = vma->vm_file;
+	if (!file)
+		return 0; /* anonymous memory: JITs; not a file's code */
+	__u64 fk = (__u64)file;
+	struct lsm_file *f = bpf_map_lookup_elem(&files, &fk);
+	if (!f)
+		return 0;
+	__u32 rights = f->rights;
+	if (f->gen != a->gen || f->key.policy != a->policy) {
+		struct lsm_file *s = scratch_file();
+		if (!s)
+			return deny(cg, LSM_OP_MMAP_EXEC, LSM_WHY_MAP_FULL, LSM_X, 0, 0);
+		__builtin_memcpy(&s->key, &f->key, sizeof(s->key));
+		s->key.policy = a->policy;
+		__u32 *r = bpf_map_lookup_elem(&rules, &s->key);
+		rights = r ? *r : 0;
+	}
+	if (!(rights & (LSM_X | LSM_M)))
+		return deny(cg, LSM_OP_MMAP_EXEC, LSM_WHY_NO_RULE, LSM_X, f->key.path, 0);
+	return 0;
 }

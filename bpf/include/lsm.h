@@ -18,6 +18,9 @@
 #define LSM_R 1
 #define LSM_W 2
 #define LSM_X 4
+/* Map as code (mmap/mprotect with PROT_EXEC): implied by LSM_X; the
+ * baseline's system library directories and ELF interpreter have it alone. */
+#define LSM_M 8
 
 /* Which hook denied. */
 enum lsm_op {
@@ -31,6 +34,7 @@ enum lsm_op {
 	LSM_OP_MOUNT = 8,
 	LSM_OP_CONNECT_UNIX = 9, /* socket_connect to a Unix socket address */
 	LSM_OP_SENDMSG_UNIX = 10, /* socket_sendmsg with a Unix socket address */
+	LSM_OP_MMAP_EXEC = 11,    /* mmap_file / file_mprotect with PROT_EXEC */
 };
 
 /* sun_path's size. */

@@ -23,6 +23,8 @@ const (
 	// agent's allowlist (Path holds it, '@' for an abstract name).
 	OpConnectUnix = 9
 	OpSendmsgUnix = 10
+	// OpMmapExec: a file mapped as code without fs.exec.
+	OpMmapExec = 11
 
 	WhyNoRule      = 1
 	WhyPathTooLong = 2
@@ -45,7 +47,7 @@ type Event struct {
 }
 
 var opNames = map[uint16]string{OpOpen: "open", OpRead: "read", OpWrite: "write", OpExec: "exec", OpPtrace: "ptrace",
-	OpKill: "kill", OpBPF: "bpf", OpMount: "mount", OpConnectUnix: "connect", OpSendmsgUnix: "sendmsg"}
+	OpKill: "kill", OpBPF: "bpf", OpMount: "mount", OpConnectUnix: "connect", OpSendmsgUnix: "sendmsg", OpMmapExec: "mmap-exec"}
 
 var whyNames = map[uint16]string{WhyNoRule: "no rule", WhyPathTooLong: "path too long", WhyDPath: "path unreadable",
 	WhyMapFull: "decision map full", WhyOutside: "target outside the agent", WhyNever: "never allowed to agents"}
@@ -64,7 +66,7 @@ func (e Event) Cap() string {
 			return "fs.write"
 		}
 		return "fs.read"
-	case OpExec:
+	case OpExec, OpMmapExec:
 		return "fs.exec"
 	case OpPtrace:
 		return "proc.ptrace"

@@ -272,3 +272,32 @@ func TestGuestUnix(t *testing.T) {
 		}
 	}
 }
+
+// TestGuestMmapExec: mapping a file as code needs fs.exec (or the
+// baseline's libraries), at mmap and at mprotect: a merely readable file
+// cannot be dlopen'ed or LD_PRELOADed.
+func TestGuestMmapExec(t *testing.T) {
+	g := openGuard(t, "")
+	defer g.Close()
+	base := t.TempDir()
+	os.MkdirAll(base+"/ro", 0o755)
+	os.MkdirAll(base+"/x", 0o755)
+	page := make([]byte, 4096)
+	os.WriteFile(base+"/ro/lib.so", page, 0o644)
+	os.WriteFile(base+"/x/lib.so", page, 0o644)
+	self, _ := os.Executable()
+	agent, cg := mkCgroup(t, "mmap")
+	other, _ := mkCgroup(t, "mmap-other")
+	bindCaps(t, g, cg, "fs.exec:"+self, "fs.read:"+base+"/ro/**", "fs.exec:"+base+"/x/lib.so")
+	d0, _, _ := g.Counters()
+	got := run(t, agent, "mmapx "+base+"/ro/lib.so", "mmapx "+base+"/x/lib.so", "mprotectx "+base+"/ro/lib.so", "mprotectx "+base+"/x/lib.so")
+	expect(t, "agent", got, "errno=134", "ok", "errno=134", "ok")
+	expect(t, "non-agent", run(t, other, "mmapx "+base+"/ro/lib.so", "mprotectx "+base+"/ro/lib.so"), "ok", "ok")
+	evs := collect(t, g, 2)
+	checkSeqs(t, g, d0, evs)
+	for _, ev := range evs {
+		if ev.Op != OpMmapExec || ev.Path != base+"/ro/lib.so" || ev.Cap() != "fs.exec" {
+			t.Errorf("event %+v", ev)
+		}
+	}
+}

@@ -147,6 +147,10 @@ func runHelper(ops string) int {
 			fmt.Fprintf(w, "iters=%d reads=%d opens=%d reads_after=%d opens_after=%d\n", iters, len(okRead), len(okOpen), after(okRead), after(okOpen))
 			w.Flush()
 			continue
+		case "mmapx": // mmapx PATH: map the file as code
+			err = mapFile(f[1], false)
+		case "mprotectx": // mprotectx PATH: map it readable, then make it code
+			err = mapFile(f[1], true)
 		case "bpf":
 			err = bpfMapCreate()
 		case "mount":
@@ -309,4 +313,25 @@ func mono() int64 {
 	var ts unix.Timespec
 	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
 	return ts.Nano()
+}
+
+func mapFile(p string, later bool) error {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	prot := unix.PROT_READ | unix.PROT_EXEC
+	if later {
+		prot = unix.PROT_READ
+	}
+	b, err := unix.Mmap(fd, 0, 4096, prot, unix.MAP_PRIVATE)
+	if err != nil {
+		return err
+	}
+	defer unix.Munmap(b)
+	if later {
+		return unix.Mprotect(b, unix.PROT_READ|unix.PROT_EXEC)
+	}
+	return nil
 }

@@ -67,8 +67,10 @@ const (
 	lsmProgCcBpf            = "cc_bpf"
 	lsmProgCcBprmCheck      = "cc_bprm_check"
 	lsmProgCcFileFree       = "cc_file_free"
+	lsmProgCcFileMprotect   = "cc_file_mprotect"
 	lsmProgCcFileOpen       = "cc_file_open"
 	lsmProgCcFilePermission = "cc_file_permission"
+	lsmProgCcMmapFile       = "cc_mmap_file"
 	lsmProgCcMoveMount      = "cc_move_mount"
 	lsmProgCcPtraceAccess   = "cc_ptrace_access"
 	lsmProgCcPtraceTraceme  = "cc_ptrace_traceme"
@@ -127,8 +129,10 @@ type lsmProgramSpecs struct {
 	CcBpf            *ebpf.ProgramSpec `ebpf:"cc_bpf"`
 	CcBprmCheck      *ebpf.ProgramSpec `ebpf:"cc_bprm_check"`
 	CcFileFree       *ebpf.ProgramSpec `ebpf:"cc_file_free"`
+	CcFileMprotect   *ebpf.ProgramSpec `ebpf:"cc_file_mprotect"`
 	CcFileOpen       *ebpf.ProgramSpec `ebpf:"cc_file_open"`
 	CcFilePermission *ebpf.ProgramSpec `ebpf:"cc_file_permission"`
+	CcMmapFile       *ebpf.ProgramSpec `ebpf:"cc_mmap_file"`
 	CcMoveMount      *ebpf.ProgramSpec `ebpf:"cc_move_mount"`
 	CcPtraceAccess   *ebpf.ProgramSpec `ebpf:"cc_ptrace_access"`
 	CcPtraceTraceme  *ebpf.ProgramSpec `ebpf:"cc_ptrace_traceme"`
@@ -219,8 +223,10 @@ type lsmPrograms struct {
 	CcBpf            *ebpf.Program `ebpf:"cc_bpf"`
 	CcBprmCheck      *ebpf.Program `ebpf:"cc_bprm_check"`
 	CcFileFree       *ebpf.Program `ebpf:"cc_file_free"`
+	CcFileMprotect   *ebpf.Program `ebpf:"cc_file_mprotect"`
 	CcFileOpen       *ebpf.Program `ebpf:"cc_file_open"`
 	CcFilePermission *ebpf.Program `ebpf:"cc_file_permission"`
+	CcMmapFile       *ebpf.Program `ebpf:"cc_mmap_file"`
 	CcMoveMount      *ebpf.Program `ebpf:"cc_move_mount"`
 	CcPtraceAccess   *ebpf.Program `ebpf:"cc_ptrace_access"`
 	CcPtraceTraceme  *ebpf.Program `ebpf:"cc_ptrace_traceme"`
@@ -235,8 +241,10 @@ func (p *lsmPrograms) Close() error {
 		p.CcBpf,
 		p.CcBprmCheck,
 		p.CcFileFree,
+		p.CcFileMprotect,
 		p.CcFileOpen,
 		p.CcFilePermission,
+		p.CcMmapFile,
 		p.CcMoveMount,
 		p.CcPtraceAccess,
 		p.CcPtraceTraceme,

@@ -14,6 +14,9 @@ const (
 	RightRead  = 1
 	RightWrite = 2
 	RightExec  = 4
+	// RightMapExec: map the file as code (mmap/mprotect PROT_EXEC).
+	// RightExec implies it; the baseline's Libraries and Exec have it.
+	RightMapExec = 8
 )
 
 // PathMax is the most path bytes a rule key holds, NUL included.
@@ -27,7 +30,9 @@ var ErrInexpressible = errors.New("not expressible by the bpf-lsm rules")
 // (each the path itself and everything under it), as enforce's baseline.
 // Programs are files the agent may exec (and read) beside its bundle: the
 // trampoline and the measured program a spawn execs.
-type Baseline struct{ Read, Write, Exec, Programs []string }
+// Libraries are readable directories whose files may be mapped as code
+// (the system's shared libraries).
+type Baseline struct{ Read, Write, Exec, Programs, Libraries []string }
 
 // Policy is what the programs hold for one agent.
 type Policy struct {
@@ -91,12 +96,17 @@ func compileFiles(caps []capability.Cap, base Baseline) ([]Rule, error) {
 		}
 	}
 	for _, p := range base.Exec {
-		if err := addPrefix(acc, p, RightRead); err != nil {
+		if err := addPrefix(acc, p, RightRead|RightMapExec); err != nil {
+			return nil, err
+		}
+	}
+	for _, p := range base.Libraries {
+		if err := addPrefix(acc, p, RightRead|RightMapExec); err != nil {
 			return nil, err
 		}
 	}
 	for _, p := range base.Programs {
-		if err := put(acc, p+"\x00", RightExec|RightRead); err != nil {
+		if err := put(acc, p+"\x00", RightExec|RightRead|RightMapExec); err != nil {
 			return nil, err
 		}
 	}
@@ -111,7 +121,7 @@ func compileFiles(caps []capability.Cap, base Baseline) ([]Rule, error) {
 		case "write":
 			r = RightWrite
 		case "exec":
-			r = RightExec | RightRead
+			r = RightExec | RightRead | RightMapExec
 		default:
 			return nil, fmt.Errorf("%s: %w: unknown fs verb", c, ErrInexpressible)
 		}

@@ -24,7 +24,7 @@ func TestCompileMatchesPortablePolicy(t *testing.T) {
 		"/data/out/x/y":               RightRead | RightWrite,
 		"/data/outside":               RightRead, // byte prefix /data/out must not leak: rules end in '/'
 		"/datax":                      0,
-		"/usr/bin/python3":            RightRead | RightExec,
+		"/usr/bin/python3":            RightRead | RightExec | RightMapExec,
 		"/usr/bin/python3x":           0,
 		"/usr/bin":                    0,
 		"/etc/hostname":               RightRead,
@@ -32,7 +32,7 @@ func TestCompileMatchesPortablePolicy(t *testing.T) {
 		"/etc/passwd":                 0,
 		"/proc/1/status":              RightRead,
 		"/dev/null":                   RightWrite,
-		"/lib64/ld-linux-x86-64.so.2": RightRead, // the interpreter: read, not exec
+		"/lib64/ld-linux-x86-64.so.2": RightRead | RightMapExec, // the interpreter: read and map, not exec
 	} {
 		if got := Decide(rules, path); got != want {
 			t.Errorf("%s: rights %d, want %d", path, got, want)
@@ -91,7 +91,7 @@ func TestCompilePrograms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := Decide(pol.Files, "/usr/libexec/coconut/coconut-trampoline"); got != RightExec|RightRead {
+	if got := Decide(pol.Files, "/usr/libexec/coconut/coconut-trampoline"); got != RightExec|RightRead|RightMapExec {
 		t.Fatalf("trampoline: rights %d", got)
 	}
 	if got := Decide(pol.Files, "/usr/libexec/coconut/other"); got != 0 {

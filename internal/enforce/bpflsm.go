@@ -74,7 +74,7 @@ func (b *BPFLSM) Rights() []string {
 	r := append(launch.FloorRights(), "netguard.connect", "netguard.sendmsg", "netguard.bind", "netguard.sock_create")
 	return append(r, "lsm.file_open", "lsm.file_permission", "lsm.bprm_check_security", "lsm.ptrace_access_check",
 		"lsm.ptrace_traceme", "lsm.task_kill", "lsm.bpf", "lsm.sb_mount", "lsm.move_mount",
-		"lsm.socket_connect_unix", "lsm.socket_sendmsg_unix")
+		"lsm.socket_connect_unix", "lsm.socket_sendmsg_unix", "lsm.mmap_file_exec", "lsm.file_mprotect_exec")
 }
 
 // RevokesDescriptors reports that a revoke cuts descriptors already open
@@ -86,7 +86,8 @@ func (b *BPFLSM) RevokesDescriptors() bool { return true }
 // (The portable supervisor is installed by the trampoline and allows the
 // measured files by identity; here they get path rules.)
 func (b *BPFLSM) lsmBaseline(a Agent) bpflsm.Baseline {
-	base := bpflsm.Baseline{Read: baseline.read, Write: baseline.write, Exec: baseline.exec}
+	base := bpflsm.Baseline{Read: baseline.read, Write: baseline.write, Exec: baseline.exec,
+		Libraries: []string{"/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/lib32"}}
 	for _, p := range append([]string{b.self}, a.Programs...) {
 		if p != "" {
 			base.Programs = append(base.Programs, p)
