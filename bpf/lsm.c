@@ -27,8 +27,9 @@
  *                        mapping a file as code (PROT_EXEC) needs exec, or
  *                        the map-exec right of the baseline's libraries:
  *                        dlopen/LD_PRELOAD of a merely readable file fails.
- *   bpf, sb_mount, move_mount
- *                        never.
+ *   bpf, sb_mount, move_mount, userns_create
+ *                        never (a user namespace would give the agent
+ *                        capabilities over new namespaces of every kind).
  *   socket_connect, socket_sendmsg
  *                        a Unix socket address must be in the agent's
  *                        unix_rules (the network guard's allowlist: fd
@@ -387,6 +388,12 @@ SEC("lsm/sb_mount")
 int BPF_PROG(cc_sb_mount, const char *dev)
 {
 	return never(LSM_OP_MOUNT);
+}
+
+SEC("lsm/userns_create")
+int BPF_PROG(cc_userns_create, const void *cred)
+{
+	return never(LSM_OP_USERNS);
 }
 
 SEC("lsm/move_mount")

@@ -35,6 +35,7 @@ enum lsm_op {
 	LSM_OP_CONNECT_UNIX = 9, /* socket_connect to a Unix socket address */
 	LSM_OP_SENDMSG_UNIX = 10, /* socket_sendmsg with a Unix socket address */
 	LSM_OP_MMAP_EXEC = 11,    /* mmap_file / file_mprotect with PROT_EXEC */
+	LSM_OP_USERNS = 12,       /* userns_create: a new user namespace */
 };
 
 /* sun_path's size. */

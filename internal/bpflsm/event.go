@@ -25,6 +25,7 @@ const (
 	OpSendmsgUnix = 10
 	// OpMmapExec: a file mapped as code without fs.exec.
 	OpMmapExec = 11
+	OpUserns   = 12
 
 	WhyNoRule      = 1
 	WhyPathTooLong = 2
@@ -47,7 +48,7 @@ type Event struct {
 }
 
 var opNames = map[uint16]string{OpOpen: "open", OpRead: "read", OpWrite: "write", OpExec: "exec", OpPtrace: "ptrace",
-	OpKill: "kill", OpBPF: "bpf", OpMount: "mount", OpConnectUnix: "connect", OpSendmsgUnix: "sendmsg", OpMmapExec: "mmap-exec"}
+	OpKill: "kill", OpBPF: "bpf", OpMount: "mount", OpConnectUnix: "connect", OpSendmsgUnix: "sendmsg", OpMmapExec: "mmap-exec", OpUserns: "userns"}
 
 var whyNames = map[uint16]string{WhyNoRule: "no rule", WhyPathTooLong: "path too long", WhyDPath: "path unreadable",
 	WhyMapFull: "decision map full", WhyOutside: "target outside the agent", WhyNever: "never allowed to agents"}
@@ -76,6 +77,8 @@ func (e Event) Cap() string {
 		return "sys.bpf"
 	case OpMount:
 		return "sys.mount"
+	case OpUserns:
+		return "sys.namespace"
 	case OpConnectUnix, OpSendmsgUnix:
 		return "net.connect"
 	}
@@ -87,7 +90,7 @@ func (e Event) Object() string {
 	switch e.Op {
 	case OpPtrace, OpKill:
 		return fmt.Sprintf("%s pid %d", e.OpName(), e.TargetPID)
-	case OpBPF, OpMount:
+	case OpBPF, OpMount, OpUserns:
 		return e.OpName()
 	case OpConnectUnix, OpSendmsgUnix:
 		return "unix " + e.Path // as the network guard's rows

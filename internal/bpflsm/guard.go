@@ -65,7 +65,7 @@ func Open(pinDir string) (*Guard, error) {
 		"ptrace_traceme": g.objs.CcPtraceTraceme, "task_kill": g.objs.CcTaskKill, "bpf": g.objs.CcBpf,
 		"sb_mount": g.objs.CcSbMount, "move_mount": g.objs.CcMoveMount,
 		"socket_connect": g.objs.CcSocketConnect, "socket_sendmsg": g.objs.CcSocketSendmsg,
-		"mmap_file": g.objs.CcMmapFile, "file_mprotect": g.objs.CcFileMprotect,
+		"mmap_file": g.objs.CcMmapFile, "file_mprotect": g.objs.CcFileMprotect, "userns_create": g.objs.CcUsernsCreate,
 	}
 	for hook, p := range progs {
 		pin := ""

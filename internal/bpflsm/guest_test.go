@@ -301,3 +301,22 @@ func TestGuestMmapExec(t *testing.T) {
 		}
 	}
 }
+
+// TestGuestUserns: an agent cannot create a user namespace (busybox
+// unshare: single-threaded, as unshare(CLONE_NEWUSER) requires).
+func TestGuestUserns(t *testing.T) {
+	g := openGuard(t, "")
+	defer g.Close()
+	self, _ := os.Executable()
+	agent, cg := mkCgroup(t, "userns")
+	other, _ := mkCgroup(t, "userns-other")
+	bindCaps(t, g, cg, "fs.exec:"+self, "fs.exec:/bin/busybox")
+	d0, _, _ := g.Counters()
+	expect(t, "agent", run(t, agent, "exec /bin/busybox unshare -U /bin/busybox true"), "error exit status 1")
+	expect(t, "non-agent", run(t, other, "exec /bin/busybox unshare -U /bin/busybox true"), "ok")
+	ev := collect(t, g, 1)[0]
+	checkSeqs(t, g, d0, []Event{ev})
+	if ev.Op != OpUserns || ev.Cap() != "sys.namespace" {
+		t.Fatalf("event %+v", ev)
+	}
+}

@@ -78,6 +78,7 @@ const (
 	lsmProgCcSocketConnect  = "cc_socket_connect"
 	lsmProgCcSocketSendmsg  = "cc_socket_sendmsg"
 	lsmProgCcTaskKill       = "cc_task_kill"
+	lsmProgCcUsernsCreate   = "cc_userns_create"
 	lsmVarProbeCgroup       = "probe_cgroup"
 	lsmVarProbeHits         = "probe_hits"
 	lsmVarUnusedEvent       = "unused_event"
@@ -140,6 +141,7 @@ type lsmProgramSpecs struct {
 	CcSocketConnect  *ebpf.ProgramSpec `ebpf:"cc_socket_connect"`
 	CcSocketSendmsg  *ebpf.ProgramSpec `ebpf:"cc_socket_sendmsg"`
 	CcTaskKill       *ebpf.ProgramSpec `ebpf:"cc_task_kill"`
+	CcUsernsCreate   *ebpf.ProgramSpec `ebpf:"cc_userns_create"`
 }
 
 // lsmMapSpecs contains maps before they are loaded into the kernel.
@@ -234,6 +236,7 @@ type lsmPrograms struct {
 	CcSocketConnect  *ebpf.Program `ebpf:"cc_socket_connect"`
 	CcSocketSendmsg  *ebpf.Program `ebpf:"cc_socket_sendmsg"`
 	CcTaskKill       *ebpf.Program `ebpf:"cc_task_kill"`
+	CcUsernsCreate   *ebpf.Program `ebpf:"cc_userns_create"`
 }
 
 func (p *lsmPrograms) Close() error {
@@ -252,6 +255,7 @@ func (p *lsmPrograms) Close() error {
 		p.CcSocketConnect,
 		p.CcSocketSendmsg,
 		p.CcTaskKill,
+		p.CcUsernsCreate,
 	)
 }
 

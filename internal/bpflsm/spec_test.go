@@ -21,7 +21,8 @@ func TestSpecHasEveryHook(t *testing.T) {
 		"cc_ptrace_access": "lsm/ptrace_access_check", "cc_ptrace_traceme": "lsm/ptrace_traceme",
 		"cc_task_kill": "lsm/task_kill", "cc_bpf": "lsm/bpf", "cc_sb_mount": "lsm/sb_mount", "cc_move_mount": "lsm/move_mount",
 		"cc_socket_connect": "lsm/socket_connect", "cc_socket_sendmsg": "lsm/socket_sendmsg",
-		"cc_mmap_file": "lsm/mmap_file", "cc_file_mprotect": "lsm/file_mprotect"}
+		"cc_mmap_file": "lsm/mmap_file", "cc_file_mprotect": "lsm/file_mprotect",
+		"cc_userns_create": "lsm/userns_create"}
 	if len(spec.Programs) != len(hooks) {
 		t.Errorf("%d programs, want %d", len(spec.Programs), len(hooks))
 	}

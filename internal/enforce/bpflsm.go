@@ -74,7 +74,7 @@ func (b *BPFLSM) Rights() []string {
 	r := append(launch.FloorRights(), "netguard.connect", "netguard.sendmsg", "netguard.bind", "netguard.sock_create")
 	return append(r, "lsm.file_open", "lsm.file_permission", "lsm.bprm_check_security", "lsm.ptrace_access_check",
 		"lsm.ptrace_traceme", "lsm.task_kill", "lsm.bpf", "lsm.sb_mount", "lsm.move_mount",
-		"lsm.socket_connect_unix", "lsm.socket_sendmsg_unix", "lsm.mmap_file_exec", "lsm.file_mprotect_exec")
+		"lsm.socket_connect_unix", "lsm.socket_sendmsg_unix", "lsm.mmap_file_exec", "lsm.file_mprotect_exec", "lsm.userns_create")
 }
 
 // RevokesDescriptors reports that a revoke cuts descriptors already open
