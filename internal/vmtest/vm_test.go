@@ -65,7 +65,8 @@ func TestVM(t *testing.T) {
 			if err != nil {
 				t.Skipf("kernel package %s cannot be had: %v", name, err)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+			// TCG on a loaded 2-core host: a guest has taken up to 105 s.
+			ctx, cancel := context.WithTimeout(context.Background(), 240*time.Second)
 			defer cancel()
 			res, err := Boot(ctx, kernel, initrd, func(l string) {
 				if interesting(l) {
