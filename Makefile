@@ -3,7 +3,7 @@ PREFIX  ?= /usr/local
 GO      ?= go
 BIN     := bin
 
-.PHONY: build install uninstall demo test check generate clean deb test-slow
+.PHONY: build install uninstall demo test check generate clean deb test-slow vmtest vmbench
 
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/coconut ./cmd/coconutd ./cmd/coconut-tail ./cmd/coconut-trampoline ./cmd/dream-agent ./cmd/coconut-burn ./cmd/coconut-enforce-probe
@@ -75,3 +75,15 @@ deb:
 # mmdebstrap, coconut init --yes, the nosy reviewer's deny, remove, purge.
 test-slow: deb
 	./scripts/fresh-machine.sh coconut_$(DEB_VERSION)_amd64.deb
+
+# bpf-lsm backend inside qemu guests booting Debian's own kernels (bookworm
+# 6.1, trixie 6.12) with bpf in lsm=: this host refuses BPF LSM trampolines.
+vmtest:
+	bash scripts/vmtest-kernels.sh
+	COCONUT_VMTEST=1 $(GO) test -count=1 -v -timeout 10m -run 'TestVM$$' ./internal/vmtest/
+
+# open+close ratios and the revoke race inside the same guests; prints a
+# table and writes bin/vmbench.json (COCONUT_VMBENCH_JSON to move it).
+vmbench:
+	bash scripts/vmtest-kernels.sh
+	COCONUT_VMBENCH=1 $(GO) test -count=1 -v -timeout 15m -run 'TestVMBench$$' ./internal/vmtest/

@@ -203,6 +203,9 @@ func (m *Manager) openUnderRevoked(e *entry, removed []string) string {
 	m.mu.Lock()
 	aid, path, static := e.rec.AID, e.rec.CgroupPath, e.rec.Static
 	m.mu.Unlock()
+	if r, ok := m.cfg.Enforce.(interface{ RevokesDescriptors() bool }); ok && r.RevokesDescriptors() {
+		return "" // bpf-lsm: file_permission cuts descriptors already open
+	}
 	sup, ok := m.cfg.Enforce.(enforce.Supervisor)
 	if !ok || !sup.Supervised(aid) {
 		how := "is not mediated by the supervisor and"

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -48,7 +49,7 @@ func (m *Manager) bind(rec *record) (*launch.Floor, error) {
 	}
 	floor, err := m.cfg.Enforce.Bind(enforce.Agent{
 		AID: rec.AID, CgroupID: rec.CgroupID, Policy: rec.Workload + "/" + rec.Class, Caps: m.implicitCaps(caps), Ceiling: ceiling,
-		Audit: rec.Audit, Static: rec.Static,
+		Audit: rec.Audit, Static: rec.Static, Programs: programPaths(rec.Command),
 	})
 	if err != nil {
 		return nil, api.Errorf(api.ErrUnavailable, "enforcer: %v", err)
@@ -205,4 +206,18 @@ func (m *Manager) markDenied(e *entry, ev enforce.Event) {
 	if err := m.transition(context.Background(), e, state.CapabilityDenied, reason, nil); err != nil {
 		m.log.Warn("mark agent capability-denied", "aid", e.rec.AID, "err", err)
 	}
+}
+
+// programPaths is the real path of an agent's program (symlinks resolved,
+// as the kernel names the file it execs), for the bpf-lsm backend's exec
+// rule; none when it cannot be resolved.
+func programPaths(command []string) []string {
+	if len(command) == 0 || !filepath.IsAbs(command[0]) {
+		return nil
+	}
+	p, err := filepath.EvalSymlinks(command[0])
+	if err != nil {
+		return nil
+	}
+	return []string{p}
 }

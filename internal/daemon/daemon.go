@@ -332,7 +332,7 @@ func (d *Daemon) doctor() api.Doctor {
 		Counters: d.agents.Counters(),
 		StateDir: d.opts.StateDir, CgroupRoot: d.tree.Root, HostKeyID: sign.KeyID(hostPub),
 		ChainHead: seq, Agents: d.agents.Running(), PID: os.Getpid(),
-		Checks: append(kernelChecks(d.tree), enforcerChecks(d.enf)...),
+		Checks: append(append(kernelChecks(d.tree), enforcerChecks(d.enf)...), bpfLSMSelftestCheck(d.enforcer, d.why)),
 	}
 	d.brk.doctorInfo(&doc) // issue 6
 	d.headInfo(&doc)       // issue 13

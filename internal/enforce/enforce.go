@@ -31,6 +31,10 @@ type Agent struct {
 	// left to the floor, so the bundle's reads cannot be revoked (a
 	// revocation freezes the agent instead: Supervised is false).
 	Static bool
+	// Programs are the paths of the measured program (and script) the
+	// trampoline execs at spawn: the supervisor allows their exec by
+	// identity; the bpf-lsm backend gives them an exec rule.
+	Programs []string
 }
 
 // Event is one deny seen in the kernel.

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/coconut-os/coconut/internal/bpflsm"
 	"github.com/coconut-os/coconut/internal/capability"
 	"github.com/coconut-os/coconut/internal/launch"
 	"github.com/coconut-os/coconut/internal/netguard"
@@ -59,6 +60,9 @@ type Config struct {
 	// (unixfallback.go) runs as on a kernel before 6.7: a test and
 	// diagnostic switch (coconutd: COCONUT_UNIX_HOOKS=off).
 	NoUnixHooks bool
+	// unixByLSM: Unix socket addresses are checked by the bpf-lsm
+	// programs, so a guard without its Unix hooks needs no supervisor.
+	unixByLSM bool
 }
 
 // LoadPortable loads the network guard on coconut's cgroup subtree. Both
@@ -81,7 +85,7 @@ func LoadPortable(cfg Config) (*Portable, error) {
 	// Without the Unix socket hooks the guard loads its inet programs
 	// only, and the supervisor must check Unix addresses: only then is
 	// the fallback asked for.
-	gopts := netguard.Options{AllowNoUnixHooks: cfg.HolderSocket != "", NoUnixHooks: cfg.NoUnixHooks}
+	gopts := netguard.Options{AllowNoUnixHooks: cfg.HolderSocket != "" || cfg.unixByLSM, NoUnixHooks: cfg.NoUnixHooks}
 	if pinErr == nil {
 		if g, err = netguard.OpenOptions(cgroupRoot, pins, gopts); err != nil {
 			// Pins that exist but cannot be taken over still guard the
@@ -106,7 +110,7 @@ func LoadPortable(cfg Config) (*Portable, error) {
 			p.sup = nil
 		}
 	}
-	if err := p.requireUnixCheck(); err != nil {
+	if err := p.requireUnixCheck(cfg.unixByLSM); err != nil {
 		if p.sup != nil {
 			p.sup.close()
 		}
@@ -128,7 +132,8 @@ func Uninstall(cgroupRoot string) error {
 	if err != nil {
 		return err
 	}
-	return netguard.Uninstall(pins)
+	// The bpf-lsm backend's pins, beside the guard's.
+	return errors.Join(netguard.Uninstall(pins), bpflsm.Uninstall(bpflsm.PinDir(pins)))
 }
 
 // Supervising implements Supervisor.

@@ -1,0 +1,225 @@
+package bpflsm
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+)
+
+// Guard is the loaded bpf-lsm programs and their maps.
+type Guard struct {
+	objs   lsmObjects
+	links  []link.Link
+	pinDir string // "" when not pinned
+	rd     *ringbuf.Reader
+	events chan Event
+
+	mu      sync.Mutex
+	nextPol uint32
+	bound   map[uint64]bound // by cgroup id
+}
+
+type bound struct {
+	policy uint32
+	gen    uint32
+	pol    Policy
+}
+
+// Spec is the compiled object, for tests and probes.
+func Spec() (*ebpf.CollectionSpec, error) { return loadLsm() }
+
+// Open loads the programs and attaches every hook. With pinDir, the maps
+// are pinned there by name (an existing pin is reused: a restarted daemon
+// takes over the bindings, rules, counters and unread events) and so are
+// the links: a hook whose link pin exists keeps the program attached by
+// the previous daemon, so there is no moment without a check. Close keeps
+// the pins; Uninstall removes them.
+func Open(pinDir string) (*Guard, error) {
+	spec, err := loadLsm()
+	if err != nil {
+		return nil, fmt.Errorf("bpf-lsm object: %w", err)
+	}
+	opts := &ebpf.CollectionOptions{}
+	if pinDir != "" {
+		if err := os.MkdirAll(pinDir, 0o700); err != nil {
+			return nil, err
+		}
+		for _, name := range []string{"agents", "rules", "unix_rules", "files", "events", "counters"} {
+			spec.Maps[name].Pinning = ebpf.PinByName
+		}
+		opts.Maps.PinPath = pinDir
+	}
+	g := &Guard{pinDir: pinDir, events: make(chan Event, 4096), bound: map[uint64]bound{}}
+	if err := spec.LoadAndAssign(&g.objs, opts); err != nil {
+		return nil, fmt.Errorf("%w: load: %v", ErrRefused, trimHint(err))
+	}
+	progs := map[string]*ebpf.Program{
+		"file_open": g.objs.CcFileOpen, "file_permission": g.objs.CcFilePermission, "file_free_security": g.objs.CcFileFree,
+		"bprm_check_security": g.objs.CcBprmCheck, "ptrace_access_check": g.objs.CcPtraceAccess,
+		"ptrace_traceme": g.objs.CcPtraceTraceme, "task_kill": g.objs.CcTaskKill, "bpf": g.objs.CcBpf,
+		"sb_mount": g.objs.CcSbMount, "move_mount": g.objs.CcMoveMount,
+		"socket_connect": g.objs.CcSocketConnect, "socket_sendmsg": g.objs.CcSocketSendmsg,
+		"mmap_file": g.objs.CcMmapFile, "file_mprotect": g.objs.CcFileMprotect, "userns_create": g.objs.CcUsernsCreate,
+	}
+	for hook, p := range progs {
+		pin := ""
+		if pinDir != "" {
+			pin = filepath.Join(pinDir, "link_"+hook)
+			if l, err := link.LoadPinnedLink(pin, nil); err == nil {
+				g.links = append(g.links, l)
+				continue
+			}
+		}
+		l, err := link.AttachLSM(link.LSMOptions{Program: p})
+		if err != nil {
+			g.closeAll()
+			return nil, fmt.Errorf("%w: attach lsm/%s: %v", ErrRefused, hook, err)
+		}
+		if pin != "" {
+			if err := l.Pin(pin); err != nil {
+				l.Close()
+				g.closeAll()
+				return nil, fmt.Errorf("pin lsm/%s: %w", hook, err)
+			}
+		}
+		g.links = append(g.links, l)
+	}
+	// Policy ids of a previous daemon stay in use until their cgroups are
+	// bound again: start above them.
+	var cg uint64
+	var a lsmLsmAgent
+	it := g.objs.Agents.Iterate()
+	for it.Next(&cg, &a) {
+		g.nextPol = max(g.nextPol, a.Policy)
+	}
+	rd, err := ringbuf.NewReader(g.objs.Events)
+	if err != nil {
+		g.closeAll()
+		return nil, fmt.Errorf("bpf-lsm ring buffer: %w", err)
+	}
+	g.rd = rd
+	go g.read()
+	return g, nil
+}
+
+// PinDir is where Open pins, beside netguard's pins for the same subtree.
+func PinDir(netguardPins string) string { return netguardPins + "-lsm" }
+
+// Bind makes cgroupID an agent with rules, or moves a bound one to them:
+// the rules go in under a new policy id, then one update of the agents
+// map switches the cgroup over (no moment without rules), then the old
+// policy's rules are deleted. Open descriptors are decided again on their
+// next read or write.
+func (g *Guard) Bind(cgroupID uint64, p Policy) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old, had := g.bound[cgroupID]
+	g.nextPol++
+	pol := g.nextPol
+	if err := g.putRules(pol, p); err != nil {
+		g.deleteRules(pol, p)
+		return err
+	}
+	b := bound{policy: pol, gen: old.gen + 1, pol: p}
+	if err := g.objs.Agents.Put(cgroupID, lsmLsmAgent{Policy: pol, Gen: b.gen}); err != nil {
+		g.deleteRules(pol, p)
+		return fmt.Errorf("bind cgroup %d: %w", cgroupID, err)
+	}
+	g.bound[cgroupID] = b
+	if had {
+		g.deleteRules(old.policy, old.pol)
+	}
+	return nil
+}
+
+// Unbind forgets a cgroup (empty: its tasks are gone).
+func (g *Guard) Unbind(cgroupID uint64) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	b, ok := g.bound[cgroupID]
+	if err := g.objs.Agents.Delete(cgroupID); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return err
+	}
+	if ok {
+		delete(g.bound, cgroupID)
+		g.deleteRules(b.policy, b.pol)
+	}
+	return nil
+}
+
+func key(pol uint32, r Rule) lsmLsmKey {
+	k := lsmLsmKey{Prefixlen: uint32(32 + 8*len(r.Key)), Policy: pol}
+	for i := 0; i < len(r.Key); i++ {
+		k.Path[i] = int8(r.Key[i])
+	}
+	return k
+}
+
+func unixKey(pol uint32, addr string) lsmLsmUnixKey {
+	k := lsmLsmUnixKey{Policy: pol, Len: uint32(len(addr))}
+	copy(k.Path[:], addr)
+	return k
+}
+
+func (g *Guard) putRules(pol uint32, p Policy) error {
+	for _, r := range p.Files {
+		if err := g.objs.Rules.Put(key(pol, r), r.Rights); err != nil {
+			return fmt.Errorf("rule %q: %w", r.Key, err)
+		}
+	}
+	for _, a := range p.Unix {
+		if err := g.objs.UnixRules.Put(unixKey(pol, a), uint8(1)); err != nil {
+			return fmt.Errorf("unix rule %q: %w", a, err)
+		}
+	}
+	return nil
+}
+
+func (g *Guard) deleteRules(pol uint32, p Policy) {
+	for _, r := range p.Files {
+		k := key(pol, r)
+		g.objs.Rules.Delete(&k)
+	}
+	for _, a := range p.Unix {
+		k := unixKey(pol, a)
+		g.objs.UnixRules.Delete(&k)
+	}
+}
+
+// Counters returns the denies counted in the kernel and those among them
+// whose event the ring buffer could not take.
+func (g *Guard) Counters() (denies, ringbufFull uint64, err error) {
+	if err = g.objs.Counters.Lookup(uint32(0), &denies); err != nil {
+		return
+	}
+	err = g.objs.Counters.Lookup(uint32(1), &ringbufFull)
+	return
+}
+
+// Close stops reading events. Pinned links and maps stay (agents stay
+// enforced); unpinned links detach.
+func (g *Guard) Close() error {
+	if g.rd != nil {
+		g.rd.Close()
+	}
+	g.closeAll()
+	return nil
+}
+
+func (g *Guard) closeAll() {
+	for _, l := range g.links {
+		l.Close()
+	}
+	g.links = nil
+	g.objs.Close()
+}
+
+// Uninstall removes the pins of a guard (its programs detach once no
+// daemon holds them).
+func Uninstall(pinDir string) error { return os.RemoveAll(pinDir) }

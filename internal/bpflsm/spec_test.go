@@ -1,0 +1,84 @@
+package bpflsm
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/cilium/ebpf"
+)
+
+// TestSpecHasEveryHook: the committed object holds a program for every
+// hook Open attaches, each an LSM program, and the maps it pins.
+func TestSpecHasEveryHook(t *testing.T) {
+	spec, err := Spec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hooks := map[string]string{"cc_file_open": "lsm/file_open", "cc_file_permission": "lsm/file_permission",
+		"cc_file_free": "lsm/file_free_security", "cc_bprm_check": "lsm/bprm_check_security",
+		"cc_ptrace_access": "lsm/ptrace_access_check", "cc_ptrace_traceme": "lsm/ptrace_traceme",
+		"cc_task_kill": "lsm/task_kill", "cc_bpf": "lsm/bpf", "cc_sb_mount": "lsm/sb_mount", "cc_move_mount": "lsm/move_mount",
+		"cc_socket_connect": "lsm/socket_connect", "cc_socket_sendmsg": "lsm/socket_sendmsg",
+		"cc_mmap_file": "lsm/mmap_file", "cc_file_mprotect": "lsm/file_mprotect",
+		"cc_userns_create": "lsm/userns_create"}
+	if len(spec.Programs) != len(hooks) {
+		t.Errorf("%d programs, want %d", len(spec.Programs), len(hooks))
+	}
+	for name, sec := range hooks {
+		p := spec.Programs[name]
+		if p == nil {
+			t.Errorf("program %s missing", name)
+			continue
+		}
+		if p.Type != ebpf.LSM || p.SectionName != sec {
+			t.Errorf("%s: type %v section %s, want LSM %s", name, p.Type, p.SectionName, sec)
+		}
+	}
+	for name, typ := range map[string]ebpf.MapType{"agents": ebpf.Hash, "rules": ebpf.LPMTrie, "files": ebpf.Hash,
+		"events": ebpf.RingBuf, "counters": ebpf.Array, "scratch": ebpf.PerCPUArray, "unix_rules": ebpf.Hash} {
+		m := spec.Maps[name]
+		if m == nil || m.Type != typ {
+			t.Errorf("map %s: %v, want %v", name, m, typ)
+		}
+	}
+	if k := spec.Maps["rules"].KeySize; k != 260 {
+		t.Errorf("rule key %d bytes, the kernel's LPM maximum is 260", k)
+	}
+}
+
+// TestProbeRefusedHere: on a kernel that refuses BPF LSM trampolines (this
+// project's hosts) the selection probe says so, with the reason; where BPF
+// LSM works (the VM) it passes.
+func TestProbeRefusedHere(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	root, _ := mkCgroup(t, "probe")
+	err := Probe(root)
+	if os.Getenv(guestEnv) != "" {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if err == nil {
+		t.Log("BPF LSM works on this kernel: the probe passed")
+		return
+	}
+	if !errors.Is(err, ErrRefused) {
+		t.Fatalf("probe error does not wrap ErrRefused: %v", err)
+	}
+	if strings.Contains(err.Error(), "MEMLOCK") {
+		t.Errorf("the probe repeats cilium/ebpf's wrong MEMLOCK hint: %v", err)
+	}
+	t.Logf("probe: %v", err)
+	if err := Active(); err == nil || errors.Is(err, ErrNoLSMList) {
+		// bpf listed (or the list unreadable): the refusal must come from
+		// the kernel itself, the EPERM on load (kernel-notes.md).
+		if !strings.Contains(Probe(root).Error(), "operation not permitted") {
+			t.Errorf("the refusal does not name the EPERM on load: %v", err)
+		}
+	}
+}
