@@ -46,7 +46,7 @@ func (l *linker) add(f Frame) (Record, error) {
 		l.seq, l.head = want, f.Head
 		return Record{}, nil
 	}
-	r, err := DecodeRecord(f.Payload)
+	r, err := DecodeRecord(f.Payload) // the canonical-form check
 	if err != nil {
 		return Record{}, &SeqError{Seq: want, Err: err}
 	}
@@ -57,7 +57,6 @@ func (l *linker) add(f Frame) (Record, error) {
 	if head != f.Head {
 		return Record{}, &SeqError{Seq: want, Err: ErrHashMismatch}
 	}
-	r.Hash = hexHead(head)
 	l.seq, l.head = want, head
 	if l.sink != nil {
 		l.sink.Record(want, f.Payload, head)
