@@ -181,10 +181,10 @@ func benchAudit(ctx context.Context, g *globals, f benchAuditFlags) error {
 		evs[i], p99s[i], p50s[i] = r.perSec, r.p99, r.p50
 	}
 	head := map[string]float64{
-		"events_per_s":    round(baMedian(evs)),
-		"p99_ack_ms":      baRound3(baMedian(p99s)),
-		"lost":            float64(lost),
-		"fsync_per_s":     round(fsyncs),
+		"events_per_s":          round(baMedian(evs)),
+		"p99_ack_ms":            baRound3(baMedian(p99s)),
+		"lost":                  float64(lost),
+		"fsync_per_s":           round(fsyncs),
 		"verify_mb_per_s":       round(baMedian(vMBs)),
 		"verify_1core_mb_per_s": round(baMedian(v1MBs)),
 		"incremental_verify_ms": baRound3(baMedian(incMs)),
@@ -196,7 +196,7 @@ func benchAudit(ctx context.Context, g *globals, f benchAuditFlags) error {
 		"verify_records_per_s": baMinMed(vRecS), "verify_mb_per_s": baMinMed(vMBs), "blake3_mb_per_s": baMinMed(b3),
 		"verify_1core_mb_per_s": baMinMed(v1MBs), "blake3_records_mb_per_s": baMinMed(b3rec), "verify_cores": cores,
 		"verify_vs_blake3_records_x_cores": baRound3(baMedian(vMBs) / (baMedian(b3rec) * float64(cores))),
-		"incremental_verify_ms": baMinMed(incMs), "incremental_new_rows": newRows, "verify_chain_bytes": size,
+		"incremental_verify_ms":            baMinMed(incMs), "incremental_new_rows": newRows, "verify_chain_bytes": size,
 		"query_rows": f.rows, "query_build_s": round(build), "query_index_rebuild_s": baRound3(rebuild),
 		"query_aid_page_ms":      map[string]float64{"p50": baRound3(q50), "p99": baRound3(q99)},
 		"query_aid_full_scan_ms": map[string]float64{"p50": baRound3(qFull50), "p99": baRound3(qFull99)},
