@@ -27,6 +27,8 @@ type linker struct {
 	skipHead [HeadSize]byte
 }
 
+// add checks f continues the chain and returns its record (Hash left
+// unset: formatting it per record costs the verifier).
 func (l *linker) add(f Frame) (Record, error) {
 	want := l.seq + 1
 	got, ok := peekSeq(f.Payload)

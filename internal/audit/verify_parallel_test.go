@@ -208,3 +208,4 @@ func (h headAt) Record(seq uint64, _ []byte, head [HeadSize]byte) {
 		*h.out = head
 	}
 }
+
