@@ -208,4 +208,3 @@ func (h headAt) Record(seq uint64, _ []byte, head [HeadSize]byte) {
 		*h.out = head
 	}
 }
-
