@@ -27,37 +27,35 @@ type linker struct {
 	skipHead [HeadSize]byte
 }
 
-// add checks f continues the chain and returns its record (Hash left
-// unset: formatting it per record costs the verifier).
-func (l *linker) add(f Frame) (Record, error) {
+// add checks f continues the chain: seq, canonical form, head.
+func (l *linker) add(f Frame) error {
 	want := l.seq + 1
 	got, ok := peekSeq(f.Payload)
 	if !ok {
-		return Record{}, &SeqError{Seq: want, Err: ErrNonCanonical}
+		return &SeqError{Seq: want, Err: ErrNonCanonical}
 	}
 	switch {
 	case got > want:
-		return Record{}, &SeqError{Seq: want, Err: fmt.Errorf("%w (seq %d followed by %d)", ErrSeqMissing, l.seq, got)}
+		return &SeqError{Seq: want, Err: fmt.Errorf("%w (seq %d followed by %d)", ErrSeqMissing, l.seq, got)}
 	case got < want:
-		return Record{}, &SeqError{Seq: want, Err: fmt.Errorf("%w (seq %d followed by %d)", ErrSeqOrder, l.seq, got)}
+		return &SeqError{Seq: want, Err: fmt.Errorf("%w (seq %d followed by %d)", ErrSeqOrder, l.seq, got)}
 	}
 	if want <= l.skipTo {
 		if want == l.skipTo && f.Head != l.skipHead {
-			return Record{}, &SeqError{Seq: want, Err: fmt.Errorf("%w: the head at seq %d is not the one recorded when it was last verified: the records up to it were rewritten", ErrHashMismatch, want)}
+			return &SeqError{Seq: want, Err: fmt.Errorf("%w: the head at seq %d is not the one recorded when it was last verified: the records up to it were rewritten", ErrHashMismatch, want)}
 		}
 		l.seq, l.head = want, f.Head
-		return Record{}, nil
+		return nil
 	}
-	r, err := DecodeRecord(f.Payload) // the canonical-form check
-	if err != nil {
-		return Record{}, &SeqError{Seq: want, Err: err}
+	if err := checkCanonical(f.Payload); err != nil {
+		return &SeqError{Seq: want, Err: err}
 	}
 	if l.h == nil {
 		l.h = blake3.New()
 	}
 	head := nextHead(l.h, l.head, f.Payload)
 	if head != f.Head {
-		return Record{}, &SeqError{Seq: want, Err: ErrHashMismatch}
+		return &SeqError{Seq: want, Err: ErrHashMismatch}
 	}
 	l.seq, l.head = want, head
 	if l.sink != nil {
@@ -67,12 +65,12 @@ func (l *linker) add(f Frame) (Record, error) {
 		if err := l.visit(want, f.Payload); err != nil {
 			var se *SeqError
 			if errors.As(err, &se) {
-				return Record{}, err
+				return err
 			}
-			return Record{}, &SeqError{Seq: want, Err: err}
+			return &SeqError{Seq: want, Err: err}
 		}
 	}
-	return r, nil
+	return nil
 }
 
 // segCheck is the outcome of checking one segment. good is the size of the
@@ -130,7 +128,7 @@ func checkSegment(dir string, s segInfo, l *linker, trustHeader bool) (segCheck,
 			}
 			return res, &SeqError{Seq: l.seq + 1, Err: fmt.Errorf("segment %s: %w", s.name, err)}
 		}
-		if _, err := l.add(fr); err != nil {
+		if err := l.add(fr); err != nil {
 			return res, err
 		}
 		res.records++
