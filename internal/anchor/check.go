@@ -38,6 +38,15 @@ func (c *Checker) Visit(seq uint64, root func() [32]byte) error {
 	return nil
 }
 
+// skipTo counts the entries up to size as matched: an incremental verify
+// trusts what the run it continues checked.
+func (c *Checker) skipTo(size uint64) {
+	for c.next < len(c.entries) && c.entries[c.next].Size <= size {
+		c.matched = c.entries[c.next].Size
+		c.next++
+	}
+}
+
 // Done reports anchored sizes the chain no longer reaches.
 func (c *Checker) Done(records uint64) error {
 	if c.next < len(c.entries) {

@@ -17,44 +17,60 @@ type linker struct {
 	seq   uint64
 	head  [HeadSize]byte
 	visit func(seq uint64, payload []byte) error // optional, after each good record
+	sink  SegmentSink                            // optional, after each good record (parallel verify)
 	h     *blake3.Hasher                         // reused: one per record costs an allocation
+
+	// skipTo, when set, is a seq already verified (incremental verify):
+	// records up to it are checked for framing and seq only, and the
+	// frame at skipTo must carry skipHead, the head recorded then.
+	skipTo   uint64
+	skipHead [HeadSize]byte
 }
 
-func (l *linker) add(f Frame) (Record, error) {
+// add checks f continues the chain: seq, canonical form, head.
+func (l *linker) add(f Frame) error {
 	want := l.seq + 1
 	got, ok := peekSeq(f.Payload)
 	if !ok {
-		return Record{}, &SeqError{Seq: want, Err: ErrNonCanonical}
+		return &SeqError{Seq: want, Err: ErrNonCanonical}
 	}
 	switch {
 	case got > want:
-		return Record{}, &SeqError{Seq: want, Err: fmt.Errorf("%w (seq %d followed by %d)", ErrSeqMissing, l.seq, got)}
+		return &SeqError{Seq: want, Err: fmt.Errorf("%w (seq %d followed by %d)", ErrSeqMissing, l.seq, got)}
 	case got < want:
-		return Record{}, &SeqError{Seq: want, Err: fmt.Errorf("%w (seq %d followed by %d)", ErrSeqOrder, l.seq, got)}
+		return &SeqError{Seq: want, Err: fmt.Errorf("%w (seq %d followed by %d)", ErrSeqOrder, l.seq, got)}
 	}
-	r, err := DecodeRecord(f.Payload)
-	if err != nil {
-		return Record{}, &SeqError{Seq: want, Err: err}
+	if want <= l.skipTo {
+		if want == l.skipTo && f.Head != l.skipHead {
+			return &SeqError{Seq: want, Err: fmt.Errorf("%w: the head at seq %d is not the one recorded when it was last verified: the records up to it were rewritten", ErrHashMismatch, want)}
+		}
+		l.seq, l.head = want, f.Head
+		return nil
+	}
+	if err := checkCanonical(f.Payload); err != nil {
+		return &SeqError{Seq: want, Err: err}
 	}
 	if l.h == nil {
 		l.h = blake3.New()
 	}
 	head := nextHead(l.h, l.head, f.Payload)
 	if head != f.Head {
-		return Record{}, &SeqError{Seq: want, Err: ErrHashMismatch}
+		return &SeqError{Seq: want, Err: ErrHashMismatch}
 	}
-	r.Hash = hexHead(head)
 	l.seq, l.head = want, head
+	if l.sink != nil {
+		l.sink.Record(want, f.Payload, head)
+	}
 	if l.visit != nil {
 		if err := l.visit(want, f.Payload); err != nil {
 			var se *SeqError
 			if errors.As(err, &se) {
-				return Record{}, err
+				return err
 			}
-			return Record{}, &SeqError{Seq: want, Err: err}
+			return &SeqError{Seq: want, Err: err}
 		}
 	}
-	return r, nil
+	return nil
 }
 
 // segCheck is the outcome of checking one segment. good is the size of the
@@ -65,6 +81,7 @@ type segCheck struct {
 	size    int64
 	torn    bool
 	records uint64
+	hdr     SegmentHeader // once read and matching the name
 }
 
 // checkSegment verifies one segment and advances l. With trustHeader the
@@ -89,6 +106,7 @@ func checkSegment(dir string, s segInfo, l *linker, trustHeader bool) (segCheck,
 	if h.FirstSeq != s.first {
 		return res, &SeqError{Seq: s.first, Err: fmt.Errorf("segment %s: %w: first seq %d", s.name, ErrBadHeader, h.FirstSeq)}
 	}
+	res.hdr = h
 	if trustHeader {
 		l.seq, l.head = h.FirstSeq-1, h.PrevHead
 	} else {
@@ -110,7 +128,7 @@ func checkSegment(dir string, s segInfo, l *linker, trustHeader bool) (segCheck,
 			}
 			return res, &SeqError{Seq: l.seq + 1, Err: fmt.Errorf("segment %s: %w", s.name, err)}
 		}
-		if _, err := l.add(fr); err != nil {
+		if err := l.add(fr); err != nil {
 			return res, err
 		}
 		res.records++

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // The decoder reads the fields in the one canonical order and layout and
@@ -21,6 +22,9 @@ type decoder struct {
 	b   []byte
 	off int
 	err error
+	// view: strings without escapes alias b instead of being copied
+	// (checkCanonical, whose record dies with the payload it reads).
+	view bool
 }
 
 func (d *decoder) fail(what string) {
@@ -99,7 +103,12 @@ func (d *decoder) str() string {
 	for d.off < len(d.b) {
 		c := d.b[d.off]
 		if c == '"' {
-			s := string(d.b[start:d.off])
+			var s string
+			if d.view {
+				s = unsafe.String(unsafe.SliceData(d.b[start:d.off]), d.off-start)
+			} else {
+				s = string(d.b[start:d.off])
+			}
 			d.off++
 			return s
 		}
@@ -198,8 +207,26 @@ func parseTime(s string) (time.Time, error) {
 }
 
 // parseRecord reads the canonical field sequence of payload.
-func parseRecord(payload []byte) (Record, error) {
-	d := &decoder{b: payload}
+func parseRecord(payload []byte) (Record, error) { return parseRecordView(payload, false) }
+
+// checkCanonical is DecodeRecord's check without keeping the record: its
+// strings alias payload, so nothing but the detail map is allocated.
+func checkCanonical(payload []byte) error {
+	r, err := parseRecordView(payload, true)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrNonCanonical, err)
+	}
+	if err := validate(&r); err != nil {
+		return fmt.Errorf("%w: %v", ErrNonCanonical, err)
+	}
+	if !canonicalAgain(&r, payload) {
+		return ErrNonCanonical
+	}
+	return nil
+}
+
+func parseRecordView(payload []byte, view bool) (Record, error) {
+	d := &decoder{b: payload, view: view}
 	var r Record
 	d.lit(`{"seq":`)
 	r.Seq = d.uint()

@@ -18,8 +18,9 @@ type VerifyReport struct {
 // Verify re-reads every segment of dir and checks segment names and
 // headers, framing, CRCs, contiguous seqs and the chain of heads. It only
 // reads, takes no lock, and works on a copy of the directory with the daemon
-// stopped. A torn tail is an error here; Open is what cuts it.
-func Verify(dir string) (VerifyReport, error) { return VerifyFunc(dir, nil) }
+// stopped. A torn tail is an error here; Open is what cuts it. Segments
+// are checked in parallel on every core (VerifyParallel).
+func Verify(dir string) (VerifyReport, error) { return VerifyParallel(dir, ParallelOptions{}) }
 
 // VerifyFunc is Verify that also hands each good record's seq and
 // canonical bytes, in order, to visit (nil: none), so a second check (the

@@ -2,8 +2,14 @@ package checkpoint
 
 import (
 	"crypto/ed25519"
+	"encoding/hex"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"sort"
+
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/proof"
 
 	"github.com/coconut-os/coconut/internal/audit"
 )
@@ -40,54 +46,161 @@ func ReadCheckpoints(chainDir string, pub ed25519.PublicKey) ([]Checkpoint, [][]
 	return cps, notes, nil
 }
 
-// VerifyChain verifies a chain directory offline in one pass: the BLAKE3
-// chain (audit.VerifyFunc) and every stored checkpoint, whose root must be
-// the Merkle root of the chain at its size; that also proves each
-// checkpoint consistent with the one before. extra, if set, is called with
-// the tree root after every record (for anchor checks). A mismatch names
-// the first seq after the last checkpoint that still matched.
-func VerifyChain(chainDir string, pub ed25519.PublicKey, extra func(seq uint64, root func() [HashSize]byte) error) (audit.VerifyReport, Report, error) {
+// Marks asks VerifyChain for the tree root at sizes besides the
+// checkpoints' (the anchors'): Visit is called, in order, with the root
+// at each of Sizes the chain reaches.
+type Marks struct {
+	Sizes []uint64
+	Visit func(size uint64, root [HashSize]byte) error
+}
+
+// VerifyChain verifies a chain directory offline: the BLAKE3 chain
+// (audit.VerifyParallel, segments on every core) and every stored
+// checkpoint, whose root must be the Merkle root of the chain at its size;
+// that also proves each checkpoint consistent with the one before. extra,
+// if set, gets the root at its sizes (anchor checks). A mismatch names the
+// first seq after the last checkpoint that still matched.
+func VerifyChain(chainDir string, pub ed25519.PublicKey, extra *Marks) (audit.VerifyReport, Report, error) {
+	vr, rep, _, err := VerifyChainWith(chainDir, pub, VerifyOptions{Extra: extra})
+	return vr, rep, err
+}
+
+// VerifyOptions configures VerifyChainWith.
+type VerifyOptions struct {
+	Workers int    // segments verified at once (0: every core)
+	Extra   *Marks // optional
+	// Since, if set, is the checkpoint verified by an earlier run: only
+	// the records after it are verified, from its head and compact range,
+	// and every later checkpoint must be consistent with it (an RFC 6962
+	// consistency proof, checked with transparency-dev/merkle).
+	Since *Verified
+}
+
+// VerifyChainWith is VerifyChain with options. It also returns the latest
+// checkpoint now verified (nil when the chain has none), to pass as Since
+// next time.
+func VerifyChainWith(chainDir string, pub ed25519.PublicKey, o VerifyOptions) (audit.VerifyReport, Report, *Verified, error) {
 	cps, notes, err := ReadCheckpoints(chainDir, pub)
 	if err != nil {
-		return audit.VerifyReport{FirstBad: 1, Reason: err.Error()}, Report{}, err
+		return audit.VerifyReport{FirstBad: 1, Reason: err.Error()}, Report{}, nil, err
 	}
 	rep := Report{Checkpoints: len(cps)}
 	if len(cps) > 0 {
 		rep.Latest, rep.Note = cps[len(cps)-1], notes[len(notes)-1]
 	}
-	rng := newRange()
-	next, matched := 0, uint64(0)
-	vr, err := audit.VerifyFunc(chainDir, func(seq uint64, payload []byte) error {
-		if err := rng.append(LeafHash(payload)); err != nil {
-			return err
+	since := o.Since
+	var after uint64
+	var afterHead [audit.HeadSize]byte
+	g := factory.NewEmptyRange(0)
+	if since != nil {
+		if g, afterHead, err = since.restore(); err != nil {
+			return audit.VerifyReport{FirstBad: 1, Reason: err.Error()}, rep, nil, err
 		}
-		var root *[HashSize]byte
-		rootOf := func() [HashSize]byte {
-			if root == nil {
-				r := rng.root()
-				root = &r
-			}
-			return *root
+		after = since.Size
+		if rep.Latest.Size < after {
+			err := fmt.Errorf("%w: the latest checkpoint covers %d records, %d were verified before: checkpoints dropped", ErrBadLog, rep.Latest.Size, after)
+			return audit.VerifyReport{FirstBad: rep.Latest.Size + 1, Reason: err.Error()}, rep, nil, err
 		}
-		if next < len(cps) && cps[next].Size == seq {
-			if rootOf() != cps[next].Root {
-				return &audit.SeqError{Seq: matched + 1, Err: fmt.Errorf("%w: records %d..%d do not hash to the root signed in checkpoint %d (size %d)", ErrMismatch, matched+1, seq, next+1, seq)}
+	}
+	// The sizes at which a root is wanted, and the checkpoints among them.
+	var marks []uint64
+	next := sort.Search(len(cps), func(i int) bool { return cps[i].Size > after })
+	for _, cp := range cps[next:] {
+		marks = append(marks, cp.Size)
+	}
+	if o.Extra != nil {
+		for _, s := range o.Extra.Sizes {
+			if s > after {
+				marks = append(marks, s)
 			}
-			matched = seq
+		}
+	}
+	sort.Slice(marks, func(i, j int) bool { return marks[i] < marks[j] })
+	marks = slices.Compact(marks)
+	var extraSizes []uint64
+	if o.Extra != nil {
+		extraSizes = o.Extra.Sizes
+	}
+
+	// Incremental: the nodes of the consistency proof from the verified
+	// size to the latest checkpoint that lie after it (the ones before are
+	// in the recorded compact range).
+	var cons proof.Nodes
+	want := map[compact.NodeID]bool{}
+	if since != nil && rep.Latest.Size > after {
+		if cons, err = proof.Consistency(after, rep.Latest.Size); err != nil {
+			return audit.VerifyReport{FirstBad: 1, Reason: err.Error()}, rep, nil, err
+		}
+		for _, id := range cons.IDs {
+			if b, _ := id.Coverage(); b >= after {
+				want[id] = true
+			}
+		}
+	}
+
+	matched := after
+	var latest *Verified
+	var mismatch *audit.SeqError // incremental: reported after the consistency check
+	ei := 0
+	j := &merkleJoin{g: g, got: map[compact.NodeID][]byte{}, want: want}
+	j.onMark = func(size uint64, root [HashSize]byte, rng [][]byte, head [audit.HeadSize]byte) error {
+		if next < len(cps) && cps[next].Size == size {
+			if root != cps[next].Root {
+				err := &audit.SeqError{Seq: matched + 1, Err: fmt.Errorf("%w: records %d..%d do not hash to the root signed in checkpoint %d (size %d)", ErrMismatch, matched+1, size, next+1, size)}
+				if since == nil {
+					return err
+				}
+				if mismatch == nil {
+					mismatch = err
+				}
+			} else if mismatch == nil {
+				matched = size
+			}
+			if next == len(cps)-1 {
+				latest = &Verified{Size: size, Root: root[:], Head: hex.EncodeToString(head[:]), Range: rng}
+			}
 			next++
 		}
-		if extra != nil {
-			return extra(seq, rootOf)
+		for ; ei < len(extraSizes) && extraSizes[ei] <= size; ei++ {
+			if extraSizes[ei] == size {
+				if err := o.Extra.Visit(size, root); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
+	}
+	vr, err := audit.VerifyParallel(chainDir, audit.ParallelOptions{
+		Workers: o.Workers, After: after, AfterHead: afterHead,
+		NewSink: func(before uint64) audit.SegmentSink { return newMerkleSink(before, marks, want) },
+		Join:    j.join,
 	})
 	if err != nil {
-		return vr, rep, err
+		return vr, rep, nil, err
+	}
+	if since != nil && rep.Latest.Size > after {
+		if err := since.consistent(cons, j.got, rep.Latest); err != nil {
+			seq := after + 1
+			if mismatch != nil {
+				seq = mismatch.Seq
+				err = fmt.Errorf("%w; %v", err, mismatch.Err)
+			}
+			se := &audit.SeqError{Seq: seq, Err: err}
+			vr.FirstBad, vr.Reason = se.Seq, se.Error()
+			return vr, rep, nil, se
+		}
+	}
+	if mismatch != nil {
+		vr.FirstBad, vr.Reason = mismatch.Seq, mismatch.Error()
+		return vr, rep, nil, mismatch
 	}
 	if next < len(cps) {
 		err := &audit.SeqError{Seq: vr.Records + 1, Err: fmt.Errorf("%w: checkpoint %d signs %d records, the chain holds %d: rows dropped or truncated", audit.ErrSeqMissing, next+1, cps[next].Size, vr.Records)}
 		vr.FirstBad, vr.Reason = err.Seq, err.Error()
-		return vr, rep, err
+		return vr, rep, nil, err
 	}
-	return vr, rep, nil
+	if latest == nil && since != nil {
+		latest = since // nothing new signed since
+	}
+	return vr, rep, latest, nil
 }

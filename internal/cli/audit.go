@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -163,8 +164,9 @@ func auditQuery(g *globals) *cobra.Command {
 func auditVerify(g *globals) *cobra.Command {
 	var proof, pubFile string
 	var av anchorFlags
+	var incremental bool
 	cmd := &cobra.Command{
-		Use: "verify [--state-dir DIR] [--proof FILE] [--pub FILE] [--seal-key SEED] [--tpm-socket PATH]", Short: "Verify the whole chain and its checkpoints offline, or one proof (works with the daemon stopped)", Args: exactArgs(0),
+		Use: "verify [--state-dir DIR] [--incremental] [--proof FILE] [--pub FILE] [--seal-key SEED] [--tpm-socket PATH]", Short: "Verify the whole chain and its checkpoints offline, or one proof (works with the daemon stopped)", Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if pubFile == "" {
 				pubFile = daemon.HostPubPath(g.state())
@@ -176,9 +178,10 @@ func auditVerify(g *globals) *cobra.Command {
 			if proof != "" {
 				return verifyProofFile(g, proof, pub)
 			}
-			return verifyChain(g, pub, &av)
+			return verifyChain(g, pub, &av, incremental)
 		},
 	}
+	cmd.Flags().BoolVar(&incremental, "incremental", false, "verify only the rows after the checkpoint the last verify recorded (STATE/"+checkpoint.VerifiedName+"), and that the latest checkpoint is consistent with it")
 	cmd.Flags().StringVar(&av.sealKey, "seal-key", "", "check every forward-secure seal with this verification seed (64 hex digits, or a file holding them)")
 	cmd.Flags().StringVar(&av.tpmSocket, "tpm-socket", "", "read the TPM anchor through this swtpm socket (default /dev/tpmrm0)")
 	cmd.Flags().BoolVar(&av.skipTPM, "skip-tpm", false, "do not check the TPM anchor (a copied state dir on another machine)")
@@ -189,8 +192,17 @@ func auditVerify(g *globals) *cobra.Command {
 
 // verifyChain checks the BLAKE3 chain and every signed checkpoint in one
 // pass, and names the first bad seq.
-func verifyChain(g *globals, pub ed25519.PublicKey, av *anchorFlags) error {
+func verifyChain(g *globals, pub ed25519.PublicKey, av *anchorFlags, incremental bool) error {
 	dir := daemon.ChainDir(g.state())
+	verifiedPath := filepath.Join(g.state(), checkpoint.VerifiedName)
+	var since *checkpoint.Verified
+	if incremental {
+		v, err := checkpoint.LoadVerified(verifiedPath)
+		if err != nil {
+			return err
+		}
+		since = v // nil: none recorded yet, so this run is a full one
+	}
 	checkers, notes, err := av.checkers(g.state(), dir)
 	if err != nil {
 		if g.json {
@@ -198,9 +210,20 @@ func verifyChain(g *globals, pub ed25519.PublicKey, av *anchorFlags) error {
 		}
 		return fmt.Errorf("anchor broken: %w", err)
 	}
-	vr, cr, err := anchor.VerifyChain(dir, pub, checkers...)
+	vr, cr, ver, err := anchor.VerifyChainWith(dir, pub, checkpoint.VerifyOptions{Since: since}, checkers...)
+	var from uint64
+	if since != nil {
+		from = since.Size
+	}
+	if err == nil && ver != nil {
+		// Recorded for the next --incremental run; a read-only copy of a
+		// state dir still verifies.
+		if serr := checkpoint.SaveVerified(verifiedPath, ver); serr != nil {
+			fmt.Fprintf(os.Stderr, "coconut: could not record the verified checkpoint: %v\n", serr)
+		}
+	}
 	if g.json {
-		out := map[string]any{"ok": err == nil, "records": vr.Records, "head": vr.Head, "checkpoints": cr.Checkpoints, "checkpoint_size": cr.Latest.Size, "anchor": notes}
+		out := map[string]any{"ok": err == nil, "records": vr.Records, "head": vr.Head, "checkpoints": cr.Checkpoints, "checkpoint_size": cr.Latest.Size, "anchor": notes, "incremental": since != nil, "verified_after": from}
 		if err != nil {
 			out["first_bad"] = vr.FirstBad
 			out["reason"] = vr.Reason
@@ -211,6 +234,9 @@ func verifyChain(g *globals, pub ed25519.PublicKey, av *anchorFlags) error {
 		return fmt.Errorf("chain broken: %w", err)
 	}
 	if !g.json {
+		if since != nil {
+			fmt.Printf("verified rows %d..%d only (incremental; rows up to %d were verified before, and the latest checkpoint is consistent with that one)\n", from+1, vr.Records, from)
+		}
 		fmt.Printf("chain OK: %d records, head %s; %d signed checkpoints, the latest covers %d records\n", vr.Records, vr.Head, cr.Checkpoints, cr.Latest.Size)
 		for _, n := range notes {
 			fmt.Println(n)
