@@ -27,6 +27,11 @@ const testUser = "alice"
 
 type result struct{ status, detail string }
 
+type check struct {
+	Name, Detail string
+	OK           bool
+}
+
 func TestImageBoot(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("the image test runs as root (make test-image)")
@@ -100,13 +105,12 @@ func TestImageBoot(t *testing.T) {
 	}
 	t.Run("doctor", func(t *testing.T) {
 		var doc struct {
-			Enforcer    string `json:"enforcer"`
-			ECapability int    `json:"ecapability"`
-			Anchor      string `json:"anchor"`
-			Report      []struct {
-				Name, Detail string
-				OK           bool
-			} `json:"report"`
+			Enforcer    string  `json:"enforcer"`
+			ECapability int     `json:"ecapability"`
+			Anchor      string  `json:"anchor"`
+			Checks      []check `json:"checks"` // coconutd's findings
+			Report      []check `json:"report"` // doctor's grouped report
+
 		}
 		if err := json.Unmarshal([]byte(data["doctor"]), &doc); err != nil {
 			t.Fatalf("doctor --json: %v: %q", err, data["doctor"])
@@ -124,7 +128,7 @@ func TestImageBoot(t *testing.T) {
 			t.Errorf("ecapability %d, want 134", doc.ECapability)
 		}
 		found := false
-		for _, c := range doc.Report {
+		for _, c := range append(doc.Checks, doc.Report...) {
 			if c.Name == "bpf-lsm" {
 				found = true
 				if !c.OK || !strings.Contains(c.Detail, data["lsm"]) {
