@@ -221,8 +221,7 @@ func parse(log []byte) (map[string]result, map[string]string) {
 		f := strings.SplitN(line[i+len(tag):], " ", 3)
 		switch {
 		case f[0] == "data" && len(f) == 3:
-			k, v, _ := strings.Cut(f[2], " ")
-			data[k] = v
+			data[f[1]] = f[2]
 		case f[0] == "BEGIN" || f[0] == "END":
 			results[f[0]] = result{}
 		case len(f) >= 2:
