@@ -141,6 +141,15 @@ func TestImageBoot(t *testing.T) {
 		if !found {
 			t.Errorf("doctor reports no bpf-lsm check (the booted LSM list)")
 		}
+		firstboot := false
+		for _, c := range doc.Report {
+			if c.Name == "image first boot" {
+				firstboot = c.OK
+			}
+		}
+		if !firstboot {
+			t.Errorf("doctor's report lacks a passing \"image first boot\" line: %+v", doc.Report)
+		}
 		t.Logf("enforcer %s, anchor %s, booted LSMs %s", doc.Enforcer, doc.Anchor, data["lsm"])
 	})
 	t.Run("deny-row", func(t *testing.T) {
