@@ -87,3 +87,15 @@ vmtest:
 vmbench:
 	bash scripts/vmtest-kernels.sh
 	COCONUT_VMBENCH=1 $(GO) test -count=1 -v -timeout 15m -run 'TestVMBench$$' ./internal/vmtest/
+
+# --- The Coconut image (issue 16; image/, scripts/image-build.sh, docs/image.md):
+# a bootable Debian trixie disk (raw and qcow2 in build/image) with the .deb,
+# coconutd enabled and bpf in lsm=. Packages cached in /var/cache/coconut-image.
+.PHONY: image test-image
+image: deb
+	nice ./scripts/image-build.sh coconut_$(DEB_VERSION)_amd64.deb
+
+# The boot test (slow: TCG, several minutes): qemu with swtpm, the checks of
+# the image's test unit as go test results (-tags image).
+test-image: image
+	$(GO) test -tags image -count=1 -v -timeout 40m ./test/image/

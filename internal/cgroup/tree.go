@@ -49,6 +49,10 @@ func OpenTree(name string) (*Tree, error) {
 	if err != nil {
 		return nil, err
 	}
+	if leaf := os.Getenv(DelegateSubgroupEnv); leaf != "" && filepath.Base(own) == leaf {
+		own = filepath.Dir(own)
+		enableDelegated(filepath.Join(mount, own))
+	}
 	rel := filepath.Join(own, name)
 	// A daemon restarted from inside one of its own agents' subtrees would
 	// nest trees; refuse rather than create a confusing hierarchy.
@@ -125,3 +129,24 @@ func parseAgentDir(name string) (uint64, bool) {
 
 // Remove deletes the subtree if it holds no agents (used by tests).
 func (t *Tree) Remove() error { return os.Remove(t.Root) }
+
+// DelegateSubgroupEnv names the leaf systemd's DelegateSubgroup= puts the
+// daemon in (the Coconut image's drop-in sets both). Under Delegate=yes
+// alone the daemon lives in the delegated cgroup itself and, by cgroup
+// v2's no-internal-process rule, cannot give its subtree any controller;
+// in the leaf it can: the subtree then goes beside the leaf, in the
+// delegated cgroup, whose controllers it turns on for its children.
+const DelegateSubgroupEnv = "COCONUT_DELEGATE_SUBGROUP"
+
+// enableDelegated turns on, in dir's subtree_control, each controller dir
+// has. One at a time: what cannot be enabled stays off, and the quota
+// controller says which are missing when it needs them.
+func enableDelegated(dir string) {
+	b, err := os.ReadFile(filepath.Join(dir, "cgroup.controllers"))
+	if err != nil {
+		return
+	}
+	for _, c := range strings.Fields(string(b)) {
+		_ = os.WriteFile(filepath.Join(dir, "cgroup.subtree_control"), []byte("+"+c), 0)
+	}
+}
