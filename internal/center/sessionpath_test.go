@@ -94,3 +94,28 @@ func TestCookieScopedToSessionPath(t *testing.T) {
 		}
 	}
 }
+
+// FuzzUnderSession: taking a session's prefix off a path never crashes,
+// and what it takes is exactly /s/ + a well-formed path secret, leaving a
+// path that starts with "/"; every other path is left alone.
+func FuzzUnderSession(f *testing.F) {
+	sp := secret()
+	for _, s := range []string{"/", "/s/", "/s/" + sp, "/s/" + sp + "/", "/s/" + sp + "/review/3", "/s/x/api/agents", "/s//", "/s/" + sp + "//x", "s/" + sp + "/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		r := &http.Request{URL: &url.URL{Path: p}}
+		r = r.WithContext(t.Context())
+		got := underSession(r)
+		prefix := sessionPath(got)
+		if prefix == "" {
+			if got.URL.Path != p {
+				t.Fatalf("%q became %q without a session path", p, got.URL.Path)
+			}
+			return
+		}
+		if !validSecret(prefix) || !strings.HasPrefix(got.URL.Path, "/") || sessionPrefix+prefix+got.URL.Path != p || r.URL.Path != p {
+			t.Fatalf("%q: session path %q, rest %q", p, prefix, got.URL.Path)
+		}
+	})
+}
