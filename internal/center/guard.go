@@ -15,6 +15,8 @@ const via = "center"
 
 // csp allows only the Center's own embedded script, styles and
 // connections: an escaping mistake could not run a script either.
+// base-uri is 'self' for the pages' <base href="/s/PATH/">, which the
+// relative links of a session resolve from.
 const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; " +
 	"manifest-src 'self'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 
@@ -62,8 +64,10 @@ func underSession(r *http.Request) *http.Request {
 	r2 := r.WithContext(context.WithValue(r.Context(), pathKey{}, sp))
 	u := *r.URL
 	u.Path = "/" + rest
-	if u.RawPath != "" {
-		u.RawPath = strings.TrimPrefix(u.RawPath, sessionPrefix+sp)
+	if raw, ok := strings.CutPrefix(u.RawPath, sessionPrefix+sp); ok {
+		u.RawPath = raw
+	} else {
+		u.RawPath = "" // none, or the prefix escaped: Path alone says it
 	}
 	r2.URL = &u
 	return r2
