@@ -6,7 +6,10 @@
 // Nobody reaches it without a login link: `coconut center` asks the daemon
 // over the Unix socket (SO_PEERCRED says which uid) for a single-use link
 // that expires in a minute; redeeming it sets an HttpOnly, SameSite=Strict
-// session cookie for that uid. From then on the Center acts as that uid
+// session cookie for that uid, scoped to the session's own secret path
+// /s/PATH/ under which all of that session's pages live (browsers do not
+// scope cookies by port: a cookie for "/" would reach a server on any
+// other loopback port). From then on the Center acts as that uid
 // through the very services the Unix API calls (agent.Manager for who may
 // see and do what, events.Service for the live rows, audit.Query for the
 // row filter): it decides nothing of its own. Every action is a POST with

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/coconut-os/coconut/internal/agent"
 )
@@ -14,8 +15,10 @@ const via = "center"
 
 // csp allows only the Center's own embedded script, styles and
 // connections: an escaping mistake could not run a script either.
+// base-uri is 'self' for the pages' <base href="/s/PATH/">, which the
+// relative links of a session resolve from.
 const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; " +
-	"manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+	"manifest-src 'self'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 
 // ServeHTTP checks what every request must satisfy before any handler
 // runs: the Host header names this Center (a rebound DNS name does not),
@@ -36,8 +39,48 @@ func (c *Center) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, errorf(http.StatusRequestURITooLong, "query string is %d bytes; at most %d", len(r.URL.RawQuery), maxQueryBytes))
 		return
 	}
-	c.mux.ServeHTTP(w, r)
+	c.mux.ServeHTTP(w, underSession(r))
 }
+
+// sessionPrefix starts the paths of a session's pages: /s/PATH/...
+const sessionPrefix = "/s/"
+
+type pathKey struct{}
+
+// underSession takes a session's path prefix, /s/PATH, off the request
+// and keeps PATH in its context, so that the routes are the same inside
+// every session and authed can require the cookie's session to be the
+// one the path names. A path of another shape is left alone (and is no
+// page, or no session's).
+func underSession(r *http.Request) *http.Request {
+	rest, ok := strings.CutPrefix(r.URL.Path, sessionPrefix)
+	if !ok {
+		return r
+	}
+	sp, rest, ok := strings.Cut(rest, "/")
+	if !ok || !validSecret(sp) {
+		return r
+	}
+	r2 := r.WithContext(context.WithValue(r.Context(), pathKey{}, sp))
+	u := *r.URL
+	u.Path = "/" + rest
+	if raw, ok := strings.CutPrefix(u.RawPath, sessionPrefix+sp); ok {
+		u.RawPath = raw
+	} else {
+		u.RawPath = "" // none, or the prefix escaped: Path alone says it
+	}
+	r2.URL = &u
+	return r2
+}
+
+// sessionPath is the /s/PATH prefix of a request ("" for none).
+func sessionPath(r *http.Request) string {
+	sp, _ := r.Context().Value(pathKey{}).(string)
+	return sp
+}
+
+// base is where a session's pages live: relative links resolve from it.
+func base(sp string) string { return sessionPrefix + sp + "/" }
 
 // view is a request with its session: who is asking, as the agent
 // registry knows callers.
@@ -45,25 +88,47 @@ type view struct {
 	sess   session
 	caller agent.Caller
 	cookie string
+	base   string // /s/PATH/, where the session's pages live
 }
 
 type ctxKey struct{}
 
-// authed wraps a handler that needs a session. Without one, or with a
-// cookie that is not valid here, it answers 401 and no data.
+// maxCookiesTried bounds the coconut_center cookies one request may
+// present (a page on another port can set more under /s/; they are not
+// this session's).
+const maxCookiesTried = 8
+
+// authed wraps a handler that needs a session: a request under a
+// session's path prefix carrying that session's cookie. Without one, or
+// with a cookie that is not valid here, or outside the cookie's session
+// path, it answers 401 and no data.
 func (c *Center) authed(h func(http.ResponseWriter, *http.Request, *view) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		ck, err := r.Cookie(cookieName)
-		if err != nil {
-			c.fail(w, r, errorf(http.StatusUnauthorized, "%v", ErrNoSession))
+		sp := sessionPath(r)
+		if sp == "" {
+			c.fail(w, r, errorf(http.StatusUnauthorized, "%v", ErrNoSessionPath))
 			return
 		}
-		s, err := c.auth.lookup(ck.Value)
+		var (
+			s     session
+			value string
+			err   = ErrNoSession
+			tried int
+		)
+		for _, ck := range r.CookiesNamed(cookieName) {
+			if tried++; tried > maxCookiesTried {
+				break
+			}
+			if s, err = c.auth.lookup(ck.Value, sp); err == nil {
+				value = ck.Value
+				break
+			}
+		}
 		if err != nil {
 			c.fail(w, r, errorf(http.StatusUnauthorized, "%v", err))
 			return
 		}
-		v := &view{sess: s, caller: agent.Caller{UID: s.uid, Via: via}, cookie: ck.Value}
+		v := &view{sess: s, caller: agent.Caller{UID: s.uid, Via: via}, cookie: value, base: base(sp)}
 		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, v))
 		w.Header().Set("Cache-Control", "no-store")
 		if err := h(w, r, v); err != nil {

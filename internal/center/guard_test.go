@@ -44,17 +44,25 @@ func TestGuards(t *testing.T) {
 		return w
 	}
 	w := do("GET", u.RequestURI(), nil)
-	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/audit" {
+	loc := w.Header().Get("Location")
+	sp, _ := strings.CutSuffix(strings.TrimPrefix(loc, sessionPrefix), "/audit")
+	if w.Code != http.StatusSeeOther || !validSecret(sp) || loc != base(sp)+"audit" {
 		t.Fatalf("login: %d %v", w.Code, w.Header())
 	}
-	ck := w.Result().Cookies()[0]
-	if !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/" {
+	cks := w.Result().Cookies()
+	if len(cks) != 1 {
+		t.Fatalf("login set %d cookies", len(cks))
+	}
+	ck := cks[0]
+	if !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != base(sp) || strings.Contains(ck.Value, sp) {
 		t.Fatalf("cookie %+v", ck)
 	}
 	cookie := ck.Name + "=" + ck.Value
-	s, _ := c.auth.lookup(ck.Value)
+	s, _ := c.auth.lookup(ck.Value, sp)
 	origin := "http://" + host
 	_, sid, _ := strings.Cut(ck.Value, ".")
+	pre := strings.TrimSuffix(base(sp), "/") // a session's pages: pre + "/audit"
+	act := map[string]string{"Cookie": cookie, "Origin": origin, "X-CSRF-Token": s.csrf}
 
 	tests := []struct {
 		name, method, target string
@@ -66,24 +74,36 @@ func TestGuards(t *testing.T) {
 		{"forged link", "GET", "/login?token=" + secret(), nil, 401, "not one this Center issued"},
 		{"malformed link", "GET", "/login?token=abc", nil, 401, "malformed"},
 		{"two tokens", "GET", u.RequestURI() + "&token=x", nil, 401, "exactly one token"},
-		{"no cookie", "GET", "/api/agents", nil, 401, "not logged in"},
-		{"no cookie page", "GET", "/review/1", nil, 401, "coconut center"},
-		{"another uid's cookie", "GET", "/api/agents", map[string]string{"Cookie": ck.Name + "=0." + sid}, 401, "not valid here"},
-		{"forged cookie", "GET", "/", map[string]string{"Cookie": ck.Name + "=1000." + secret()}, 401, "not valid here"},
-		{"rebinding host", "GET", "/api/agents", map[string]string{"Cookie": cookie, "Host": "evil.example:" + u.Port()}, 421, "DNS rebinding"},
-		{"no host port", "GET", "/", map[string]string{"Cookie": cookie, "Host": "localhost"}, 421, "not this Center"},
-		{"long query", "GET", "/audit?type=" + strings.Repeat("a", maxQueryBytes+1), map[string]string{"Cookie": cookie}, 414, "at most"},
-		{"post no origin", "POST", "/api/agents/1/kill", map[string]string{"Cookie": cookie, "X-CSRF-Token": s.csrf}, 403, "no Origin"},
-		{"post foreign origin", "POST", "/api/agents/1/kill", map[string]string{"Cookie": cookie, "X-CSRF-Token": s.csrf, "Origin": "http://evil.example"}, 403, "not this Center"},
-		{"post null origin", "POST", "/api/agents/1/kill", map[string]string{"Cookie": cookie, "X-CSRF-Token": s.csrf, "Origin": "null"}, 403, "not this Center"},
-		{"post cross-site", "POST", "/api/agents/1/kill", map[string]string{"Cookie": cookie, "X-CSRF-Token": s.csrf, "Origin": origin, "Sec-Fetch-Site": "cross-site"}, 403, "Sec-Fetch-Site"},
-		{"post no csrf", "POST", "/api/agents/1/kill", map[string]string{"Cookie": cookie, "Origin": origin}, 403, "CSRF"},
-		{"post wrong csrf", "POST", "/api/agents/1/kill", map[string]string{"Cookie": cookie, "Origin": origin, "X-CSRF-Token": secret()}, 403, "CSRF"},
-		{"post without session", "POST", "/api/agents/1/kill", map[string]string{"Origin": origin, "X-CSRF-Token": s.csrf}, 401, "not logged in"},
-		{"bad aid", "POST", "/api/agents/x/kill", map[string]string{"Cookie": cookie, "Origin": origin, "X-CSRF-Token": s.csrf}, 400, "positive number"},
-		{"bad action", "POST", "/api/agents/1/explode", map[string]string{"Cookie": cookie, "Origin": origin, "X-CSRF-Token": s.csrf}, 404, "no action"},
-		{"get an action", "GET", "/api/agents/1/kill", map[string]string{"Cookie": cookie}, 404, "no such page"},
-		{"unknown page", "GET", "/etc/passwd", map[string]string{"Cookie": cookie}, 404, "no such page"},
+		{"no cookie", "GET", pre + "/api/agents", nil, 401, "not logged in"},
+		{"no cookie page", "GET", pre + "/review/1", nil, 401, "coconut center"},
+		{"another uid's cookie", "GET", pre + "/api/agents", map[string]string{"Cookie": ck.Name + "=0." + sid}, 401, "not valid here"},
+		{"forged cookie", "GET", pre + "/", map[string]string{"Cookie": ck.Name + "=1000." + secret()}, 401, "not valid here"},
+		// The cookie without its session's path opens nothing: not at the
+		// root, not under another path of the same shape, not posting.
+		{"cookie at the root", "GET", "/", map[string]string{"Cookie": cookie}, 401, "not logged in here"},
+		{"cookie at the root api", "GET", "/api/agents", map[string]string{"Cookie": cookie}, 401, "not logged in here"},
+		{"cookie at the root review", "GET", "/review/1", map[string]string{"Cookie": cookie}, 401, "not logged in here"},
+		{"cookie at the root stream", "GET", "/api/stream", map[string]string{"Cookie": cookie}, 401, "not logged in here"},
+		{"cookie at the root, POST", "POST", "/api/agents/1/kill", act, 401, "not logged in here"},
+		{"cookie at the root, logout", "POST", "/logout", act, 401, "not logged in here"},
+		{"cookie at another path", "GET", "/s/" + secret() + "/api/agents", map[string]string{"Cookie": cookie}, 401, "not valid here"},
+		{"cookie at another path, POST", "POST", "/s/" + secret() + "/api/agents/1/kill", act, 401, "not valid here"},
+		{"cookie at a malformed path", "GET", "/s/" + sp[:20] + "/api/agents", map[string]string{"Cookie": cookie}, 404, "no such page"},
+		{"path without its slash", "GET", pre, map[string]string{"Cookie": cookie}, 404, "no such page"},
+		{"rebinding host", "GET", pre + "/api/agents", map[string]string{"Cookie": cookie, "Host": "evil.example:" + u.Port()}, 421, "DNS rebinding"},
+		{"no host port", "GET", pre + "/", map[string]string{"Cookie": cookie, "Host": "localhost"}, 421, "not this Center"},
+		{"long query", "GET", pre + "/audit?type=" + strings.Repeat("a", maxQueryBytes+1), map[string]string{"Cookie": cookie}, 414, "at most"},
+		{"post no origin", "POST", pre + "/api/agents/1/kill", map[string]string{"Cookie": cookie, "X-CSRF-Token": s.csrf}, 403, "no Origin"},
+		{"post foreign origin", "POST", pre + "/api/agents/1/kill", map[string]string{"Cookie": cookie, "X-CSRF-Token": s.csrf, "Origin": "http://evil.example"}, 403, "not this Center"},
+		{"post null origin", "POST", pre + "/api/agents/1/kill", map[string]string{"Cookie": cookie, "X-CSRF-Token": s.csrf, "Origin": "null"}, 403, "not this Center"},
+		{"post cross-site", "POST", pre + "/api/agents/1/kill", map[string]string{"Cookie": cookie, "X-CSRF-Token": s.csrf, "Origin": origin, "Sec-Fetch-Site": "cross-site"}, 403, "Sec-Fetch-Site"},
+		{"post no csrf", "POST", pre + "/api/agents/1/kill", map[string]string{"Cookie": cookie, "Origin": origin}, 403, "CSRF"},
+		{"post wrong csrf", "POST", pre + "/api/agents/1/kill", map[string]string{"Cookie": cookie, "Origin": origin, "X-CSRF-Token": secret()}, 403, "CSRF"},
+		{"post without session", "POST", pre + "/api/agents/1/kill", map[string]string{"Origin": origin, "X-CSRF-Token": s.csrf}, 401, "not logged in"},
+		{"bad aid", "POST", pre + "/api/agents/x/kill", act, 400, "positive number"},
+		{"bad action", "POST", pre + "/api/agents/1/explode", act, 404, "no action"},
+		{"get an action", "GET", pre + "/api/agents/1/kill", map[string]string{"Cookie": cookie}, 404, "no such page"},
+		{"unknown page", "GET", pre + "/etc/passwd", map[string]string{"Cookie": cookie}, 404, "no such page"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -97,17 +117,25 @@ func TestGuards(t *testing.T) {
 		})
 	}
 	// localhost:PORT is this Center too.
-	if w := do("GET", "/api/agents/1/kill", map[string]string{"Host": "localhost:" + u.Port()}); w.Code != 404 {
+	if w := do("GET", pre+"/api/agents/1/kill", map[string]string{"Host": "localhost:" + u.Port()}); w.Code != 404 {
 		t.Errorf("localhost:PORT: %d", w.Code)
 	}
 	if w := do("GET", "/assets/center.js", nil); w.Code != 200 || !strings.Contains(w.Body.String(), "textContent") {
 		t.Errorf("assets: %d", w.Code)
 	}
-	// Logging out ends the session.
-	if w := do("POST", "/logout", map[string]string{"Cookie": cookie, "Origin": origin, "X-CSRF-Token": s.csrf}); w.Code != 200 {
-		t.Fatalf("logout: %d %s", w.Code, w.Body)
+	// A page on another port may set more cookies of the same name under
+	// /s/ (cookies are not scoped by port either): the session's own is
+	// still found among them.
+	tossed := ck.Name + "=0." + secret() + "; " + ck.Name + "=1000." + secret() + "; " + cookie
+	if w := do("GET", pre+"/api/agents/1/kill", map[string]string{"Cookie": tossed}); w.Code != 404 {
+		t.Errorf("the session's cookie after tossed ones: %d %s", w.Code, w.Body)
 	}
-	if w := do("GET", "/api/agents", map[string]string{"Cookie": cookie}); w.Code != 401 {
+	// Logging out ends the session and expires the cookie at its path.
+	w = do("POST", pre+"/logout", act)
+	if w.Code != 200 || len(w.Result().Cookies()) != 1 || w.Result().Cookies()[0].Path != base(sp) || w.Result().Cookies()[0].MaxAge >= 0 {
+		t.Fatalf("logout: %d %s %v", w.Code, w.Body, w.Result().Cookies())
+	}
+	if w := do("GET", pre+"/api/agents", map[string]string{"Cookie": cookie}); w.Code != 401 {
 		t.Errorf("after logout: %d", w.Code)
 	}
 }

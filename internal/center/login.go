@@ -29,6 +29,7 @@ var (
 	ErrLinkExpired   = errors.New("this login link has expired (links last 60 seconds): run `coconut center` again")
 	ErrLinkUsed      = errors.New("this login link was already used: each link logs in once; run `coconut center` again")
 	ErrNoSession     = errors.New("not logged in: run `coconut center` for a login link")
+	ErrNoSessionPath = errors.New("not logged in here: the Center's pages live under the path a login link sends you to; run `coconut center` for a login link")
 	ErrBadSession    = errors.New("this session cookie is not valid here (logged out, expired, or another uid's)")
 	ErrTooManyLinks  = errors.New("too many login links outstanding for this uid: use one or wait a minute")
 	ErrLinkMalformed = errors.New("login link: token is malformed")
@@ -43,8 +44,16 @@ type link struct {
 
 // session is one logged-in browser.
 type session struct {
-	uid      uint32
-	csrf     string
+	uid  uint32
+	csrf string
+	// path is the session's own URL prefix, /s/PATH/: its cookie is
+	// scoped to it, and every page and call of the session lives under
+	// it. Browsers send a cookie to every port of a host, so a server on
+	// another loopback port would receive a cookie scoped to "/"; it never
+	// learns this path (pages send no Referer), so the cookie it could be
+	// handed is never sent to it, and the cookie alone, replayed from
+	// outside a browser, opens nothing.
+	path     string
 	created  time.Time
 	lastSeen time.Time
 }
@@ -122,10 +131,11 @@ func (a *auth) issue(uid uint32, next string) (string, error) {
 }
 
 // redeem spends a link token once and opens a session for its uid. It
-// returns the session cookie value and where to go.
-func (a *auth) redeem(tok string) (cookie, next string, err error) {
+// returns the session cookie value, the session's path secret and where
+// to go.
+func (a *auth) redeem(tok string) (cookie, path, next string, err error) {
 	if !validSecret(tok) {
-		return "", "", ErrLinkMalformed
+		return "", "", "", ErrLinkMalformed
 	}
 	k := key(tok)
 	a.mu.Lock()
@@ -134,20 +144,20 @@ func (a *auth) redeem(tok string) (cookie, next string, err error) {
 	l, ok := a.links[k]
 	switch {
 	case !ok && !a.used[k].IsZero():
-		return "", "", ErrLinkUsed
+		return "", "", "", ErrLinkUsed
 	case !ok:
-		return "", "", ErrLinkUnknown
+		return "", "", "", ErrLinkUnknown
 	}
 	if now.After(l.expires) {
-		return "", "", ErrLinkExpired // kept until gc, so a retry says the same
+		return "", "", "", ErrLinkExpired // kept until gc, so a retry says the same
 	}
 	delete(a.links, k)
 	a.used[k] = now
 	a.gc(now)
 	a.trim(l.uid)
-	sid := secret()
-	a.sessions[key(sid)] = &session{uid: l.uid, csrf: secret(), created: now, lastSeen: now}
-	return strconv.FormatUint(uint64(l.uid), 10) + "." + sid, l.next, nil
+	sid, path := secret(), secret()
+	a.sessions[key(sid)] = &session{uid: l.uid, csrf: secret(), path: path, created: now, lastSeen: now}
+	return strconv.FormatUint(uint64(l.uid), 10) + "." + sid, path, l.next, nil
 }
 
 // trim keeps uid under maxSessions by ending its oldest. The caller
@@ -186,19 +196,22 @@ func parseCookie(v string) (uint32, string, bool) {
 	return uint32(uid), sid, true
 }
 
-// lookup returns the session of a cookie value. The uid written in the
-// cookie must be the session's: a cookie edited to claim another uid, or
-// one from another Center, is refused.
-func (a *auth) lookup(v string) (session, error) {
+// lookup returns the session of a cookie value presented under the path
+// prefix /s/path/. The uid written in the cookie must be the session's
+// (a cookie edited to claim another uid, or one from another Center, is
+// refused), and so must the path: a cookie without its session's path
+// is worth nothing.
+func (a *auth) lookup(v, path string) (session, error) {
 	uid, sid, ok := parseCookie(v)
-	if !ok {
+	if !ok || !validSecret(path) {
 		return session{}, ErrBadSession
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	s, found := a.sessions[key(sid)]
 	now := a.now()
-	if !found || s.uid != uid || now.Sub(s.lastSeen) > SessionIdle {
+	if !found || s.uid != uid || now.Sub(s.lastSeen) > SessionIdle ||
+		subtle.ConstantTimeCompare([]byte(path), []byte(s.path)) != 1 {
 		return session{}, ErrBadSession
 	}
 	s.lastSeen = now

@@ -16,30 +16,30 @@ func TestLoginLinks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cookie, next, err := a.redeem(tok)
-	if err != nil || next != "/review/7" || !strings.HasPrefix(cookie, "1000.") {
-		t.Fatalf("redeem: %q %q %v", cookie, next, err)
+	cookie, path, next, err := a.redeem(tok)
+	if err != nil || next != "/review/7" || !strings.HasPrefix(cookie, "1000.") || !validSecret(path) || strings.Contains(cookie, path) {
+		t.Fatalf("redeem: %q %q %q %v", cookie, path, next, err)
 	}
-	if _, _, err := a.redeem(tok); !errors.Is(err, ErrLinkUsed) {
+	if _, _, _, err := a.redeem(tok); !errors.Is(err, ErrLinkUsed) {
 		t.Errorf("reused link: %v", err)
 	}
-	if _, _, err := a.redeem(secret()); !errors.Is(err, ErrLinkUnknown) {
+	if _, _, _, err := a.redeem(secret()); !errors.Is(err, ErrLinkUnknown) {
 		t.Errorf("forged link: %v", err)
 	}
 	for _, bad := range []string{"", "x", strings.Repeat("A", 44), tok + "A", "../../etc/passwd"} {
-		if _, _, err := a.redeem(bad); !errors.Is(err, ErrLinkMalformed) {
+		if _, _, _, err := a.redeem(bad); !errors.Is(err, ErrLinkMalformed) {
 			t.Errorf("malformed %q: %v", bad, err)
 		}
 	}
 	old, _ := a.issue(1000, "/")
 	now = now.Add(LinkTTL + time.Second)
 	for range 2 { // the refusal is the same when tried again
-		if _, _, err := a.redeem(old); !errors.Is(err, ErrLinkExpired) {
+		if _, _, _, err := a.redeem(old); !errors.Is(err, ErrLinkExpired) {
 			t.Errorf("expired link: %v", err)
 		}
 	}
 
-	s, err := a.lookup(cookie)
+	s, err := a.lookup(cookie, path)
 	if err != nil || s.uid != 1000 || !s.csrfOK(s.csrf) || s.csrfOK("") || s.csrfOK(s.csrf+"x") {
 		t.Fatalf("session: %+v %v", s, err)
 	}
@@ -47,12 +47,21 @@ func TestLoginLinks(t *testing.T) {
 	// that are not cookies.
 	_, sid, _ := strings.Cut(cookie, ".")
 	for _, bad := range []string{"0." + sid, "1001." + sid, "01000." + sid, sid, "1000.", "1000." + secret(), ""} {
-		if _, err := a.lookup(bad); !errors.Is(err, ErrBadSession) {
+		if _, err := a.lookup(bad, path); !errors.Is(err, ErrBadSession) {
 			t.Errorf("cookie %q: %v", bad, err)
 		}
 	}
+	// The cookie is worth nothing without its session's path: not at
+	// another session's, a forged one, or none.
+	tok2, _ := a.issue(1000, "/")
+	_, path2, _, _ := a.redeem(tok2)
+	for _, bad := range []string{path2, secret(), "", "x", path + "x"} {
+		if _, err := a.lookup(cookie, bad); !errors.Is(err, ErrBadSession) {
+			t.Errorf("cookie at path %q: %v", bad, err)
+		}
+	}
 	now = now.Add(SessionIdle + time.Second)
-	if _, err := a.lookup(cookie); !errors.Is(err, ErrBadSession) {
+	if _, err := a.lookup(cookie, path); !errors.Is(err, ErrBadSession) {
 		t.Errorf("idle session: %v", err)
 	}
 }
@@ -71,15 +80,15 @@ func TestLoginBounds(t *testing.T) {
 		t.Fatalf("another uid is not bounded by the first: %v", err)
 	}
 	b := newAuth()
-	var first string
+	var first, firstPath string
 	for i := range maxSessions + 3 {
 		tok, _ := b.issue(7, "/")
-		c, _, err := b.redeem(tok)
+		c, p, _, err := b.redeem(tok)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if i == 0 {
-			first = c
+			first, firstPath = c, p
 		}
 	}
 	n := 0
@@ -91,7 +100,7 @@ func TestLoginBounds(t *testing.T) {
 	if n != maxSessions {
 		t.Errorf("%d sessions kept, want %d", n, maxSessions)
 	}
-	if _, err := b.lookup(first); err == nil {
+	if _, err := b.lookup(first, firstPath); err == nil {
 		t.Error("the oldest session outlived the bound")
 	}
 }

@@ -26,6 +26,7 @@ type page struct {
 	Title  string
 	Page   string // agents, agent, audit, review, plots
 	CSRF   string
+	Base   string // /s/PATH/: the <base> every relative link resolves from
 	User   string
 	Sum    summary
 	Stream string // the live stream's query for this page
@@ -131,7 +132,7 @@ func (c *Center) render(w http.ResponseWriter, name string, p page) error {
 func (c *Center) page(v *view, name, title, stream string, body any) page {
 	_, sum := c.stats.view(v.caller, false)
 	sum.User = userName(v.caller.UID)
-	return page{Title: title, Page: name, CSRF: v.sess.csrf, User: sum.User, Sum: sum, Stream: stream, Body: body}
+	return page{Title: title, Page: name, CSRF: v.sess.csrf, Base: v.base, User: sum.User, Sum: sum, Stream: stream, Body: body}
 }
 
 // errorPage shows a refusal with no data: no top bar, no names.
@@ -250,12 +251,12 @@ func (c *Center) auditPage(w http.ResponseWriter, r *http.Request, v *view) erro
 		f["aid"] = fmt.Sprint(*q.AID)
 	}
 	stream := filterQuery(f)
-	newest, olderHref := "/audit", ""
+	newest, olderHref := "audit", ""
 	if stream != "" {
 		newest += "?" + stream
 	}
 	if older != 0 {
-		olderHref = "/audit?" + stream
+		olderHref = "audit?" + stream
 		if stream != "" {
 			olderHref += "&"
 		}

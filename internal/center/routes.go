@@ -3,6 +3,7 @@ package center
 import (
 	"io/fs"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -44,19 +45,22 @@ func (c *Center) login(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, errorf(http.StatusUnauthorized, "a login link carries exactly one token: run `coconut center`"))
 		return
 	}
-	cookie, next, err := c.auth.redeem(tok)
+	cookie, sp, next, err := c.auth.redeem(tok)
 	if err != nil {
 		c.fail(w, r, errorf(http.StatusUnauthorized, "%v", err))
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: cookie, Path: "/", HttpOnly: true,
+	// The cookie is scoped to the session's own path: a browser sends it
+	// to any port of this host, but only under /s/PATH/, which no other
+	// server learns.
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: cookie, Path: base(sp), HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, MaxAge: int(SessionIdle / time.Second)})
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, next, http.StatusSeeOther)
+	http.Redirect(w, r, base(sp)+strings.TrimPrefix(next, "/"), http.StatusSeeOther)
 }
 
 func (c *Center) logout(w http.ResponseWriter, r *http.Request, v *view) error {
 	c.auth.logout(v.cookie)
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: v.base, HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: -1})
 	return reply(w, map[string]bool{"logged_out": true})
 }

@@ -118,8 +118,14 @@ func benchCenter(ctx context.Context, g *globals, o centerBenchOpts) error {
 		return fmt.Errorf("chromium: %w", err)
 	}
 	version, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`navigator.userAgent`))
+	// The login lands under the session's own path, /s/PATH/, where its
+	// pages live (the cookie is scoped to it).
+	session, err := chromedp.Run(bctx, chromedp.Evaluate[string](`new URL(".", location.href).pathname`))
+	if err != nil || !strings.HasPrefix(session, "/s/") {
+		return fmt.Errorf("the Center's login landed on %q: %v", session, err)
+	}
 	open := func(path string) error {
-		if err := chromedp.Do(bctx, chromedp.Navigate(origin+path)); err != nil {
+		if err := chromedp.Do(bctx, chromedp.Navigate(origin+session+strings.TrimPrefix(path, "/"))); err != nil {
 			return err
 		}
 		return pollJS(bctx, `document.querySelector("#live.on") !== null`, 20*time.Second)

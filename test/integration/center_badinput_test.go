@@ -21,8 +21,10 @@ import (
 type centerClient struct {
 	t      *testing.T
 	origin string // http://127.0.0.1:PORT
+	pre    string // the session's path prefix, /s/PATH, that req puts before a path
 	cookie string // name=value
 	csrf   string
+	landed string // where the login sent the browser
 }
 
 // login redeems a link outside a browser, as the tests of bad input need
@@ -40,7 +42,14 @@ func centerLogin(t *testing.T, link string) *centerClient {
 		t.Fatalf("login: %s %v", resp.Status, resp.Header)
 	}
 	ck := resp.Cookies()[0]
-	c := &centerClient{t: t, origin: "http://" + u.Host, cookie: ck.Name + "=" + ck.Value}
+	// The login lands under the session's own path, where its cookie is
+	// scoped: /s/PATH/ and the page.
+	loc := resp.Header.Get("Location")
+	parts := strings.SplitN(loc, "/", 4)
+	if len(parts) != 4 || parts[0] != "" || parts[1] != "s" || len(parts[2]) != 43 || ck.Path != "/s/"+parts[2]+"/" {
+		t.Fatalf("login went to %q with a cookie for %q", loc, ck.Path)
+	}
+	c := &centerClient{t: t, origin: "http://" + u.Host, pre: "/s/" + parts[2], cookie: ck.Name + "=" + ck.Value, landed: loc}
 	_, body := c.req("GET", "/", nil, nil)
 	i := strings.Index(body, `name="csrf-token" content="`)
 	if i < 0 {
@@ -55,7 +64,7 @@ func centerLogin(t *testing.T, link string) *centerClient {
 // header ("" removes one).
 func (c *centerClient) req(method, path string, body []byte, hdr map[string]string) (int, string) {
 	c.t.Helper()
-	r, err := http.NewRequest(method, c.origin+path, bytes.NewReader(body))
+	r, err := http.NewRequest(method, c.origin+c.pre+path, bytes.NewReader(body))
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -197,7 +206,7 @@ func TestCenterBadInput(t *testing.T) {
 	// The demo session's cookie edited to claim uid 0.
 	name, val, _ := strings.Cut(demo.cookie, "=")
 	_, secret, _ := strings.Cut(val, ".")
-	forgedRoot := &centerClient{t: t, origin: demo.origin, cookie: name + "=0." + secret, csrf: demo.csrf}
+	forgedRoot := &centerClient{t: t, origin: demo.origin, pre: demo.pre, cookie: name + "=0." + secret, csrf: demo.csrf}
 	for _, p := range []string{"/", "/api/agents", fmt.Sprintf("/review/%d", rootRow)} {
 		if st, body := forgedRoot.req("GET", p, nil, nil); st != 401 || strings.Contains(body, "roots-sleeper") {
 			t.Errorf("another uid's cookie on %s: %d", p, st)
@@ -205,6 +214,22 @@ func TestCenterBadInput(t *testing.T) {
 	}
 	if st, _ := forgedRoot.req("POST", fmt.Sprintf("/api/agents/%d/kill", rootAgent), nil, nil); st != 401 {
 		t.Errorf("another uid's cookie, POST: %d", st)
+	}
+
+	// Root's cookie replayed from outside a browser (as a server on
+	// another port would, were it sent the cookie) without the session's
+	// path, or under another session's: 401, no data, nothing acted on,
+	// however right its Origin and CSRF token.
+	for _, pre := range []string{"", demo.pre, "/s/" + strings.Repeat("A", 43)} {
+		stolen := &centerClient{t: t, origin: root.origin, pre: pre, cookie: root.cookie, csrf: root.csrf}
+		for _, p := range []string{"/", "/audit", "/api/agents", "/api/audit", "/api/summary", "/api/stream", fmt.Sprintf("/review/%d", rootRow), fmt.Sprintf("/agents/%d", rootAgent)} {
+			if st, body := stolen.req("GET", p, nil, nil); st != 401 || strings.Contains(body, "roots-sleeper") || strings.Contains(body, root.csrf) {
+				t.Errorf("root's cookie at %q%s: %d %.200s", pre, p, st, body)
+			}
+		}
+		if st, _ := stolen.req("POST", fmt.Sprintf("/api/agents/%d/quarantine", rootAgent), nil, nil); st != 401 {
+			t.Errorf("root's cookie at %q, POST quarantine: %d", pre, st)
+		}
 	}
 
 	kill := fmt.Sprintf("/api/agents/%d/quarantine", rootAgent)

@@ -3,11 +3,15 @@ package integration
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -185,9 +189,14 @@ func TestCenterBrowser(t *testing.T) {
 	if n := eval[int](b, `[...document.querySelectorAll("#agents-body tr a.name")].filter(a => a.textContent === "nosy-reviewer").length`); n != 1 {
 		t.Fatalf("nosy-reviewer rows: %d", n)
 	}
-	if u := eval[string](b, `location.pathname`); u != "/" {
-		t.Fatalf("landed on %s", u)
+	// It lands under the session's own path, the only path its cookie is
+	// sent to.
+	landed := eval[string](b, `location.pathname`)
+	pre, ok := strings.CutSuffix(landed, "/")
+	if !ok || !strings.HasPrefix(pre, "/s/") || len(pre) != len("/s/")+43 || strings.Contains(pre[3:], "/") {
+		t.Fatalf("landed on %s", landed)
 	}
+	centerCookieAcrossPorts(t, b, pre)
 
 	// An agent that names files with markup, creates them, and tries to
 	// read one outside its bundle, once a second.
@@ -212,7 +221,7 @@ func TestCenterBrowser(t *testing.T) {
 	b.shot("center-agents.png")
 
 	// The deny feed: a deny of the nosy reviewer arrives without a reload.
-	base := eval[string](b, `location.origin`)
+	base := eval[string](b, `location.origin`) + pre
 	b.do(chromedp.Navigate(fmt.Sprintf("%s/audit?aid=%d&result=deny", base, nosy)))
 	b.wait("live stream", `document.querySelector("#live.on") !== null`, 10*time.Second)
 	last := eval[int](b, `Math.max(0, ...[...document.querySelectorAll("tr[data-seq]")].map(r => Number(r.dataset.seq)))`)
@@ -226,8 +235,8 @@ func TestCenterBrowser(t *testing.T) {
 	b.shot("center-audit-deny.png")
 
 	// Its review link opens the review page, whose proof verifies.
-	b.do(chromedp.Click(fmt.Sprintf(`tr[data-seq="%d"] a[href="/review/%d"]`, seq, seq)))
-	b.wait("the review page", fmt.Sprintf(`location.pathname === "/review/%d" && document.querySelector("h1") && document.querySelector("h1").textContent.includes("Row %d")`, seq, seq), 10*time.Second)
+	b.do(chromedp.Click(fmt.Sprintf(`tr[data-seq="%d"] a[href="review/%d"]`, seq, seq)))
+	b.wait("the review page", fmt.Sprintf(`location.pathname === "%s/review/%d" && document.querySelector("h1") && document.querySelector("h1").textContent.includes("Row %d")`, pre, seq, seq), 10*time.Second)
 	b.wait("the inclusion proof", `document.querySelector("#proof.ok") !== null && document.querySelector("#proof").textContent.includes("in checkpoint")`, 15*time.Second)
 	if got := eval[string](b, `document.querySelector("#missing-cap").textContent`); got != "fs.read:"+home+"/.ssh/id_ed25519" {
 		t.Errorf("missing capability shown: %q", got)
@@ -323,4 +332,38 @@ func TestCenterBrowser(t *testing.T) {
 	if b.dialogs.Load() != 0 {
 		t.Fatalf("%d JavaScript dialogs opened", b.dialogs.Load())
 	}
+}
+
+// centerCookieAcrossPorts: a server on another loopback port, visited by
+// the logged-in browser, is sent no Center cookie anywhere but under the
+// session's secret path (which is why that path is never given away: the
+// browser sends it there on any port, the control below).
+func centerCookieAcrossPorts(t *testing.T, b *browser, pre string) {
+	t.Helper()
+	var mu sync.Mutex
+	got := map[string]string{}
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got[r.URL.Path] = r.Header.Get("Cookie")
+		mu.Unlock()
+		io.WriteString(w, "<!doctype html><title>another port</title>")
+	}))
+	defer other.Close()
+	center := eval[string](b, `location.href`)
+	paths := []string{"/", "/login", "/review/1", "/api/agents", "/s/", "/s/" + strings.Repeat("A", 43) + "/", pre}
+	for _, p := range append(paths, pre+"/") {
+		b.do(chromedp.Navigate(other.URL + p))
+	}
+	mu.Lock()
+	for _, p := range paths {
+		if strings.Contains(got[p], "coconut_center") {
+			t.Errorf("a server on another port was sent the Center's cookie at %s: %q", p, got[p])
+		}
+	}
+	if !strings.Contains(got[pre+"/"], "coconut_center") {
+		t.Errorf("control: the browser did not send the cookie to another port even under the session's path (%q): this test no longer shows what it should", got[pre+"/"])
+	}
+	mu.Unlock()
+	b.do(chromedp.Navigate(center))
+	b.wait("the Center again", `document.querySelector("#live.on") !== null`, 20*time.Second)
 }

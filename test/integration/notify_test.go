@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -115,6 +116,15 @@ func TestNotifyDeny(t *testing.T) {
 			if u := strings.TrimSpace(string(b)); u != "" {
 				if !strings.HasPrefix(u, "http://127.0.0.1:") && !strings.HasPrefix(u, "http://localhost:") {
 					t.Errorf("$BROWSER was given %q", u)
+				}
+				// The link lands on the deny's review page, under the
+				// session's own path.
+				c := centerLogin(t, u)
+				if want := fmt.Sprintf("%s/review/%d", c.pre, n.Seq); c.landed != want {
+					t.Errorf("the review link landed on %q, want %q", c.landed, want)
+				}
+				if st, body := c.req("GET", fmt.Sprintf("/review/%d", n.Seq), nil, nil); st != 200 || !strings.Contains(body, "nosy-reviewer") {
+					t.Errorf("the review page of row %d under %s: %d", n.Seq, c.pre, st)
 				}
 				break
 			}

@@ -126,7 +126,7 @@
   function connect() {
     const live = $("#live");
     const q = body.dataset.stream || "";
-    const es = new EventSource("/api/stream" + (q ? "?" + q : ""));
+    const es = new EventSource("api/stream" + (q ? "?" + q : ""));
     es.addEventListener("open", () => { live.className = "live on"; live.setAttribute("aria-label", "Live updates: connected"); });
     es.addEventListener("error", () => { live.className = "live off"; live.setAttribute("aria-label", "Live updates: reconnecting"); });
     es.addEventListener("summary", (e) => summary(JSON.parse(e.data)));
@@ -140,10 +140,10 @@
 
   // --- rows tables (audit feed, agent page) ---
   function rowEl(r) {
-    const tr = h("tr", { class: (r.result === "deny" ? "deny " : "") + "fresh", "data-seq": r.seq, "data-href": "/review/" + r.seq },
-      h("td", { class: "num" }, h("a", { href: "/review/" + r.seq, "aria-label": "Review row " + r.seq, text: r.seq })),
+    const tr = h("tr", { class: (r.result === "deny" ? "deny " : "") + "fresh", "data-seq": r.seq, "data-href": "review/" + r.seq },
+      h("td", { class: "num" }, h("a", { href: "review/" + r.seq, "aria-label": "Review row " + r.seq, text: r.seq })),
       h("td", {}, h("time", { datetime: r.time, text: clock(r.time) })),
-      h("td", { class: "num opt" }, r.aid ? h("a", { href: "/agents/" + r.aid, text: r.aid }) : "daemon"),
+      h("td", { class: "num opt" }, r.aid ? h("a", { href: "agents/" + r.aid, text: r.aid }) : "daemon"),
       h("td", {}, h("span", { class: "rtype", text: r.type })),
       h("td", {}, h("code", { text: r.cap || "" })),
       h("td", { class: "obj", text: r.object || "" }),
@@ -196,9 +196,9 @@
     const byAID = new Map();
     const val = (a, k) => (k === "last" ? (a.last ? a.last.seq : 0) : a[k]);
     function row(a) {
-      const tr = h("tr", { "data-aid": a.aid, "data-href": "/agents/" + a.aid },
-        h("td", { class: "num" }, h("a", { href: "/agents/" + a.aid, text: a.aid })),
-        h("td", {}, h("a", { class: "name", href: "/agents/" + a.aid, title: "runs as " + a.user, text: a.name })),
+      const tr = h("tr", { "data-aid": a.aid, "data-href": "agents/" + a.aid },
+        h("td", { class: "num" }, h("a", { href: "agents/" + a.aid, text: a.aid })),
+        h("td", {}, h("a", { class: "name", href: "agents/" + a.aid, title: "runs as " + a.user, text: a.name })),
         h("td", { class: "opt" }, h("span", { class: "glyph g-" + glyphKey(a.class) + (a.state === "Active" ? " pulse" : ""), "aria-hidden": "true" }), a.class),
         h("td", {}, h("span", { class: "state s-" + stateKey(a.state), text: a.state })),
         h("td", { class: "num narrow-opt", text: fmtPct(a.cpu) }),
@@ -249,9 +249,9 @@
       shown[r.seq] = Date.now();
       later();
     });
-    async function all() { if (ended.checked) { try { take(await get("/api/agents?all=1")); } catch (e) { /* retried */ } } }
+    async function all() { if (ended.checked) { try { take(await get("api/agents?all=1")); } catch (e) { /* retried */ } } }
     setInterval(all, 2000);
-    ended.addEventListener("change", async () => { if (ended.checked) all(); else take(await get("/api/agents")); });
+    ended.addEventListener("change", async () => { if (ended.checked) all(); else take(await get("api/agents")); });
     const soon = () => requestAnimationFrame(render); // what the user does is drawn at once
     filter.addEventListener("input", soon);
     stateSel.addEventListener("change", soon);
@@ -265,7 +265,7 @@
         render();
       });
     }
-    get("/api/agents").then((l) => { if (!list) take(l); }).catch(() => {});
+    get("api/agents").then((l) => { if (!list) take(l); }).catch(() => {});
   }
 
   // --- agent state on the agent and review pages ---
@@ -298,7 +298,7 @@
         if (b.dataset.capFrom) cap = document.getElementById(b.dataset.capFrom).value;
         b.disabled = true; b.classList.add("busy");
         try {
-          await post("/api/agents/" + encodeURIComponent(aid) + "/" + act, cap ? { caps: [cap] } : null);
+          await post("api/agents/" + encodeURIComponent(aid) + "/" + act, cap ? { caps: [cap] } : null);
           toast(act[0].toUpperCase() + act.slice(1) + ": done, recorded in the audit chain (via center).");
           setTimeout(() => location.reload(), 700);
         } catch (e) {
@@ -318,7 +318,7 @@
     const poll = async () => {
       tries++;
       try {
-        const p = await get("/api/proof/" + el.dataset.seq);
+        const p = await get("api/proof/" + el.dataset.seq);
         if (!p.pending || tries > 30) {
           el.className = "verdict " + (p.ok ? "ok" : p.pending ? "pending" : "bad");
           el.dataset.pending = String(!!p.pending);
@@ -375,7 +375,7 @@
     if (!tok) return;
     const draw = async () => {
       let s;
-      try { s = await get("/api/series"); } catch (e) { return; }
+      try { s = await get("api/series"); } catch (e) { return; }
       $("#plots-empty").hidden = s.t && s.t.length > 1;
       const times = s.t || [];
       linePlot(tok, $("#legend-tokens"), times, s.agents, "tokens_per_min", "tokens");
@@ -417,7 +417,7 @@
       if (typing || e.ctrlKey || e.metaKey || e.altKey) return;
       if (g) {
         g = false; clearTimeout(gTimer);
-        const dest = { a: "/", l: "/audit", p: "/plots" }[e.key];
+        const dest = { a: "./", l: "audit", p: "plots" }[e.key];
         if (dest) { e.preventDefault(); location.href = dest; }
         return;
       }
@@ -445,7 +445,7 @@
 
   function logout() {
     $("#logout")?.addEventListener("click", async () => {
-      try { await post("/logout"); } catch (e) { /* gone anyway */ }
+      try { await post("logout"); } catch (e) { /* gone anyway */ }
       location.reload();
     });
   }
