@@ -33,9 +33,12 @@ import (
 // equals the sum of the counts of the deny rows.
 //
 // The wait also slows the storm itself: a denied call waits up to
-// aggregateEvery for its row, so a looping agent's denies come at the
-// pace of its own rows, and the consumer does not fsync for it per deny.
-const aggregateEvery = 500 * time.Millisecond
+// aggregateEvery for its row, so a looping agent's supervised denies come
+// at the pace of its own rows (a one-thread loop: ten a second per
+// object, one deny a row; many threads share a row), and the consumer
+// does not fsync for it per deny. Network guard denies do not wait (the
+// kernel answers them), so their aggregate rows do count many.
+const aggregateEvery = 100 * time.Millisecond
 
 // aggregateTick is how often due aggregates are looked for.
 const aggregateTick = 50 * time.Millisecond

@@ -26,7 +26,7 @@ func (r row) denies() int {
 // counted by aggregate rows whose counts add up to exactly the denies the
 // agent saw, and doctor's kernel_denies equals that sum. (Its supervised
 // denies each wait for the aggregate row that counts them, which paces
-// this one-thread loop at about two a second.)
+// this one-thread loop at about ten a second.)
 func TestDenyAggregation(t *testing.T) {
 	e := newEnv(t)
 	uid, _ := e.demo()
@@ -86,7 +86,7 @@ func TestDenyAggregation(t *testing.T) {
 		}
 	}
 	for kind := range objects {
-		if saw[kind] < 4 {
+		if saw[kind] < 10 {
 			t.Errorf("%s: only %d denies in %v: no storm to aggregate", kind, saw[kind], storm)
 		}
 		if saw[kind] != sum[kind] {
@@ -95,8 +95,8 @@ func TestDenyAggregation(t *testing.T) {
 		if singles[kind] != 1 {
 			t.Errorf("%s: %d rows of their own, want 1 (the first deny)", kind, singles[kind])
 		}
-		// One aggregate row per 500 ms, and one at each counters snapshot.
-		if max := 2 + int(storm/(250*time.Millisecond)); rows[kind] > max {
+		// One aggregate row per 100 ms, and one at each counters snapshot.
+		if max := 4 + int(storm/(50*time.Millisecond)); rows[kind] > max {
 			t.Errorf("%s: %d rows for %d denies in %v, want at most %d", kind, rows[kind], saw[kind], storm, max)
 		}
 	}
