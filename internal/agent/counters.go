@@ -58,6 +58,7 @@ type counterState struct {
 	mu       sync.Mutex
 	chain    map[string]uint64 // deny rows by source, since this daemon started
 	replayed map[string]bool   // keys of the network guard rows near the chain's end, at start
+	ranges   []replayRange     // the network guard aggregate rows near the chain's end, at start
 	alarm    map[string]*api.CounterAlarm
 	path     string
 }
@@ -129,6 +130,16 @@ func (m *Manager) initCounters() error {
 		return fmt.Errorf("read the chain's last rows: %w", err)
 	}
 	for _, r := range rows {
+		if r.Detail["source"] == "netguard" && r.Detail["count"] != "" {
+			// An aggregate row (aggregate.go) counts every deny of its
+			// key between its first and last sequence.
+			first, err1 := strconv.ParseUint(r.Detail["first_kseq"], 10, 64)
+			last, err2 := strconv.ParseUint(r.Detail["last_kseq"], 10, 64)
+			if err1 == nil && err2 == nil {
+				c.ranges = append(c.ranges, replayRange{cgroup: r.Detail["cgroup_id"], object: r.Object, cap: r.Cap, first: first, last: last})
+			}
+			continue
+		}
 		if r.Detail["source"] == "netguard" {
 			c.replayed[replayKey(r.Type == "cap.use", r.KSeq, r.Detail["cgroup_id"], r.PID, r.Object)] = true
 		}
@@ -143,11 +154,30 @@ func replayKey(allowed bool, seq uint64, cgroup string, pid int, object string) 
 	return fmt.Sprintf("%t/%d/%s/%d/%s", allowed, seq, cgroup, pid, object)
 }
 
-// recordedBefore reports whether a replayed event's row is in the chain.
+// replayRange is what an aggregate deny row of the network guard counts.
+type replayRange struct {
+	cgroup, object, cap string
+	first, last         uint64
+}
+
+// recordedBefore reports whether a replayed event's row is in the chain,
+// its own or an aggregate's.
 func (c *counterState) recordedBefore(ev enforce.Event) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.replayed[replayKey(ev.Allowed, ev.Seq, strconv.FormatUint(ev.CgroupID, 10), ev.PID, ev.Object)]
+	cg := strconv.FormatUint(ev.CgroupID, 10)
+	if c.replayed[replayKey(ev.Allowed, ev.Seq, cg, ev.PID, ev.Object)] {
+		return true
+	}
+	if ev.Allowed {
+		return false
+	}
+	for _, r := range c.ranges {
+		if r.cgroup == cg && r.object == ev.Object && r.cap == ev.Cap && ev.Seq >= r.first && ev.Seq <= r.last {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *counterState) addChain(source string) {
@@ -183,6 +213,7 @@ func (m *Manager) settle(events <-chan enforce.Event) snapshot {
 	var quiet map[string]int64
 	var quietSince time.Time
 	for {
+		m.flushAggregates(true) // aggregate.go: a pending aggregate is in flight; write it
 		s := m.raw()
 		if s.unread {
 			return s

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/internal/attest"
@@ -88,15 +89,28 @@ func (m *Manager) enforcement() attest.Enforcement {
 // and chain agree; their snapshots are taken here, between two batches.
 func (m *Manager) consumeDenies() {
 	events := m.cfg.Enforce.Events()
+	tick := time.NewTicker(aggregateTick) // aggregate.go
+	defer tick.Stop()
+	stop := m.stop
 	for {
 		select {
 		case ev, ok := <-events:
 			if !ok {
+				m.flushAggregates(true)
 				return
 			}
 			m.recordEvents(takeBatch(ev, events))
 		case reply := <-m.counts.requests:
 			reply <- m.settle(events)
+		case <-tick.C:
+			m.flushAggregates(false)
+		case <-stop:
+			// Closing: nothing pending may be lost with the daemon, and
+			// from now on every deny has its own row.
+			m.agg.off = true
+			m.flushAggregates(true)
+			close(m.aggFlushed)
+			stop = nil
 		}
 	}
 }
@@ -132,6 +146,8 @@ func (m *Manager) recordEvents(batch []enforce.Event) {
 	recs := make([]audit.Record, 0, len(batch))
 	entries := make([]*entry, len(batch))
 	written := make([]bool, len(batch))
+	gathered := make([]bool, len(batch)) // held in a pending aggregate: answered when it is written
+	now := time.Now()
 	m.mu.Lock()
 	for i, ev := range batch {
 		aid, ok := m.byCgroup[ev.CgroupID]
@@ -151,12 +167,15 @@ func (m *Manager) recordEvents(batch []enforce.Event) {
 		if ev.NotifID != 0 {
 			detail["notif_id"] = strconv.FormatUint(ev.NotifID, 10) // journal.go: answered from the row after a restart
 		}
-		r := audit.Record{AID: aid, Type: "cap.deny", Cap: ev.Cap, Object: ev.Object, Result: audit.ResultDeny,
-			Errno: ev.Errno, PID: ev.PID, KSeq: ev.Seq, Detail: detail}
+		if m.agg.gather(aid, entries[i], ev, now) { // aggregate.go: counted in a later row
+			gathered[i] = true
+			continue
+		}
+		r := audit.CapDeny(aid, ev.Cap, ev.Object, ev.Errno, ev.PID, ev.Seq, detail)
 		if ev.Allowed {
 			// An allowed use the audit policy wants on record (the
 			// supervisor's opens and execs wait for it).
-			r.Type, r.Result, r.Errno = "cap.use", audit.ResultAllow, 0
+			r = audit.CapUse(aid, ev.Cap, ev.Object, ev.PID, ev.Seq, detail)
 		}
 		recs = append(recs, r)
 		written[i] = true
@@ -168,6 +187,9 @@ func (m *Manager) recordEvents(batch []enforce.Event) {
 	}
 	marked := map[*entry]bool{}
 	for i, ev := range batch {
+		if gathered[i] {
+			continue
+		}
 		if !ev.Allowed && (err == nil || !written[i]) {
 			m.counts.addChain(ev.Source)
 		}
@@ -176,6 +198,9 @@ func (m *Manager) recordEvents(batch []enforce.Event) {
 		}
 	}
 	for i, ev := range batch {
+		if gathered[i] {
+			continue
+		}
 		if ev.Reply != nil {
 			ev.Reply <- err // an unrecorded allowed use is refused
 		}

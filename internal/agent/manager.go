@@ -77,7 +77,9 @@ type Manager struct {
 
 	inf inference // the inference broker's keys and token usage (inference.go)
 
-	counts counterState // chain deny rows by source, the counters alarm (counters.go)
+	counts     counterState  // chain deny rows by source, the counters alarm (counters.go)
+	agg        aggregator    // pending aggregate deny rows (aggregate.go); the consumer's own
+	aggFlushed chan struct{} // closed once the consumer wrote them at Close
 
 	wg     sync.WaitGroup // watchers
 	stop   chan struct{}
@@ -146,6 +148,7 @@ func New(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	if cfg.Enforce != nil {
+		m.aggFlushed = make(chan struct{})
 		go m.consumeDenies()
 		m.wg.Add(1)
 		go m.reconcile()
@@ -171,6 +174,12 @@ func (m *Manager) Close() {
 	m.closed = true
 	close(m.stop)
 	m.mu.Unlock()
+	if m.aggFlushed != nil {
+		select { // aggregate.go: pending aggregate rows written before the daemon goes
+		case <-m.aggFlushed:
+		case <-time.After(5 * time.Second):
+		}
+	}
 	m.wg.Wait()
 }
 

@@ -247,15 +247,21 @@ func (m *Manager) answerRecorded(aid uint64) {
 		return
 	}
 	for _, row := range rows {
-		id, err := strconv.ParseUint(row.Detail["notif_id"], 10, 64)
-		if err != nil || row.Detail["source"] != "supervisor" {
+		if row.Detail["source"] != "supervisor" {
 			continue
 		}
 		if row.Errno == 0 && !supervise.Continuable(row.Detail["syscall"]) {
 			continue // restarted and decided again (supervise.Continuable)
 		}
-		if j.AnswerRecorded(aid, id, row.Errno) {
-			m.log.Info("answered a call the previous daemon recorded", "aid", aid, "seq", row.Seq, "type", row.Type, "object", row.Object)
+		// notif_ids: the calls an aggregate deny row counts (aggregate.go).
+		for _, s := range strings.Split(row.Detail["notif_id"]+","+row.Detail["notif_ids"], ",") {
+			id, err := strconv.ParseUint(s, 10, 64)
+			if err != nil {
+				continue
+			}
+			if j.AnswerRecorded(aid, id, row.Errno) {
+				m.log.Info("answered a call the previous daemon recorded", "aid", aid, "seq", row.Seq, "type", row.Type, "object", row.Object)
+			}
 		}
 	}
 }

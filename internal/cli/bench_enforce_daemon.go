@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -248,7 +249,8 @@ func (d *privateDaemon) settle(ctx context.Context, limit time.Duration) (last m
 	}
 }
 
-// chainDenyRows counts the cap.deny rows of one agent in the chain itself.
+// chainDenyRows counts the denies the cap.deny rows of one agent stand for
+// in the chain itself: an aggregate row (issue 19) counts Detail["count"].
 func (d *privateDaemon) chainDenyRows(ctx context.Context, aid uint64) (int, error) {
 	n := 0
 	q := client.AuditQuery{AID: &aid, Type: "cap.deny", Result: "deny", Limit: 10000}
@@ -257,7 +259,9 @@ func (d *privateDaemon) chainDenyRows(ctx context.Context, aid uint64) (int, err
 		if err != nil {
 			return 0, fmt.Errorf("count deny rows: %w", err)
 		}
-		n += len(page.Records)
+		for _, r := range page.Records {
+			n += denyRowCount(r.Detail)
+		}
 		if page.Next == 0 || len(page.Records) == 0 {
 			return n, nil
 		}
@@ -283,3 +287,12 @@ func tail(b []byte) string {
 }
 
 var errNotRoot = errors.New("coconut bench enforce needs root: it starts a private coconutd with real cgroups and agents")
+
+// denyRowCount is how many denies a deny row counts: an aggregate row's
+// Detail["count"], or 1 (audit.DenyCount, on the API's row).
+func denyRowCount(detail map[string]string) int {
+	if n, err := strconv.Atoi(detail["count"]); err == nil && n > 0 {
+		return n
+	}
+	return 1
+}

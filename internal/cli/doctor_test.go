@@ -50,7 +50,7 @@ func TestDoctorCoreChecks(t *testing.T) {
 			t.Errorf("daemon-side check without a daemon: %+v", l)
 		}
 	}
-	d := &api.Doctor{Version: "v", PID: 1, Enforcer: "portable", Anchor: "fss", Counters: map[string]uint64{"kernel_denies": 2, "chain_denies": 1},
+	d := &api.Doctor{Version: "v", PID: 1, Enforcer: "portable", Anchor: "fss", Counters: map[string]uint64{"kernel_denies": 2, "chain_denies": 1, "counters_settled": 1},
 		BrokerSocket: "/run/coconut/broker.sock", BrokerAddr: "127.0.0.1:7878",
 		Checks: []api.Check{{Name: "cgroup2", OK: true, Detail: "x"}, {Name: "netguard-pin", OK: false, Detail: "not pinned"}, {Name: "new-thing", OK: false, Detail: "odd"}}}
 	lines, _ = runDoctorChecks(ctx, &doctorEnv{d: d})

@@ -1,0 +1,108 @@
+package integration
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// denies is how many denies a deny row counts (issue 19): an aggregate
+// row's Detail["count"], or 1.
+func (r row) denies() int {
+	if n, err := strconv.Atoi(r.Detail["count"]); err == nil && n > 0 {
+		return n
+	}
+	return 1
+}
+
+// TestDenyAggregation (issue 19): an agent looping without pause on the
+// same denied calls adds a few rows a second per object, not one per deny;
+// the first deny of each object is a row of its own, the others are
+// counted by aggregate rows whose counts add up to exactly the denies the
+// agent saw, and doctor's kernel_denies equals that sum. (Its supervised
+// denies each wait for the aggregate row that counts them, which paces
+// this one-thread loop at about ten a second.)
+func TestDenyAggregation(t *testing.T) {
+	e := newEnv(t)
+	uid, _ := e.demo()
+	tcpDenied, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcpDenied.Close()
+	port := tcpDenied.Addr().(*net.TCPAddr).Port
+	unixPath := filepath.Join(e.dir, "denied.sock")
+	unixDenied, err := net.Listen("unix", unixPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unixDenied.Close()
+	os.Chmod(unixPath, 0o777)
+	secret := filepath.Join(e.dir, "secret")
+	allowed := filepath.Join(e.dir, "allowed")
+	os.WriteFile(secret, []byte("no\n"), 0o644)
+	os.WriteFile(allowed, []byte("yes\n"), 0o644)
+	w := filepath.Join(e.dir, "w")
+	os.Mkdir(w, 0o755)
+	os.Chown(w, int(uid), int(uid))
+	ledger := filepath.Join(w, "ledger")
+	aid := mustAID(t, e.must("agent", "run", "--name", "storm", "--workdir", w,
+		"--cap", "fs.read:"+allowed, "--cap", "fs.write:"+w+"/**", "--",
+		filepath.Join(bins, "denyloop"), ledger, secret, allowed, strconv.Itoa(port), unixPath, "0s"))
+	pid := e.waitState(aid, "Capability-denied").PID
+	const storm = 4 * time.Second
+	time.Sleep(storm)
+	syscall.Kill(pid, syscall.SIGTERM)
+	for deadline := time.Now().Add(20 * time.Second); !gone(pid); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("agent %d did not stop on SIGTERM", aid)
+		}
+	}
+	counters := e.countersAgree(1)
+
+	saw, other := readLedger(t, ledger)
+	for _, o := range other {
+		t.Error(o)
+	}
+	objects := map[string]string{"open-denied": secret, "connect-tcp": fmt.Sprintf("tcp 127.0.0.1:%d", port), "connect-unix": "unix " + unixPath}
+	sum, rows, singles := map[string]int{}, map[string]int{}, map[string]int{}
+	total := 0
+	for _, r := range e.rows("--aid", strconv.FormatUint(aid, 10), "--type", "cap.deny") {
+		total += r.denies()
+		for kind, obj := range objects {
+			if r.Object != obj {
+				continue
+			}
+			sum[kind] += r.denies()
+			rows[kind]++
+			if r.Detail["count"] == "" {
+				singles[kind]++
+			}
+		}
+	}
+	for kind := range objects {
+		if saw[kind] < 10 {
+			t.Errorf("%s: only %d denies in %v: no storm to aggregate", kind, saw[kind], storm)
+		}
+		if saw[kind] != sum[kind] {
+			t.Errorf("%s: the agent saw %d denies, the chain's rows count %d", kind, saw[kind], sum[kind])
+		}
+		if singles[kind] != 1 {
+			t.Errorf("%s: %d rows of their own, want 1 (the first deny)", kind, singles[kind])
+		}
+		// One aggregate row per 100 ms, and one at each counters snapshot.
+		if max := 4 + int(storm/(50*time.Millisecond)); rows[kind] > max {
+			t.Errorf("%s: %d rows for %d denies in %v, want at most %d", kind, rows[kind], saw[kind], storm, max)
+		}
+	}
+	if uint64(total) != counters["kernel_denies"] {
+		t.Errorf("kernel_denies %d, the deny rows count %d", counters["kernel_denies"], total)
+	}
+	t.Logf("denies seen %v, rows %v, kernel_denies %d", saw, rows, counters["kernel_denies"])
+	e.must("audit", "verify")
+}
