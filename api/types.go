@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"strconv"
 	"time"
 )
 
@@ -317,4 +318,14 @@ type CenterLoginRequest struct {
 type CenterLogin struct {
 	URL       string `json:"url"`
 	ExpiresIn int    `json:"expires_in"`
+}
+
+// DenyCount is how many denies a deny row stands for: its detail's count
+// (an aggregate row, docs/audit-format.md "Aggregate deny rows"), else 1.
+// The chain side's twin is audit.DenyCount.
+func (r Record) DenyCount() uint64 {
+	if n, err := strconv.ParseUint(r.Detail["count"], 10, 64); err == nil && n > 0 {
+		return n
+	}
+	return 1
 }

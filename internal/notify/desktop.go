@@ -63,7 +63,7 @@ func (d *desktop) post(replaces uint32, n *note, summary, body string) (uint32, 
 		hintAID:         dbus.MakeVariant(n.aid),
 		hintSeq:         dbus.MakeVariant(n.seqs[len(n.seqs)-1]),
 		hintFirst:       dbus.MakeVariant(n.seqs[0]),
-		hintCount:       dbus.MakeVariant(uint32(len(n.seqs))),
+		hintCount:       dbus.MakeVariant(uint32(n.count())),
 	}
 	var id uint32
 	err := d.obj.Call(busIface+".Notify", 0, appName, replaces, appIcon, summary, body, actions, hints, int32(-1)).Store(&id)

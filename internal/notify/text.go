@@ -15,7 +15,7 @@ func summary(name string, n *note) string {
 	if name != "" {
 		who = fmt.Sprintf("%s (AID %d)", name, n.aid)
 	}
-	if len(n.seqs) > 1 {
+	if n.count() > 1 {
 		return who + " was denied again"
 	}
 	return who + " was denied"
@@ -38,7 +38,7 @@ func body(n *note, home string) string {
 	if e := errnoName(r.Errno); e != "" {
 		line += " — " + e
 	}
-	if k := len(n.seqs); k > 1 {
+	if k := n.count(); k > 1 {
 		line = fmt.Sprintf("%d more denies, the latest: %s", k, line)
 	}
 	return escapeMarkup(line)
@@ -89,3 +89,7 @@ const (
 	hintFirst = "x-coconut-first"
 	hintCount = "x-coconut-count"
 )
+
+// count is how many denies the note covers: aggregate rows (issue 19)
+// stand for many.
+func (n *note) count() uint64 { return max(n.denies, uint64(len(n.seqs))) }

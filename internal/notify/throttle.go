@@ -18,7 +18,8 @@ type throttle struct {
 // agentDenies is one agent's notification state.
 type agentDenies struct {
 	shownAt time.Time  // when its last notification was posted
-	pending []uint64   // seqs of denies not yet in a notification
+	pending []uint64   // seqs of deny rows not yet in a notification
+	denies  uint64     // the denies those rows stand for (aggregate rows count many)
 	latest  api.Record // the newest of them
 	notice  uint32     // the id of its last notification, to replace it
 }
@@ -32,6 +33,7 @@ func newThrottle(period time.Duration) *throttle {
 type note struct {
 	aid    uint64
 	seqs   []uint64
+	denies uint64 // the denies the rows stand for: ≥ len(seqs)
 	latest api.Record
 }
 
@@ -43,6 +45,7 @@ func (t *throttle) add(now time.Time, r api.Record) *note {
 		t.agents[r.AID] = a
 	}
 	a.pending = append(a.pending, r.Seq)
+	a.denies += r.DenyCount()
 	a.latest = r
 	if len(a.pending) == 1 && (a.shownAt.IsZero() || now.Sub(a.shownAt) >= t.period) {
 		return t.take(now, r.AID, a)
@@ -76,8 +79,8 @@ func (t *throttle) next() time.Time {
 }
 
 func (t *throttle) take(now time.Time, aid uint64, a *agentDenies) *note {
-	n := &note{aid: aid, seqs: a.pending, latest: a.latest}
-	a.pending, a.shownAt = nil, now
+	n := &note{aid: aid, seqs: a.pending, denies: a.denies, latest: a.latest}
+	a.pending, a.denies, a.shownAt = nil, 0, now
 	return n
 }
 
@@ -98,6 +101,7 @@ func (t *throttle) putBack(n *note, retry time.Time) {
 	a := t.agents[n.aid]
 	a.shownAt = retry.Add(-t.period)
 	a.pending = append(n.seqs, a.pending...)
+	a.denies += n.denies
 	if a.latest.Seq < n.latest.Seq {
 		a.latest = n.latest
 	}

@@ -185,3 +185,25 @@ func TestLockState(t *testing.T) {
 	}
 	unlock2()
 }
+
+// An aggregate deny row (issue 19) stands for its detail's count: the
+// summary says how many denies, not how many rows.
+func TestThrottleCountsAggregateRows(t *testing.T) {
+	th := newThrottle(time.Minute)
+	if n := th.add(t0, deny(1, 31)); n == nil || n.count() != 1 {
+		t.Fatalf("first deny: %+v", n)
+	}
+	agg := deny(2, 31)
+	agg.Detail = map[string]string{"count": "250"}
+	if n := th.add(t0.Add(time.Second), agg); n != nil {
+		t.Fatalf("a summary before the period: %+v", n)
+	}
+	th.add(t0.Add(2*time.Second), deny(3, 31))
+	notes := th.due(t0.Add(2 * time.Minute))
+	if len(notes) != 1 || notes[0].count() != 251 || len(notes[0].seqs) != 2 {
+		t.Fatalf("summary: %+v", notes)
+	}
+	if b := body(notes[0], "/home/u"); b != "251 more denies, the latest: fs.read ~/.ssh/id_ed25519 — ECAPABILITY" {
+		t.Fatalf("body %q", b)
+	}
+}
