@@ -366,6 +366,12 @@ func (s *Server) decide(n *seccompNotif, ev *Event) unix.Errno {
 			if fd >= 0 {
 				unix.Close(fd) // resolved, but the thread's credentials were not restored
 			}
+			if e == ECapability {
+				// Through another process's /proc/PID magic link
+				// (resolve.go): no real path to name, so the row has
+				// the agent's.
+				ev.Path, ev.Access, ev.Object = "", op.access, path
+			}
 			return e
 		}
 		ev.Path, ev.Access, ev.Object = obj.path, op.access, ""
