@@ -254,10 +254,28 @@ func (m *Manager) answerRecorded(aid uint64) {
 		if row.Errno == 0 && !supervise.Continuable(row.Detail["syscall"]) {
 			continue // restarted and decided again (supervise.Continuable)
 		}
+		if row.Errno == 0 && !stillAllowed(j, aid, row) {
+			// Revoked since the row: no CONTINUE; the call restarts
+			// (the freeze below) and is decided on the current bundle.
+			m.log.Info("a call the previous daemon allowed is no longer allowed: decided again", "aid", aid, "seq", row.Seq, "object", row.Object)
+			continue
+		}
 		if j.AnswerRecorded(aid, id, row.Errno) {
 			m.log.Info("answered a call the previous daemon recorded", "aid", aid, "seq", row.Seq, "type", row.Type, "object", row.Object)
 		}
 	}
+}
+
+// stillAllowed asks the current policy about a recorded allow: its row's
+// object is the real path and its capability the access ("fs.read+write").
+// Anything that cannot be read back is not allowed.
+func stillAllowed(j enforce.Journaled, aid uint64, row audit.Record) bool {
+	verbs, ok := strings.CutPrefix(row.Cap, "fs.")
+	if !ok || row.Object == "" {
+		return false
+	}
+	access, ok := supervise.ParseAccess(verbs)
+	return ok && j.StillAllowed(aid, row.Object, access)
 }
 
 // seccompFiltered reads the Seccomp line of /proc/PID/status (2: filter).
