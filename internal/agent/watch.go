@@ -253,6 +253,12 @@ func (m *Manager) answerRecorded(aid uint64) {
 		if row.Errno == 0 && !supervise.Continuable(row.Detail["syscall"]) {
 			continue // restarted and decided again (supervise.Continuable)
 		}
+		if row.Errno == 0 && !stillAllowed(j, aid, row) {
+			// Revoked since the row: no CONTINUE; the call restarts
+			// (the freeze below) and is decided on the current bundle.
+			m.log.Info("a call the previous daemon allowed is no longer allowed: decided again", "aid", aid, "seq", row.Seq, "object", row.Object)
+			continue
+		}
 		// notif_ids: the calls an aggregate deny row counts (aggregate.go).
 		for _, s := range strings.Split(row.Detail["notif_id"]+","+row.Detail["notif_ids"], ",") {
 			id, err := strconv.ParseUint(s, 10, 64)
@@ -264,6 +270,18 @@ func (m *Manager) answerRecorded(aid uint64) {
 			}
 		}
 	}
+}
+
+// stillAllowed asks the current policy about a recorded allow: its row's
+// object is the real path and its capability the access ("fs.read+write").
+// Anything that cannot be read back is not allowed.
+func stillAllowed(j enforce.Journaled, aid uint64, row audit.Record) bool {
+	verbs, ok := strings.CutPrefix(row.Cap, "fs.")
+	if !ok || row.Object == "" {
+		return false
+	}
+	access, ok := supervise.ParseAccess(verbs)
+	return ok && j.StillAllowed(aid, row.Object, access)
 }
 
 // seccompFiltered reads the Seccomp line of /proc/PID/status (2: filter).

@@ -11,6 +11,7 @@ import (
 	"github.com/coconut-os/coconut/internal/capability"
 	"github.com/coconut-os/coconut/internal/launch"
 	"github.com/coconut-os/coconut/internal/netguard"
+	"github.com/coconut-os/coconut/internal/supervise"
 )
 
 // Portable is the backend for any kernel with Landlock and cgroup BPF: the
@@ -166,6 +167,11 @@ func (p *Portable) Resume(aid uint64) error {
 // AnswerRecorded implements Journaled.
 func (p *Portable) AnswerRecorded(aid, id uint64, errno int) bool {
 	return p.sup != nil && p.sup.AnswerRecorded(aid, id, errno)
+}
+
+// StillAllowed implements Journaled.
+func (p *Portable) StillAllowed(aid uint64, path string, access supervise.Access) bool {
+	return p.sup != nil && p.sup.StillAllowed(aid, path, access)
 }
 
 // Supervised implements Supervisor.

@@ -47,6 +47,10 @@ type Journaled interface {
 	// AnswerRecorded answers agent aid's pending notification id with
 	// errno (0: continue) and reports whether it was still pending.
 	AnswerRecorded(aid, id uint64, errno int) bool
+	// StillAllowed reports whether agent aid's current bundle allows
+	// access to path: a recorded allow is answered only if it still is
+	// (a revocation since the row must not be undone by a CONTINUE).
+	StillAllowed(aid uint64, path string, access supervise.Access) bool
 }
 
 // supervisor is the Portable backend's part that decides for the
@@ -373,6 +377,11 @@ func (s *supervisor) AnswerRecorded(aid, id uint64, errno int) bool {
 		return false
 	}
 	return supervise.AnswerRecorded(files[0], id, unix.Errno(errno))
+}
+
+// StillAllowed implements Journaled: the same decision as a new call's.
+func (s *supervisor) StillAllowed(aid uint64, path string, access supervise.Access) bool {
+	return path != "" && s.Allow(aid, path, access)
 }
 
 // Supervised implements Supervisor. A static agent's reads are decided by

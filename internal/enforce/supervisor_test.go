@@ -210,3 +210,22 @@ func TestRecordPathless(t *testing.T) {
 		t.Fatalf("event %+v, want %+v", ev, want)
 	}
 }
+
+// TestStillAllowedFollowsRevocation: a recorded allow is re-asked of the
+// current bundle (Journaled.StillAllowed) before a restarted daemon
+// answers it.
+func TestStillAllowedFollowsRevocation(t *testing.T) {
+	s := &supervisor{agents: map[uint64]*fsAgent{}}
+	s.set(Agent{AID: 1, Caps: caps(t, "fs.write:/home/u/p/**")})
+	rw := supervise.Read | supervise.Write
+	if !s.StillAllowed(1, "/home/u/p/a", rw) {
+		t.Fatal("granted write not allowed")
+	}
+	s.set(Agent{AID: 1, Caps: caps(t, "fs.read:/home/u/p/**")})
+	if s.StillAllowed(1, "/home/u/p/a", rw) || !s.StillAllowed(1, "/home/u/p/a", supervise.Read) {
+		t.Fatal("StillAllowed did not follow the revocation")
+	}
+	if s.StillAllowed(1, "", supervise.Read) || s.StillAllowed(2, "/home/u/p/a", supervise.Read) {
+		t.Fatal("no path, or an unknown agent, allowed")
+	}
+}

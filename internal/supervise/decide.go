@@ -34,6 +34,24 @@ func (a Access) String() string {
 	return strings.Join(s, "+")
 }
 
+// ParseAccess reads what Access.String writes ("read", "read+write"…);
+// ok is false for anything else, "none" included.
+func ParseAccess(s string) (a Access, ok bool) {
+	for _, name := range strings.Split(s, "+") {
+		switch name {
+		case "read":
+			a |= Read
+		case "write":
+			a |= Write
+		case "exec":
+			a |= Exec
+		default:
+			return 0, false
+		}
+	}
+	return a, true
+}
+
 // AgentInfo is what the supervisor knows of the agent it serves.
 type AgentInfo struct {
 	AID uint64

@@ -118,6 +118,28 @@ const (
 	unshareNamespaces = cloneNamespaces | unix.CLONE_NEWTIME
 )
 
+// seccompNewListener is SECCOMP_FILTER_FLAG_NEW_LISTENER.
+const seccompNewListener = 1 << 3
+
+// refusedIoctls are the ioctl commands refused: attribute changes the
+// kernel allows on any descriptor of a file the caller owns, even one
+// opened for reading only (immutable, append-only,
+// nodump flags; project id and xattr flags; fs-verity; the inode
+// generation), and terminal input injection and console control.
+var refusedIoctls = []uint32{
+	unix.FS_IOC_SETFLAGS, fsIOC32SetFlags, fsIOCFSSetXattr,
+	unix.FS_IOC_ENABLE_VERITY, fsIOCSetVersion, fsIOC32SetVersion,
+	unix.TIOCSTI, unix.TIOCLINUX,
+}
+
+// ioctl numbers x/sys/unix lacks (linux/fs.h).
+const (
+	fsIOC32SetFlags   = 0x40046602 // _IOW('f', 2, int)
+	fsIOCFSSetXattr   = 0x401c5820 // _IOW('X', 32, struct fsxattr)
+	fsIOCSetVersion   = 0x40087602 // _IOW('v', 2, long)
+	fsIOC32SetVersion = 0x40047602 // _IOW('v', 2, int)
+)
+
 // Classic BPF opcodes used here.
 const (
 	ldAbsW = unix.BPF_LD | unix.BPF_W | unix.BPF_ABS
@@ -228,6 +250,12 @@ func leafOf(nr uint32, o Options) string {
 			return "unshare"
 		case unix.SYS_SOCKET:
 			return "socket"
+		case unix.SYS_SOCKETPAIR:
+			return "socketpair"
+		case unix.SYS_SECCOMP:
+			return "seccomp"
+		case unix.SYS_IOCTL:
+			return "ioctl"
 		case unix.SYS_PERSONALITY:
 			return "personality"
 		case unix.SYS_SENDTO:
@@ -326,14 +354,47 @@ func Program(o Options) []unix.SockFilter {
 	a.stmt(ldAbsW, argLow(0))
 	a.jump(jsetK, unshareNamespaces, "deny", "allow")
 
+	// socket families are an allowlist: Unix, inet (not raw) and route
+	// netlink. Every other family (vsock, alg, tipc, rds, bluetooth,
+	// packet…) reaches kernel code no agent needs.
 	a.label("socket")
 	a.stmt(ldAbsW, argLow(0))
-	a.jump(jeqK, unix.AF_PACKET, "deny", "")
+	a.jump(jeqK, unix.AF_UNIX, "allow", "")
 	a.jump(jeqK, unix.AF_NETLINK, "netlink", "")
+	a.jump(jeqK, unix.AF_INET, "inet", "")
+	a.jump(jeqK, unix.AF_INET6, "inet", "deny")
+	a.label("inet")
 	a.stmt(ldAbsW, argLow(1))
 	a.stmt(andK, 0xf) // SOCK_TYPE_MASK: drop SOCK_NONBLOCK, SOCK_CLOEXEC
 	a.jump(jeqK, unix.SOCK_RAW, "deny", "")
 	a.jump(jeqK, unix.SOCK_PACKET, "deny", "allow")
+
+	// socketpair exists for Unix sockets (and tipc, refused above).
+	a.label("socketpair")
+	a.stmt(ldAbsW, argLow(0))
+	a.jump(jeqK, unix.AF_UNIX, "allow", "deny")
+
+	// seccomp: no filter of the agent's may have a listener. The newest
+	// filter's USER_NOTIF wins, so an agent holding a listener of its
+	// own could answer CONTINUE to what Coconut's filter hands over, once
+	// Coconut's supervisor is gone (or before it answers). Filters
+	// without a listener can only be stricter than this one.
+	a.label("seccomp")
+	a.stmt(ldAbsW, argLow(1))
+	a.jump(jsetK, seccompNewListener, "deny", "allow")
+
+	// ioctl is hot: a few compares on the command (unsigned int, the
+	// low half), and the refused ones change a file's attributes through
+	// a descriptor opened for reading (or inject terminal input).
+	a.label("ioctl")
+	a.stmt(ldAbsW, argLow(1))
+	for i, cmd := range refusedIoctls {
+		if i == len(refusedIoctls)-1 {
+			a.jump(jeqK, cmd, "deny", "allow")
+		} else {
+			a.jump(jeqK, cmd, "deny", "")
+		}
+	}
 
 	a.label("netlink")
 	a.stmt(ldAbsW, argLow(2))

@@ -89,6 +89,53 @@ var refusedVerdicts = []struct {
 	{"netlink audit", sys(unix.SYS_SOCKET, unix.AF_NETLINK, unix.SOCK_RAW, unix.NETLINK_AUDIT)},
 	{"netlink uevent", sys(unix.SYS_SOCKET, unix.AF_NETLINK, unix.SOCK_DGRAM, unix.NETLINK_KOBJECT_UEVENT)},
 	{"personality no-aslr", sys(unix.SYS_PERSONALITY, 0x0040000 /* ADDR_NO_RANDOMIZE */)},
+	{"socket vsock", sys(unix.SYS_SOCKET, unix.AF_VSOCK, unix.SOCK_STREAM)},
+	{"socket alg", sys(unix.SYS_SOCKET, unix.AF_ALG, unix.SOCK_SEQPACKET)},
+	{"socket tipc", sys(unix.SYS_SOCKET, unix.AF_TIPC, unix.SOCK_RDM)},
+	{"socket rds", sys(unix.SYS_SOCKET, unix.AF_RDS, unix.SOCK_SEQPACKET)},
+	{"socket bluetooth", sys(unix.SYS_SOCKET, unix.AF_BLUETOOTH, unix.SOCK_STREAM)},
+	{"socket unspec", sys(unix.SYS_SOCKET, unix.AF_UNSPEC, unix.SOCK_STREAM)},
+	{"socket family high bits", sys(unix.SYS_SOCKET, 0xffffffff00000000|unix.AF_VSOCK, unix.SOCK_STREAM)},
+	{"socketpair tipc", sys(unix.SYS_SOCKETPAIR, unix.AF_TIPC, unix.SOCK_SEQPACKET)},
+	{"seccomp new listener", sys(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, seccompNewListener)},
+	{"seccomp new listener and tsync", sys(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, seccompNewListener|1)},
+	{"ioctl setflags", sys(unix.SYS_IOCTL, 3, unix.FS_IOC_SETFLAGS)},
+	{"ioctl setflags32", sys(unix.SYS_IOCTL, 3, fsIOC32SetFlags)},
+	{"ioctl fssetxattr", sys(unix.SYS_IOCTL, 3, fsIOCFSSetXattr)},
+	{"ioctl enable verity", sys(unix.SYS_IOCTL, 3, unix.FS_IOC_ENABLE_VERITY)},
+	{"ioctl setversion", sys(unix.SYS_IOCTL, 3, fsIOCSetVersion)},
+	{"ioctl tiocsti", sys(unix.SYS_IOCTL, 0, unix.TIOCSTI)},
+	{"ioctl tioclinux high bits", sys(unix.SYS_IOCTL, 0, 0xffffffff00000000|unix.TIOCLINUX)},
+}
+
+// argAllowed are argument-checked calls the filter lets through, with a
+// listener or without.
+var argAllowed = []struct {
+	name string
+	data seccompData
+}{
+	{"socket inet6 stream", sys(unix.SYS_SOCKET, unix.AF_INET6, unix.SOCK_STREAM)},
+	{"socket inet6 dgram", sys(unix.SYS_SOCKET, unix.AF_INET6, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK)},
+	{"socketpair unix", sys(unix.SYS_SOCKETPAIR, unix.AF_UNIX, unix.SOCK_STREAM)},
+	{"seccomp filter", sys(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0)},
+	{"seccomp tsync", sys(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 1)},
+	{"seccomp get action", sys(unix.SYS_SECCOMP, unix.SECCOMP_GET_ACTION_AVAIL, 0)},
+	{"ioctl tcgets", sys(unix.SYS_IOCTL, 0, unix.TCGETS)},
+	{"ioctl fionread", sys(unix.SYS_IOCTL, 3, unix.SIOCINQ)},
+	{"ioctl getflags", sys(unix.SYS_IOCTL, 3, unix.FS_IOC_GETFLAGS)},
+}
+
+// TestFilterArgAllowed: the argument-checked calls' allowed forms pass
+// with no notification, with a listener and without.
+func TestFilterArgAllowed(t *testing.T) {
+	for _, o := range []Options{{}, {NoListener: true}, {Static: true}} {
+		prog := Program(o)
+		for _, tt := range argAllowed {
+			if got, err := runFilter(prog, tt.data); err != nil || got != retAllow {
+				t.Errorf("%+v %s: verdict %#x (%v), want allow", o, tt.name, got, err)
+			}
+		}
+	}
 }
 
 func TestFilterVerdicts(t *testing.T) {
@@ -219,7 +266,8 @@ func TestFilterStatic(t *testing.T) {
 // TestRefusalDescribed: every refused call has a capability and a name for
 // its row, so none is refused unrecorded or recorded as "syscall".
 func TestRefusalDescribed(t *testing.T) {
-	for _, nr := range append(append([]uint32{}, refused...), unix.SYS_CLONE, unix.SYS_UNSHARE, unix.SYS_SOCKET, unix.SYS_PERSONALITY) {
+	for _, nr := range append(append([]uint32{}, refused...), unix.SYS_CLONE, unix.SYS_UNSHARE, unix.SYS_SOCKET, unix.SYS_PERSONALITY,
+		unix.SYS_SOCKETPAIR, unix.SYS_SECCOMP, unix.SYS_IOCTL) {
 		d := sys(int(nr), 1, 2, 3)
 		cap, obj, ok := refusal(&d)
 		if !ok || cap == "" || obj == "" || refusedNames[int32(nr)] == "" {

@@ -128,6 +128,10 @@ func probeMain() {
 	for _, op := range os.Args[1:] {
 		verb, arg, _ := strings.Cut(op, ":")
 		a, b, _ := strings.Cut(arg, ":")
+		if e, ok := argProbe(verb, arg); ok { // argcheck_test.go
+			fmt.Fprintf(out, "%s %d\n", op, e)
+			continue
+		}
 		if e, ok := processProbe(verb, arg); ok { // process_test.go
 			fmt.Fprintf(out, "%s %d\n", op, e)
 			continue

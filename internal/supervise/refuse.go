@@ -26,7 +26,10 @@ var refusedCaps = map[int32]string{
 	unix.SYS_IO_URING_SETUP:  "sys.io_uring", unix.SYS_IO_URING_ENTER: "sys.io_uring", unix.SYS_IO_URING_REGISTER: "sys.io_uring",
 	unix.SYS_OPEN_BY_HANDLE_AT: "sys.handle",
 	unix.SYS_USELIB:            "sys.uselib",
-	unix.SYS_SOCKET:            "net.socket", // raw, packet and non-route netlink sockets
+	unix.SYS_SOCKET:            "net.socket",  // families other than unix, inet (not raw) and route netlink
+	unix.SYS_SOCKETPAIR:        "net.socket",  // families other than unix
+	unix.SYS_SECCOMP:           "sys.seccomp", // a filter with a listener of its own
+	unix.SYS_IOCTL:             "sys.ioctl",   // refusedIoctls: attribute changes, tty injection
 	unix.SYS_PERSONALITY:       "sys.personality",
 	unix.SYS_STATMOUNT:         "sys.mount", unix.SYS_LISTMOUNT: "sys.mount",
 	unix.SYS_LISTNS:        "sys.namespace",
@@ -63,6 +66,7 @@ var refusedNames = map[int32]string{
 	unix.SYS_IO_URING_SETUP: "io_uring_setup", unix.SYS_IO_URING_ENTER: "io_uring_enter",
 	unix.SYS_IO_URING_REGISTER: "io_uring_register", unix.SYS_OPEN_BY_HANDLE_AT: "open_by_handle_at",
 	unix.SYS_USELIB: "uselib", unix.SYS_SOCKET: "socket", unix.SYS_PERSONALITY: "personality",
+	unix.SYS_SOCKETPAIR: "socketpair", unix.SYS_SECCOMP: "seccomp", unix.SYS_IOCTL: "ioctl",
 	unix.SYS_STATMOUNT: "statmount", unix.SYS_LISTMOUNT: "listmount", unix.SYS_LISTNS: "listns",
 	unix.SYS_FILE_SETATTR: "file_setattr", unix.SYS_FANOTIFY_INIT: "fanotify_init", unix.SYS_FANOTIFY_MARK: "fanotify_mark",
 	unix.SYS_LSM_SET_SELF_ATTR: "lsm_set_self_attr", unix.SYS_MODIFY_LDT: "modify_ldt",
@@ -103,8 +107,12 @@ func refusal(d *seccompData) (cap, object string, ok bool) {
 		object = fmt.Sprintf("%s flags=%#x", name, a[0])
 	case unix.SYS_SETNS:
 		object = fmt.Sprintf("setns fd=%d nstype=%#x", int32(a[0]), uint32(a[1]))
-	case unix.SYS_SOCKET:
-		object = fmt.Sprintf("socket family=%d type=%d protocol=%d", int32(a[0]), int32(a[1]), int32(a[2]))
+	case unix.SYS_SOCKET, unix.SYS_SOCKETPAIR:
+		object = fmt.Sprintf("%s family=%d type=%d protocol=%d", name, int32(a[0]), int32(a[1]), int32(a[2]))
+	case unix.SYS_SECCOMP:
+		object = fmt.Sprintf("seccomp op=%d flags=%#x", uint32(a[0]), uint32(a[1]))
+	case unix.SYS_IOCTL:
+		object = fmt.Sprintf("ioctl fd=%d cmd=%#x", int32(a[0]), uint32(a[1]))
 	case unix.SYS_PERSONALITY:
 		object = fmt.Sprintf("personality %#x", uint32(a[0]))
 	case unix.SYS_BPF:

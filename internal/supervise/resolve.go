@@ -306,8 +306,14 @@ func (r *resolver) walk(root, base int, path string, o walkOpts) (int, string, u
 			text, magic, e := r.linkText(cur, next, name)
 			if magic {
 				// A /proc/PID/... magic link: the kernel jumps to the
-				// object itself, whatever its text says. Let it.
+				// object itself, whatever its text says. Let it, for a
+				// process of the agent only: this walk runs on a thread
+				// with no Landlock domain, so nothing else would stop it
+				// reaching through another process's fd, cwd or root.
 				unix.Close(next)
+				if e := r.magicOwnerIsAgent(cur); e != 0 {
+					return fail(e)
+				}
 				next, e = openPath(cur, name, 0)
 				if e != 0 {
 					return fail(e)
@@ -389,6 +395,99 @@ func (r *resolver) linkText(dir, link int, name string) (string, bool, unix.Errn
 		return "", false, unix.ENAMETOOLONG
 	}
 	return string(buf[:n]), false, 0
+}
+
+// magicOwnerIsAgent answers 0 when dir, a procfs directory holding a magic
+// link (/proc/N, /proc/N/fd, /proc/N/task/T/fd…), belongs to a process N of
+// the calling agent (sameAgent), and ECAPABILITY otherwise: for another
+// process, and for anything whose owner cannot be told (fail closed).
+func (r *resolver) magicOwnerIsAgent(dir int) unix.Errno {
+	pidDir, e := procPIDDir(dir)
+	if e != 0 {
+		return ECapability
+	}
+	defer unix.Close(pidDir)
+	pid, start, ok := readProcStat(pidDir)
+	if !ok {
+		return ECapability
+	}
+	// The number is the one of the agent's procfs; make sure it is the
+	// same process in ours (same start time), so another pid namespace's
+	// procfs cannot pass for one of the agent's processes.
+	self, err := unix.Open("/proc/"+strconv.Itoa(pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return ECapability
+	}
+	ourPid, ourStart, ok := readProcStat(self)
+	unix.Close(self)
+	if !ok || ourPid != pid || ourStart != start {
+		return ECapability
+	}
+	if in, e := sameAgent(r.tid, pid); e != 0 || !in {
+		return ECapability
+	}
+	return 0
+}
+
+// procPIDDir climbs from dir, a directory of procfs, to the /proc/N
+// directory above it (dir itself when it is one): at most /proc/N/task/T/fd.
+func procPIDDir(dir int) (int, unix.Errno) {
+	cur, err := unix.Dup(dir)
+	if err != nil {
+		return -1, errnoOf(err)
+	}
+	for range 4 {
+		up, e := openPath(cur, "..", unix.O_DIRECTORY)
+		if e != 0 {
+			unix.Close(cur)
+			return -1, e
+		}
+		var fs unix.Statfs_t
+		var st unix.Stat_t
+		if unix.Fstatfs(up, &fs) != nil || fs.Type != unix.PROC_SUPER_MAGIC || unix.Fstat(up, &st) != nil {
+			unix.Close(up)
+			unix.Close(cur)
+			return -1, unix.EACCES // left procfs: a bind mount of part of it
+		}
+		if st.Ino == procRootIno {
+			unix.Close(up)
+			return cur, 0
+		}
+		unix.Close(cur)
+		cur = up
+	}
+	unix.Close(cur)
+	return -1, unix.EACCES
+}
+
+// readProcStat reads the pid and start time of the process whose /proc/N
+// directory is dir.
+func readProcStat(dir int) (pid int, start string, ok bool) {
+	fd, err := unix.Openat(dir, "stat", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, "", false
+	}
+	defer unix.Close(fd)
+	var buf [1024]byte
+	n, err := unix.Read(fd, buf[:])
+	if err != nil || n <= 0 {
+		return 0, "", false
+	}
+	s := string(buf[:n])
+	// "pid (comm) state ppid …": comm may hold spaces and parentheses.
+	open, close := strings.IndexByte(s, ' '), strings.LastIndexByte(s, ')')
+	if open <= 0 || close < open {
+		return 0, "", false
+	}
+	if pid, err = strconv.Atoi(s[:open]); err != nil {
+		return 0, "", false
+	}
+	fields := strings.Fields(s[close+1:])
+	const startField = 22 - 3 // starttime is field 22; fields starts at field 3
+	if len(fields) <= startField {
+		return 0, "", false
+	}
+	return pid, fields[startField], true
 }
 
 // tgidOf reads the thread group (process) id of a thread.

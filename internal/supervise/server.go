@@ -321,6 +321,14 @@ func (s *Server) decide(n *seccompNotif, ev *Event) unix.Errno {
 		if creds, e = s.creds.get(tid); e != 0 {
 			return e
 		}
+		if creds.capEff != 0 {
+			// Never for an agent (the trampoline drops every
+			// capability); a thread holding some holds them in its own
+			// user namespace, perhaps, and applying them here would use
+			// them in the supervisor's.
+			ev.Object = fmt.Sprintf("%s by a thread with capabilities %#x", syscallName(n.Data.Nr), creds.capEff)
+			return ECapability
+		}
 		// The arguments first, as the kernel copies them before it walks
 		// the path (ERANGE, E2BIG, EINVAL come before ENOENT).
 		if s.act, e = s.readCall(n, creds); e != 0 {
@@ -365,6 +373,12 @@ func (s *Server) decide(n *seccompNotif, ev *Event) unix.Errno {
 		if e != 0 {
 			if fd >= 0 {
 				unix.Close(fd) // resolved, but the thread's credentials were not restored
+			}
+			if e == ECapability {
+				// Through another process's /proc/PID magic link
+				// (resolve.go): no real path to name, so the row has
+				// the agent's.
+				ev.Path, ev.Access, ev.Object = "", op.access, path
 			}
 			return e
 		}

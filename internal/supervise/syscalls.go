@@ -32,13 +32,13 @@ const (
 var harmless = []uint32{
 	unix.SYS_READ, unix.SYS_WRITE, unix.SYS_CLOSE, unix.SYS_STAT, unix.SYS_FSTAT, unix.SYS_LSTAT,
 	unix.SYS_POLL, unix.SYS_LSEEK, unix.SYS_MMAP, unix.SYS_MPROTECT, unix.SYS_MUNMAP, unix.SYS_BRK,
-	unix.SYS_RT_SIGACTION, unix.SYS_RT_SIGPROCMASK, unix.SYS_RT_SIGRETURN, unix.SYS_IOCTL,
+	unix.SYS_RT_SIGACTION, unix.SYS_RT_SIGPROCMASK, unix.SYS_RT_SIGRETURN,
 	unix.SYS_PREAD64, unix.SYS_PWRITE64, unix.SYS_READV, unix.SYS_WRITEV, unix.SYS_ACCESS,
 	unix.SYS_PIPE, unix.SYS_SELECT, unix.SYS_SCHED_YIELD, unix.SYS_MREMAP, unix.SYS_MSYNC,
 	unix.SYS_MINCORE, unix.SYS_MADVISE, unix.SYS_DUP, unix.SYS_DUP2, unix.SYS_PAUSE,
 	unix.SYS_NANOSLEEP, unix.SYS_GETITIMER, unix.SYS_ALARM, unix.SYS_SETITIMER, unix.SYS_GETPID,
 	unix.SYS_SENDFILE, unix.SYS_ACCEPT, unix.SYS_RECVFROM, unix.SYS_RECVMSG, unix.SYS_SHUTDOWN,
-	unix.SYS_BIND, unix.SYS_LISTEN, unix.SYS_GETSOCKNAME, unix.SYS_GETPEERNAME, unix.SYS_SOCKETPAIR,
+	unix.SYS_BIND, unix.SYS_LISTEN, unix.SYS_GETSOCKNAME, unix.SYS_GETPEERNAME,
 	unix.SYS_SETSOCKOPT, unix.SYS_GETSOCKOPT, unix.SYS_FORK, unix.SYS_VFORK, unix.SYS_EXIT,
 	unix.SYS_WAIT4, unix.SYS_KILL, unix.SYS_UNAME,
 	// System V IPC and POSIX message queues: shared by every process of
@@ -77,7 +77,7 @@ var harmless = []uint32{
 	unix.SYS_TIMERFD_SETTIME, unix.SYS_TIMERFD_GETTIME, unix.SYS_ACCEPT4, unix.SYS_SIGNALFD4,
 	unix.SYS_EVENTFD2, unix.SYS_EPOLL_CREATE1, unix.SYS_DUP3, unix.SYS_PIPE2, unix.SYS_INOTIFY_INIT1,
 	unix.SYS_PREADV, unix.SYS_PWRITEV, unix.SYS_RECVMMSG, unix.SYS_NAME_TO_HANDLE_AT,
-	unix.SYS_CLOCK_ADJTIME, unix.SYS_SYNCFS, unix.SYS_GETCPU, unix.SYS_SECCOMP, unix.SYS_GETRANDOM,
+	unix.SYS_CLOCK_ADJTIME, unix.SYS_SYNCFS, unix.SYS_GETCPU, unix.SYS_GETRANDOM,
 	unix.SYS_MEMFD_CREATE, unix.SYS_MEMBARRIER, unix.SYS_MLOCK2, unix.SYS_COPY_FILE_RANGE,
 	unix.SYS_PREADV2, unix.SYS_PWRITEV2, unix.SYS_PKEY_MPROTECT, unix.SYS_PKEY_ALLOC, unix.SYS_PKEY_FREE,
 	unix.SYS_STATX, unix.SYS_IO_PGETEVENTS, unix.SYS_RSEQ,
@@ -104,11 +104,13 @@ var obsolete = []uint32{
 }
 
 // argChecked are decided in the filter on their arguments (filter.go):
-// namespace flags of clone and unshare, socket families, personality,
-// clone3 (ENOSYS: its flags are in memory), the Unix connect fallback and
-// the static mode's read-only opens.
+// namespace flags of clone and unshare, socket and socketpair families,
+// personality, seccomp's listener flag, a few ioctl commands, clone3
+// (ENOSYS: its flags are in memory), the Unix connect fallback and the
+// static mode's read-only opens.
 var argChecked = []uint32{
 	unix.SYS_CLONE, unix.SYS_CLONE3, unix.SYS_UNSHARE, unix.SYS_SOCKET, unix.SYS_PERSONALITY,
+	unix.SYS_SOCKETPAIR, unix.SYS_SECCOMP, unix.SYS_IOCTL,
 	unix.SYS_CONNECT, unix.SYS_SENDTO, unix.SYS_SENDMSG, unix.SYS_SENDMMSG,
 }
 

@@ -246,3 +246,17 @@ func contains(s []uint32, v uint32) bool {
 	}
 	return false
 }
+
+// TestParseAccess: ParseAccess reads back every Access.String but none.
+func TestParseAccess(t *testing.T) {
+	for a := Access(1); a <= Read|Write|Exec; a++ {
+		if got, ok := ParseAccess(a.String()); !ok || got != a {
+			t.Errorf("%v: parsed %v %v", a, got, ok)
+		}
+	}
+	for _, s := range []string{"", "none", "read+", "fs.read", "Read"} {
+		if _, ok := ParseAccess(s); ok {
+			t.Errorf("%q parsed", s)
+		}
+	}
+}

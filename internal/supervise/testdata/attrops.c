@@ -322,6 +322,14 @@ int main(int argc, char **argv) {
 			race(op, spec);
 			continue;
 		}
+		if (!strncmp(op, "keep:", 5)) {
+			// keep:PATH: open PATH for reading as descriptor 100, kept
+			// open for the ops that follow (/proc/self/fd/100)
+			int fd = open(op + 5, O_RDONLY);
+			printf("%s %d\n", op, fd < 0 ? errno : (dup2(fd, 100) < 0 ? errno : 0));
+			fflush(stdout);
+			continue;
+		}
 		char *colon = strchr(op, ':');
 		if (!colon) {
 			fprintf(stderr, "attrops: bad op %s\n", op);
