@@ -138,14 +138,14 @@ func (c *Center) pageBack(v *view, q feedQuery) ([]api.Record, uint64, error) {
 
 // row returns audit row seq if the caller may see it; another user's row
 // and a row that does not exist are the same 404, as in the Unix API.
-func (c *Center) row(v *view, seqS string) (audit.Record, error) {
+func (c *Center) row(v *view, seqS string) (rec audit.Record, err error) {
 	seq, err := parseNum("seq", seqS)
 	if err != nil {
-		return audit.Record{}, err
+		return rec, err
 	}
 	recs, err := c.cfg.Chain.Query(audit.Query{AfterSeq: seq - 1, Limit: 1})
 	if err != nil || len(recs) == 0 || recs[0].Seq != seq || !c.cfg.Agents.SeesRow(v.caller, recs[0].AID) {
-		return audit.Record{}, errorf(http.StatusNotFound, "no audit row %d you may see", seq)
+		return rec, errorf(http.StatusNotFound, "no audit row %d you may see", seq)
 	}
 	return recs[0], nil
 }
