@@ -93,15 +93,25 @@ func TestGuestBPFLSMAgent(t *testing.T) {
 		}
 		t.Fatal(err)
 	}
-	e, why, err := Choose("auto", Config{CgroupRoot: root})
+	// auto keeps portable on such a kernel until the daemon's spawn path
+	// runs under bpf-lsm (choose.go, autoTakesBPFLSM), and says so.
+	a, awhy, err := Choose("auto", Config{CgroupRoot: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Name() != "portable" || !strings.Contains(awhy, "fire on this kernel") || !strings.Contains(awhy, "--enforcer bpf-lsm") {
+		t.Fatalf("auto on a BPF LSM kernel: %s: %s", a.Name(), awhy)
+	}
+	a.Close()
+	e, why, err := Choose("bpf-lsm", Config{CgroupRoot: root})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer e.Close()
 	if e.Name() != "bpf-lsm" {
-		t.Fatalf("auto chose %s: %s", e.Name(), why)
+		t.Fatalf("bpf-lsm by name: %s: %s", e.Name(), why)
 	}
-	t.Logf("auto: %s", why)
+	t.Logf("bpf-lsm: %s", why)
 	dir := t.TempDir()
 	os.MkdirAll(dir+"/ok", 0o755)
 	os.MkdirAll(dir+"/no", 0o755)
