@@ -32,10 +32,8 @@ func Choose(want string, cfg Config) (Enforcer, string, error) {
 				return b, "bpf-lsm: BPF LSM programs fire on this kernel (self-test passed); " + b.PinStatus(), nil
 			}
 			lerr = err
-		} else if perr := bpflsm.Probe(cfg.CgroupRoot); perr != nil {
-			lerr = fmt.Errorf("%w: bpf-lsm: %v", ErrUnavailable, perr)
 		} else {
-			lerr = fmt.Errorf("%w: %s", ErrUnavailable, bpfLSMNotYet)
+			lerr = autoSkipsBPFLSM(cfg)
 		}
 		why := "portable: Landlock floor and cgroup BPF network guard (" + lerr.Error() + ")"
 		e, err := LoadPortable(cfg)
@@ -60,4 +58,14 @@ func Choose(want string, cfg Config) (Enforcer, string, error) {
 	default:
 		return nil, "", fmt.Errorf("enforcer %q: must be auto, portable or bpf-lsm", want)
 	}
+}
+
+// autoSkipsBPFLSM is why auto does not take bpf-lsm while autoTakesBPFLSM
+// is false: the self-test's refusal, or that it passed and the backend is
+// not taken yet.
+func autoSkipsBPFLSM(cfg Config) error {
+	if err := bpflsm.Probe(cfg.CgroupRoot); err != nil {
+		return fmt.Errorf("%w: bpf-lsm: %v", ErrUnavailable, err)
+	}
+	return fmt.Errorf("%w: %s", ErrUnavailable, bpfLSMNotYet)
 }

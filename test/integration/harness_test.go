@@ -386,7 +386,13 @@ func gone(pid int) bool {
 // waitLog waits for want in the agent's log and returns the log.
 func (e *env) waitLog(aid uint64, want string) string {
 	e.t.Helper()
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	return e.waitLogFor(aid, want, 60*time.Second)
+}
+
+// waitLogFor is waitLog with its own deadline.
+func (e *env) waitLogFor(aid uint64, want string, d time.Duration) string {
+	e.t.Helper()
+	for deadline := time.Now().Add(d); ; time.Sleep(100 * time.Millisecond) {
 		l := e.must("agent", "logs", strconv.FormatUint(aid, 10))
 		if strings.Contains(l, want) {
 			return l
