@@ -123,7 +123,11 @@ func TestTopInteractive(t *testing.T) {
 	}
 
 	s.keys("/", "nosy", "Enter")
-	scr = s.waitFor("only the nosy reviewer", func(scr string) bool { return agentLines(scr, names) == 1 })
+	// The table filters while the user types; the status line says
+	// "filter /nosy" once Enter is read: wait for both.
+	scr = s.waitFor("only the nosy reviewer", func(scr string) bool {
+		return agentLines(scr, names) == 1 && strings.Contains(scr, "filter /nosy")
+	})
 	if !strings.Contains(scr, "nosy-reviewer") || !strings.Contains(scr, "filter /nosy") {
 		t.Fatalf("filtered screen:\n%s", scr)
 	}
