@@ -2,7 +2,6 @@ package integration
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -30,23 +29,7 @@ func (r row) denies() int {
 func TestDenyAggregation(t *testing.T) {
 	e := newEnv(t)
 	uid, _ := e.demo()
-	tcpDenied, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tcpDenied.Close()
-	port := tcpDenied.Addr().(*net.TCPAddr).Port
-	unixPath := filepath.Join(e.dir, "denied.sock")
-	unixDenied, err := net.Listen("unix", unixPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unixDenied.Close()
-	os.Chmod(unixPath, 0o777)
-	secret := filepath.Join(e.dir, "secret")
-	allowed := filepath.Join(e.dir, "allowed")
-	os.WriteFile(secret, []byte("no\n"), 0o644)
-	os.WriteFile(allowed, []byte("yes\n"), 0o644)
+	port, unixPath, secret, allowed := denyTargets(t, e)
 	w := filepath.Join(e.dir, "w")
 	os.Mkdir(w, 0o755)
 	os.Chown(w, int(uid), int(uid))

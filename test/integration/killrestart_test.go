@@ -41,23 +41,7 @@ func killCycles() int {
 func TestKillRestartCountersAgree(t *testing.T) {
 	e := newEnv(t)
 	uid, _ := e.demo()
-	tcpDenied, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tcpDenied.Close()
-	port := tcpDenied.Addr().(*net.TCPAddr).Port
-	unixPath := filepath.Join(e.dir, "denied.sock")
-	unixDenied, err := net.Listen("unix", unixPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unixDenied.Close()
-	os.Chmod(unixPath, 0o777)
-	secret := filepath.Join(e.dir, "secret")
-	allowed := filepath.Join(e.dir, "allowed")
-	os.WriteFile(secret, []byte("no\n"), 0o644)
-	os.WriteFile(allowed, []byte("yes\n"), 0o644)
+	port, unixPath, secret, allowed := denyTargets(t, e)
 
 	type looper struct {
 		aid    uint64
@@ -221,4 +205,29 @@ func TestDoctorCountersAlarm(t *testing.T) {
 	if !strings.Contains(out, "ALARM") || !strings.Contains(out, "network guard (netguard) off by +1") {
 		t.Fatalf("doctor output has no alarm line:\n%s", out)
 	}
+}
+
+// denyTargets makes what a denyloop agent is refused and allowed: a TCP
+// listener and a Unix socket it may not connect to (both closed with the
+// test), a file it may not read and one it may.
+func denyTargets(t *testing.T, e *env) (port int, unixPath, secret, allowed string) {
+	t.Helper()
+	tcpDenied, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tcpDenied.Close() })
+	port = tcpDenied.Addr().(*net.TCPAddr).Port
+	unixPath = filepath.Join(e.dir, "denied.sock")
+	unixDenied, err := net.Listen("unix", unixPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unixDenied.Close() })
+	os.Chmod(unixPath, 0o777)
+	secret = filepath.Join(e.dir, "secret")
+	allowed = filepath.Join(e.dir, "allowed")
+	os.WriteFile(secret, []byte("no\n"), 0o644)
+	os.WriteFile(allowed, []byte("yes\n"), 0o644)
+	return port, unixPath, secret, allowed
 }
