@@ -105,11 +105,19 @@ func runAttrAgent(t testing.TB, d Decider, bin string, ops ...string) (string, *
 		fmt.Sprintf("%s=%d:%d:%d,%d", credsEnv, agentUID, agentGID, agentGID, agentGID2)}
 	cmd.ExtraFiles = []*os.File{ag}
 	cmd.Stdout, cmd.Stderr = &out, &errb
+	s := superviseToEnd(t, cmd, sup, ag, 44, d, &out, &errb)
+	return attropsDone(t, out.String()), s
+}
+
+// superviseToEnd starts the trampoline cmd (its end of the pair is ag),
+// serves it as agent aid until it has exited and returns the server.
+func superviseToEnd(t testing.TB, cmd *exec.Cmd, sup, ag *os.File, aid uint64, d Decider, out, errb *bytes.Buffer) *Server {
+	t.Helper()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	ag.Close()
-	s, err := Start(sup, AgentInfo{AID: 44}, d)
+	s, err := Start(sup, AgentInfo{AID: aid}, d)
 	if err != nil {
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -121,7 +129,7 @@ func runAttrAgent(t testing.TB, d Decider, bin string, ops ...string) (string, *
 	if err := s.Wait(); err != nil {
 		t.Fatalf("serve: %v", err)
 	}
-	return attropsDone(t, out.String()), s
+	return s
 }
 
 // attropsDone checks that attrops ran to its end and drops its last line.

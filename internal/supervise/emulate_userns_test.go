@@ -44,22 +44,7 @@ func TestEmulatedCallWithNamespaceCaps(t *testing.T) {
 		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: agentUID, Size: 1}},
 		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: agentGID, Size: 1}},
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ag.Close()
-	s, err := Start(sup, AgentInfo{AID: 45}, d)
-	if err != nil {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("start supervisor: %v\n%s", err, errb.String())
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("agent: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errb.String())
-	}
-	if err := s.Wait(); err != nil {
-		t.Fatalf("serve: %v", err)
-	}
+	superviseToEnd(t, cmd, sup, ag, 45, d, &out, &errb)
 	got := attropsDone(t, out.String())
 	if want := fmt.Sprintf("chmod:%s 134\n", other); got != want {
 		t.Errorf("agent: %q, want %q", got, want)
