@@ -192,10 +192,10 @@ func imageDir() string {
 // attaches its cgroup BPF programs the guest kernel flips static keys
 // (text_poke_bp, which plants int3 bytes and then removes them), and a
 // vCPU still running the int3 afterwards dies with "Oops: int3" in
-// enqueue_entity — seen in CI and here, about 30 s into the boot, in a
-// kernel the same image boots fine on real hardware and under
-// single-threaded TCG. The guest keeps two vCPUs; they take turns on one
-// host thread.
+// enqueue_entity about 30 s into the boot. Seen in CI and in two of three
+// multi-threaded runs here; single-threaded TCG passed all three runs of
+// the same image. The guest keeps two vCPUs; they take turns on one host
+// thread (53 s a run here against 41 s multi-threaded).
 func accelerator() string {
 	if a := os.Getenv("COCONUT_IMAGE_ACCEL"); a != "" {
 		return a
