@@ -192,7 +192,7 @@ func imageDir() string {
 // attaches its cgroup BPF programs the guest kernel flips static keys
 // (text_poke_bp, which plants int3 bytes and then removes them), and a
 // vCPU still running the int3 afterwards dies with "Oops: int3" in
-// enqueue_entity about 30 s into the boot. Seen in CI and in two of three
+// enqueue_entity about 30 s into the boot. Seen in CI and in one of two
 // multi-threaded runs here; single-threaded TCG passed all three runs of
 // the same image. The guest keeps two vCPUs; they take turns on one host
 // thread (53 s a run here against 41 s multi-threaded).
