@@ -70,10 +70,10 @@ var (
 	fsVerbs = []string{"read", "write", "exec"}
 	// fsPairs are two-capability bundles: index into fsScopes.
 	fsPairs = []struct {
-		v1   string
-		s1   int
-		v2   string
-		s2   int
+		v1 string
+		s1 int
+		v2 string
+		s2 int
 	}{{"read", 0, "write", 2}, {"read", 3, "exec", 1}, {"write", 4, "exec", 4}, {"exec", 2, "read", 1},
 		{"write", 0, "exec", 3}, {"read", 4, "write", 3}}
 	accesses = []Access{Read, Write, Exec, Read | Write}
@@ -350,11 +350,11 @@ func handCases(root string) []Case {
 		f("the bundle may exec the ELF interpreter", []string{"fs.exec:" + ldso}, ldso, Exec, true, "", true),
 		f("write implies read", []string{"fs.write:" + root + "/a/**"}, root+"/a/f", Read, true, "", true),
 		f("exec implies read", []string{"fs.exec:" + root + "/a/f"}, root+"/a/f", Read, true, "", true),
-		f("read does not imply write", []string{"fs.read:" + root + "/a/**"}, root+"/a/f", Write, false, "fs.write:" + root + "/a/f", true),
-		f("read does not imply exec", []string{"fs.read:" + root + "/a/**"}, root+"/a/f", Exec, false, "fs.exec:" + root + "/a/f", true),
-		f("write does not imply exec", []string{"fs.write:" + root + "/a/**"}, root+"/a/f", Exec, false, "fs.exec:" + root + "/a/f", true),
+		f("read does not imply write", []string{"fs.read:" + root + "/a/**"}, root+"/a/f", Write, false, "fs.write:"+root+"/a/f", true),
+		f("read does not imply exec", []string{"fs.read:" + root + "/a/**"}, root+"/a/f", Exec, false, "fs.exec:"+root+"/a/f", true),
+		f("write does not imply exec", []string{"fs.write:" + root + "/a/**"}, root+"/a/f", Exec, false, "fs.exec:"+root+"/a/f", true),
 		f("the root scope", []string{"fs.read:/**"}, root+"/e/f", Read, true, "", true),
-		f("a prefix is not a parent", []string{"fs.read:" + root + "/a/**"}, root+"/ab", Read, false, "fs.read:" + root + "/ab", true),
+		f("a prefix is not a parent", []string{"fs.read:" + root + "/a/**"}, root+"/ab", Read, false, "fs.read:"+root+"/ab", true),
 		{Name: "hand: no access", Op: File{Path: "/etc/passwd"}, Missing: ""},
 		{Name: "hand: unknown verb", Caps: []string{"net.connect:*:1-65535"}, Op: Net{Verb: "listen", Addr: netip.MustParseAddr("127.0.0.1"), Port: 80},
 			Missing: "net.listen:127.0.0.1:80"},

@@ -67,7 +67,7 @@ type Verdict struct {
 	Missing string
 }
 
-func allow() Verdict               { return Verdict{Allow: true} }
+func allow() Verdict              { return Verdict{Allow: true} }
 func deny(missing string) Verdict { return Verdict{Missing: missing} }
 
 // Decide answers whether b allows op. Anything it does not understand is
