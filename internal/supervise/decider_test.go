@@ -39,6 +39,13 @@ func (d *testDecider) Allow(_ uint64, path string, access Access) bool {
 	return policy.Decide(policy.Bundle{Caps: d.caps, Base: policy.System}, policy.File{Path: path, Access: policy.Access(access)}).Allow
 }
 
+// AllowUnix implements UnixDecider with policy.Decide.
+func (d *testDecider) AllowUnix(_ uint64, addr string) bool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return policy.Decide(policy.Bundle{Caps: d.caps}, policy.Unix{Addr: addr}).Allow
+}
+
 // AuditAllowed implements Decider with the default policy.
 func (d *testDecider) AuditAllowed(ev Event) bool { return d.policy.Want(ev) }
 

@@ -148,6 +148,11 @@ func probeMain() {
 			if fd, err = unix.Open(arg, unix.O_WRONLY|unix.O_CREAT|unix.O_CLOEXEC, 0o644); err == nil {
 				unix.Close(fd)
 			}
+		case "rdwr":
+			var fd int
+			if fd, err = unix.Open(arg, unix.O_RDWR|unix.O_CLOEXEC, 0); err == nil {
+				unix.Close(fd)
+			}
 		case "openat": // openat:DIR:NAME through a directory descriptor
 			var dfd, fd int
 			if dfd, err = unix.Open(a, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
