@@ -156,7 +156,7 @@ func fileCases(root string) []Case {
 		for _, c := range b {
 			caps = append(caps, "fs."+c.verb+":"+c.scope)
 			names = append(names, c.verb+":"+strings.TrimPrefix(c.scope, root))
-			glob = glob || strings.Contains(c.scope, "*")
+			glob = glob || strings.Contains(strings.TrimSuffix(c.scope, "/**"), "*")
 		}
 		if len(names) == 0 {
 			names = []string{"none"}
@@ -172,8 +172,8 @@ func fileCases(root string) []Case {
 				out = append(out, Case{
 					Name: fmt.Sprintf("fs[%s] %s %s", strings.Join(names, ","), accessName(a), strings.TrimSuffix(rel, "/")),
 					Caps: caps, Op: File{Path: p, Access: a}, Allow: ok, Missing: missing,
-					// Directory scopes without ** are files to Landlock
-					// too; a glob widens to its prefix.
+					// A trailing /** is a Landlock tree rule, exact;
+					// any other glob widens to its glob-free prefix.
 					FloorExact: !glob,
 				})
 			}
