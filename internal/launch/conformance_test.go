@@ -55,8 +55,7 @@ func TestConformanceFloor(t *testing.T) {
 	filepath.Walk(root, func(p string, _ os.FileInfo, _ error) error { return os.Chmod(p, 0o777) })
 	os.Chmod(root, 0o755)
 
-	var order []string
-	groups := map[string][]policy.Case{}
+	var all []policy.Case
 	for _, c := range policy.Conformance(root) {
 		f, ok := c.Op.(policy.File)
 		if !ok || f.Access == 0 || (!c.Allow && !c.FloorExact) {
@@ -67,17 +66,13 @@ func TestConformanceFloor(t *testing.T) {
 				continue // a system path this machine lacks
 			}
 		}
-		k := strings.Join(c.Caps, " ")
-		if _, ok := groups[k]; !ok {
-			order = append(order, k)
-		}
-		groups[k] = append(groups[k], c)
+		all = append(all, c)
 	}
 	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
 	self, _ := os.Executable()
 	n, nAllowed := 0, 0
-	for _, k := range order {
-		cases := groups[k]
+	for _, cases := range policy.ByBundle(all) {
+		k := strings.Join(cases[0].Caps, " ")
 		b, err := cases[0].Bundle()
 		if err != nil {
 			t.Fatal(err)

@@ -11,23 +11,16 @@ import (
 	"github.com/coconut-os/coconut/internal/policy"
 )
 
-// conformanceGroups groups the table's network and Unix socket cases by
-// bundle, in table order.
-func conformanceGroups(t *testing.T, root string) (order []string, groups map[string][]policy.Case) {
-	groups = map[string][]policy.Case{}
+// netCases are the table's network and Unix socket cases.
+func netCases(root string) []policy.Case {
+	var out []policy.Case
 	for _, c := range policy.Conformance(root) {
 		switch c.Op.(type) {
 		case policy.Net, policy.Unix:
-		default:
-			continue
+			out = append(out, c)
 		}
-		k := strings.Join(c.Caps, " ")
-		if _, ok := groups[k]; !ok {
-			order = append(order, k)
-		}
-		groups[k] = append(groups[k], c)
 	}
-	return order, groups
+	return out
 }
 
 func conformanceCaps(t *testing.T, c policy.Case) []capability.Cap {
@@ -96,10 +89,9 @@ func TestConformanceKernel(t *testing.T) {
 	root := testRoot(t)
 	g := loadGuard(t, root)
 	dir := t.TempDir()
-	order, groups := conformanceGroups(t, dir)
 	n, nAllowed := 0, 0
-	for i, k := range order {
-		cases := groups[k]
+	for i, cases := range policy.ByBundle(netCases(dir)) {
+		k := strings.Join(cases[0].Caps, " ")
 		id := uint32(i + 1)
 		if err := g.SetPolicy(id, conformanceCaps(t, cases[0])); err != nil {
 			t.Fatalf("bundle %q: %v", k, err)

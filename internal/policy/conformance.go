@@ -382,6 +382,24 @@ func mustParse(s string) capability.Cap {
 	return c
 }
 
+// ByBundle groups cases by bundle, in table order, so that a mechanism
+// test runs one agent per bundle.
+func ByBundle(cases []Case) [][]Case {
+	var out [][]Case
+	at := map[string]int{}
+	for _, c := range cases {
+		k := strings.Join(c.Caps, "\n")
+		i, ok := at[k]
+		if !ok {
+			i = len(out)
+			at[k] = i
+			out = append(out, nil)
+		}
+		out[i] = append(out[i], c)
+	}
+	return out
+}
+
 // Conformance is the table, with file and Unix socket paths under root
 // (absolute and clean; mechanism tests pass the tree they made with
 // Files, the policy test any path).

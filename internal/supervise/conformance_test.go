@@ -68,8 +68,7 @@ func TestConformanceSupervisor(t *testing.T) {
 	needRoot(t)
 	t.Setenv(trapUnixEnv, "1")
 	root := conformanceTree(t)
-	var order []string
-	groups := map[string][]policy.Case{}
+	var cases []policy.Case
 	for _, c := range policy.Conformance(root) {
 		if _, ok := conformanceOp(c); !ok {
 			continue
@@ -79,15 +78,10 @@ func TestConformanceSupervisor(t *testing.T) {
 				continue // a system path this machine lacks
 			}
 		}
-		k := strings.Join(c.Caps, " ")
-		if _, ok := groups[k]; !ok {
-			order = append(order, k)
-		}
-		groups[k] = append(groups[k], c)
+		cases = append(cases, c)
 	}
 	n, nAllowed := 0, 0
-	for _, k := range order {
-		cases := groups[k]
+	for _, cases := range policy.ByBundle(cases) {
 		b, err := cases[0].Bundle()
 		if err != nil {
 			t.Fatal(err)
