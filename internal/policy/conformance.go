@@ -222,7 +222,7 @@ func netCases() []Case {
 		{{"connect", "127.0.0.1/32", PortOne, PortOne}, {"bind", "127.0.0.2/32", PortBind, PortBind + 1}},
 	}
 	addrs := []string{"127.0.0.1", "127.0.0.2", "::1"}
-	ports := []uint16{PortOne, PortOne + 1, PortRange + 2, PortRange + 6, PortAny, PortBind, PortBind + 1}
+	ports := []uint16{PortOne, PortOne + 1, PortRange - 1, PortRange, PortRange + 2, PortRange + 5, PortRange + 6, PortAny, PortBind, PortBind + 1, PortBind + 2}
 	var out []Case
 	for _, b := range bundles {
 		var caps []string
