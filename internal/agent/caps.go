@@ -81,7 +81,7 @@ func (m *Manager) Grant(ctx context.Context, caller Caller, aid uint64, caps []s
 	}
 	var added []string
 	for _, c := range want {
-		if !policy.Within(ceiling, c) {
+		if !policy.Decide(policy.Bundle{Ceiling: ceiling}, policy.Grant{Cap: c}).Allow {
 			return nil, api.Errorf(api.ErrConflict, "%s is beyond agent %d's ceiling: a running agent's kernel floor cannot be widened; respawn it from a manifest whose ceiling includes it (nothing was granted)", c, aid)
 		}
 		if s := c.String(); !slices.Contains(current, s) && !slices.Contains(added, s) {

@@ -11,8 +11,9 @@ import (
 )
 
 // Case is one row of the conformance table: a bundle (capability strings;
-// the System baseline beside them), an operation and the verdict every
-// mechanism that decides the operation must reach.
+// the System baseline beside them; for grants a ceiling and a delegation
+// scope), an operation and the verdict every mechanism that decides the
+// operation must reach.
 //
 // The expected verdicts of generated cases come from small oracles written
 // apart from Decide (path.Match per component, netip prefixes, set
@@ -21,6 +22,9 @@ import (
 type Case struct {
 	Name    string
 	Caps    []string
+	Ceiling []string // grant cases: nil, Caps is the ceiling
+	ByAgent bool     // grant cases: granted by an agent holding Scope
+	Scope   []string // grant cases: the granting agent's cap.grant scopes
 	Op      Op
 	Allow   bool
 	Missing string // what a denial names; "" when allowed
@@ -33,11 +37,22 @@ type Case struct {
 
 // Bundle parses the case's capabilities with the System baseline.
 func (c Case) Bundle() (Bundle, error) {
-	caps, err := capability.ParseAll(c.Caps)
-	if err != nil {
-		return Bundle{}, fmt.Errorf("case %s: %w", c.Name, err)
+	var b Bundle
+	for _, x := range []struct {
+		dst *[]capability.Cap
+		ss  []string
+	}{{&b.Caps, c.Caps}, {&b.Ceiling, c.Ceiling}, {&b.Scope, c.Scope}} {
+		if x.ss == nil {
+			continue
+		}
+		caps, err := capability.ParseAll(x.ss)
+		if err != nil {
+			return Bundle{}, fmt.Errorf("case %s: %w", c.Name, err)
+		}
+		*x.dst = caps
 	}
-	return Bundle{Caps: caps, Base: System}, nil
+	b.Base, b.ByAgent = System, c.ByAgent
+	return b, nil
 }
 
 // Want is the expected verdict.
@@ -332,6 +347,59 @@ func presentCases() []Case {
 	return out
 }
 
+// grantCases: grants within and beyond a ceiling, from a user and from
+// an agent's cap.grant scope. The oracle is the table of Covers answers
+// written out (covers).
+func grantCases() []Case {
+	ceilings := [][]string{nil, {"fs.read:/srv/**", "net.connect:127.0.0.0/8:1-1024", "x.acme.mail"}}
+	scopes := []struct {
+		byAgent bool
+		scope   []string
+	}{{false, nil}, {true, nil}, {true, []string{"fs.read:/srv/a/**", "net.connect:127.0.0.1:80"}}}
+	asked := []string{"fs.read:/srv/a/b", "fs.read:/srv/a/**", "fs.read:/etc/x", "fs.write:/srv/a/b",
+		"net.connect:127.0.0.1:80", "net.connect:127.0.0.1:8080", "x.acme.mail:to=bob", "x.acme.calendar"}
+	held := []string{"fs.read:/srv/a/b"}
+	// covers[bound][asked]: what each bound covers, by hand.
+	covers := map[string]map[string]bool{
+		"fs.read:/srv/**":                {"fs.read:/srv/a/b": true, "fs.read:/srv/a/**": true},
+		"net.connect:127.0.0.0/8:1-1024": {"net.connect:127.0.0.1:80": true},
+		"x.acme.mail":                    {"x.acme.mail:to=bob": true},
+		"fs.read:/srv/a/**":              {"fs.read:/srv/a/b": true, "fs.read:/srv/a/**": true},
+		"net.connect:127.0.0.1:80":       {"net.connect:127.0.0.1:80": true},
+	}
+	within := func(bound []string, a string) bool {
+		for _, b := range bound {
+			if b == a || covers[b][a] {
+				return true
+			}
+		}
+		return false
+	}
+	var out []Case
+	for _, ceil := range ceilings {
+		for _, sc := range scopes {
+			for _, a := range asked {
+				bound := ceil
+				if bound == nil {
+					bound = held
+				}
+				ok := within(bound, a) && (!sc.byAgent || within(sc.scope, a))
+				from := "user"
+				if sc.byAgent {
+					from = "agent[" + strings.Join(sc.scope, ",") + "]"
+				}
+				c := Case{Name: fmt.Sprintf("grant[ceiling %s, from %s] %s", strings.Join(ceil, ","), from, a),
+					Caps: held, Ceiling: ceil, ByAgent: sc.byAgent, Scope: sc.scope, Op: Grant{Cap: mustParse(a)}, Allow: ok}
+				if !ok {
+					c.Missing = a
+				}
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
 // handCases are edge cases with literal verdicts: the baseline, implied
 // reads, the root scope, an access the policy does not know.
 func handCases(root string) []Case {
@@ -388,7 +456,7 @@ func ByBundle(cases []Case) [][]Case {
 	var out [][]Case
 	at := map[string]int{}
 	for _, c := range cases {
-		k := strings.Join(c.Caps, "\n")
+		k := fmt.Sprint(c.Caps, c.Ceiling, c.ByAgent, c.Scope)
 		i, ok := at[k]
 		if !ok {
 			i = len(out)
@@ -410,6 +478,7 @@ func Conformance(root string) []Case {
 	out = append(out, unixCases(root)...)
 	out = append(out, modelCases()...)
 	out = append(out, presentCases()...)
+	out = append(out, grantCases()...)
 	out = append(out, handCases(root)...)
 	return out
 }

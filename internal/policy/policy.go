@@ -19,13 +19,20 @@ const (
 )
 
 // Bundle is what an agent holds: its capabilities (~ expanded) and the
-// baseline beside them.
+// baseline beside them; for a Grant also its ceiling (nil: its
+// capabilities are its ceiling) and, when another agent grants, that
+// agent's delegation scope (GrantScopes of its capabilities).
 type Bundle struct {
-	Caps []capability.Cap
-	Base Baseline
+	Caps    []capability.Cap
+	Base    Baseline
+	Ceiling []capability.Cap
+	// ByAgent: the grant comes from an agent, bounded by Scope; a user's
+	// grant is bounded by the ceiling alone.
+	ByAgent bool
+	Scope   []capability.Cap
 }
 
-// Op is one operation to decide: File, Net, Unix, Model or Present.
+// Op is one operation to decide: File, Net, Unix, Model, Present or Grant.
 type Op interface{ op() }
 
 // File is an access to the real file at Path (absolute and clean, links
@@ -54,6 +61,12 @@ type Model struct{ Name string }
 // see (agent_cap_present).
 type Present struct{ Cap capability.Cap }
 
+// Grant is a grant of Cap to a running agent: it must lie within the
+// agent's ceiling (its kernel floor cannot be widened) and, from an agent,
+// within that agent's cap.grant scope.
+type Grant struct{ Cap capability.Cap }
+
+func (Grant) op()   {}
 func (File) op()    {}
 func (Net) op()     {}
 func (Unix) op()    {}
@@ -101,6 +114,15 @@ func Decide(b Bundle, op Op) Verdict {
 			}
 		}
 		return deny("inference:model=" + o.Name)
+	case Grant:
+		ceiling := b.Ceiling
+		if ceiling == nil {
+			ceiling = b.Caps
+		}
+		if (b.ByAgent && !Within(b.Scope, o.Cap)) || !Within(ceiling, o.Cap) {
+			return deny(o.Cap.String())
+		}
+		return allow()
 	case Present:
 		if !o.Cap.KernelEnforced() && Within(b.Caps, o.Cap) {
 			return allow()
