@@ -12,6 +12,7 @@ import (
 	"github.com/coconut-os/coconut/internal/audit"
 	"github.com/coconut-os/coconut/internal/capability"
 	"github.com/coconut-os/coconut/internal/enforce"
+	"github.com/coconut-os/coconut/internal/policy"
 	"github.com/coconut-os/coconut/internal/state"
 )
 
@@ -80,7 +81,7 @@ func (m *Manager) Grant(ctx context.Context, caller Caller, aid uint64, caps []s
 	}
 	var added []string
 	for _, c := range want {
-		if !slices.ContainsFunc(ceiling, func(x capability.Cap) bool { return x.Covers(c) }) {
+		if !policy.Decide(policy.Bundle{Ceiling: ceiling}, policy.Grant{Cap: c}).Allow {
 			return nil, api.Errorf(api.ErrConflict, "%s is beyond agent %d's ceiling: a running agent's kernel floor cannot be widened; respawn it from a manifest whose ceiling includes it (nothing was granted)", c, aid)
 		}
 		if s := c.String(); !slices.Contains(current, s) && !slices.Contains(added, s) {
@@ -158,7 +159,7 @@ func (m *Manager) revokeOne(ctx context.Context, e *entry, revoke []capability.C
 	m.mu.Unlock()
 	for _, s := range current {
 		c, err := capability.Parse(s)
-		if err == nil && slices.ContainsFunc(revoke, func(r capability.Cap) bool { return r.Covers(c) }) {
+		if err == nil && policy.Within(revoke, c) {
 			removed = append(removed, s)
 			continue
 		}
@@ -318,10 +319,13 @@ func (m *Manager) Present(ctx context.Context, caller Caller, aid uint64, capStr
 	m.mu.Lock()
 	held := append([]string{}, e.rec.Caps...)
 	m.mu.Unlock()
-	allowed := slices.ContainsFunc(held, func(s string) bool {
-		h, err := capability.Parse(s)
-		return err == nil && h.Covers(c)
-	})
+	var bundle policy.Bundle
+	for _, s := range held {
+		if h, err := capability.Parse(s); err == nil {
+			bundle.Caps = append(bundle.Caps, h)
+		}
+	}
+	allowed := policy.Decide(bundle, policy.Present{Cap: c}).Allow
 	result, errno := audit.ResultAllow, 0
 	if !allowed {
 		result, errno = audit.ResultDeny, int(api.ECapability)

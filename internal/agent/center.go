@@ -1,10 +1,10 @@
 package agent
 
 import (
-	"slices"
 	"strconv"
 
 	"github.com/coconut-os/coconut/internal/capability"
+	"github.com/coconut-os/coconut/internal/policy"
 )
 
 // callerDetail is the audit detail naming who made a change: the uid, its
@@ -61,5 +61,5 @@ func (m *Manager) CeilingCovers(caller Caller, aid uint64, cp string) (bool, err
 	if err != nil {
 		return false, err
 	}
-	return slices.ContainsFunc(parsed, func(x capability.Cap) bool { return x.Covers(want) }), nil
+	return policy.Within(parsed, want), nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/internal/capability"
+	"github.com/coconut-os/coconut/internal/policy"
 	"github.com/coconut-os/coconut/internal/state"
 )
 
@@ -63,24 +64,20 @@ func (m *Manager) grantScopes(e *entry) []capability.Cap {
 	m.mu.Lock()
 	held := append([]string{}, e.rec.Caps...)
 	m.mu.Unlock()
-	var out []capability.Cap
+	var caps []capability.Cap
 	for _, s := range held {
-		c, err := capability.Parse(s)
-		if err != nil || c.Domain != "cap" || c.Verb != "grant" {
-			continue
-		}
-		if inner, err := capability.Parse(c.Scope); err == nil {
-			out = append(out, inner)
+		if c, err := capability.Parse(s); err == nil {
+			caps = append(caps, c)
 		}
 	}
-	return out
+	return policy.GrantScopes(caps)
 }
 
 // beyondScope returns the first of caps no scope covers, or "".
 func beyondScope(scopes []capability.Cap, caps []string) string {
 	for _, s := range caps {
 		c, err := capability.Parse(s)
-		if err != nil || !slices.ContainsFunc(scopes, func(g capability.Cap) bool { return g.Covers(c) }) {
+		if err != nil || !policy.Within(scopes, c) {
 			return s
 		}
 	}
@@ -139,7 +136,7 @@ func (m *Manager) delegateTarget(caller Caller, aid uint64, verb string, caps []
 	}
 	scopes := m.grantScopes(self)
 	for _, c := range caps {
-		if !slices.ContainsFunc(scopes, func(g capability.Cap) bool { return g.Covers(c) }) {
+		if !policy.Within(scopes, c) {
 			return nil, api.Errorf(api.ErrDenied, "agent %d may not %s %s: beyond its cap.grant (nothing was changed)", caller.AID, verb, c)
 		}
 	}
@@ -150,17 +147,7 @@ func (m *Manager) delegateTarget(caller Caller, aid uint64, verb string, caps []
 // removed capabilities, depended on one of them: it is covered by a
 // removed capability, or lies within a removed cap.grant's scope.
 func reachedBy(removed []capability.Cap, held capability.Cap) bool {
-	for _, r := range removed {
-		if r.Covers(held) {
-			return true
-		}
-		if r.Domain == "cap" && r.Verb == "grant" {
-			if inner, err := capability.Parse(r.Scope); err == nil && inner.Covers(held) {
-				return true
-			}
-		}
-	}
-	return false
+	return policy.Reaches(removed, held)
 }
 
 // cascadeRevoke revokes from every agent that agent from delegated to

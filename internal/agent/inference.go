@@ -11,6 +11,7 @@ import (
 	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/internal/capability"
 	"github.com/coconut-os/coconut/internal/peer"
+	"github.com/coconut-os/coconut/internal/policy"
 	"github.com/coconut-os/coconut/internal/state"
 )
 
@@ -189,7 +190,7 @@ func (m *Manager) Inference(aid uint64) (Inference, error) {
 	}
 	if len(caps) > 0 {
 		inf.Models = func(model string) bool {
-			return slices.ContainsFunc(caps, func(c capability.Cap) bool { return c.MatchModel(model) })
+			return policy.Decide(policy.Bundle{Caps: caps}, policy.Model{Name: model}).Allow
 		}
 	}
 	if r.Memory.HBM > 0 {

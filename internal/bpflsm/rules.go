@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/coconut-os/coconut/internal/capability"
+	"github.com/coconut-os/coconut/internal/policy"
 )
 
 // Rights in a rule (bpf/include/lsm.h).
@@ -58,21 +59,26 @@ type Rule struct {
 // backend. The rights of every directory rule are folded into the longer
 // rules under it, so the longest match alone decides.
 //
-// net.connect:unix: capabilities become the Unix socket allowlist; other
-// net capabilities are the network guard's.
+// net.connect:unix: capabilities become the Unix socket allowlist
+// (policy.UnixSockets, exact); other net capabilities are the network
+// guard's. The trie is exact where it compiles (TestConformanceCompile
+// runs the policy's table against Decide below); a glob it cannot hold
+// refuses the bundle, so nothing is left for another layer to decide.
 func Compile(caps []capability.Cap, base Baseline) (Policy, error) {
 	files, err := compileFiles(caps, base)
 	if err != nil {
 		return Policy{}, err
 	}
 	p := Policy{Files: files}
-	for _, c := range caps {
-		if !c.IsUnix() {
-			continue
-		}
-		addr, ok := c.UnixSocket()
-		if !ok || len(addr) > unixPathMax {
-			return Policy{}, fmt.Errorf("%s: %w: not a Unix socket address of at most %d bytes", c, ErrInexpressible, unixPathMax)
+	socks, err := policy.UnixSockets(caps)
+	var re *policy.RuleError
+	if errors.As(err, &re) {
+		return Policy{}, fmt.Errorf("%s: %w: not a Unix socket address of at most %d bytes", re.Cap, ErrInexpressible, unixPathMax)
+	}
+	for _, addr := range socks {
+		if len(addr) > unixPathMax {
+			return Policy{}, fmt.Errorf("net.connect:unix:%s: %w: not a Unix socket address of at most %d bytes",
+				strings.Replace(addr, "\x00", "@", 1), ErrInexpressible, unixPathMax)
 		}
 		p.Unix = append(p.Unix, addr)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/coconut-os/coconut/internal/attest"
 	"github.com/coconut-os/coconut/internal/capability"
 	"github.com/coconut-os/coconut/internal/daemon"
+	"github.com/coconut-os/coconut/internal/policy"
 	"github.com/coconut-os/coconut/internal/quota"
 	"github.com/coconut-os/coconut/internal/sign"
 	"github.com/coconut-os/coconut/internal/state"
@@ -410,7 +411,7 @@ func stillHeld(caps, revoked []string) bool {
 			return true
 		}
 		for _, s := range caps {
-			if c, err := capability.Parse(s); err == nil && rc.Covers(c) {
+			if c, err := capability.Parse(s); err == nil && policy.Within([]capability.Cap{rc}, c) {
 				return true
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/coconut-os/coconut/internal/capability"
 	"github.com/coconut-os/coconut/internal/launch"
 	"github.com/coconut-os/coconut/internal/netguard"
+	pol "github.com/coconut-os/coconut/internal/policy"
 )
 
 // BPFLSM is the backend for kernels that run BPF LSM programs: every file
@@ -86,7 +87,7 @@ func (b *BPFLSM) RevokesDescriptors() bool { return true }
 // (The portable supervisor is installed by the trampoline and allows the
 // measured files by identity; here they get path rules.)
 func (b *BPFLSM) lsmBaseline(a Agent) bpflsm.Baseline {
-	base := bpflsm.Baseline{Read: baseline.read, Write: baseline.write, Exec: baseline.exec,
+	base := bpflsm.Baseline{Read: pol.System.Read, Write: pol.System.Write, Exec: pol.System.Exec,
 		Libraries: []string{"/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/lib32"}}
 	for _, p := range append([]string{b.self}, a.Programs...) {
 		if p != "" {

@@ -11,6 +11,7 @@ import (
 	"github.com/coconut-os/coconut/internal/capability"
 	"github.com/coconut-os/coconut/internal/launch"
 	"github.com/coconut-os/coconut/internal/netguard"
+	pol "github.com/coconut-os/coconut/internal/policy"
 	"github.com/coconut-os/coconut/internal/supervise"
 )
 
@@ -262,7 +263,7 @@ func beyondFloor(floor, caps []capability.Cap) string {
 		if c.Domain != "fs" {
 			continue
 		}
-		if !slices.ContainsFunc(floor, func(f capability.Cap) bool { return f.Covers(c) }) {
+		if !pol.Within(floor, c) {
 			return c.String()
 		}
 	}

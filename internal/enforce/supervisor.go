@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/coconut-os/coconut/internal/capability"
+	pol "github.com/coconut-os/coconut/internal/policy"
 	"github.com/coconut-os/coconut/internal/supervise"
 )
 
@@ -75,10 +76,10 @@ type supervisor struct {
 type fsAgent struct {
 	cgroupID uint64
 	caps     []capability.Cap
-	memo     *memo        // decisions on caps; replaced with caps
-	static   bool         // read-only opens are left to the floor
-	unix     []string     // the bundle's Unix sockets in kernel form (AllowUnix)
-	policy   *auditPolicy // the manifest's audit policy (auditpolicy.go)
+	memo     *memo            // decisions on caps; replaced with caps
+	static   bool             // read-only opens are left to the floor
+	unix     []capability.Cap // the bundle's Unix socket capabilities (AllowUnix)
+	policy   *auditPolicy     // the manifest's audit policy (auditpolicy.go)
 }
 
 // memo remembers an agent's decisions on one bundle: a decision depends
@@ -131,14 +132,13 @@ func newSupervisor(p *Portable, holderPath, self string) (*supervisor, error) {
 // set installs or replaces aid's bundle: no decision after it returns uses
 // the old one.
 func (s *supervisor) set(a Agent) {
-	var fs []capability.Cap
-	var socks []string
+	var fs, socks []capability.Cap
 	for _, c := range a.Caps {
 		if c.Domain == "fs" {
 			fs = append(fs, c)
 		}
-		if addr, ok := c.UnixSocket(); ok && c.IsUnix() {
-			socks = append(socks, addr)
+		if c.IsUnix() {
+			socks = append(socks, c)
 		}
 	}
 	s.mu.Lock()
@@ -172,47 +172,13 @@ func (s *supervisor) Allow(aid uint64, path string, access supervise.Access) boo
 	return allowed
 }
 
+// supervise.Access and policy.Access share their bits.
+var _ [0]struct{} = [supervise.Read ^ supervise.Access(pol.Read) | supervise.Write ^ supervise.Access(pol.Write) |
+	supervise.Exec ^ supervise.Access(pol.Exec)]struct{}{}
+
+// decide is the policy's verdict on the agent's bundle and the baseline.
 func (s *supervisor) decide(a *fsAgent, path string, access supervise.Access) bool {
-	// Read is implied by write and exec, as in the Landlock floor (a
-	// write scope is read-write; executing a file reads it).
-	if access&supervise.Read != 0 && !s.allowOne(a, path, "read", baseline.read) &&
-		!s.allowOne(a, path, "write", baseline.write) && !s.allowOne(a, path, "exec", baseline.exec) {
-		return false
-	}
-	if access&supervise.Write != 0 && !s.allowOne(a, path, "write", baseline.write) {
-		return false
-	}
-	// An exec is decided on the bundle alone. The baseline's exec entries
-	// (the ELF interpreter) are in the Landlock floor because the kernel
-	// opens the interpreter inside every dynamic execve, where this
-	// supervisor never sees it; a direct execve of the interpreter is the
-	// agent's own choice, and `ld.so ./file` runs any readable file.
-	if access&supervise.Exec != 0 && !matchAny(a.caps, "exec", path) {
-		return false
-	}
-	return true
-}
-
-func (s *supervisor) allowOne(a *fsAgent, path, verb string, base []string) bool {
-	return underAny(path, base) || matchAny(a.caps, verb, path)
-}
-
-func underAny(path string, prefixes []string) bool {
-	for _, p := range prefixes {
-		if path == p || (len(path) > len(p) && path[:len(p)] == p && path[len(p)] == '/') {
-			return true
-		}
-	}
-	return false
-}
-
-func matchAny(caps []capability.Cap, verb, path string) bool {
-	for _, c := range caps {
-		if c.Verb == verb && c.MatchPath(path) {
-			return true
-		}
-	}
-	return false
+	return pol.Decide(pol.Bundle{Caps: a.caps, Base: pol.System}, pol.File{Path: path, Access: pol.Access(access)}).Allow
 }
 
 // AuditAllowed implements supervise.Decider with the default policy:
@@ -233,18 +199,10 @@ func (s *supervisor) AuditAllowed(ev supervise.Event) bool {
 	return a.policy.Want(ev)
 }
 
-// baselineOnly reports whether the baseline alone allows access to path.
+// baselineOnly reports whether the baseline alone allows access to path
+// (an exec never: execs are the bundle's).
 func baselineOnly(path string, access supervise.Access) bool {
-	if access&supervise.Read != 0 && !underAny(path, baseline.read) && !underAny(path, baseline.write) && !underAny(path, baseline.exec) {
-		return false
-	}
-	if access&supervise.Write != 0 && !underAny(path, baseline.write) {
-		return false
-	}
-	if access&supervise.Exec != 0 {
-		return false // execs are the bundle's (decide), never the baseline's
-	}
-	return true
+	return pol.Decide(pol.Bundle{Base: pol.System}, pol.File{Path: path, Access: pol.Access(access)}).Allow
 }
 
 // Record implements supervise.Decider: the event goes to Events() like a

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/coconut-os/coconut/internal/capability"
+	pol "github.com/coconut-os/coconut/internal/policy"
 	"github.com/coconut-os/coconut/internal/supervise"
 )
 
@@ -151,7 +152,7 @@ func TestDeciderInterpreterExec(t *testing.T) {
 	s.set(Agent{AID: 1, Caps: caps(t, "fs.read:/home/u/p/**", "fs.exec:/usr/bin/**")})
 	s.set(Agent{AID: 2, Caps: caps(t, "fs.exec:/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")})
 	const r, x = supervise.Read, supervise.Exec
-	interpreters := append([]string{"/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"}, baseline.exec...)
+	interpreters := append([]string{"/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"}, pol.System.Exec...)
 	for _, ld := range interpreters {
 		t.Run("direct exec "+ld, func(t *testing.T) {
 			if s.Allow(1, ld, x) || s.Allow(1, ld, r|x) {

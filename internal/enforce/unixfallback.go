@@ -2,7 +2,8 @@ package enforce
 
 import (
 	"fmt"
-	"slices"
+
+	pol "github.com/coconut-os/coconut/internal/policy"
 )
 
 // unixFallbackWhy is what the backend says of itself on a kernel without
@@ -41,5 +42,5 @@ func (s *supervisor) AllowUnix(aid uint64, addr string) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	a := s.agents[aid]
-	return a != nil && slices.Contains(a.unix, addr)
+	return a != nil && pol.Decide(pol.Bundle{Caps: a.unix}, pol.Unix{Addr: addr}).Allow
 }

@@ -33,6 +33,18 @@ func probe(args []string) int {
 			err = syscall.Kill(pid, 0)
 		case "exec":
 			err = syscall.Exec(target, []string{target, "--version"}, nil)
+		case "open-r", "open-w", "open-rw": // conformance_test.go: no truncation
+			flag := map[string]int{"open-r": os.O_RDONLY, "open-w": os.O_WRONLY, "open-rw": os.O_RDWR}[op]
+			var f *os.File
+			if f, err = os.OpenFile(target, flag, 0); err == nil {
+				f.Close()
+			}
+		case "forkexec": // conformance_test.go: exec and carry on
+			var pid int
+			if pid, err = syscall.ForkExec(target, []string{target}, &syscall.ProcAttr{Env: []string{}}); err == nil {
+				var ws syscall.WaitStatus
+				_, err = syscall.Wait4(pid, &ws, 0, nil)
+			}
 		case "fds": // fds_test.go: what the exec left open
 			fmt.Printf("fds %s\n", inheritedFDs())
 			continue

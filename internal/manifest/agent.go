@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/coconut-os/coconut/internal/capability"
+	"github.com/coconut-os/coconut/internal/policy"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -239,14 +240,7 @@ func (d *decoder) caps(v val) ([]capability.Cap, []val, bool) {
 
 func (d *decoder) withinCeiling(a AgentSpec, items []val) {
 	for i, c := range a.Capabilities {
-		covered := false
-		for _, top := range a.Ceiling {
-			if top.Covers(c) {
-				covered = true
-				break
-			}
-		}
-		if !covered {
+		if !policy.Within(a.Ceiling, c) {
 			d.errorf(items[i].line, items[i].field, "%s is not within the agent's ceiling", c)
 		}
 	}

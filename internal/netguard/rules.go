@@ -1,11 +1,13 @@
 package netguard
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
 
 	"github.com/coconut-os/coconut/internal/capability"
+	"github.com/coconut-os/coconut/internal/policy"
 )
 
 // Kernel constants mirrored from bpf/include/netguard.h.
@@ -43,28 +45,33 @@ type portRange struct{ lo, hi uint16 }
 // prefix.
 type ruleSet map[ruleKey][]portRange
 
-// compile turns a bundle into trie entries. Capabilities outside the net
+// compile turns a bundle's policy.NetRules into trie entries: exact, not
+// coarser, since the longest-prefix match over folded ranges (allows)
+// answers as policy.Decide does (TestConformanceRules, and the kernel in
+// TestConformanceKernel). Capabilities outside the net
 // domain are not this package's business and are skipped; a net capability
 // that is not connect or bind, or whose scope does not parse, is an error
 // (fail closed: a rule we do not understand is not silently dropped).
 func compile(caps []capability.Cap) (ruleSet, error) {
-	raw := map[ruleKey][]portRange{}
-	for _, c := range caps {
-		if c.Domain != "net" || c.IsUnix() {
-			continue // Unix sockets: compileUnix
+	rules, err := policy.NetRules(caps) // Unix sockets: compileUnix
+	if err != nil {
+		var re *policy.RuleError
+		if errors.As(err, &re) {
+			return nil, fmt.Errorf("%s: %w: %w", re.Cap, ErrUnsupportedCap, re.Err)
 		}
+		return nil, err
+	}
+	raw := map[ruleKey][]portRange{}
+	for _, nr := range rules {
+		c, r := nr.Cap, nr.NetRule
 		var verb uint8
-		switch c.Verb {
+		switch nr.Verb {
 		case "connect":
 			verb = verbConnect
 		case "bind":
 			verb = verbBind
 		default:
 			return nil, fmt.Errorf("%s: %w", c, ErrUnsupportedCap)
-		}
-		r, err := c.NetRule()
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w: %w", c, ErrUnsupportedCap, err)
 		}
 		if r.Lo == 0 || r.Lo > r.Hi {
 			return nil, fmt.Errorf("%s: ports %d-%d: %w", c, r.Lo, r.Hi, ErrUnsupportedCap)

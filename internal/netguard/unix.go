@@ -9,6 +9,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/coconut-os/coconut/internal/capability"
+	"github.com/coconut-os/coconut/internal/policy"
 )
 
 // afUnix is NG_AF_UNIX: the family of a Unix socket event.
@@ -24,14 +25,16 @@ type unixSet map[string]struct{}
 // compileUnix collects the net.connect:unix: capabilities of a bundle.
 // Every other capability is compile's business (or nobody's).
 func compileUnix(caps []capability.Cap) (unixSet, error) {
+	addrs, err := policy.UnixSockets(caps)
+	if err != nil {
+		var re *policy.RuleError
+		errors.As(err, &re)
+		return nil, fmt.Errorf("%s: %w", re.Cap, ErrUnsupportedCap)
+	}
 	out := unixSet{}
-	for _, c := range caps {
-		if !c.IsUnix() {
-			continue
-		}
-		addr, ok := c.UnixSocket()
-		if !ok || len(addr) > unixPathLen {
-			return nil, fmt.Errorf("%s: %w", c, ErrUnsupportedCap)
+	for _, addr := range addrs {
+		if len(addr) > unixPathLen {
+			return nil, fmt.Errorf("net.connect:unix:%s: %w", strings.Replace(addr, "\x00", "@", 1), ErrUnsupportedCap)
 		}
 		out[addr] = struct{}{}
 	}

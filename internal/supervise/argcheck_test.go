@@ -117,7 +117,7 @@ func TestArgCheckedCalls(t *testing.T) {
 	for op := range want {
 		ops = append(ops, op)
 	}
-	d := NewCapDecider(bundle(t, dir))
+	d := newTestDecider(bundle(t, dir))
 	got, _ := runAgent(t, AgentInfo{AID: 9}, d, ops...)
 	for op, w := range want {
 		if g, ok := got[op]; !ok || g != w {

@@ -51,7 +51,7 @@ func BenchmarkOpenClose(b *testing.B) {
 	b.Run("static", func(b *testing.B) {
 		// The read-only open is left to the Landlock floor (the bundle).
 		loop := loopOp(b)
-		got, _ := runStatic(b, NewCapDecider(caps), []string{dir, "/usr/lib", "/etc/ld.so.cache", self(b)}, loop)
+		got, _ := runStatic(b, newTestDecider(caps), []string{dir, "/usr/lib", "/etc/ld.so.cache", self(b)}, loop)
 		if got[loop] != 0 {
 			b.Fatalf("loop failed: %v", got)
 		}
@@ -59,7 +59,7 @@ func BenchmarkOpenClose(b *testing.B) {
 	})
 	b.Run("supervised", func(b *testing.B) {
 		loop := loopOp(b)
-		got, _ := runAgent(b, AgentInfo{}, NewCapDecider(caps), loop)
+		got, _ := runAgent(b, AgentInfo{}, newTestDecider(caps), loop)
 		if got[loop] != 0 {
 			b.Fatalf("loop failed: %v", got)
 		}
@@ -146,7 +146,7 @@ func BenchmarkUnixConnect(b *testing.B) {
 				b.Setenv(trapUnixEnv, "1")
 			}
 			loop := "uloop:" + strconv.Itoa(b.N) + ":" + sock
-			d := &unixOnly{CapDecider: NewCapDecider(caps), allow: map[string]bool{sock: true}}
+			d := &unixOnly{testDecider: newTestDecider(caps), allow: map[string]bool{sock: true}}
 			got, _ := runAgent(b, AgentInfo{}, d, loop)
 			if got[loop] != 0 {
 				b.Fatalf("loop failed: %v", got)
@@ -189,11 +189,11 @@ func BenchmarkAttrCall(b *testing.B) {
 		saved := emulatedCalls
 		emulatedCalls = map[int32]bool{}
 		defer func() { emulatedCalls = saved }()
-		out, _ := runAttrAgent(b, NewCapDecider(caps), bin, loop(b))
+		out, _ := runAttrAgent(b, newTestDecider(caps), bin, loop(b))
 		report(b, out)
 	})
 	b.Run("emulated", func(b *testing.B) {
-		out, s := runAttrAgent(b, NewCapDecider(caps), bin, loop(b))
+		out, s := runAttrAgent(b, newTestDecider(caps), bin, loop(b))
 		report(b, out)
 		if s.Counters().Emulated < uint64(b.N) {
 			b.Fatalf("not emulated: %+v", s.Counters())

@@ -3,10 +3,7 @@ package supervise
 import (
 	"os"
 	"strings"
-	"sync"
 	"syscall"
-
-	"github.com/coconut-os/coconut/internal/capability"
 )
 
 // Access is what a call needs on one object; a call may need several bits.
@@ -105,107 +102,4 @@ type Decider interface {
 	// Record appends ev to the audit chain. An error refuses the call with
 	// ECAPABILITY: nothing happens unrecorded.
 	Record(ev Event) error
-}
-
-// CapDecider decides on a list of fs capabilities and keeps its events in
-// memory. It is a test and reference implementation of Decider; Set swaps
-// the bundle under a write lock, so no decision after Set returns uses the
-// old one.
-type CapDecider struct {
-	mu     sync.RWMutex
-	caps   []capability.Cap
-	policy AuditPolicy
-
-	evmu   sync.Mutex
-	events []Event
-}
-
-// NewCapDecider returns a decider over caps with the default audit policy.
-func NewCapDecider(caps []capability.Cap) *CapDecider {
-	return &CapDecider{caps: caps}
-}
-
-// Set replaces the bundle.
-func (d *CapDecider) Set(caps []capability.Cap) {
-	d.mu.Lock()
-	d.caps = caps
-	d.mu.Unlock()
-}
-
-// Allow implements Decider: every bit of access needs a matching capability.
-func (d *CapDecider) Allow(_ uint64, path string, access Access) bool {
-	if access == 0 {
-		return false
-	}
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	return allowedBy(d.caps, path, access)
-}
-
-func allowedBy(caps []capability.Cap, path string, access Access) bool {
-	for _, need := range []struct {
-		bit  Access
-		verb string
-	}{{Read, "read"}, {Write, "write"}, {Exec, "exec"}} {
-		if access&need.bit == 0 {
-			continue
-		}
-		ok := false
-		for _, c := range caps {
-			if c.Domain == "fs" && c.Verb == need.verb && c.MatchPath(path) {
-				ok = true
-				break
-			}
-		}
-		if !ok {
-			return false
-		}
-	}
-	return true
-}
-
-// AuditAllowed implements Decider with the default policy.
-func (d *CapDecider) AuditAllowed(ev Event) bool { return d.policy.Want(ev) }
-
-// Record implements Decider.
-func (d *CapDecider) Record(ev Event) error {
-	d.evmu.Lock()
-	d.events = append(d.events, ev)
-	d.evmu.Unlock()
-	return nil
-}
-
-// Events returns a copy of what was recorded.
-func (d *CapDecider) Events() []Event {
-	d.evmu.Lock()
-	defer d.evmu.Unlock()
-	return append([]Event(nil), d.events...)
-}
-
-// AuditPolicy is the default audit policy for allowed calls: every exec and
-// every write, and the first read of each path. The zero value is ready.
-type AuditPolicy struct {
-	mu   sync.Mutex
-	seen map[string]bool
-}
-
-// maxSeen bounds the memory of paths already read; past it the set starts
-// over, which records more, never less.
-const maxSeen = 1 << 16
-
-// Want reports whether ev must be recorded.
-func (p *AuditPolicy) Want(ev Event) bool {
-	if !ev.Allowed || ev.Access&(Write|Exec) != 0 {
-		return true
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.seen == nil || len(p.seen) >= maxSeen {
-		p.seen = map[string]bool{}
-	}
-	if p.seen[ev.Path] {
-		return false
-	}
-	p.seen[ev.Path] = true
-	return true
 }

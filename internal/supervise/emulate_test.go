@@ -247,7 +247,7 @@ func TestEmulatedAttrRace(t *testing.T) {
 			agentFile(t, prot, agentUID, agentGID, 0o644)
 			before := stateOf(t, prot)
 
-			d := NewCapDecider(attrCaps(t, bin, allowedDir+"/**"))
+			d := newTestDecider(attrCaps(t, bin, allowedDir+"/**"))
 			op := func(c string) string { return fmt.Sprintf("race:%s:%s:%d:%s:%s", how, c, n, allowed, prot) }
 			emulated := raceRounds(t, d, bin, attrRaceCalls, op, "race:"+how+":", n, nil)
 
@@ -363,7 +363,7 @@ func TestEmulatedAttrErrnos(t *testing.T) {
 		}
 		return append(o, nodumpOps(root)...)
 	}
-	d := NewCapDecider(attrCaps(t, bin, supRoot+"/**"))
+	d := newTestDecider(attrCaps(t, bin, supRoot+"/**"))
 	supOut, _ := runAttrAgent(t, d, bin, ops(supRoot)...)
 	refOut := runAttrPlain(t, bin, ops(refRoot)...)
 	sup := parseProbe(t, strings.ReplaceAll(supOut, supRoot, "ROOT"))
@@ -569,7 +569,7 @@ func TestEmulatedAttrFDRace(t *testing.T) {
 	calls := []string{"fchmod", "fchown", "fsetxattr", "fremovexattr"}
 	caps := attrCaps(t, bin, allowedDir+"/**")
 	ro1, _ := capability.ParseAll([]string{"fs.read:" + roDir + "/**"})
-	d := NewCapDecider(append(caps, ro1...))
+	d := newTestDecider(append(caps, ro1...))
 	op := func(c string) string { return fmt.Sprintf("fdrace:%s:%d:%s:%s", c, n, allowed, ro) }
 	// EBADF: between the two halves of a dup2 the number may be closed,
 	// as without Coconut.

@@ -29,7 +29,7 @@ func TestEmulatedCallWithNamespaceCaps(t *testing.T) {
 	tramp := filepath.Join(dir, "trampoline")
 	copyExe(t, self(t), tramp)
 
-	d := NewCapDecider(attrCaps(t, bin, allowedDir+"/**"))
+	d := newTestDecider(attrCaps(t, bin, allowedDir+"/**"))
 	sup, ag := socketPair(t)
 	defer sup.Close()
 	var out, errb bytes.Buffer

@@ -17,7 +17,7 @@ import (
 func TestHolderHandover(t *testing.T) {
 	needRoot(t)
 	dir := tree(t)
-	d := NewCapDecider(bundle(t, dir))
+	d := newTestDecider(bundle(t, dir))
 	path := filepath.Join(t.TempDir(), "holder.sock")
 	h, err := OpenHolder(path, self(t))
 	if err != nil {

@@ -44,7 +44,7 @@ exec setpriv --reuid %[2]d --regid %[3]d --clear-groups sh -c 'exec 3<%[1]s/f; e
 	outsideFile := fmt.Sprintf("/proc/%d/root%s/f", out.Process.Pid, allowedDir)
 	before := stateOf(t, outsideFile)
 
-	d := NewCapDecider(attrCaps(t, bin, allowedDir+"/**"))
+	d := newTestDecider(attrCaps(t, bin, allowedDir+"/**"))
 	via := "/proc/" + strconv.Itoa(out.Process.Pid) + "/fd/3"
 	got, _ := runAttrAgent(t, d, bin, "chmod:"+via, "keep:"+own, "chmod:/proc/self/fd/100")
 	want := fmt.Sprintf("chmod:%s 134\nkeep:%s 0\nchmod:/proc/self/fd/100 0\n", via, own)

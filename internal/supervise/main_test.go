@@ -100,7 +100,7 @@ func memfdTrampolineMain() {
 // the supervisor. Its capabilities come from the arguments.
 func supervisorMain() {
 	caps := parseCaps(os.Args[1:])
-	s, err := Start(os.NewFile(3, "conn"), AgentInfo{AID: 7}, NewCapDecider(caps))
+	s, err := Start(os.NewFile(3, "conn"), AgentInfo{AID: 7}, newTestDecider(caps))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start:", err)
 		os.Exit(122)
@@ -146,6 +146,11 @@ func probeMain() {
 		case "write":
 			var fd int
 			if fd, err = unix.Open(arg, unix.O_WRONLY|unix.O_CREAT|unix.O_CLOEXEC, 0o644); err == nil {
+				unix.Close(fd)
+			}
+		case "rdwr":
+			var fd int
+			if fd, err = unix.Open(arg, unix.O_RDWR|unix.O_CLOEXEC, 0); err == nil {
 				unix.Close(fd)
 			}
 		case "openat": // openat:DIR:NAME through a directory descriptor

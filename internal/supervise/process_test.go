@@ -239,14 +239,14 @@ var crossCalls = []string{"prlimit", "setpriority", "getpriority", "sched_setaff
 // procBundle may run the probe and sleep and read all of procfs: only
 // the supervisor's /proc/PID check stands between an agent and another
 // process's entries.
-func procBundle(t *testing.T, extra ...string) *CapDecider {
+func procBundle(t *testing.T, extra ...string) *testDecider {
 	t.Helper()
 	caps, err := capability.ParseAll(append([]string{"fs.exec:" + self(t), "fs.exec:/usr/bin/sleep",
 		"fs.read:/etc/ld.so.cache", "fs.read:/usr/lib/**", "fs.read:/proc/**"}, extra...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewCapDecider(caps)
+	return newTestDecider(caps)
 }
 
 // TestCrossProcessRefused: a supervised agent makes each call of the
@@ -461,7 +461,7 @@ func TestFileSetattrRefused(t *testing.T) {
 	if xflags(t, control)&0x80 == 0 {
 		t.Fatal("control file_setattr changed nothing")
 	}
-	d := NewCapDecider(bundle(t, dir))
+	d := newTestDecider(bundle(t, dir))
 	ops := []string{"file_setattr:" + target, "file_setattr:" + control, "syscall:600", "syscall:" + strconv.Itoa(int(maxSyscall)+1)}
 	got, _ := runAgent(t, AgentInfo{AID: 11}, d, ops...)
 	for _, op := range ops {
@@ -516,7 +516,7 @@ func BenchmarkProcessCall(b *testing.B) {
 	for _, target := range []string{"0", "me"} {
 		b.Run("pid-"+target, func(b *testing.B) {
 			loop := "ploop:" + strconv.Itoa(b.N) + ":setpriority:" + target
-			got, _ := runAgent(b, AgentInfo{}, NewCapDecider(caps), loop)
+			got, _ := runAgent(b, AgentInfo{}, newTestDecider(caps), loop)
 			if got[loop] != 0 {
 				b.Fatalf("loop failed: %v", got)
 			}

@@ -84,7 +84,7 @@ func TestStaticAgent(t *testing.T) {
 	for i, tt := range tests {
 		ops[i] = tt.op
 	}
-	d := NewCapDecider(bundle(t, dir))
+	d := newTestDecider(bundle(t, dir))
 	got, _ := runStatic(t, d, []string{a, "/usr/lib", "/etc/ld.so.cache", self(t)}, ops...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -213,7 +213,7 @@ func TestSupervisedAgent(t *testing.T) {
 	for i, tt := range tests {
 		ops[i] = tt.op
 	}
-	d := NewCapDecider(bundle(t, dir))
+	d := newTestDecider(bundle(t, dir))
 	got, s := runAgent(t, AgentInfo{AID: 42}, d, ops...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -274,7 +274,7 @@ func TestSupervisedAgent(t *testing.T) {
 func TestRevokeTakesEffect(t *testing.T) {
 	needRoot(t)
 	dir := tree(t)
-	d := NewCapDecider(bundle(t, dir))
+	d := newTestDecider(bundle(t, dir))
 	sup, ag := socketPair(t)
 	defer sup.Close()
 	cmd := agentCmd(t, ag, "read:"+dir+"/allowed/f", "wait", "read:"+dir+"/allowed/f")
@@ -407,7 +407,7 @@ func TestMeasuredExec(t *testing.T) {
 			ag.Close()
 			// Only the dynamic loader (-race links dynamically): no fs.exec.
 			loader, _ := capability.ParseAll([]string{"fs.read:/etc/ld.so.cache", "fs.read:/usr/lib/**"})
-			d := NewCapDecider(loader)
+			d := newTestDecider(loader)
 			s, err := Start(sup, AgentInfo{Measured: tt.measured}, d)
 			if err != nil {
 				t.Fatal(err)

@@ -153,7 +153,7 @@ func msghdr(name uint64, namelen int32) []byte {
 
 // unixOnly allows the Unix addresses listed and records nothing.
 type unixOnly struct {
-	*CapDecider
+	*testDecider
 	allow map[string]bool
 }
 
@@ -179,7 +179,7 @@ func TestUnixDecide(t *testing.T) {
 			msghdr(noAbs, 6)...),
 		longAdr: sockaddrUn(unix.AF_UNIX, strings.Repeat("a", 200)),
 	}
-	srv := &Server{d: &unixOnly{CapDecider: NewCapDecider(nil), allow: map[string]bool{"/run/ok.sock": true, "\x00ok": true}}}
+	srv := &Server{d: &unixOnly{testDecider: newTestDecider(nil), allow: map[string]bool{"/run/ok.sock": true, "\x00ok": true}}}
 	tests := []struct {
 		name   string
 		data   seccompData
@@ -222,7 +222,7 @@ func TestUnixDecide(t *testing.T) {
 	}
 	// A Decider that knows no Unix allowlist refuses every Unix address.
 	var ev Event
-	plain := &Server{d: NewCapDecider(nil)}
+	plain := &Server{d: newTestDecider(nil)}
 	if got := plain.unixDecide(&tests[0].data, mem.read, &ev); !errors.Is(got, ECapability) {
 		t.Errorf("without UnixDecider: %v", got)
 	}
@@ -343,7 +343,7 @@ func TestTrapUnixAgent(t *testing.T) {
 	for i, tt := range tests {
 		ops[i] = tt.op
 	}
-	d := &unixOnly{CapDecider: NewCapDecider(bundle(t, dir)), allow: map[string]bool{ok: true, "\x00" + absOK[1:]: true, okDgram: true}}
+	d := &unixOnly{testDecider: newTestDecider(bundle(t, dir)), allow: map[string]bool{ok: true, "\x00" + absOK[1:]: true, okDgram: true}}
 	got, _ := runAgent(t, AgentInfo{AID: 9}, d, ops...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
