@@ -15,6 +15,7 @@ import (
 	"github.com/coconut-os/coconut/internal/config"
 	"github.com/coconut-os/coconut/internal/daemon"
 	"github.com/coconut-os/coconut/internal/launch"
+	"github.com/coconut-os/coconut/internal/orphan"
 )
 
 func main() {
@@ -91,14 +92,14 @@ func run(args []string, inherited []int) int {
 		return 0
 	}
 	if *uninstall && *killAgents {
-		if err := daemon.UninstallKillingAgents(pick(*stateDir, cfg.StateDir, "/var/lib/coconut"), log); err != nil {
+		if err := orphan.UninstallKillingAgents(pick(*stateDir, cfg.StateDir, "/var/lib/coconut"), log); err != nil {
 			fmt.Fprintln(os.Stderr, "coconutd:", err)
 			return 1
 		}
 		return 0
 	}
 	if *uninstall {
-		if err := daemon.Uninstall(pick(*stateDir, cfg.StateDir, "/var/lib/coconut")); err != nil {
+		if err := orphan.Uninstall(pick(*stateDir, cfg.StateDir, "/var/lib/coconut")); err != nil {
 			fmt.Fprintln(os.Stderr, "coconutd:", err)
 			return 1
 		}

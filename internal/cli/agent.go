@@ -15,10 +15,10 @@ import (
 	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/internal/attest"
 	"github.com/coconut-os/coconut/internal/capability"
-	"github.com/coconut-os/coconut/internal/daemon"
 	"github.com/coconut-os/coconut/internal/quota"
 	"github.com/coconut-os/coconut/internal/sign"
 	"github.com/coconut-os/coconut/internal/state"
+	"github.com/coconut-os/coconut/internal/statedir"
 )
 
 func agentCmd(g *globals) *cobra.Command {
@@ -615,12 +615,12 @@ func agentAttest(g *globals) *cobra.Command {
 // verifyAttestation checks an envelope with only files: the host's public
 // key and the trust store of the state directory.
 func verifyAttestation(g *globals, env []byte) (*attest.Claims, error) {
-	pubPath := daemon.HostPubPath(g.state())
+	pubPath := statedir.HostPub(g.state())
 	hostPub, err := sign.LoadPublicKey(pubPath)
 	if err != nil {
 		return nil, fmt.Errorf("host key for offline verification: %w (use --state-dir)", err)
 	}
-	trust, err := sign.OpenTrust(daemon.TrustDir(g.state()))
+	trust, err := sign.OpenTrust(statedir.Trust(g.state()))
 	if err != nil {
 		return nil, err
 	}

@@ -18,8 +18,8 @@ import (
 	"github.com/coconut-os/coconut/client"
 	"github.com/coconut-os/coconut/internal/anchor"
 	"github.com/coconut-os/coconut/internal/checkpoint"
-	"github.com/coconut-os/coconut/internal/daemon"
 	"github.com/coconut-os/coconut/internal/sign"
+	"github.com/coconut-os/coconut/internal/statedir"
 )
 
 func auditCmd(g *globals) *cobra.Command {
@@ -169,7 +169,7 @@ func auditVerify(g *globals) *cobra.Command {
 		Use: "verify [--state-dir DIR] [--incremental] [--proof FILE] [--pub FILE] [--seal-key SEED] [--tpm-socket PATH]", Short: "Verify the whole chain and its checkpoints offline, or one proof (works with the daemon stopped)", Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if pubFile == "" {
-				pubFile = daemon.HostPubPath(g.state())
+				pubFile = statedir.HostPub(g.state())
 			}
 			pub, err := sign.LoadPublicKey(pubFile)
 			if err != nil {
@@ -193,7 +193,7 @@ func auditVerify(g *globals) *cobra.Command {
 // verifyChain checks the BLAKE3 chain and every signed checkpoint in one
 // pass, and names the first bad seq.
 func verifyChain(g *globals, pub ed25519.PublicKey, av *anchorFlags, incremental bool) error {
-	dir := daemon.ChainDir(g.state())
+	dir := statedir.Chain(g.state())
 	verifiedPath := filepath.Join(g.state(), checkpoint.VerifiedName)
 	var since *checkpoint.Verified
 	if incremental {

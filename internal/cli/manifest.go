@@ -8,9 +8,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/coconut-os/coconut/internal/daemon"
 	"github.com/coconut-os/coconut/internal/manifest"
 	"github.com/coconut-os/coconut/internal/sign"
+	"github.com/coconut-os/coconut/internal/statedir"
 )
 
 func manifestCmd(g *globals) *cobra.Command {
@@ -70,7 +70,7 @@ func manifestCmd(g *globals) *cobra.Command {
 				}
 				v, err = sign.VerifyManifestWithKey(data, sig, k)
 			} else {
-				trust, terr := sign.OpenTrust(daemon.TrustDir(g.state()))
+				trust, terr := sign.OpenTrust(statedir.Trust(g.state()))
 				if terr != nil {
 					return terr
 				}
