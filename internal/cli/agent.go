@@ -15,6 +15,7 @@ import (
 	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/internal/attest"
 	"github.com/coconut-os/coconut/internal/capability"
+	"github.com/coconut-os/coconut/internal/manifest"
 	"github.com/coconut-os/coconut/internal/quota"
 	"github.com/coconut-os/coconut/internal/sign"
 	"github.com/coconut-os/coconut/internal/state"
@@ -41,7 +42,7 @@ func agentSpawn(g *globals) *cobra.Command {
 		Short: "Spawn the agents of a signed manifest (FILE and FILE.sig); prints the new AIDs",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path, err := findManifest(args[0])
+			path, err := manifest.Find(args[0])
 			if err != nil {
 				return err
 			}
