@@ -66,7 +66,7 @@ func findBurn() (string, error) {
 	if p, err := exec.LookPath("coconut-burn"); err == nil {
 		return filepath.Abs(p)
 	}
-	return "", errors.New("coconut-burn not found beside coconut, in ../libexec/coconut or on PATH (go build -o bin/ ./cmd/coconut-burn)")
+	return "", errors.New("coconut-burn not found beside coconut, in ../libexec/coconut or on PATH (go build -o bin/ ./internal/bench/loads/coconut-burn)")
 }
 
 type quotaBench struct {
