@@ -4,12 +4,8 @@
 package cli
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -36,19 +32,7 @@ func (g *globals) client() *client.Client { return client.New(g.socket) }
 // Run executes the command line args and returns the exit status.
 func Run(args []string) int {
 	g := &globals{}
-	root := newRoot(g)
-	root.SetArgs(args)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	err := root.ExecuteContext(ctx)
-	if err == nil {
-		return 0
-	}
-	fmt.Fprintln(os.Stderr, "coconut:", oneLine(err))
-	if usage.Is(err) {
-		return 2
-	}
-	return 1
+	return usage.Execute(newRoot(g), args)
 }
 
 func newRoot(g *globals) *cobra.Command {

@@ -6,8 +6,13 @@
 package usage
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 )
@@ -45,4 +50,22 @@ func MinArgs(n int) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// Execute runs root with args under a context that SIGINT and SIGTERM
+// cancel, prints a failure as one line "coconut: ..." on stderr, and
+// returns the exit status: 0, 1 refused or failed, 2 bad usage.
+func Execute(root *cobra.Command, args []string) int {
+	root.SetArgs(args)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(os.Stderr, "coconut:", strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; "))
+	if Is(err) {
+		return 2
+	}
+	return 1
 }
