@@ -1,5 +1,5 @@
-// Package cli is the coconut command line (docs/cli.md is its contract),
-// shared by cmd/coconut and cmd/coconut-tail. Exit status: 0 success, 1
+// Package cli is the coconut command line (docs/cli.md is its contract)
+// of cmd/coconut (coconut-tail runs internal/tail). Exit status: 0 success, 1
 // refused or failed (one line on stderr), 2 bad usage.
 package cli
 
