@@ -11,6 +11,7 @@ import (
 
 	"github.com/coconut-os/coconut/client"
 	"github.com/coconut-os/coconut/internal/bench"
+	"github.com/coconut-os/coconut/internal/statedir"
 	"github.com/coconut-os/coconut/internal/usage"
 )
 
@@ -61,7 +62,7 @@ func (g *globals) state() string {
 	if s := os.Getenv("COCONUT_STATE_DIR"); s != "" {
 		return s
 	}
-	return "/var/lib/coconut"
+	return statedir.Default
 }
 
 func notYet(name, why string) *cobra.Command {
