@@ -6,7 +6,7 @@ BIN     := bin
 .PHONY: build install uninstall demo test check generate clean deb test-slow vmtest vmbench
 
 build:
-	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/coconut ./cmd/coconutd ./cmd/coconut-tail ./cmd/coconut-trampoline ./cmd/dream-agent ./cmd/coconut-burn ./cmd/coconut-enforce-probe
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/coconut ./cmd/coconutd ./cmd/coconut-tail ./cmd/coconut-trampoline ./examples/dream-team/dream-agent ./internal/bench/loads/coconut-burn ./internal/bench/loads/coconut-enforce-probe
 
 install: build
 	install -d $(PREFIX)/bin $(PREFIX)/libexec/coconut $(PREFIX)/share/coconut/examples/dream-team
@@ -54,7 +54,7 @@ DEB_VERSION ?= 0.1.0
 DEB_STAGE   := build/deb
 deb:
 	rm -rf $(DEB_STAGE) && mkdir -p $(DEB_STAGE)/bin $(DEB_STAGE)/man/man5 $(DEB_STAGE)/man/man8 $(DEB_STAGE)/doc
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w -buildid=' -o $(DEB_STAGE)/bin/ ./cmd/coconut ./cmd/coconutd ./cmd/coconut-tail ./cmd/coconut-trampoline ./cmd/dream-agent ./cmd/coconut-burn ./cmd/coconut-enforce-probe
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w -buildid=' -o $(DEB_STAGE)/bin/ ./cmd/coconut ./cmd/coconutd ./cmd/coconut-tail ./cmd/coconut-trampoline ./examples/dream-team/dream-agent ./internal/bench/loads/coconut-burn ./internal/bench/loads/coconut-enforce-probe
 	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || date +%s) $(GO) run ./packaging/gendocs $(DEB_STAGE)/man
 	mv $(DEB_STAGE)/man/completions $(DEB_STAGE)/completions
 	cp packaging/man/coconut-tail.1 $(DEB_STAGE)/man/man1/ && cp packaging/man/coconut-manifest.5 $(DEB_STAGE)/man/man5/ && cp packaging/man/coconutd.8 $(DEB_STAGE)/man/man8/

@@ -5,9 +5,7 @@ package main
 import (
 	"os"
 
-	"github.com/coconut-os/coconut/internal/cli"
+	"github.com/coconut-os/coconut/internal/tail"
 )
 
-func main() {
-	os.Exit(cli.Run(append([]string{"audit", "tail", "-f"}, os.Args[1:]...)))
-}
+func main() { os.Exit(tail.Main(os.Args[1:])) }

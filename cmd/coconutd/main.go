@@ -15,6 +15,8 @@ import (
 	"github.com/coconut-os/coconut/internal/config"
 	"github.com/coconut-os/coconut/internal/daemon"
 	"github.com/coconut-os/coconut/internal/launch"
+	"github.com/coconut-os/coconut/internal/orphan"
+	"github.com/coconut-os/coconut/internal/statedir"
 )
 
 func main() {
@@ -91,21 +93,21 @@ func run(args []string, inherited []int) int {
 		return 0
 	}
 	if *uninstall && *killAgents {
-		if err := daemon.UninstallKillingAgents(pick(*stateDir, cfg.StateDir, "/var/lib/coconut"), log); err != nil {
+		if err := orphan.UninstallKillingAgents(pick(*stateDir, cfg.StateDir, statedir.Default), log); err != nil {
 			fmt.Fprintln(os.Stderr, "coconutd:", err)
 			return 1
 		}
 		return 0
 	}
 	if *uninstall {
-		if err := daemon.Uninstall(pick(*stateDir, cfg.StateDir, "/var/lib/coconut")); err != nil {
+		if err := orphan.Uninstall(pick(*stateDir, cfg.StateDir, statedir.Default)); err != nil {
 			fmt.Fprintln(os.Stderr, "coconutd:", err)
 			return 1
 		}
 		return 0
 	}
 	d, err := daemon.New(daemon.Options{
-		StateDir:   pick(*stateDir, cfg.StateDir, "/var/lib/coconut"),
+		StateDir:   pick(*stateDir, cfg.StateDir, statedir.Default),
 		Socket:     pick(*socket, cfg.Socket, "/run/coconut/coconut.sock"),
 		Enforcer:   pick(*enforcer, cfg.Enforcer, "auto"),
 		User:       pick(*user, cfg.User, ""),

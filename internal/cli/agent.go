@@ -15,11 +15,12 @@ import (
 	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/internal/attest"
 	"github.com/coconut-os/coconut/internal/capability"
-	"github.com/coconut-os/coconut/internal/daemon"
+	"github.com/coconut-os/coconut/internal/manifest"
 	"github.com/coconut-os/coconut/internal/policy"
 	"github.com/coconut-os/coconut/internal/quota"
 	"github.com/coconut-os/coconut/internal/sign"
 	"github.com/coconut-os/coconut/internal/state"
+	"github.com/coconut-os/coconut/internal/statedir"
 )
 
 func agentCmd(g *globals) *cobra.Command {
@@ -42,7 +43,7 @@ func agentSpawn(g *globals) *cobra.Command {
 		Short: "Spawn the agents of a signed manifest (FILE and FILE.sig); prints the new AIDs",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			path, err := findManifest(args[0])
+			path, err := manifest.Find(args[0])
 			if err != nil {
 				return err
 			}
@@ -616,12 +617,12 @@ func agentAttest(g *globals) *cobra.Command {
 // verifyAttestation checks an envelope with only files: the host's public
 // key and the trust store of the state directory.
 func verifyAttestation(g *globals, env []byte) (*attest.Claims, error) {
-	pubPath := daemon.HostPubPath(g.state())
+	pubPath := statedir.HostPub(g.state())
 	hostPub, err := sign.LoadPublicKey(pubPath)
 	if err != nil {
 		return nil, fmt.Errorf("host key for offline verification: %w (use --state-dir)", err)
 	}
-	trust, err := sign.OpenTrust(daemon.TrustDir(g.state()))
+	trust, err := sign.OpenTrust(statedir.Trust(g.state()))
 	if err != nil {
 		return nil, err
 	}

@@ -5,137 +5,34 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
-	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/coconut-os/coconut/api"
-	"github.com/coconut-os/coconut/client"
 	"github.com/coconut-os/coconut/internal/anchor"
 	"github.com/coconut-os/coconut/internal/checkpoint"
-	"github.com/coconut-os/coconut/internal/daemon"
 	"github.com/coconut-os/coconut/internal/sign"
+	"github.com/coconut-os/coconut/internal/statedir"
+	"github.com/coconut-os/coconut/internal/tail"
 )
 
 func auditCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "Read and verify the audit chain"}
-	cmd.AddCommand(auditTail(g), auditQuery(g), auditVerify(g), auditProve(g))
-	return cmd
-}
-
-type queryFlags struct {
-	aid                            uint64
-	since, until, typ, cap, result string
-}
-
-func (f *queryFlags) add(cmd *cobra.Command, full bool) {
-	cmd.Flags().Uint64Var(&f.aid, "aid", 0, "only this agent")
-	cmd.Flags().StringVar(&f.typ, "type", "", "only this event type (a trailing * matches a prefix: agent.*)")
-	if full {
-		cmd.Flags().StringVar(&f.since, "since", "", "from this time (RFC 3339, or a duration ago: 15m)")
-		cmd.Flags().StringVar(&f.until, "until", "", "before this time")
-		cmd.Flags().StringVar(&f.cap, "cap", "", "only rows about this capability")
-		cmd.Flags().StringVar(&f.result, "result", "", "allow or deny")
-	}
-}
-
-func (f *queryFlags) query() client.AuditQuery {
-	q := client.AuditQuery{Since: f.since, Until: f.until, Type: f.typ, Cap: f.cap, Result: f.result}
-	if f.aid != 0 {
-		aid := f.aid
-		q.AID = &aid
-	}
-	return q
-}
-
-// TailLines is what `audit tail` prints without -f.
-const tailLines = 20
-
-// RunTail is `coconut audit tail` and `coconut-tail`.
-func runTail(cmd *cobra.Command, g *globals, f *queryFlags, follow bool) error {
-	c := g.client()
-	if follow && !g.json {
-		return tailView(cmd.Context(), c, f, newPrinter(os.Stdout, false)) // issue 13: coconut-tail's view
-	}
-	q := f.query()
-	// Without -f: the last rows. Find them by paging forward; the chain is
-	// the authority and has no reverse index yet.
-	var last []api.Record
-	for {
-		q.Limit = 1000
-		page, err := c.AgentAuditQuery(cmd.Context(), q)
-		if err != nil {
-			return err
-		}
-		last = append(last, page.Records...)
-		if len(last) > tailLines {
-			last = last[len(last)-tailLines:]
-		}
-		if page.Next == 0 {
-			break
-		}
-		q.AfterSeq = page.Next
-	}
-	pr := newPrinter(os.Stdout, g.json)
-	var after uint64
-	for _, r := range last {
-		pr.print(r)
-		after = r.Seq
-	}
-	if len(last) == 0 {
-		after = q.AfterSeq
-	}
-	if !follow {
-		return nil
-	}
-	// issue 13: the daemon's event stream, the one every live view reads.
-	st, err := c.Events(cmd.Context(), after, f.eventFilter())
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	for st.Next() {
-		pr.print(st.Record())
-	}
-	return st.Err()
-}
-
-// eventFilter is the part of the flags the event stream filters on.
-func (f *queryFlags) eventFilter() client.EventFilter {
-	ef := client.EventFilter{Type: f.typ, Result: f.result}
-	if f.aid != 0 {
-		aid := f.aid
-		ef.AID = &aid
-	}
-	return ef
-}
-
-func auditTail(g *globals) *cobra.Command {
-	var f queryFlags
-	var follow bool
-	cmd := &cobra.Command{
-		Use: "tail [-f] [--aid AID] [--type TYPE]", Short: "Print the latest audit rows; -f follows new ones", Args: exactArgs(0),
-		RunE: func(cmd *cobra.Command, _ []string) error { return runTail(cmd, g, &f, follow) },
-	}
-	f.add(cmd, false)
-	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new rows")
+	cmd.AddCommand(tail.Command(&g.socket, &g.json), auditQuery(g), auditVerify(g), auditProve(g))
 	return cmd
 }
 
 func auditQuery(g *globals) *cobra.Command {
-	var f queryFlags
+	var f tail.Flags
 	var limit int
 	cmd := &cobra.Command{
 		Use: "query [--aid AID] [--since T] [--until T] [--type TYPE] [--cap CAP] [--result allow|deny]", Short: "Query the audit chain", Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c := g.client()
-			q := f.query()
-			pr := newPrinter(os.Stdout, g.json)
+			q := f.Query()
+			pr := tail.NewPrinter(os.Stdout, g.json)
 			n := 0
 			for {
 				page, err := c.AgentAuditQuery(cmd.Context(), q)
@@ -146,7 +43,7 @@ func auditQuery(g *globals) *cobra.Command {
 					if limit > 0 && n >= limit {
 						return nil
 					}
-					pr.print(r)
+					pr.Print(r)
 					n++
 				}
 				if page.Next == 0 {
@@ -156,7 +53,7 @@ func auditQuery(g *globals) *cobra.Command {
 			}
 		},
 	}
-	f.add(cmd, true)
+	f.Add(cmd, true)
 	cmd.Flags().IntVar(&limit, "limit", 0, "print at most N rows")
 	return cmd
 }
@@ -169,7 +66,7 @@ func auditVerify(g *globals) *cobra.Command {
 		Use: "verify [--state-dir DIR] [--incremental] [--proof FILE] [--pub FILE] [--seal-key SEED] [--tpm-socket PATH]", Short: "Verify the whole chain and its checkpoints offline, or one proof (works with the daemon stopped)", Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if pubFile == "" {
-				pubFile = daemon.HostPubPath(g.state())
+				pubFile = statedir.HostPub(g.state())
 			}
 			pub, err := sign.LoadPublicKey(pubFile)
 			if err != nil {
@@ -193,7 +90,7 @@ func auditVerify(g *globals) *cobra.Command {
 // verifyChain checks the BLAKE3 chain and every signed checkpoint in one
 // pass, and names the first bad seq.
 func verifyChain(g *globals, pub ed25519.PublicKey, av *anchorFlags, incremental bool) error {
-	dir := daemon.ChainDir(g.state())
+	dir := statedir.Chain(g.state())
 	verifiedPath := filepath.Join(g.state(), checkpoint.VerifiedName)
 	var since *checkpoint.Verified
 	if incremental {
@@ -303,52 +200,4 @@ func auditProve(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&out, "out", "", "write the proof here (default: standard output)")
 	cmd.Flags().Uint64Var(&old, "consistent-with", 0, "also prove the checkpoint extends the earlier checkpoint of this size")
 	return cmd
-}
-
-// printer writes rows: JSON lines, or one readable (coloured on a
-// terminal) line per row.
-type printer struct {
-	w     io.Writer
-	json  bool
-	color bool
-	enc   *json.Encoder
-}
-
-func newPrinter(f *os.File, asJSON bool) *printer {
-	return &printer{w: f, json: asJSON, color: isTerminal(f) && os.Getenv("NO_COLOR") == "", enc: json.NewEncoder(f)}
-}
-
-func (p *printer) print(r api.Record) {
-	if p.json {
-		p.enc.Encode(r)
-		return
-	}
-	res := r.Result
-	if res == "" {
-		res = "-"
-	}
-	if p.color {
-		switch r.Result {
-		case "deny":
-			res = "\x1b[31m" + res + "\x1b[0m"
-		case "allow":
-			res = "\x1b[32m" + res + "\x1b[0m"
-		}
-	}
-	var extra []string
-	keys := make([]string, 0, len(r.Detail))
-	for k := range r.Detail {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		extra = append(extra, k+"="+r.Detail[k])
-	}
-	if r.Cap != "" {
-		extra = append([]string{"cap=" + r.Cap}, extra...)
-	}
-	if r.Errno != 0 {
-		extra = append(extra, fmt.Sprintf("errno=%d", r.Errno))
-	}
-	fmt.Fprintf(p.w, "%6d %s aid=%-4d %-14s %-5s %s %s\n", r.Seq, r.Time.Local().Format("15:04:05.000"), r.AID, r.Type, res, r.Object, strings.Join(extra, " "))
 }

@@ -1,25 +1,25 @@
-// Package cli is the coconut command line (docs/cli.md is its contract),
-// shared by cmd/coconut and cmd/coconut-tail. Exit status: 0 success, 1
+// Package cli is the coconut command line (docs/cli.md is its contract)
+// of cmd/coconut (coconut-tail runs internal/tail). Exit status: 0 success, 1
 // refused or failed (one line on stderr), 2 bad usage.
 package cli
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/coconut-os/coconut/client"
+	"github.com/coconut-os/coconut/internal/bench"
+	"github.com/coconut-os/coconut/internal/statedir"
+	"github.com/coconut-os/coconut/internal/usage"
 )
 
-// usageError marks bad usage: exit status 2.
-type usageError struct{ error }
+// usageError marks bad usage: exit status 2 (internal/usage, shared with
+// the commands mounted from internal/bench).
+type usageError = usage.Error
 
-func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+func usagef(format string, args ...any) error { return usage.Errorf(format, args...) }
 
 // globals are the flags every command takes.
 type globals struct {
@@ -33,20 +33,7 @@ func (g *globals) client() *client.Client { return client.New(g.socket) }
 // Run executes the command line args and returns the exit status.
 func Run(args []string) int {
 	g := &globals{}
-	root := newRoot(g)
-	root.SetArgs(args)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	err := root.ExecuteContext(ctx)
-	if err == nil {
-		return 0
-	}
-	fmt.Fprintln(os.Stderr, "coconut:", oneLine(err))
-	var ue usageError
-	if errors.As(err, &ue) {
-		return 2
-	}
-	return 1
+	return usage.Execute(newRoot(g), args)
 }
 
 func newRoot(g *globals) *cobra.Command {
@@ -59,9 +46,9 @@ func newRoot(g *globals) *cobra.Command {
 	root.PersistentFlags().StringVar(&g.socket, "socket", "", "coconutd socket (default $COCONUT_SOCKET or "+client.DefaultSocket+")")
 	root.PersistentFlags().StringVar(&g.stateDir, "state-dir", "", "coconutd state dir, for offline checks (default $COCONUT_STATE_DIR or /var/lib/coconut)")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON")
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage.Error{Err: err} })
 	root.AddCommand(
-		keyCmd(g), trustCmd(g), manifestCmd(g), agentCmd(g), auditCmd(g), doctorCmd(g), benchCmd(g), topCmd(g), initCmd(g),
+		keyCmd(g), trustCmd(g), manifestCmd(g), agentCmd(g), auditCmd(g), doctorCmd(g), bench.Command(&g.socket, &g.json), topCmd(g), initCmd(g),
 		notifyCmd(g), // issue 13
 		centerCmd(g),
 	)
@@ -75,7 +62,7 @@ func (g *globals) state() string {
 	if s := os.Getenv("COCONUT_STATE_DIR"); s != "" {
 		return s
 	}
-	return "/var/lib/coconut"
+	return statedir.Default
 }
 
 func notYet(name, why string) *cobra.Command {
@@ -85,20 +72,6 @@ func notYet(name, why string) *cobra.Command {
 }
 
 // exactArgs is cobra.ExactArgs with exit status 2.
-func exactArgs(n int) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if len(args) != n {
-			return usagef("%s: want %d argument(s), got %d (see --help)", cmd.CommandPath(), n, len(args))
-		}
-		return nil
-	}
-}
+func exactArgs(n int) cobra.PositionalArgs { return usage.ExactArgs(n) }
 
-func minArgs(n int) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if len(args) < n {
-			return usagef("%s: want at least %d argument(s), got %d (see --help)", cmd.CommandPath(), n, len(args))
-		}
-		return nil
-	}
-}
+func minArgs(n int) cobra.PositionalArgs { return usage.MinArgs(n) }

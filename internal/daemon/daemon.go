@@ -28,6 +28,7 @@ import (
 	"github.com/coconut-os/coconut/internal/events"
 	"github.com/coconut-os/coconut/internal/server"
 	"github.com/coconut-os/coconut/internal/sign"
+	"github.com/coconut-os/coconut/internal/statedir"
 )
 
 // Version is set at build time.
@@ -72,18 +73,6 @@ type Daemon struct {
 	started  time.Time
 }
 
-// Paths inside the state directory.
-func keyPrefix(stateDir string) string { return filepath.Join(stateDir, "keys", "host") }
-
-// HostPubPath is where the host's public key is, for offline verification.
-func HostPubPath(stateDir string) string { return keyPrefix(stateDir) + ".pub" }
-
-// TrustDir is the trust store inside a state directory.
-func TrustDir(stateDir string) string { return filepath.Join(stateDir, "trust") }
-
-// ChainDir is the audit chain inside a state directory.
-func ChainDir(stateDir string) string { return filepath.Join(stateDir, "chain") }
-
 // New prepares everything and adopts running agents; Serve starts answering.
 func New(opts Options) (*Daemon, error) {
 	log := opts.Log
@@ -103,7 +92,7 @@ func New(opts Options) (*Daemon, error) {
 	if d.hostKey, err = loadOrCreateHostKey(opts.StateDir); err != nil {
 		return nil, err
 	}
-	trust, err := sign.OpenTrust(TrustDir(opts.StateDir))
+	trust, err := sign.OpenTrust(statedir.Trust(opts.StateDir))
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +103,7 @@ func New(opts Options) (*Daemon, error) {
 	if d.ckpt, d.anchor, d.anc, err = openCheckpoints(opts, d.hostKey, log); err != nil {
 		return nil, err
 	}
-	if d.chain, err = audit.Open(ChainDir(opts.StateDir), audit.Options{Observer: d.ckpt, IndexDir: QueryIndexDir(opts.StateDir)}); err != nil {
+	if d.chain, err = audit.Open(statedir.Chain(opts.StateDir), audit.Options{Observer: d.ckpt, IndexDir: statedir.QueryIndex(opts.StateDir)}); err != nil {
 		d.ckpt.Close()
 		d.anc.Close()
 		return nil, fmt.Errorf("open audit chain: %w", err)
@@ -272,7 +261,7 @@ func (d *Daemon) close() {
 }
 
 func loadOrCreateHostKey(stateDir string) (ed25519.PrivateKey, error) {
-	prefix := keyPrefix(stateDir)
+	prefix := statedir.HostKeyPrefix(stateDir)
 	key, err := sign.LoadPrivateKey(prefix + ".key")
 	if errors.Is(err, fs.ErrNotExist) {
 		if _, err := sign.GenerateKey(prefix); err != nil {
@@ -344,26 +333,19 @@ func (d *Daemon) doctor() api.Doctor {
 
 // --- issue 4: checkpoints (begin) ---
 
-// QueryIndexDir is the rebuildable query index (per-agent postings) of the
-// audit chain inside a state directory.
-func QueryIndexDir(stateDir string) string { return filepath.Join(stateDir, "index", "aid") }
-
-// MerkleDir is the rebuildable Merkle tree cache inside a state directory.
-func MerkleDir(stateDir string) string { return filepath.Join(stateDir, "index", "merkle") }
-
 // openCheckpoints opens the checkpoint log beside the chain, signing with
 // the host key, and the anchor that keeps its latest root out of root's
 // reach.
 func openCheckpoints(opts Options, key ed25519.PrivateKey, log *slog.Logger) (*checkpoint.Log, string, io.Closer, error) {
 	stateDir := opts.StateDir
-	if err := os.MkdirAll(ChainDir(stateDir), 0o700); err != nil {
+	if err := os.MkdirAll(statedir.Chain(stateDir), 0o700); err != nil {
 		return nil, "", nil, fmt.Errorf("create chain dir: %w", err)
 	}
 	anc, kind, closer, err := openAnchor(opts, log)
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("audit anchor: %w", err)
 	}
-	l, err := checkpoint.New(checkpoint.Config{ChainDir: ChainDir(stateDir), TreeDir: MerkleDir(stateDir), Key: key, Anchor: anc, Log: log})
+	l, err := checkpoint.New(checkpoint.Config{ChainDir: statedir.Chain(stateDir), TreeDir: statedir.Merkle(stateDir), Key: key, Anchor: anc, Log: log})
 	if err != nil {
 		closer.Close()
 		return nil, "", nil, fmt.Errorf("audit checkpoints: %w", err)
@@ -387,7 +369,7 @@ func (cs closers) Close() error {
 // error, never a silent fallback), forward-secure seals otherwise. A chain
 // once anchored in a TPM does not silently continue under seals.
 func openAnchor(opts Options, log *slog.Logger) (checkpoint.Anchor, string, io.Closer, error) {
-	chainDir := ChainDir(opts.StateDir)
+	chainDir := statedir.Chain(opts.StateDir)
 	_, devErr := os.Stat(anchor.DeviceTPM)
 	if opts.TPMSocket != "" || devErr == nil {
 		tpm, err := anchor.DialTPM(opts.TPMSocket)
@@ -405,7 +387,7 @@ func openAnchor(opts Options, log *slog.Logger) (checkpoint.Anchor, string, io.C
 	if fi, err := os.Stat(filepath.Join(chainDir, anchor.JournalName)); err == nil && fi.Size() > 0 {
 		return nil, "", nil, fmt.Errorf("%w: this chain is anchored in a TPM (%s) and none is reachable; start with --tpm-socket or on the host with the TPM", anchor.ErrNoTPM, anchor.JournalName)
 	}
-	keys := filepath.Join(opts.StateDir, "keys")
+	keys := statedir.Keys(opts.StateDir)
 	f, seed, err := anchor.OpenFSS(keys, chainDir)
 	if err != nil {
 		return nil, "", nil, err

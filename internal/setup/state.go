@@ -11,14 +11,14 @@ import (
 	"path/filepath"
 
 	"github.com/coconut-os/coconut/internal/anchor"
-	"github.com/coconut-os/coconut/internal/daemon"
 	"github.com/coconut-os/coconut/internal/sign"
+	"github.com/coconut-os/coconut/internal/statedir"
 )
 
 // hostKey makes the host's attestation key (the daemon would make it at
 // its first start; init makes it now so its id can be shown and pinned).
 func hostKey(stateDir string, dry bool) Step {
-	pub := daemon.HostPubPath(stateDir)
+	pub := statedir.HostPub(stateDir)
 	prefix := pub[:len(pub)-len(".pub")]
 	if k, err := sign.LoadPublicKey(pub); err == nil {
 		return Step{Name: "host key", Status: Unchanged, Detail: fmt.Sprintf("%s (%s)", pub, sign.KeyID(k))}
@@ -38,7 +38,7 @@ func hostKey(stateDir string, dry bool) Step {
 // attributes when present). FSS: the first sealing key and its
 // verification seed are made, and the seed returned to be shown once.
 func provisionAnchor(stateDir, kind, tpmSocket string, dry bool) (Step, string) {
-	chain := daemon.ChainDir(stateDir)
+	chain := statedir.Chain(stateDir)
 	keys := filepath.Join(stateDir, "keys")
 	if kind == "tpm" {
 		if dry {
@@ -86,7 +86,7 @@ func provisionAnchor(stateDir, kind, tpmSocket string, dry bool) (Step, string) 
 // key added on a user's behalf signs only what that user runs).
 func trustUserKey(stateDir string, pub ed25519.PublicKey, uid uint32, user string, dry bool) Step {
 	id := sign.KeyID(pub)
-	t, err := sign.OpenTrust(daemon.TrustDir(stateDir))
+	t, err := sign.OpenTrust(statedir.Trust(stateDir))
 	if err != nil {
 		return failed("trust", err)
 	}

@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 	}
 	// Agents run as an unprivileged user and some exec these binaries.
 	os.Chmod(dir, 0o755)
-	cmd := exec.Command("go", "build", "-o", dir+"/", "../../cmd/coconutd", "../../cmd/coconut-trampoline", "../../cmd/coconut", "../../cmd/dream-agent", "../../cmd/coconut-enforce-probe", "./denyloop")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "../../cmd/coconutd", "../../cmd/coconut-trampoline", "../../cmd/coconut", "../../cmd/coconut-tail", "../../examples/dream-team/dream-agent", "../../internal/bench/loads/coconut-enforce-probe", "./denyloop")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {

@@ -12,11 +12,24 @@ import (
 )
 
 // TestTailFollowsSpawn: `coconut audit tail -f` shows a new agent's spawn,
-// attest and Active rows as they land.
+// attest and Active rows as they land; so does coconut-tail, which runs
+// the same command from its own small binary (internal/tail).
 func TestTailFollowsSpawn(t *testing.T) {
+	for _, c := range []struct {
+		name, bin string
+		args      []string
+	}{
+		{"audit_tail", "coconut", []string{"audit", "tail", "-f", "--json"}},
+		{"coconut-tail", "coconut-tail", []string{"--json"}},
+	} {
+		t.Run(c.name, func(t *testing.T) { tailFollowsSpawn(t, c.bin, c.args) })
+	}
+}
+
+func tailFollowsSpawn(t *testing.T, bin string, args []string) {
 	e := newEnv(t)
 	e.demo()
-	cmd := exec.Command(filepath.Join(bins, "coconut"), "audit", "tail", "-f", "--json")
+	cmd := exec.Command(filepath.Join(bins, bin), args...)
 	cmd.Env = append(os.Environ(), "COCONUT_SOCKET="+e.sock)
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -1,4 +1,4 @@
-package cli
+package bench
 
 import (
 	"fmt"
@@ -8,7 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/coconut-os/coconut/internal/broker/loadgen"
+	"github.com/coconut-os/coconut/internal/bench/loadgen"
+	"github.com/coconut-os/coconut/internal/usage"
 )
 
 // benchBrokerCmd is `coconut bench broker`: issue 6's figures, measured
@@ -19,29 +20,29 @@ func benchBrokerCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "broker [--url URL --key KEY] [--phase 10s] [--slots 8]",
 		Short: "Inference broker: light tenants' p99 under a flooder (VTC vs FIFO), overhead, requests/s, budget race",
-		Args:  exactArgs(0),
+		Args:  usage.ExactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if c.Phase < time.Second || c.Phase > 10*time.Minute {
-				return usagef("--phase must be 1s..10m")
+				return usage.Errorf("--phase must be 1s..10m")
 			}
 			if c.Slots < 1 || c.Slots > 1024 || c.Flood < 1 || c.Flood > 4096 || !(c.LightRate > 0) || c.LightRate > 1000 {
-				return usagef("--slots 1..1024, --flood 1..4096, --light-rate in (0, 1000]")
+				return usage.Errorf("--slots 1..1024, --flood 1..4096, --light-rate in (0, 1000]")
 			}
 			if c.Prefill < 0 || c.Decode < 0 || c.OverheadN < 1 || c.RPSClients < 1 || c.RPSTime <= 0 {
-				return usagef("--prefill, --decode not negative; --overhead-requests, --rps-clients, --rps-time positive")
+				return usage.Errorf("--prefill, --decode not negative; --overhead-requests, --rps-clients, --rps-time positive")
 			}
 			if c.Key != "" && c.URL == "" {
-				return usagef("--key needs --url")
+				return usage.Errorf("--key needs --url")
 			}
 			c.Warmup = min(time.Second, c.Phase/5)
-			if !g.json {
+			if !g.json() {
 				c.Progress = os.Stderr
 			}
 			res, err := loadgen.Bench(cmd.Context(), c)
 			if err != nil {
 				return err
 			}
-			if g.json {
+			if g.json() {
 				return printJSON(os.Stdout, benchBrokerJSON(res))
 			}
 			return printBenchBroker(res)

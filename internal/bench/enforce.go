@@ -1,4 +1,4 @@
-package cli
+package bench
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/coconut-os/coconut/api"
+	"github.com/coconut-os/coconut/internal/usage"
 )
 
 type benchEnforceFlags struct {
@@ -41,11 +42,11 @@ func benchEnforceCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "enforce [--rounds 5] [--iters N] [--burst N] ...",
 		Short: "Cost of enforcement on open() and connect() (agent, non-agent, no coconut), revoke under load, and a burst of denies reconciled with the chain (root; starts a private coconutd)",
-		Args:  exactArgs(0),
+		Args:  usage.ExactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if f.rounds < 1 || f.rounds > 100 || f.iters < 100 || f.connIters < 100 || f.loopIters < 1000 ||
 				f.afterDeny < 1 || f.burst < 0 || f.burstOpen < 0 || f.idle < 0 || f.idle > 64 || f.settle < time.Second {
-				return usagef("--rounds 1..100, --iters and --connect-iters ≥ 100, --loop-iters ≥ 1000, --after-deny ≥ 1, --burst and --burst-open ≥ 0, --idle-agents 0..64, --settle ≥ 1s")
+				return usage.Errorf("--rounds 1..100, --iters and --connect-iters ≥ 100, --loop-iters ≥ 1000, --after-deny ≥ 1, --burst and --burst-open ≥ 0, --idle-agents 0..64, --settle ≥ 1s")
 			}
 			if os.Geteuid() != 0 {
 				return errNotRoot
@@ -107,7 +108,7 @@ type enforceBench struct {
 func benchEnforce(ctx context.Context, g *globals, f benchEnforceFlags) error {
 	t0 := time.Now()
 	b := &enforceBench{f: f, say: func(format string, a ...any) {
-		if !g.json {
+		if !g.json() {
 			fmt.Fprintf(os.Stderr, "[%5.1fs] "+format+"\n", append([]any{time.Since(t0).Seconds()}, a...)...)
 		}
 	}}
@@ -141,7 +142,7 @@ func benchEnforce(ctx context.Context, g *globals, f benchEnforceFlags) error {
 	if err != nil {
 		return err
 	}
-	return res.print(g.json)
+	return res.print(g.json())
 }
 
 // files makes the scratch files the probes open: readable by the agents'

@@ -1,4 +1,4 @@
-package cli
+package bench
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/client"
 	"github.com/coconut-os/coconut/internal/cgroup"
-	"github.com/coconut-os/coconut/internal/daemon"
+	"github.com/coconut-os/coconut/internal/orphan"
 )
 
 // privateDaemon is a coconutd the enforce bench starts for itself in a
@@ -139,7 +139,7 @@ func (d *privateDaemon) stop() {
 	// pinned: end and remove all of it, as coconutd --uninstall
 	// --kill-agents does, so the bench leaves nothing behind.
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if err := daemon.UninstallKillingAgents(filepath.Join(d.dir, "state"), quiet); err != nil {
+	if err := orphan.UninstallKillingAgents(filepath.Join(d.dir, "state"), quiet); err != nil {
 		fmt.Fprintf(os.Stderr, "bench enforce: remove the private daemon's agents, pins and cgroups: %v\n", err)
 	}
 	d.cgroupRoot = ""

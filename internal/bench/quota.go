@@ -1,4 +1,4 @@
-package cli
+package bench
 
 import (
 	"bytes"
@@ -20,6 +20,7 @@ import (
 
 	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/client"
+	"github.com/coconut-os/coconut/internal/usage"
 )
 
 // benchQuota is `coconut bench quota`: the two figures of issue 5, each
@@ -30,20 +31,20 @@ func benchQuotaCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "quota [--window 5s] [--units 150]",
 		Short: "CPU share of 4 agents (one an 8-thread flooder) as Jain's index vs. no coconut; light agents' p99 under a CPU and a memory flooder",
-		Args:  exactArgs(0),
+		Args:  usage.ExactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if window < time.Second || window > 5*time.Minute {
-				return usagef("--window must be 1s..5m")
+				return usage.Errorf("--window must be 1s..5m")
 			}
 			if units < 20 || units > 100000 {
-				return usagef("--units must be 20..100000")
+				return usage.Errorf("--units must be 20..100000")
 			}
 			burn, err := findBurn()
 			if err != nil {
 				return err
 			}
 			b := &quotaBench{c: g.client(), burn: burn, window: window, units: units}
-			return b.run(cmd.Context(), g.json)
+			return b.run(cmd.Context(), g.json())
 		},
 	}
 	cmd.Flags().DurationVar(&window, "window", 5*time.Second, "how long CPU shares are measured")
@@ -65,7 +66,7 @@ func findBurn() (string, error) {
 	if p, err := exec.LookPath("coconut-burn"); err == nil {
 		return filepath.Abs(p)
 	}
-	return "", errors.New("coconut-burn not found beside coconut, in ../libexec/coconut or on PATH (go build -o bin/ ./cmd/coconut-burn)")
+	return "", errors.New("coconut-burn not found beside coconut, in ../libexec/coconut or on PATH (go build -o bin/ ./internal/bench/loads/coconut-burn)")
 }
 
 type quotaBench struct {

@@ -1,4 +1,4 @@
-package cli
+package bench
 
 import (
 	"errors"
@@ -13,20 +13,25 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/coconut-os/coconut/api"
+	"github.com/coconut-os/coconut/internal/manifest"
 	"github.com/coconut-os/coconut/internal/state"
+	"github.com/coconut-os/coconut/internal/usage"
 )
 
-func benchCmd(g *globals) *cobra.Command {
+// Command is `coconut bench`, mounted by internal/cli. socket and asJSON
+// are the root command's --socket and --json, read when a benchmark runs.
+func Command(socket *string, asJSON *bool) *cobra.Command {
+	g := &globals{socket: socket, asJSON: asJSON}
 	cmd := &cobra.Command{Use: "bench NAME", Short: "Run a benchmark and print a table (--json: one object with a headline)"}
 	var runs int
 	var workload string
 	spawn := &cobra.Command{
 		Use:   "spawn [--runs N] [--manifest NAME|FILE]",
 		Short: "Time from spawn to all agents Active (median, max), and daemon memory per running agent",
-		Args:  exactArgs(0),
+		Args:  usage.ExactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if runs < 1 || runs > 1000 {
-				return usagef("--runs must be 1..1000")
+				return usage.Errorf("--runs must be 1..1000")
 			}
 			return benchSpawn(cmd, g, workload, runs)
 		},
@@ -38,7 +43,7 @@ func benchCmd(g *globals) *cobra.Command {
 	cmd.AddCommand(benchAuditCmd(g))
 	cmd.AddCommand(benchEnforceCmd(g))
 	cmd.AddCommand(benchBrokerCmd(g))
-	cmd.AddCommand(benchCenterCmd(g)) // issue 13: bench_center.go
+	cmd.AddCommand(benchCenterCmd(g)) // issue 13: center.go
 	cmd.AddCommand(benchNotifyCmd(g)) // issue 13
 	return cmd
 }
@@ -60,7 +65,7 @@ func rssKiB(pid int) (int64, error) {
 func benchSpawn(cmd *cobra.Command, g *globals, workload string, runs int) error {
 	ctx := cmd.Context()
 	c := g.client()
-	path, err := findManifest(workload)
+	path, err := manifest.Find(workload)
 	if err != nil {
 		return err
 	}
@@ -130,7 +135,7 @@ func benchSpawn(cmd *cobra.Command, g *globals, workload string, runs int) error
 		"team_ms_max":          round(ms[len(ms)-1]),
 		"daemon_kib_per_agent": round(perAgent),
 	}
-	if g.json {
+	if g.json() {
 		return printJSON(os.Stdout, map[string]any{"name": "spawn", "agents": n, "runs": runs, "team_ms": ms,
 			"daemon_rss_kib": map[string]int64{"idle": idle, "first_team": rssTeam, "after_runs": rssEnd}, "headline": head})
 	}

@@ -1,4 +1,4 @@
-package cli
+package bench
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/client"
 	"github.com/coconut-os/coconut/internal/notify"
+	"github.com/coconut-os/coconut/internal/usage"
 )
 
 // benchNotifyCmd is `coconut bench notify` (issue 13): how long from a
@@ -31,10 +32,10 @@ func benchNotifyCmd(g *globals) *cobra.Command {
 			"notification server, and `coconut notify` (every deny shown), then runs an agent that\n" +
 			"is denied N times, D apart. Latency is measured from each deny row's time in the chain.\n" +
 			"Needs root and dbus-daemon.",
-		Args: exactArgs(0),
+		Args: usage.ExactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if denies < 10 || denies > 100000 || gap < 0 || gap > time.Second {
-				return usagef("--denies 10..100000, --gap 0..1s")
+				return usage.Errorf("--denies 10..100000, --gap 0..1s")
 			}
 			if os.Geteuid() != 0 {
 				return fmt.Errorf("bench notify needs root (a private coconutd)")
@@ -43,7 +44,7 @@ func benchNotifyCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.json {
+			if g.json() {
 				return printJSON(os.Stdout, res)
 			}
 			h := res["headline"].(map[string]float64)

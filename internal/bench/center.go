@@ -1,4 +1,4 @@
-package cli
+package bench
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 
 	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/client"
+	"github.com/coconut-os/coconut/internal/usage"
 )
 
 // benchCenterCmd is `coconut bench center`: how fast a deny reaches an
@@ -34,10 +35,10 @@ func benchCenterCmd(g *globals) *cobra.Command {
 			"second; coconutd's CPU (utime+stime) is measured over --window without a page, with the audit feed\n" +
 			"open (live, every row), and without again; the ratio is page ÷ the mean of the two without. The\n" +
 			"page's responsiveness is the largest timer lag seen in it during the loaded window.",
-		Args: exactArgs(0),
+		Args: usage.ExactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.samples < 10 || o.rate < 1 || o.window < time.Second {
-				return usagef("bench center: --samples ≥ 10, --rate ≥ 1, --window ≥ 1s")
+				return usage.Errorf("bench center: --samples ≥ 10, --rate ≥ 1, --window ≥ 1s")
 			}
 			return benchCenter(cmd.Context(), g, o)
 		},
@@ -220,7 +221,7 @@ func benchCenter(ctx context.Context, g *globals, o centerBenchOpts) error {
 			"page_lag_max_ms":        round(lag),
 		},
 	}
-	if g.json {
+	if g.json() {
 		return printJSON(os.Stdout, res)
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)

@@ -1,4 +1,4 @@
-package cli
+package bench
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 
 	"github.com/coconut-os/coconut/internal/audit"
 	"github.com/coconut-os/coconut/internal/checkpoint"
+	"github.com/coconut-os/coconut/internal/usage"
 )
 
 type benchAuditFlags struct {
@@ -33,10 +34,10 @@ func benchAuditCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit [--appenders N] [--seconds S] [--rows N] [--dir DIR]",
 		Short: "Audit chain: durable append throughput and ack latency, fsync bound, verify vs raw BLAKE3, query by aid",
-		Args:  exactArgs(0),
+		Args:  usage.ExactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if f.appenders < 1 || f.seconds <= 0 || f.rows < 0 || f.runs < 1 {
-				return usagef("--appenders, --seconds and --runs must be positive, --rows not negative")
+				return usage.Errorf("--appenders, --seconds and --runs must be positive, --rows not negative")
 			}
 			return benchAudit(cmd.Context(), g, f)
 		},
@@ -68,7 +69,7 @@ func benchAudit(ctx context.Context, g *globals, f benchAuditFlags) error {
 	}
 	defer os.RemoveAll(root)
 	out := os.Stderr
-	if g.json {
+	if g.json() {
 		out = nil
 	}
 	say := func(format string, a ...any) {
@@ -234,7 +235,7 @@ func benchAudit(ctx context.Context, g *globals, f benchAuditFlags) error {
 		"query_aid_full_scan_ms": map[string]float64{"p50": baRound3(qFull50), "p99": baRound3(qFull99)},
 		"headline":               head,
 	}
-	if g.json {
+	if g.json() {
 		return printJSON(os.Stdout, res)
 	}
 	tw := table(os.Stdout)

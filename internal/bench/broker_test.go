@@ -1,4 +1,4 @@
-package cli
+package bench
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coconut-os/coconut/internal/broker/loadgen"
+	"github.com/coconut-os/coconut/internal/bench/loadgen"
 )
 
 // TestBenchBrokerShort runs the whole benchmark with tiny durations and

@@ -1,4 +1,4 @@
-package cli
+package tail
 
 import (
 	"context"
@@ -8,12 +8,12 @@ import (
 	"github.com/coconut-os/coconut/client"
 )
 
-// tailView is coconut-tail's screen (issue 13), the view the README shows:
+// view is coconut-tail's screen (issue 13), the view the README shows:
 // a header (chain head, latest signed checkpoint), then per agent its
 // spawn, attestation and Active rows, then every row as it is appended,
 // from the daemon's event stream. Denies are red on a terminal; NO_COLOR
 // or a pipe gives plain text (the printer's rule).
-func tailView(ctx context.Context, c *client.Client, f *queryFlags, pr *printer) error {
+func view(ctx context.Context, c *client.Client, f *Flags, pr *Printer) error {
 	doc, err := c.Doctor(ctx)
 	if err != nil {
 		return err
@@ -34,7 +34,7 @@ func tailView(ctx context.Context, c *client.Client, f *queryFlags, pr *printer)
 		}
 		pr.header(fmt.Sprintf("%s (AID %d) · %s · %s", a.Name, a.AID, a.Class, a.State))
 		for _, r := range rows {
-			pr.print(r)
+			pr.Print(r)
 		}
 	}
 	pr.header(fmt.Sprintf("live from row %d", head+1))
@@ -44,7 +44,7 @@ func tailView(ctx context.Context, c *client.Client, f *queryFlags, pr *printer)
 	}
 	defer st.Close()
 	for st.Next() {
-		pr.print(st.Record())
+		pr.Print(st.Record())
 	}
 	return st.Err()
 }
@@ -105,7 +105,7 @@ func birthRows(ctx context.Context, c *client.Client, aid, head uint64) ([]api.R
 }
 
 // header writes a section line: bold on a terminal, "== ... ==" plain.
-func (p *printer) header(s string) {
+func (p *Printer) header(s string) {
 	if p.color {
 		fmt.Fprintf(p.w, "\x1b[1m%s\x1b[0m\n", s)
 		return

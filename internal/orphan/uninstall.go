@@ -1,4 +1,4 @@
-package daemon
+package orphan
 
 import (
 	"errors"
@@ -7,7 +7,6 @@ import (
 	"log/slog"
 
 	"github.com/coconut-os/coconut/internal/cgroup"
-	"github.com/coconut-os/coconut/internal/orphan"
 )
 
 // ErrAgentsRunning: uninstall refused while agents of the subtree run.
@@ -34,28 +33,28 @@ func UninstallKillingAgents(stateDir string, log *slog.Logger) error {
 }
 
 func uninstall(stateDir string, kill bool, log *slog.Logger) error {
-	loc, err := orphan.DefaultLocations()
+	loc, err := DefaultLocations()
 	if err != nil {
 		return fmt.Errorf("uninstall: %w", err)
 	}
 	name := cgroup.SubtreeName(stateDir)
-	o, ok, err := orphan.Lookup(loc, name)
+	o, ok, err := Lookup(loc, name)
 	if err != nil {
 		return fmt.Errorf("uninstall: %w", err)
 	}
 	if !ok {
-		return orphan.Forget(loc.Registry, name)
+		return Forget(loc.Registry, name)
 	}
 	if o.OwnerAlive() {
-		return fmt.Errorf("uninstall: %w (pid %d): stop it first", orphan.ErrDaemonRunning, o.OwnerPID)
+		return fmt.Errorf("uninstall: %w (pid %d): stop it first", ErrDaemonRunning, o.OwnerPID)
 	}
 	if len(o.HeldBy) > 0 {
-		return fmt.Errorf("uninstall: %w: processes %v hold its network guard open", orphan.ErrDaemonRunning, o.HeldBy)
+		return fmt.Errorf("uninstall: %w: processes %v hold its network guard open", ErrDaemonRunning, o.HeldBy)
 	}
 	if len(o.Agents) > 0 && !kill {
 		return fmt.Errorf("uninstall: %w (%d agent cgroups under %v): kill them first", ErrAgentsRunning, len(o.Agents), o.Cgroups)
 	}
-	if err := orphan.Teardown(loc, o, log); err != nil {
+	if err := Teardown(loc, o, log); err != nil {
 		return fmt.Errorf("uninstall: %w", err)
 	}
 	return nil

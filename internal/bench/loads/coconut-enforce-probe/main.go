@@ -32,7 +32,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// result is the line the bench parses (internal/cli/bench_enforce_probe.go
+// result is the line the bench parses (internal/bench/enforce_probe.go
 // has the reader; keep the field names in step).
 type result struct {
 	Op      string         `json:"op"`

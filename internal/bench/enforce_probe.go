@@ -1,4 +1,4 @@
-package cli
+package bench
 
 import (
 	"bufio"
@@ -16,7 +16,7 @@ import (
 // cannot use: no result line, or one that contradicts itself.
 var errProbeOutput = errors.New("probe output")
 
-// probeResult is one result line of cmd/coconut-enforce-probe (its
+// probeResult is one result line of internal/bench/loads/coconut-enforce-probe (its
 // `result` type; keep the field names in step).
 type probeResult struct {
 	Op      string         `json:"op"`

@@ -18,5 +18,5 @@
 //
 // Exit status: 0 after --duration or on SIGTERM/SIGINT, 2 on bad usage.
 //
-// Build it static: CGO_ENABLED=0 go build ./cmd/dream-agent
+// Build it static: CGO_ENABLED=0 go build ./examples/dream-team/dream-agent
 package main
