@@ -166,8 +166,9 @@ type guestRun struct {
 // the timeout. Every console prompt whose label is in answers is answered
 // once (a label asked again, after a refused answer, is a failure: the
 // test's answer was wrong). A kernel panic ends the run at once: the guest
-// is killed rather than left spinning under TCG (the kernel command line
-// says panic=1, qemu -no-reboot).
+// is killed rather than left spinning under TCG (and the kernel command
+// line says panic=-1 under qemu's -no-reboot, as TestImageBoot's does), and
+// the oops is reported as kernelOops cuts it.
 func runGuest(t *testing.T, timeout time.Duration, answers map[string]string, args ...string) guestRun {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -211,7 +212,7 @@ func runGuest(t *testing.T, timeout time.Duration, answers map[string]string, ar
 				buf.Write(chunk[:n])
 				keep.Write(chunk[:n])
 				b := buf.Bytes()
-				if !r.Panic && bytes.Contains(b[max(0, len(b)-n-64):], []byte("Kernel panic")) {
+				if !r.Panic && bytes.Contains(b[max(0, len(b)-n-64):], []byte("Kernel panic - not syncing")) {
 					r.Panic = true
 					cancel()
 				}
@@ -244,6 +245,9 @@ func runGuest(t *testing.T, timeout time.Duration, answers map[string]string, ar
 	r.Log = buf.Bytes()
 	switch {
 	case r.Panic:
+		if oops := kernelOops(r.Log); oops != "" {
+			t.Fatalf("the guest kernel died (after %s):\n%s", r.Wall.Round(time.Second), oops)
+		}
 		t.Fatalf("the guest kernel panicked after %s; serial console:\n%s", r.Wall.Round(time.Second), tail(r.Log, 60))
 	case r.Reasked != "":
 		t.Fatalf("the console asked %q again (answer %q refused); serial console:\n%s", r.Reasked, r.Answered[r.Reasked], tail(r.Log, 40))

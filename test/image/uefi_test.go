@@ -24,7 +24,7 @@ func TestImageISOUEFI(t *testing.T) {
 	disk := filepath.Join(dir, "coconut.iso")
 	run(t, "cp", "--sparse=always", filepath.Join(imageDir(), "coconut.iso"), disk)
 	esp := fatImage(disk, partitionStart(t, disk, 2))
-	fatAppendOptions(t, esp, "quiet panic=1 coconut.test=1 coconut.profile=workstation coconut.user="+testUser)
+	fatAppendOptions(t, esp, "quiet panic=-1 coconut.test=1 coconut.profile=workstation coconut.user="+testUser)
 	sock := startTPM(t, dir)
 	args := append([]string{"-accel", accelerator(), "-m", "2048", "-smp", "2",
 		"-drive", "file=" + disk + ",format=raw,if=virtio"}, ovmfArgs(t, dir)...)
