@@ -98,3 +98,25 @@ func logFigures(t *testing.T, what string, data map[string]string, wall time.Dur
 	t.Logf("figures (%s, %s): boot to doctor OK %.1f s (guest uptime), doctor -> deny %.1f s, whole qemu run %s",
 		what, accelerator(), up("uptime-doctor"), up("uptime-deny")-up("uptime-doctor"), wall.Round(100*time.Millisecond))
 }
+
+// TestImageRawUEFI boots the raw disk under UEFI (OVMF): the same FAT
+// partition, found through the DOS label, starts systemd-boot.
+func TestImageRawUEFI(t *testing.T) {
+	needTools(t, "qemu-system-x86_64", "swtpm", "mcopy", "sfdisk")
+	dir := t.TempDir()
+	disk := filepath.Join(dir, "coconut.raw")
+	run(t, "cp", "--sparse=always", filepath.Join(imageDir(), "coconut.raw"), disk)
+	fatAppendOptions(t, fatImage(disk, partitionStart(t, disk, 1)),
+		"quiet panic=-1 coconut.test=1 coconut.profile=workstation coconut.user="+testUser)
+	sock := startTPM(t, dir)
+	args := append([]string{"-accel", accelerator(), "-m", "2048", "-smp", "2",
+		"-drive", "file=" + disk + ",format=raw,if=virtio"}, ovmfArgs(t, dir)...)
+	args = append(append(args, tpmArgs(sock)...), guestNIC()...)
+	g := runGuest(t, bootTimeout(accelerator()), nil, args...)
+	_, data := requireResults(t, g.Log, isoChecks...)
+	if data["firmware"] != "uefi" {
+		t.Errorf("the guest booted %q, want uefi (/sys/firmware/efi)", data["firmware"])
+	}
+	checkDenyRow(t, data["deny"])
+	logFigures(t, "raw disk, UEFI (OVMF)", data, g.Wall)
+}
