@@ -7,6 +7,10 @@
 # the initramfs and syslinux.cfg (the kernel command line: serial console,
 # `bpf` added to Debian's CONFIG_LSM list), and an ext4 root made with
 # mkfs.ext4 -d (no loop device, no mount). qemu-img converts it to qcow2.
+# The FAT partition boots UEFI machines too (systemd-boot, loader/ beside
+# syslinux.cfg), and the hybrid ISO (xorriso) carries the same two
+# partition images appended after its ISO 9660 tree: isolinux for BIOS, the
+# FAT partition as the EFI system partition, the ext4 root behind them.
 # Fixed UUIDs, SOURCE_DATE_EPOCH (the last commit) clamps file times; what
 # still differs between two builds is said in docs/image.md.
 # Run as root, after `make deb`.
@@ -18,10 +22,11 @@ CACHE=${COCONUT_IMAGE_CACHE:-/var/cache/coconut-image}
 SUITE=${COCONUT_IMAGE_SUITE:-trixie}
 [ -f "$DEB" ] || { echo "image: no .deb (run make deb)" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "image: run as root" >&2; exit 1; }
-for tool in mmdebstrap:mmdebstrap mkfs.vfat:dosfstools mcopy:mtools syslinux:syslinux qemu-img:qemu-utils sfdisk:fdisk; do
+for tool in mmdebstrap:mmdebstrap mkfs.vfat:dosfstools mcopy:mtools syslinux:syslinux qemu-img:qemu-utils sfdisk:fdisk xorriso:xorriso; do
 	command -v "${tool%%:*}" >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${tool#*:}"; }
 done
 [ -f /usr/lib/syslinux/mbr/mbr.bin ] || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq syslinux-common; }
+[ -f /usr/lib/ISOLINUX/isohdpfx.bin ] || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq isolinux; }
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
 mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
 [ -n "$mirror" ] || mirror=$(awk '/^deb / {print $2; exit}' /etc/apt/sources.list)
@@ -47,16 +52,16 @@ nice mmdebstrap --variant=apt --mode=root \
 	--dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
 	--dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
 	--dpkgopt='path-exclude=/usr/share/info/*' \
-	--include=systemd,systemd-sysv,udev,kmod,initramfs-tools,linux-image-amd64,passwd,login,e2fsprogs,dosfstools \
+	--include=systemd,systemd-sysv,udev,kmod,initramfs-tools,linux-image-amd64,passwd,login,e2fsprogs,dosfstools,systemd-boot-efi \
 	--skip=download/empty --skip=essential/unlink \
 	--setup-hook='mkdir -p "$1"/var/cache/apt/archives' \
 	--setup-hook="sync-in $CACHE/archives /var/cache/apt/archives" \
 	--customize-hook="copy-in $WORK/coconut.deb /tmp" \
-	--customize-hook='chroot "$1" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq /tmp/coconut.deb' \
+	--customize-hook='chroot "$1" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq /tmp/coconut.deb systemd-resolved' \
 	--customize-hook="sync-out /var/cache/apt/archives $CACHE/archives" \
 	--customize-hook='rm -f "$1"/tmp/coconut.deb "$1"/var/cache/apt/archives/*.deb' \
 	--customize-hook="tar -C '$PWD/image/rootfs' --owner=0 --group=0 -c . | tar -C \"\$1\" -x" \
-	--customize-hook='chroot "$1" systemctl enable coconutd.service coconut-firstboot.service coconut-image-test.service' \
+	--customize-hook='chroot "$1" systemctl enable coconutd.service coconut-firstboot.service coconut-image-test.service systemd-networkd.service systemd-resolved.service' \
 	"$SUITE" "$ROOT" "$mirror"
 
 KVER=$(ls "$ROOT"/lib/modules | sort -V | tail -n 1)
@@ -78,21 +83,30 @@ echo coconut >"$ROOT/etc/hostname"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\tcoconut\n' >"$ROOT/etc/hosts"
 : >"$ROOT/etc/machine-id" # systemd makes one at first boot
 sed "s|@CMDLINE@|$CMDLINE|" image/syslinux.cfg >"$WORK/syslinux.cfg"
+sed "s|@CMDLINE@|$CMDLINE|" image/loader/entries/coconut.conf >"$WORK/coconut.conf"
+EFI=$ROOT/usr/lib/systemd/boot/efi/systemd-bootx64.efi
+[ -f "$EFI" ] || { echo "image: no $EFI (systemd-boot-efi)" >&2; exit 1; }
 mkdir -p "$ROOT/etc/coconut-image"
 printf '%s\n' "$CMDLINE" >"$ROOT/etc/coconut-image/cmdline"
 printf 'SOURCE_DATE_EPOCH=%s\nKERNEL=%s\nLSM=%s\n' "$SOURCE_DATE_EPOCH" "$KVER" "$LSM" >"$ROOT/etc/coconut-image/build"
 rm -f "$ROOT"/var/log/*.log "$ROOT"/var/cache/ldconfig/aux-cache "$ROOT"/var/lib/dbus/machine-id
 find "$ROOT" -xdev -newermt "@$SOURCE_DATE_EPOCH" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 
-echo "== boot partition (FAT, syslinux)"
+echo "== boot partition (FAT: syslinux for BIOS, systemd-boot for UEFI)"
 BOOT=$WORK/boot.img
 rm -f "$BOOT" && truncate -s ${BOOT_MIB}M "$BOOT"
-mkfs.vfat -n COCONUTBOOT -i "$BOOT_ID" --invariant "$BOOT" >/dev/null
+# --invariant before -i: after it, it would replace the volume id (the
+# fstab's UUID) with its constant 1234-ABCD.
+mkfs.vfat -n COCONUTBOOT --invariant -i "$BOOT_ID" "$BOOT" >/dev/null
 export MTOOLS_SKIP_CHECK=1
 mcopy -i "$BOOT" -m "$ROOT/boot/vmlinuz-$KVER" ::/vmlinuz
 mcopy -i "$BOOT" -m "$ROOT/boot/initrd.img-$KVER" ::/initrd.img
 mcopy -i "$BOOT" -m "$WORK/syslinux.cfg" ::/syslinux.cfg
 mcopy -i "$BOOT" -m image/preseed.example ::/coconut-preseed.example
+mmd -i "$BOOT" ::/EFI ::/EFI/BOOT ::/loader ::/loader/entries
+mcopy -i "$BOOT" -m "$EFI" ::/EFI/BOOT/BOOTX64.EFI
+mcopy -i "$BOOT" -m image/loader/loader.conf ::/loader/loader.conf
+mcopy -i "$BOOT" -m "$WORK/coconut.conf" ::/loader/entries/coconut.conf
 syslinux --install "$BOOT"
 
 echo "== root partition (ext4 from the tree)"
@@ -116,7 +130,31 @@ dd if="$BOOT" of="$DISK" bs=1M seek=1 conv=notrunc,sparse status=none
 dd if="$ROOTFS" of="$DISK" bs=1M seek=$(( 1 + BOOT_MIB )) conv=notrunc,sparse status=none
 dd if=/usr/lib/syslinux/mbr/mbr.bin of="$DISK" bs=440 count=1 conv=notrunc status=none
 qemu-img convert -f raw -O qcow2 -c "$DISK" "$OUT/coconut.qcow2"
-touch -d "@$SOURCE_DATE_EPOCH" "$DISK" "$OUT/coconut.qcow2"
-echo "== $DISK ($(du -m --apparent-size "$DISK" | cut -f1) MiB, $(du -m "$DISK" | cut -f1) MiB allocated), $OUT/coconut.qcow2 ($(du -m "$OUT/coconut.qcow2" | cut -f1) MiB)"
-(cd "$OUT" && sha256sum coconut.raw coconut.qcow2 >SHA256SUMS)
+
+# The hybrid ISO: an ISO 9660 tree with isolinux, the kernel and the
+# initramfs (El Torito BIOS; isohdpfx.bin in the MBR makes it boot from a
+# USB stick too), then the same FAT partition as an appended EFI system
+# partition and the same ext4 root as partition 3, which root=UUID= finds.
+# The appended partitions are in a GPT (the MBR protective): OVMF reads a
+# GPT before El Torito, and an El Torito EFI entry cannot say the size of a
+# 192 MiB image (its count field is 16 bits), so there is none: UEFI boots
+# the ISO as a disk. xorriso takes its dates from SOURCE_DATE_EPOCH.
+echo "== hybrid ISO (BIOS: isolinux, UEFI: systemd-boot on the appended FAT partition)"
+ISO=$WORK/iso
+mkdir -p "$ISO/isolinux"
+cp /usr/lib/ISOLINUX/isolinux.bin /usr/lib/syslinux/modules/bios/ldlinux.c32 "$ISO/isolinux/"
+cp "$WORK/syslinux.cfg" "$ISO/isolinux/isolinux.cfg"
+cp "$ROOT/boot/vmlinuz-$KVER" "$ISO/vmlinuz"
+cp "$ROOT/boot/initrd.img-$KVER" "$ISO/initrd.img"
+find "$ISO" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+rm -f "$OUT/coconut.iso"
+nice xorriso -report_about WARNING -as mkisofs -o "$OUT/coconut.iso" -V COCONUT -R -J \
+	-isohybrid-mbr /usr/lib/ISOLINUX/isohdpfx.bin \
+	-b isolinux/isolinux.bin -c isolinux/boot.cat -no-emul-boot -boot-load-size 4 -boot-info-table \
+	-append_partition 2 0xef "$BOOT" -append_partition 3 0x83 "$ROOTFS" -appended_part_as_gpt \
+	"$ISO"
+fallocate -d "$OUT/coconut.iso" 2>/dev/null || true
+touch -d "@$SOURCE_DATE_EPOCH" "$DISK" "$OUT/coconut.qcow2" "$OUT/coconut.iso"
+echo "== $DISK ($(du -m --apparent-size "$DISK" | cut -f1) MiB, $(du -m "$DISK" | cut -f1) MiB allocated), $OUT/coconut.qcow2 ($(du -m "$OUT/coconut.qcow2" | cut -f1) MiB), $OUT/coconut.iso ($(du -m --apparent-size "$OUT/coconut.iso" | cut -f1) MiB, $(du -m "$OUT/coconut.iso" | cut -f1) MiB allocated)"
+(cd "$OUT" && sha256sum coconut.raw coconut.qcow2 coconut.iso >SHA256SUMS)
 echo "image: OK in $(( $(date +%s) - t0 )) s (kernel $KVER, lsm=$LSM)"
