@@ -1,0 +1,169 @@
+package audit
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/zeebo/blake3"
+	bolt "go.etcd.io/bbolt"
+)
+
+// indexer tails the chain into x until stop, then takes in what is
+// committed once more so a clean Close leaves nothing to catch up. An
+// error stops it (queries then scan); the next Open checks and rebuilds.
+func (c *Chain) indexer(x *index) {
+	defer close(x.done)
+	for {
+		select {
+		case <-x.wakeCh:
+		case <-x.stop:
+			if err := c.indexCatchUp(x, false); err != nil {
+				x.setErr(err)
+			}
+			return
+		}
+		if err := c.indexCatchUp(x, true); err != nil {
+			x.setErr(err)
+			<-x.stop
+			return
+		}
+	}
+}
+
+func (x *index) setErr(err error) {
+	x.mu.Lock()
+	x.err = err
+	x.mu.Unlock()
+}
+
+// indexCatchUp indexes the committed rows after x.upTo, indexChunk rows
+// per transaction; with interruptible it returns early on stop.
+func (c *Chain) indexCatchUp(x *index, interruptible bool) error {
+	for {
+		c.mu.Lock()
+		seq := c.seq
+		c.mu.Unlock()
+		from := x.upTo.Load()
+		if from >= seq {
+			return nil
+		}
+		if interruptible {
+			select {
+			case <-x.stop:
+				return nil
+			default:
+			}
+		}
+		if err := c.indexRange(x, from, min(seq, from+indexChunk)); err != nil {
+			return err
+		}
+	}
+}
+
+// indexRange indexes seqs after..upTo in one transaction, reading frames
+// from the offset after the last indexed one and checking each links to
+// the one before (BLAKE3), so the index never describes another chain.
+func (c *Chain) indexRange(x *index, after, upTo uint64) error {
+	c.mu.Lock()
+	segs := append([]segInfo(nil), c.segs...)
+	c.mu.Unlock()
+	tx, err := x.db.Begin(true)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrIndex, err)
+	}
+	defer tx.Rollback()
+	bo, ba, bt, bc, br, bti := tx.Bucket(bOff), tx.Bucket(bAID), tx.Bucket(bType), tx.Bucket(bCap), tx.Bucket(bRes), tx.Bucket(bTime)
+	bo.FillPercent = 1 // seqs only ever grow: pack the pages
+	bti.FillPercent = 1
+	head, next, seq := x.head, x.next, after
+	h := blake3.New()
+	var tBlock uint64 = ^uint64(0)
+	var tMin, tMax int64
+	flushTime := func() error {
+		if tBlock == ^uint64(0) {
+			return nil
+		}
+		v := binary.BigEndian.AppendUint64(nil, uint64(tMin))
+		return bti.Put(u64key(tBlock), binary.BigEndian.AppendUint64(v, uint64(tMax)))
+	}
+	for k := 0; k < len(segs) && seq < upTo; k++ {
+		s := segs[k]
+		if k+1 < len(segs) && segs[k+1].first <= seq+1 {
+			continue // seq+1 is in a later segment
+		}
+		off := next
+		if s.first == seq+1 {
+			off = HeaderSize
+		}
+		f, err := os.Open(filepath.Join(c.dir, s.name))
+		if err != nil {
+			return fmt.Errorf("open segment: %w", err)
+		}
+		rd := &Reader{br: bufio.NewReaderSize(io.NewSectionReader(f, off, s.size-off), 256<<10), off: off}
+		for seq < upTo {
+			fr, err := rd.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				f.Close()
+				return &SeqError{Seq: seq + 1, Err: fmt.Errorf("segment %s: %w", s.name, err)}
+			}
+			r, err := DecodeRecord(fr.Payload)
+			if err != nil || r.Seq != seq+1 || nextHead(h, head, fr.Payload) != fr.Head {
+				f.Close()
+				return fmt.Errorf("%w: seq %d at %s offset %d does not follow the index", ErrIndexStale, seq+1, s.name, fr.Offset)
+			}
+			seq, head, next = r.Seq, fr.Head, fr.Offset+int64(len(fr.Payload))+FrameOverhead
+			if err := errors.Join(
+				bo.Put(u64key(seq), binary.BigEndian.AppendUint32(nil, uint32(fr.Offset))),
+				ba.Put(binary.BigEndian.AppendUint64(u64key(r.AID), seq), nil),
+				putStr(bt, r.Type, seq), putStr(bc, r.Cap, seq), putStr(br, r.Result, seq),
+			); err != nil {
+				f.Close()
+				return fmt.Errorf("%w: %w", ErrIndex, err)
+			}
+			t, b := r.Time.UnixNano(), (seq-1)/timeBlock
+			if b != tBlock {
+				if err := flushTime(); err != nil {
+					f.Close()
+					return err
+				}
+				tBlock, tMin, tMax = b, t, t
+				if v := bti.Get(u64key(b)); len(v) == 16 { // a block begun by the last transaction
+					tMin, tMax = min(t, int64(binary.BigEndian.Uint64(v))), max(t, int64(binary.BigEndian.Uint64(v[8:])))
+				}
+			}
+			tMin, tMax = min(tMin, t), max(tMax, t)
+		}
+		f.Close()
+	}
+	if seq != upTo {
+		return fmt.Errorf("%w: indexed up to %d of %d", ErrIndex, seq, upTo)
+	}
+	m := tx.Bucket(bMeta)
+	if err := errors.Join(flushTime(), m.Put([]byte("upto"), u64key(seq)), m.Put([]byte("head"), head[:]),
+		m.Put([]byte("next"), u64key(uint64(next)))); err != nil {
+		return fmt.Errorf("%w: %w", ErrIndex, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("%w: commit: %w", ErrIndex, err)
+	}
+	x.head, x.next = head, next
+	x.upTo.Store(seq)
+	return nil
+}
+
+// putStr indexes a string field; an empty one is not indexed (a query
+// never selects by an empty value).
+func putStr(b *bolt.Bucket, s string, seq uint64) error {
+	if s == "" {
+		return nil
+	}
+	return b.Put(strKey(nil, s, seq), nil) // bbolt keeps the key until commit: no reuse
+}
