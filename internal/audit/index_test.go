@@ -155,8 +155,8 @@ func TestIndexMetaRejects(t *testing.T) {
 		"upto past the chain": func(m *bolt.Bucket) error {
 			return m.Put([]byte("upto"), u64key(51))
 		},
-		"head": func(m *bolt.Bucket) error { return m.Put([]byte("head"), make([]byte, HeadSize)) },
-		"next": func(m *bolt.Bucket) error { return m.Put([]byte("next"), u64key(1)) },
+		"head":  func(m *bolt.Bucket) error { return m.Put([]byte("head"), make([]byte, HeadSize)) },
+		"next":  func(m *bolt.Bucket) error { return m.Put([]byte("next"), u64key(1)) },
 		"short": func(m *bolt.Bucket) error { return m.Put([]byte("upto"), []byte{1}) },
 	}
 	for name, edit := range edits {
