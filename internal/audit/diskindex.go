@@ -29,6 +29,9 @@ import (
 //	aid:  aid | seq
 //	type, cap, res: len u16 | value (at most maxKeyStr bytes) | seq
 //	time: block (seq-1)/timeBlock -> min and max record time (unix ns)
+//	tmax: running max of record time up to the block (ordered) | block:
+//	      it never decreases, so a seek finds the first block that can
+//	      hold a time >= Since even if the clock stepped back
 //
 // An indexer goroutine tails the chain from the last committed index point
 // (woken after every commit, off the write path), so a crash costs at most
@@ -37,8 +40,8 @@ import (
 // lagging or rebuilding index is slower, never wrong.
 const (
 	indexFileName = "query.db"
-	indexVersion  = 1
-	timeBlock     = 4096
+	indexVersion  = 2
+	timeBlock     = 256
 	maxKeyStr     = 512
 	indexChunk    = 1 << 16 // rows per index transaction
 )
@@ -51,9 +54,10 @@ var (
 	bCap  = []byte("cap")
 	bRes  = []byte("res")
 	bTime = []byte("time")
+	bTMax = []byte("tmax")
 )
 
-var allBuckets = [][]byte{bMeta, bOff, bAID, bType, bCap, bRes, bTime}
+var allBuckets = [][]byte{bMeta, bOff, bAID, bType, bCap, bRes, bTime, bTMax}
 
 // index is the open on-disk query index.
 type index struct {

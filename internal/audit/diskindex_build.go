@@ -84,12 +84,22 @@ func (c *Chain) indexRange(x *index, after, upTo uint64) error {
 	h := blake3.New()
 	var tBlock uint64 = ^uint64(0)
 	var tMin, tMax int64
+	btm := tx.Bucket(bTMax)
+	btm.FillPercent = 1
+	runMax := int64(-1 << 63)
+	if k, _ := btm.Cursor().Last(); len(k) == 16 {
+		runMax = int64(binary.BigEndian.Uint64(k) ^ 1<<63)
+	}
 	flushTime := func() error {
 		if tBlock == ^uint64(0) {
 			return nil
 		}
 		v := binary.BigEndian.AppendUint64(nil, uint64(tMin))
-		return bti.Put(u64key(tBlock), binary.BigEndian.AppendUint64(v, uint64(tMax)))
+		if err := bti.Put(u64key(tBlock), binary.BigEndian.AppendUint64(v, uint64(tMax))); err != nil {
+			return err
+		}
+		runMax = max(runMax, tMax)
+		return btm.Put(binary.BigEndian.AppendUint64(u64key(orderedTime(runMax)), tBlock), nil)
 	}
 	for k := 0; k < len(segs) && seq < upTo; k++ {
 		s := segs[k]
@@ -167,3 +177,6 @@ func putStr(b *bolt.Bucket, s string, seq uint64) error {
 	}
 	return b.Put(strKey(nil, s, seq), nil) // bbolt keeps the key until commit: no reuse
 }
+
+// orderedTime maps unix ns to a key that sorts as the signed value does.
+func orderedTime(t int64) uint64 { return uint64(t) ^ 1<<63 }

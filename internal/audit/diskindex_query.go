@@ -111,9 +111,17 @@ func timeWalk(q Query) candidates {
 		hi = q.Until.UnixNano() - 1
 	}
 	return func(tx *bolt.Tx, after, upTo uint64, n int) ([]uint64, bool) {
+		start := after / timeBlock
+		// Blocks before the first whose running max reaches lo hold no
+		// time >= lo.
+		if k, _ := tx.Bucket(bTMax).Cursor().Seek(u64key(orderedTime(lo))); len(k) == 16 {
+			start = max(start, binary.BigEndian.Uint64(k[8:]))
+		} else if k == nil {
+			return nil, true
+		}
 		cur := tx.Bucket(bTime).Cursor()
 		var out []uint64
-		for k, v := cur.Seek(u64key(after / timeBlock)); k != nil; k, v = cur.Next() {
+		for k, v := cur.Seek(u64key(start)); k != nil; k, v = cur.Next() {
 			if len(k) != 8 || len(v) != 16 {
 				return out, true
 			}
