@@ -141,7 +141,7 @@ func (c *Chain) openIndex(dir string) (*index, error) {
 }
 
 func (c *Chain) openIndexFile(path string) (x *index, err error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, FreelistType: bolt.FreelistMapType}) // a synced freelist: Open does not scan the file
 	if err != nil {
 		return nil, fmt.Errorf("%w: open: %w", ErrIndex, err)
 	}

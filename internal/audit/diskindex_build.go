@@ -13,21 +13,19 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// indexer tails the chain into x until stop, then takes in what is
-// committed once more so a clean Close leaves nothing to catch up. An
-// error stops it (queries then scan); the next Open checks and rebuilds.
+// indexer tails the chain into x until stop. Close does not wait for it
+// to catch up (a lag of a burst would delay shutdown): the next Open
+// resumes from its last transaction. An error stops it (queries then
+// scan); the next Open checks and rebuilds.
 func (c *Chain) indexer(x *index) {
 	defer close(x.done)
 	for {
 		select {
 		case <-x.wakeCh:
 		case <-x.stop:
-			if err := c.indexCatchUp(x, false); err != nil {
-				x.setErr(err)
-			}
-			return
+			return // what is committed stays; the next Open catches up from it
 		}
-		if err := c.indexCatchUp(x, true); err != nil {
+		if err := c.indexCatchUp(x); err != nil {
 			x.setErr(err)
 			<-x.stop
 			return
@@ -42,8 +40,8 @@ func (x *index) setErr(err error) {
 }
 
 // indexCatchUp indexes the committed rows after x.upTo, indexChunk rows
-// per transaction; with interruptible it returns early on stop.
-func (c *Chain) indexCatchUp(x *index, interruptible bool) error {
+// per transaction, returning early on stop.
+func (c *Chain) indexCatchUp(x *index) error {
 	for {
 		c.mu.Lock()
 		seq := c.seq
@@ -52,12 +50,10 @@ func (c *Chain) indexCatchUp(x *index, interruptible bool) error {
 		if from >= seq {
 			return nil
 		}
-		if interruptible {
-			select {
-			case <-x.stop:
-				return nil
-			default:
-			}
+		select {
+		case <-x.stop:
+			return nil
+		default:
 		}
 		if err := c.indexRange(x, from, min(seq, from+indexChunk)); err != nil {
 			return err

@@ -40,7 +40,7 @@ func benchCmd(g *globals) *cobra.Command {
 	cmd.AddCommand(benchBrokerCmd(g))
 	cmd.AddCommand(benchCenterCmd(g)) // issue 13: bench_center.go
 	cmd.AddCommand(benchNotifyCmd(g)) // issue 13
-	cmd.AddCommand(benchAuditScaleCmd(g)) // issue 17.2: bench_audit_scale.go
+	cmd.AddCommand(benchAuditScaleCmd(g))
 	return cmd
 }
 

@@ -241,7 +241,14 @@ func benchAuditScale(ctx context.Context, g *globals, base string, rows int) err
 	sort.Strings(names)
 	idxBytes, chainBytes := dirBytes(filepath.Join(root, "index")), dirBytes(filepath.Join(root, "chain"))
 	first, last := rss[0], rss[len(rss)-1]
+	headline := map[string]any{
+		"rows": rows, "events_per_s": round(float64(rows) / appendS),
+		"daemon_rss_mib":     baRound3(float64(last.AnonKiB+last.FileKiB) / 1024),
+		"index_rss_mib":      baRound3(float64(last.AnonKiB-first.AnonKiB) / 1024),
+		"start_after_kill_s": baRound3(startS), "query_p99_ms": p99,
+	}
 	res := map[string]any{
+		"headline":            headline,
 		"rows":                rows,
 		"events_per_s":        round(float64(rows) / appendS),
 		"daemon_rss_mib":      baRound3(float64(last.AnonKiB+last.FileKiB) / 1024),

@@ -344,8 +344,9 @@ func (d *Daemon) doctor() api.Doctor {
 
 // --- issue 4: checkpoints (begin) ---
 
-// QueryIndexDir is the rebuildable query index (per-agent postings) of the
-// audit chain inside a state directory.
+// QueryIndexDir is the rebuildable on-disk query index (query.db: by aid,
+// type, capability, result and time) of the audit chain inside a state
+// directory.
 func QueryIndexDir(stateDir string) string { return filepath.Join(stateDir, "index", "aid") }
 
 // MerkleDir is the rebuildable Merkle tree cache inside a state directory.
