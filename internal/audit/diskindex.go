@@ -65,10 +65,16 @@ type index struct {
 	path string
 
 	upTo atomic.Uint64 // committed in db
-	mu   sync.Mutex    // guards err
+	// mu guards err, and db against its swap by a rebuild: queries hold it
+	// for reading while they use db.
+	mu   sync.RWMutex
 	head [HeadSize]byte
 	next int64 // owned by the indexer after open
 	err  error // the indexer stopped: queries scan
+	// rebuilt: the indexer already dropped and rebuilt the file once in
+	// this process; a second failure stops it (the chain itself is at
+	// fault, and Verify will say so).
+	rebuilt bool
 
 	wakeCh chan struct{}
 	stop   chan struct{}
@@ -111,8 +117,8 @@ func (x *index) wake() {
 }
 
 func (x *index) failed() error {
-	x.mu.Lock()
-	defer x.mu.Unlock()
+	x.mu.RLock()
+	defer x.mu.RUnlock()
 	return x.err
 }
 

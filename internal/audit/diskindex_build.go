@@ -26,12 +26,40 @@ func (c *Chain) indexer(x *index) {
 			return // what is committed stays; the next Open catches up from it
 		}
 		if err := c.indexCatchUp(x); err != nil {
-			x.setErr(err)
-			<-x.stop
-			return
+			if x.rebuilt || !c.rebuildIndex(x) {
+				x.setErr(err)
+				<-x.stop
+				return
+			}
+			x.wake()
 		}
 	}
 }
+
+// rebuildIndex drops a file the indexer could not extend and starts an
+// empty one in its place; queries scan meanwhile (upTo is 0). It waits for
+// queries using the old file to end.
+func (c *Chain) rebuildIndex(x *index) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.rebuilt = true
+	x.db.Close()
+	if err := os.Remove(x.path); err != nil {
+		x.err = fmt.Errorf("%w: remove for rebuild: %w", ErrIndex, err)
+		return false
+	}
+	y, err := c.openIndexFile(x.path)
+	if err != nil {
+		x.err = err
+		return false
+	}
+	x.db, x.head, x.next = y.db, Genesis, 0
+	x.upTo.Store(0)
+	return true
+}
+
+// indexFault, if set (by tests), fails the next index transaction.
+var indexFault func() error
 
 func (x *index) setErr(err error) {
 	x.mu.Lock()
@@ -65,6 +93,11 @@ func (c *Chain) indexCatchUp(x *index) error {
 // from the offset after the last indexed one and checking each links to
 // the one before (BLAKE3), so the index never describes another chain.
 func (c *Chain) indexRange(x *index, after, upTo uint64) error {
+	if indexFault != nil {
+		if err := indexFault(); err != nil {
+			return err
+		}
+	}
 	c.mu.Lock()
 	segs := append([]segInfo(nil), c.segs...)
 	c.mu.Unlock()

@@ -156,7 +156,9 @@ func seqWalk(_ *bolt.Tx, after, upTo uint64, n int) ([]uint64, bool) {
 // index (it failed): the caller scans.
 func (c *Chain) queryIndexed(q Query, limit int, upTo uint64) (out []Record, ok bool, err error) {
 	x := c.idx
-	if x.failed() != nil {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if x.err != nil {
 		return nil, false, nil
 	}
 	idxUpTo := min(x.upTo.Load(), upTo)

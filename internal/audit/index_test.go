@@ -2,9 +2,11 @@ package audit
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -210,4 +212,29 @@ func FuzzIndexMeta(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestIndexRebuiltWhileRunning: an index the indexer cannot extend is
+// dropped and rebuilt in the background; queries scan meanwhile and stay
+// right throughout.
+func TestIndexRebuiltWhileRunning(t *testing.T) {
+	var fails atomic.Int32
+	fails.Store(1)
+	indexFault = func() error {
+		if fails.Add(-1) == 0 {
+			return fmt.Errorf("%w: injected", ErrIndex)
+		}
+		return nil
+	}
+	defer func() { indexFault = nil }()
+	root := t.TempDir()
+	c := openT(t, filepath.Join(root, "chain"), Options{SegmentBytes: 4096, IndexDir: filepath.Join(root, "index")})
+	defer c.Close()
+	fill(t, c, 100)
+	checkIndexed(t, "rebuilt", c, 100)
+	if !c.idx.rebuilt {
+		t.Fatal("the injected fault did not make the indexer rebuild")
+	}
+	fill(t, c, 10)
+	checkIndexed(t, "live after rebuild", c, 110)
 }
