@@ -2,12 +2,14 @@ package audit
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/zeebo/blake3"
 	bolt "go.etcd.io/bbolt"
@@ -111,6 +113,7 @@ func (c *Chain) indexRange(x *index, after, upTo uint64) error {
 	bti.FillPercent = 1
 	head, next, seq := x.head, x.next, after
 	h := blake3.New()
+	var keys [4][][]byte // aid, type, cap, result postings of this transaction
 	var tBlock uint64 = ^uint64(0)
 	var tMin, tMax int64
 	btm := tx.Bucket(bTMax)
@@ -159,10 +162,14 @@ func (c *Chain) indexRange(x *index, after, upTo uint64) error {
 				return fmt.Errorf("%w: seq %d at %s offset %d does not follow the index", ErrIndexStale, seq+1, s.name, fr.Offset)
 			}
 			seq, head, next = r.Seq, fr.Head, fr.Offset+int64(len(fr.Payload))+FrameOverhead
+			keys[0] = append(keys[0], binary.BigEndian.AppendUint64(u64key(r.AID), seq))
+			for i, v := range [3]string{r.Type, r.Cap, r.Result} {
+				if v != "" { // a query never selects by an empty value
+					keys[1+i] = append(keys[1+i], strKey(nil, v, seq))
+				}
+			}
 			if err := errors.Join(
 				bo.Put(u64key(seq), binary.BigEndian.AppendUint32(nil, uint32(fr.Offset))),
-				ba.Put(binary.BigEndian.AppendUint64(u64key(r.AID), seq), nil),
-				putStr(bt, r.Type, seq), putStr(bc, r.Cap, seq), putStr(br, r.Result, seq),
 			); err != nil {
 				f.Close()
 				return fmt.Errorf("%w: %w", ErrIndex, err)
@@ -185,6 +192,16 @@ func (c *Chain) indexRange(x *index, after, upTo uint64) error {
 	if seq != upTo {
 		return fmt.Errorf("%w: indexed up to %d of %d", ErrIndex, seq, upTo)
 	}
+	// Postings go in in key order: each bucket's B+tree is then walked
+	// once, left to right, instead of at random (several times faster).
+	for i, b := range [4]*bolt.Bucket{ba, bt, bc, br} {
+		slices.SortFunc(keys[i], bytes.Compare)
+		for _, k := range keys[i] {
+			if err := b.Put(k, nil); err != nil { // bbolt keeps k until commit
+				return fmt.Errorf("%w: %w", ErrIndex, err)
+			}
+		}
+	}
 	m := tx.Bucket(bMeta)
 	if err := errors.Join(flushTime(), m.Put([]byte("upto"), u64key(seq)), m.Put([]byte("head"), head[:]),
 		m.Put([]byte("next"), u64key(uint64(next)))); err != nil {
@@ -196,15 +213,6 @@ func (c *Chain) indexRange(x *index, after, upTo uint64) error {
 	x.head, x.next = head, next
 	x.upTo.Store(seq)
 	return nil
-}
-
-// putStr indexes a string field; an empty one is not indexed (a query
-// never selects by an empty value).
-func putStr(b *bolt.Bucket, s string, seq uint64) error {
-	if s == "" {
-		return nil
-	}
-	return b.Put(strKey(nil, s, seq), nil) // bbolt keeps the key until commit: no reuse
 }
 
 // orderedTime maps unix ns to a key that sorts as the signed value does.

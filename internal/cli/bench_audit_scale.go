@@ -236,7 +236,7 @@ func benchAuditScale(ctx context.Context, g *globals, base string, rows int) err
 			}
 		}
 		sort.Float64s(ms)
-		p50[name], p99[name] = baMedian(ms), ms[int(0.99*float64(len(ms)-1))]
+		p50[name], p99[name] = baRound3(baMedian(ms)), ms[int(0.99*float64(len(ms)-1))]
 	}
 	sort.Strings(names)
 	idxBytes, chainBytes := dirBytes(filepath.Join(root, "index")), dirBytes(filepath.Join(root, "chain"))
