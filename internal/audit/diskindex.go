@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,6 +76,7 @@ type index struct {
 	// this process; a second failure stops it (the chain itself is at
 	// fault, and Verify will say so).
 	rebuilt bool
+	damaged atomic.Bool // a query found the file damaged: rebuild it
 
 	wakeCh chan struct{}
 	stop   chan struct{}
@@ -147,6 +149,7 @@ func (c *Chain) openIndex(dir string) (*index, error) {
 }
 
 func (c *Chain) openIndexFile(path string) (x *index, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))                                                   // see queryIndexed
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, FreelistType: bolt.FreelistMapType}) // a synced freelist: Open does not scan the file
 	if err != nil {
 		return nil, fmt.Errorf("%w: open: %w", ErrIndex, err)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 
 	"github.com/zeebo/blake3"
@@ -21,13 +22,18 @@ import (
 // scan); the next Open checks and rebuilds.
 func (c *Chain) indexer(x *index) {
 	defer close(x.done)
+	debug.SetPanicOnFault(true) // this goroutine only: a fault on the mapping panics, see indexRange
 	for {
 		select {
 		case <-x.wakeCh:
 		case <-x.stop:
 			return // what is committed stays; the next Open catches up from it
 		}
-		if err := c.indexCatchUp(x); err != nil {
+		err := c.indexCatchUp(x)
+		if x.damaged.Swap(false) && err == nil {
+			err = fmt.Errorf("%w: a query found the file damaged", ErrIndex)
+		}
+		if err != nil {
 			if x.rebuilt || !c.rebuildIndex(x) {
 				x.setErr(err)
 				<-x.stop
@@ -94,7 +100,12 @@ func (c *Chain) indexCatchUp(x *index) error {
 // indexRange indexes seqs after..upTo in one transaction, reading frames
 // from the offset after the last indexed one and checking each links to
 // the one before (BLAKE3), so the index never describes another chain.
-func (c *Chain) indexRange(x *index, after, upTo uint64) error {
+func (c *Chain) indexRange(x *index, after, upTo uint64) (err error) {
+	defer func() {
+		if p := recover(); p != nil { // bbolt panics, or faults on its mapping, on some damaged pages
+			err = fmt.Errorf("%w: %v", ErrIndex, p)
+		}
+	}()
 	if indexFault != nil {
 		if err := indexFault(); err != nil {
 			return err

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strings"
 
@@ -158,6 +159,17 @@ func (c *Chain) queryIndexed(q Query, limit int, upTo uint64) (out []Record, ok 
 	x := c.idx
 	x.mu.RLock()
 	defer x.mu.RUnlock()
+	// A damaged file can make bbolt panic or fault on its mapping (a key
+	// pointing past it): both become a panic here, the query scans, and
+	// the indexer rebuilds the file.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			out, ok, err = nil, false, nil
+			x.damaged.Store(true)
+			x.wake()
+		}
+	}()
 	if x.err != nil {
 		return nil, false, nil
 	}
@@ -191,31 +203,34 @@ func (c *Chain) queryIndexed(q Query, limit int, upTo uint64) (out []Record, ok 
 			}
 			return nil
 		}); err != nil {
-			return nil, true, err
+			return x.distrust(err)
 		}
 		for i, seq := range seqs {
+			if seq <= after || seq > idxUpTo {
+				return x.distrust(fmt.Errorf("%w: candidate %d out of order", ErrIndex, seq))
+			}
 			k := sort.Search(len(segs), func(k int) bool { return segs[k].first > seq }) - 1
 			if k < 0 {
-				return nil, true, fmt.Errorf("%w: no segment holds seq %d", ErrIndex, seq)
+				return x.distrust(fmt.Errorf("%w: no segment holds seq %d", ErrIndex, seq))
 			}
 			s := segs[k]
 			f := files[s.name]
 			if f == nil {
 				if f, err = os.Open(filepath.Join(c.dir, s.name)); err != nil {
-					return nil, true, fmt.Errorf("open segment: %w", err)
+					return x.distrust(fmt.Errorf("open segment: %w", err))
 				}
 				files[s.name] = f
 			}
 			var fr Frame
 			if fr, buf, err = readFrameAt(f, int64(offs[i]), buf); err != nil {
-				return nil, true, &SeqError{Seq: seq, Err: fmt.Errorf("segment %s: %w", s.name, err)}
+				return x.distrust(&SeqError{Seq: seq, Err: fmt.Errorf("segment %s: %w", s.name, err)})
 			}
 			r, err := DecodeRecord(fr.Payload)
 			if err != nil {
-				return nil, true, &SeqError{Seq: seq, Err: err}
+				return x.distrust(&SeqError{Seq: seq, Err: err})
 			}
 			if r.Seq != seq {
-				return nil, true, &SeqError{Seq: seq, Err: fmt.Errorf("%w: index points at seq %d", ErrIndex, r.Seq)}
+				return x.distrust(&SeqError{Seq: seq, Err: fmt.Errorf("%w: index points at seq %d", ErrIndex, r.Seq)})
 			}
 			after = seq
 			r.Hash = hexHead(fr.Head)
@@ -266,4 +281,13 @@ func readFrameAt(f *os.File, off int64, buf []byte) (Frame, []byte, error) {
 		return Frame{}, buf, &FrameError{Offset: off, Len: l, Err: ErrFrameCRC}
 	}
 	return Frame{Offset: off, Payload: buf[4 : 4+l], Head: [HeadSize]byte(buf[4+l : n-4])}, buf, nil
+}
+
+// distrust answers a query the index could not serve (it points where the
+// chain has no such row: a damaged file): the caller scans, and the
+// indexer rebuilds the file. Real chain damage the scan reports itself.
+func (x *index) distrust(error) ([]Record, bool, error) {
+	x.damaged.Store(true)
+	x.wake()
+	return nil, false, nil
 }
