@@ -358,7 +358,7 @@ func (c *Chain) syncer(done chan<- struct{}) {
 	}
 }
 
-// acker answers committed batches and feeds the query index, so waking
+// acker answers committed batches and wakes the query indexer, so waking
 // hundreds of appenders and indexing do not delay the next write and sync.
 func (c *Chain) acker(acks <-chan *pending, done chan<- struct{}) {
 	defer close(done)
