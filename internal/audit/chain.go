@@ -28,9 +28,10 @@ type Options struct {
 	VerifyAll bool
 	// Observer, if set, is told after every commit (see Observer).
 	Observer Observer
-	// IndexDir, if set, holds the query index (STATE/index/aid): Query by
-	// AID reads only that agent's records. Open loads and catches it up or
-	// rebuilds it from the chain; Close saves it. Empty: queries scan.
+	// IndexDir, if set, holds the on-disk query index (STATE/index/aid,
+	// see diskindex.go): queries by AID, type, capability, result and time
+	// read only candidate records. It is caught up in the background after
+	// Open and rebuilt when damaged. Empty: queries scan.
 	IndexDir string
 }
 
@@ -226,9 +227,7 @@ func (c *Chain) Close() error {
 	c.subMu.Unlock()
 
 	var errs []error
-	if x := c.idx; x != nil && x.posts != nil && x.upTo == c.seq && c.brokenErr() == nil {
-		errs = append(errs, saveIndex(c.opts.IndexDir, x))
-	}
+	errs = append(errs, c.closeIndex())
 	if c.active != nil {
 		errs = append(errs, c.active.Close())
 	}

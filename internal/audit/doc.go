@@ -69,10 +69,10 @@
 //
 // Query reads up to the last fsynced record and checks framing, CRCs and
 // canonical form but not linkage, which is Verify's job. With
-// Options.IndexDir, a query by AID reads only that agent's frames through
-// the query index (per-AID seq postings and per-seq frame offsets, kept in
-// memory, fed as batches commit, saved at Close, caught up or rebuilt from
-// the chain at Open); other queries scan the segments in order. Follow streams the matching records after
+// Options.IndexDir, queries read only candidate frames through the on-disk
+// query index (diskindex.go: by aid, type, capability, result and time,
+// tailing the chain in the background, rebuilt when damaged); without it
+// they scan the segments in order. Follow streams the matching records after
 // AfterSeq and then new ones; a follower more than FollowBuffer records
 // behind is dropped (its channel closes after a gapless prefix) and resumes
 // with AfterSeq set to the last seq it got.

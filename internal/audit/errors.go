@@ -43,7 +43,7 @@ var (
 	// ErrIndex means the query index does not match the chain; it is a
 	// cache, so the chain wins and the index is rebuilt.
 	ErrIndex = errors.New("query index inconsistent")
-	// ErrIndexStale means a saved query index was made for another state of
+	// ErrIndexStale means a query index was made for another state of
 	// the chain (it is rebuilt).
 	ErrIndexStale = errors.New("query index stale")
 	// ErrSeqOrder means a sequence number repeats or goes backwards.

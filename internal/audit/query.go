@@ -67,9 +67,9 @@ func (q Query) match(r Record) bool {
 
 // Query returns up to q.Limit matching records with Seq > q.AfterSeq, in
 // seq order. To page, pass the last Seq returned as the next AfterSeq.
-// With a query index and q.AID set it reads only that agent's frames (plus
-// the few records the index has not taken in yet); otherwise it streams
-// the segments. It checks framing, CRC and canonical form, but not
+// With a query index it reads only candidate frames for the most
+// selective field (plus the rows the index has not taken in yet);
+// otherwise it streams the segments. It checks framing, CRC and canonical form, but not
 // linkage: that is Verify's job.
 func (c *Chain) Query(q Query) ([]Record, error) {
 	limit, err := q.check()
@@ -79,7 +79,7 @@ func (c *Chain) Query(q Query) ([]Record, error) {
 	c.mu.Lock()
 	upTo := c.seq
 	c.mu.Unlock()
-	if q.AID != nil && c.idx != nil {
+	if c.idx != nil {
 		if out, ok, err := c.queryIndexed(q, limit, upTo); ok {
 			return out, err
 		}

@@ -358,14 +358,13 @@ func (c *Chain) syncer(done chan<- struct{}) {
 	}
 }
 
-// acker answers committed batches and feeds the query index, so waking
+// acker answers committed batches and wakes the query indexer, so waking
 // hundreds of appenders and indexing do not delay the next write and sync.
 func (c *Chain) acker(acks <-chan *pending, done chan<- struct{}) {
 	defer close(done)
 	for p := range acks {
-		// Index first: once answered, a pooled request is reused.
-		if p.err == nil {
-			c.indexBatch(p)
+		if p.err == nil && c.idx != nil {
+			c.idx.wake() // the indexer reads the new rows from the chain
 		}
 		for _, req := range p.reqs {
 			if p.err != nil {

@@ -490,6 +490,7 @@ feed:
 	if c, err = audit.Open(dir, audit.Options{IndexDir: idxDir}); err != nil {
 		return
 	}
+	c.WaitIndexed(time.Hour) // the on-disk index is rebuilt in the background
 	rebuild = time.Since(t).Seconds()
 	say("query chain: %d rows written in %.1fs, index rebuilt from the chain in %.1fs", rows, build, rebuild)
 	var page, full []float64

@@ -45,6 +45,7 @@ func Command(socket *string, asJSON *bool) *cobra.Command {
 	cmd.AddCommand(benchBrokerCmd(g))
 	cmd.AddCommand(benchCenterCmd(g)) // issue 13: center.go
 	cmd.AddCommand(benchNotifyCmd(g)) // issue 13
+	cmd.AddCommand(benchAuditScaleCmd(g))
 	return cmd
 }
 

@@ -26,8 +26,8 @@ func Trust(stateDir string) string { return filepath.Join(stateDir, "trust") }
 // Chain is the audit chain.
 func Chain(stateDir string) string { return filepath.Join(stateDir, "chain") }
 
-// QueryIndex is the rebuildable query index (per-agent postings) of the
-// audit chain.
+// QueryIndex is the rebuildable on-disk query index (query.db: by aid,
+// type, capability, result and time) of the audit chain.
 func QueryIndex(stateDir string) string { return filepath.Join(stateDir, "index", "aid") }
 
 // Merkle is the rebuildable Merkle tree cache of the audit chain.

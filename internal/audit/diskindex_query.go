@@ -1,0 +1,293 @@
+package audit
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sort"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// candidates returns up to n ascending seqs in after+1..upTo that may
+// match, and whether there are none left after them.
+type candidates func(tx *bolt.Tx, after, upTo uint64, n int) (seqs []uint64, done bool)
+
+// driver picks the most selective indexed field of q to walk; every
+// candidate is then read from the chain and matched in full.
+func driver(q Query) candidates {
+	switch {
+	case q.AID != nil:
+		return prefixWalk(bAID, u64key(*q.AID))
+	case q.Cap != "":
+		return strWalk(bCap, q.Cap)
+	case q.Type != "" && !strings.HasSuffix(q.Type, "*"):
+		return strWalk(bType, q.Type)
+	case q.Type != "":
+		return typePrefixWalk(strings.TrimSuffix(q.Type, "*"))
+	case q.Result != "":
+		return strWalk(bRes, q.Result)
+	case !q.Since.IsZero() || !q.Until.IsZero():
+		return timeWalk(q)
+	}
+	return seqWalk
+}
+
+func strWalk(bucket []byte, s string) candidates {
+	k := strKey(nil, s, 0)
+	return prefixWalk(bucket, k[:len(k)-8])
+}
+
+// prefixWalk walks keys prefix | seq.
+func prefixWalk(bucket, prefix []byte) candidates {
+	return func(tx *bolt.Tx, after, upTo uint64, n int) ([]uint64, bool) {
+		cur := tx.Bucket(bucket).Cursor()
+		var out []uint64
+		for k, _ := cur.Seek(binary.BigEndian.AppendUint64(bytes.Clone(prefix), after+1)); k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8; k, _ = cur.Next() {
+			seq := binary.BigEndian.Uint64(k[len(prefix):])
+			if seq > upTo {
+				return out, true
+			}
+			if len(out) == n {
+				return out, false
+			}
+			out = append(out, seq)
+		}
+		return out, true
+	}
+}
+
+// typePrefixWalk merges the walks of every indexed type starting with p.
+func typePrefixWalk(p string) candidates {
+	return func(tx *bolt.Tx, after, upTo uint64, n int) ([]uint64, bool) {
+		var walks []candidates
+		cur := tx.Bucket(bType).Cursor()
+		for k, _ := cur.First(); k != nil; {
+			if len(k) < 10 {
+				break // not a key this index writes
+			}
+			l := int(binary.BigEndian.Uint16(k))
+			if len(k) != 2+l+8 {
+				break
+			}
+			typ := k[:2+l]
+			if strings.HasPrefix(string(k[2:2+l]), p) || (l == maxKeyStr && strings.HasPrefix(p, string(k[2:2+l]))) {
+				walks = append(walks, prefixWalk(bType, bytes.Clone(typ)))
+			}
+			k, _ = cur.Seek(append(bytes.Clone(typ), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0))
+		}
+		var out []uint64
+		done := true
+		for _, w := range walks {
+			s, d := w(tx, after, upTo, n)
+			out = append(out, s...)
+			done = done && d
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+		if len(out) > n {
+			out, done = out[:n], false
+		} else if !done && len(out) > 0 {
+			// Some walk stopped at n: only seqs up to the smallest cut are
+			// known complete; the next call resumes after them.
+			done = false
+		}
+		return out, done && len(out) <= n
+	}
+}
+
+// timeWalk yields every seq of the time blocks overlapping the range.
+func timeWalk(q Query) candidates {
+	lo, hi := int64(-1<<63), int64(1<<63-1)
+	if !q.Since.IsZero() {
+		lo = q.Since.UnixNano()
+	}
+	if !q.Until.IsZero() {
+		hi = q.Until.UnixNano() - 1
+	}
+	return func(tx *bolt.Tx, after, upTo uint64, n int) ([]uint64, bool) {
+		start := after / timeBlock
+		// Blocks before the first whose running max reaches lo hold no
+		// time >= lo.
+		if k, _ := tx.Bucket(bTMax).Cursor().Seek(u64key(orderedTime(lo))); len(k) == 16 {
+			start = max(start, binary.BigEndian.Uint64(k[8:]))
+		} else if k == nil {
+			return nil, true
+		}
+		cur := tx.Bucket(bTime).Cursor()
+		var out []uint64
+		for k, v := cur.Seek(u64key(start)); k != nil; k, v = cur.Next() {
+			if len(k) != 8 || len(v) != 16 {
+				return out, true
+			}
+			b := binary.BigEndian.Uint64(k)
+			if int64(binary.BigEndian.Uint64(v)) > hi || int64(binary.BigEndian.Uint64(v[8:])) < lo {
+				continue
+			}
+			for seq := max(b*timeBlock+1, after+1); seq <= (b+1)*timeBlock; seq++ {
+				if seq > upTo {
+					return out, true
+				}
+				if len(out) == n {
+					return out, false
+				}
+				out = append(out, seq)
+			}
+		}
+		return out, true
+	}
+}
+
+func seqWalk(_ *bolt.Tx, after, upTo uint64, n int) ([]uint64, bool) {
+	var out []uint64
+	for seq := after + 1; seq <= upTo && len(out) < n; seq++ {
+		out = append(out, seq)
+	}
+	return out, after+uint64(len(out)) >= upTo
+}
+
+// queryIndexed answers q from the index up to what it holds, then scans
+// the rows it has not taken in yet. ok is false when there is no usable
+// index (it failed): the caller scans.
+func (c *Chain) queryIndexed(q Query, limit int, upTo uint64) (out []Record, ok bool, err error) {
+	x := c.idx
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	// A damaged file can make bbolt panic or fault on its mapping (a key
+	// pointing past it): both become a panic here, the query scans, and
+	// the indexer rebuilds the file.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			out, ok, err = nil, false, nil
+			x.damaged.Store(true)
+			x.wake()
+		}
+	}()
+	if x.err != nil {
+		return nil, false, nil
+	}
+	idxUpTo := min(x.upTo.Load(), upTo)
+	walk := driver(q)
+	files := map[string]*os.File{}
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	c.mu.Lock()
+	segs := append([]segInfo(nil), c.segs...)
+	c.mu.Unlock()
+	var buf []byte
+	after := q.AfterSeq
+	chunk := max(limit, 256)
+	for done := after >= idxUpTo; !done && len(out) < limit; {
+		var seqs []uint64
+		var offs []uint32
+		if err := x.db.View(func(tx *bolt.Tx) error {
+			seqs, done = walk(tx, after, idxUpTo, chunk)
+			bo := tx.Bucket(bOff)
+			offs = make([]uint32, len(seqs))
+			for i, s := range seqs {
+				v := bo.Get(u64key(s))
+				if len(v) != 4 {
+					return &SeqError{Seq: s, Err: fmt.Errorf("%w: no offset", ErrIndex)}
+				}
+				offs[i] = binary.BigEndian.Uint32(v)
+			}
+			return nil
+		}); err != nil {
+			return x.distrust(err)
+		}
+		for i, seq := range seqs {
+			if seq <= after || seq > idxUpTo {
+				return x.distrust(fmt.Errorf("%w: candidate %d out of order", ErrIndex, seq))
+			}
+			k := sort.Search(len(segs), func(k int) bool { return segs[k].first > seq }) - 1
+			if k < 0 {
+				return x.distrust(fmt.Errorf("%w: no segment holds seq %d", ErrIndex, seq))
+			}
+			s := segs[k]
+			f := files[s.name]
+			if f == nil {
+				if f, err = os.Open(filepath.Join(c.dir, s.name)); err != nil {
+					return x.distrust(fmt.Errorf("open segment: %w", err))
+				}
+				files[s.name] = f
+			}
+			var fr Frame
+			if fr, buf, err = readFrameAt(f, int64(offs[i]), buf); err != nil {
+				return x.distrust(&SeqError{Seq: seq, Err: fmt.Errorf("segment %s: %w", s.name, err)})
+			}
+			r, err := DecodeRecord(fr.Payload)
+			if err != nil {
+				return x.distrust(&SeqError{Seq: seq, Err: err})
+			}
+			if r.Seq != seq {
+				return x.distrust(&SeqError{Seq: seq, Err: fmt.Errorf("%w: index points at seq %d", ErrIndex, r.Seq)})
+			}
+			after = seq
+			r.Hash = hexHead(fr.Head)
+			if q.match(r) {
+				if out = append(out, r); len(out) == limit {
+					break
+				}
+			}
+		}
+		if len(seqs) == 0 {
+			break
+		}
+	}
+	if len(out) < limit && idxUpTo < upTo {
+		err = c.scan(max(idxUpTo, q.AfterSeq), upTo, func(r Record) bool {
+			if q.match(r) {
+				out = append(out, r)
+			}
+			return len(out) < limit
+		})
+	}
+	return out, true, err
+}
+
+// readFrameAt reads and checks the frame at off of f, reusing buf.
+func readFrameAt(f *os.File, off int64, buf []byte) (Frame, []byte, error) {
+	var lb [4]byte
+	if _, err := f.ReadAt(lb[:], off); err != nil {
+		return Frame{}, buf, fmt.Errorf("read frame: %w", err)
+	}
+	l := binary.LittleEndian.Uint32(lb[:])
+	if l == 0 || l > MaxPayload {
+		return Frame{}, buf, &FrameError{Offset: off, Len: l, Err: ErrFrameLength}
+	}
+	n := 4 + int(l) + HeadSize + 4
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err := f.ReadAt(buf, off); err != nil {
+		if errors.Is(err, io.EOF) {
+			return Frame{}, buf, &FrameError{Offset: off, Len: l, Err: ErrTornFrame}
+		}
+		return Frame{}, buf, fmt.Errorf("read frame: %w", err)
+	}
+	body := buf[:n-4]
+	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(buf[n-4:]) {
+		return Frame{}, buf, &FrameError{Offset: off, Len: l, Err: ErrFrameCRC}
+	}
+	return Frame{Offset: off, Payload: buf[4 : 4+l], Head: [HeadSize]byte(buf[4+l : n-4])}, buf, nil
+}
+
+// distrust answers a query the index could not serve (it points where the
+// chain has no such row: a damaged file): the caller scans, and the
+// indexer rebuilds the file. Real chain damage the scan reports itself.
+func (x *index) distrust(error) ([]Record, bool, error) {
+	x.damaged.Store(true)
+	x.wake()
+	return nil, false, nil
+}
