@@ -35,8 +35,8 @@ func benchAuditScaleCmd(g *globals) *cobra.Command {
 		Short: "On-disk query index at scale: memory while appending, start after kill -9, query p99 per filter",
 		Args:  usage.ExactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if rows < 1000 {
-				return usage.Errorf("--rows must be at least 1000")
+			if rows < 100_000 {
+				return usage.Errorf("--rows must be at least 100000 (each of the 1000 agents needs a page of 100 rows)")
 			}
 			return benchAuditScale(cmd.Context(), g, dir, rows)
 		},
@@ -206,7 +206,7 @@ func benchAuditScale(ctx context.Context, g *globals, base string, rows int) err
 		"cap":    func(i int) audit.Query { return audit.Query{Cap: "exec"} },
 		"result": func(i int) audit.Query { return audit.Query{Result: audit.ResultAllow} },
 		"time": func(i int) audit.Query {
-			s := scaleT0.Add(time.Duration(rand.IntN(rows)) * time.Millisecond)
+			s := scaleT0.Add(time.Duration(rand.IntN(rows-200)) * time.Millisecond)
 			return audit.Query{Since: s, Until: s.Add(time.Minute)}
 		},
 	}
