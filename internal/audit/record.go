@@ -32,9 +32,6 @@ const (
 	ResultDeny  = "deny"
 )
 
-// TypeTruncated is the record Open appends after cutting a torn tail.
-const TypeTruncated = "chain.truncated"
-
 // timeLayout is the canonical time form: always nine fraction digits and a
 // literal Z, so one instant has exactly one spelling.
 const timeLayout = "2006-01-02T15:04:05.000000000Z"
