@@ -383,8 +383,6 @@ func parseTime(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("want RFC 3339 or a duration like 15m")
 }
 
-func wireRecord(r audit.Record) api.Record { return events.Row(r) }
-
 // audit is agent_audit_query. Root sees every row; anyone else the rows of
 // agents they may see.
 func (s *Server) audit(w http.ResponseWriter, r *http.Request, c agent.Caller) error {
@@ -410,7 +408,7 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request, c agent.Caller) e
 	}
 	for _, rec := range recs {
 		if allowed(rec) {
-			page.Records = append(page.Records, wireRecord(rec))
+			page.Records = append(page.Records, events.Row(rec))
 		}
 	}
 	if len(recs) == limit {
@@ -438,7 +436,7 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request, q audit.Query, a
 		if !allowed(rec) {
 			continue
 		}
-		if err := enc.Encode(wireRecord(rec)); err != nil {
+		if err := enc.Encode(events.Row(rec)); err != nil {
 			return nil
 		}
 		if len(ch) == 0 {
