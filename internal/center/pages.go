@@ -264,7 +264,7 @@ func (c *Center) auditPage(w http.ResponseWriter, r *http.Request, v *view) erro
 		olderHref += fmt.Sprintf("before=%d", older)
 	}
 	body := map[string]any{"Rows": rows, "Older": older, "Newest": q.Before == 0, "F": f, "Filter": stream, "NewestHref": newest, "OlderHref": olderHref,
-		"Types": []string{"cap.deny", "cap.grant", "cap.revoke", "agent.state", "agent.spawn", "agent.*", "inference.call"}}
+		"Types": []string{audit.TypeCapDeny, audit.TypeCapGrant, audit.TypeCapRevoke, audit.TypeAgentState, audit.TypeAgentSpawn, "agent.*", audit.TypeInferenceCall}}
 	if q.Before != 0 {
 		stream = "" // an older page is not live
 	}
