@@ -171,9 +171,7 @@ func TestOOMKillInsideGroup(t *testing.T) {
 
 func TestScratch(t *testing.T) {
 	testutil.RequireRoot(t, "to mount")
-	if _, err := exec.LookPath("mkfs.ext4"); err != nil {
-		t.Skip("mkfs.ext4 not installed")
-	}
+	testutil.RequireCommand(t, "mkfs.ext4", "apt-get install e2fsprogs")
 	base := t.TempDir()
 	dir := filepath.Join(base, "9")
 	if err := CreateScratch(dir, 100, 0, 0); !errors.Is(err, ErrInvalid) {
