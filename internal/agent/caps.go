@@ -92,7 +92,7 @@ func (m *Manager) Grant(ctx context.Context, caller Caller, aid uint64, caps []s
 		return current, nil
 	}
 	next := append(current, added...)
-	if err := m.applyCaps(ctx, e, "cap.grant", added, next, caller); err != nil {
+	if err := m.applyCaps(ctx, e, audit.CapGrant, added, next, caller); err != nil {
 		return nil, err
 	}
 	// Remember where each capability came from: from an agent, it is
@@ -171,7 +171,7 @@ func (m *Manager) revokeOne(ctx context.Context, e *entry, revoke []capability.C
 	if kept == nil {
 		kept = []string{}
 	}
-	if err := m.applyCapsWhy(ctx, e, "cap.revoke", removed, kept, caller, cause); err != nil {
+	if err := m.applyCapsWhy(ctx, e, audit.CapRevoke, removed, kept, caller, cause); err != nil {
 		return nil, nil, err
 	}
 	m.mu.Lock()
@@ -236,12 +236,16 @@ func (m *Manager) openUnderRevoked(e *entry, removed []string) string {
 
 // applyCaps records the change, hands the new bundle to the enforcer and
 // persists it. The row comes first: an unrecorded change does not happen.
-func (m *Manager) applyCaps(ctx context.Context, e *entry, typ string, changed, next []string, caller Caller) error {
-	return m.applyCapsWhy(ctx, e, typ, changed, next, caller, "")
+func (m *Manager) applyCaps(ctx context.Context, e *entry, row capRow, changed, next []string, caller Caller) error {
+	return m.applyCapsWhy(ctx, e, row, changed, next, caller, "")
 }
 
+// capRow is the constructor of a change's row: audit.CapGrant or
+// audit.CapRevoke.
+type capRow func(aid uint64, caps []string, detail map[string]string) audit.Record
+
 // applyCapsWhy is applyCaps with the cause of a cascaded revocation.
-func (m *Manager) applyCapsWhy(ctx context.Context, e *entry, typ string, changed, next []string, caller Caller, cause string) error {
+func (m *Manager) applyCapsWhy(ctx context.Context, e *entry, row capRow, changed, next []string, caller Caller, cause string) error {
 	m.mu.Lock()
 	rec := *e.rec
 	m.mu.Unlock()
@@ -249,8 +253,8 @@ func (m *Manager) applyCapsWhy(ctx context.Context, e *entry, typ string, change
 	if cause != "" {
 		detail["cause"] = cause
 	}
-	if err := m.audit(ctx, audit.Record{AID: rec.AID, Type: typ, Cap: strings.Join(changed, " "), Object: strconv.FormatUint(rec.AID, 10),
-		Result: audit.ResultAllow, Detail: detail}); err != nil {
+	decided := row(rec.AID, changed, detail)
+	if err := m.audit(ctx, decided); err != nil {
 		return err
 	}
 	caps, err := capability.ParseAll(next)
@@ -263,9 +267,7 @@ func (m *Manager) applyCapsWhy(ctx context.Context, e *entry, typ string, change
 			// The row above recorded the change as decided; the chain must
 			// also say it did not take effect. (The refusal is returned
 			// even if this row cannot be written: nothing changed.)
-			detail["error"] = err.Error()
-			m.audit(ctx, audit.Record{AID: rec.AID, Type: typ, Cap: strings.Join(changed, " "), Object: strconv.FormatUint(rec.AID, 10),
-				Result: audit.ResultDeny, Detail: detail})
+			m.audit(ctx, audit.NotApplied(decided, err.Error()))
 			if errors.Is(err, enforce.ErrBeyondCeiling) {
 				return api.Errorf(api.ErrConflict, "%v (nothing was granted)", err)
 			}
@@ -326,12 +328,11 @@ func (m *Manager) Present(ctx context.Context, caller Caller, aid uint64, capStr
 		}
 	}
 	allowed := policy.Decide(bundle, policy.Present{Cap: c}).Allow
-	result, errno := audit.ResultAllow, 0
+	errno := 0
 	if !allowed {
-		result, errno = audit.ResultDeny, int(api.ECapability)
+		errno = int(api.ECapability)
 	}
-	if err := m.audit(ctx, audit.Record{AID: aid, Type: "cap.present", Cap: c.String(), Object: object, Result: result,
-		Errno: errno, PID: caller.PID}); err != nil {
+	if err := m.audit(ctx, audit.CapPresent(aid, c.String(), object, errno, caller.PID)); err != nil {
 		return err
 	}
 	if !allowed {

@@ -141,7 +141,7 @@ func (m *Manager) initCounters() error {
 			continue
 		}
 		if r.Detail["source"] == "netguard" {
-			c.replayed[replayKey(r.Type == "cap.use", r.KSeq, r.Detail["cgroup_id"], r.PID, r.Object)] = true
+			c.replayed[replayKey(r.Type == audit.TypeCapUse, r.KSeq, r.Detail["cgroup_id"], r.PID, r.Object)] = true
 		}
 	}
 	return nil

@@ -14,6 +14,7 @@ import (
 
 	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/internal/audit"
+	"github.com/coconut-os/coconut/internal/audit/gate"
 	"github.com/coconut-os/coconut/internal/cgroup"
 	"github.com/coconut-os/coconut/internal/config"
 	"github.com/coconut-os/coconut/internal/enforce"
@@ -186,10 +187,7 @@ func (m *Manager) Close() {
 // audit appends a row for agent aid. Its error means the operation it
 // records must not proceed.
 func (m *Manager) audit(ctx context.Context, r audit.Record) error {
-	if _, err := m.cfg.Chain.Append(ctx, r); err != nil {
-		return api.Errorf(api.ErrUnavailable, "audit chain refused a row (%s): %v; the operation was not performed", r.Type, err)
-	}
-	return nil
+	return gate.Append(ctx, m.cfg.Chain, r)
 }
 
 // transition moves e to state to: checks the table, writes the audit row,
@@ -215,7 +213,7 @@ func (m *Manager) transitionWith(ctx context.Context, e *entry, to state.State, 
 	if reason != "" {
 		detail["reason"] = reason
 	}
-	if err := m.audit(ctx, audit.Record{AID: e.rec.AID, Type: "agent.state", Object: string(to), PID: pid, Detail: detail}); err != nil {
+	if err := m.audit(ctx, audit.AgentState(e.rec.AID, string(to), pid, detail)); err != nil {
 		return err
 	}
 	m.mu.Lock()

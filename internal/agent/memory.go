@@ -58,7 +58,7 @@ func (m *Manager) MemoryTier(ctx context.Context, caller Caller, aid uint64, req
 		"used": strconv.FormatInt(t.Used, 10), "limit": strconv.FormatInt(t.Limit, 10)}
 	if err != nil {
 		detail["reason"] = err.Error()
-		if aerr := m.audit(ctx, audit.Record{AID: aid, Type: "agent.memory", Object: string(tier), Result: audit.ResultDeny, Detail: detail}); aerr != nil {
+		if aerr := m.audit(ctx, audit.AgentMemory(aid, string(tier), false, detail)); aerr != nil {
 			return nil, aerr
 		}
 		return nil, quotaErr(err)
@@ -68,7 +68,7 @@ func (m *Manager) MemoryTier(ctx context.Context, caller Caller, aid uint64, req
 		// them: the answer says the amount fits now, nothing is held.
 		return cur, nil
 	}
-	if err := m.audit(ctx, audit.Record{AID: aid, Type: "agent.memory", Object: string(tier), Result: audit.ResultAllow, Detail: detail}); err != nil {
+	if err := m.audit(ctx, audit.AgentMemory(aid, string(tier), true, detail)); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()

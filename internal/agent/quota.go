@@ -129,8 +129,7 @@ func (m *Manager) SetQuota(ctx context.Context, caller Caller, aid uint64, ch ap
 	if err := m.quota.Check(limits(nq, r.Memory)); err != nil {
 		return nil, quotaErr(err)
 	}
-	if err := m.audit(ctx, audit.Record{AID: aid, Type: "agent.quota", Object: quotaString(nq), Result: audit.ResultAllow,
-		Detail: map[string]string{"uid": strconv.FormatUint(uint64(caller.UID), 10), "from": quotaString(r.Quota)}}); err != nil {
+	if err := m.audit(ctx, audit.AgentQuota(aid, quotaString(nq), caller.UID, quotaString(r.Quota))); err != nil {
 		return nil, err
 	}
 	g := m.quotaGroup(&r)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -49,9 +48,7 @@ func (m *Manager) Spawn(ctx context.Context, caller Caller, req api.SpawnRequest
 		}
 	}
 	if err != nil {
-		result := audit.Record{Type: "spawn.refused", Object: req.File, Result: audit.ResultDeny,
-			Detail: map[string]string{"uid": strconv.FormatUint(uint64(caller.UID), 10), "reason": err.Error()}}
-		if aerr := m.audit(ctx, result); aerr != nil {
+		if aerr := m.audit(ctx, audit.SpawnRefused(req.File, caller.UID, err.Error())); aerr != nil {
 			m.log.Error("record refused spawn", "err", aerr)
 		}
 		return nil, err
@@ -176,7 +173,7 @@ func (m *Manager) startOne(ctx context.Context, p *plan, aid uint64) (*entry, er
 	if p.workload != "" {
 		detail["workload"] = p.workload
 	}
-	if err := m.audit(ctx, audit.Record{AID: aid, Type: "agent.spawn", Object: p.command[0], Result: audit.ResultAllow, Detail: detail}); err != nil {
+	if err := m.audit(ctx, audit.AgentSpawn(aid, p.command[0], detail)); err != nil {
 		g.Remove()
 		return nil, err
 	}
@@ -243,8 +240,7 @@ func (m *Manager) attest(ctx context.Context, p *plan, rec *record) error {
 		return api.Errorf(api.ErrInternal, "sign attestation: %v", err)
 	}
 	sum := sha256.Sum256(env)
-	if err := m.audit(ctx, audit.Record{AID: rec.AID, Type: "agent.attest", Object: "sha256:" + hex.EncodeToString(sum[:]),
-		Result: audit.ResultAllow, Detail: map[string]string{"host_key_id": claims.HostKeyID}}); err != nil {
+	if err := m.audit(ctx, audit.AgentAttest(rec.AID, sum, claims.HostKeyID)); err != nil {
 		return err
 	}
 	if err := atomicfile.Write(m.store.attestPath(rec.AID), env, 0o644); err != nil {

@@ -92,8 +92,7 @@ func (m *Manager) adoptAll() error {
 			continue
 		}
 		m.log.Warn("killing agent cgroup with no registry record", "aid", aid, "path", g.Path)
-		_ = m.audit(context.Background(), audit.Record{AID: aid, Type: "agent.orphan", Object: g.Path,
-			Result: audit.ResultDeny, Detail: map[string]string{"reason": "cgroup without a registry record"}})
+		_ = m.audit(context.Background(), audit.AgentOrphan(aid, g.Path, "cgroup without a registry record"))
 		if err := g.Kill(5 * time.Second); err == nil {
 			g.Remove()
 		}
@@ -133,7 +132,7 @@ func (m *Manager) adopt(e *entry) {
 		return
 	}
 	r.Adopted = true
-	if err := m.audit(context.Background(), audit.Record{AID: r.AID, Type: "agent.adopt", Object: string(r.State), PID: r.PID, Result: audit.ResultAllow}); err != nil {
+	if err := m.audit(context.Background(), audit.AgentAdopt(r.AID, string(r.State), r.PID)); err != nil {
 		m.log.Error("record adoption", "aid", r.AID, "err", err)
 	}
 	if err := m.store.save(r); err != nil {

@@ -11,16 +11,15 @@ import (
 	"time"
 
 	"github.com/google/go-tpm/tpm2/transport"
+
+	"github.com/coconut-os/coconut/internal/testutil"
 )
 
 // startSWTPM starts a fresh swtpm on a unix socket in a temporary
 // directory and returns its data socket path; it is stopped at cleanup.
 func startSWTPM(t testing.TB) string {
 	t.Helper()
-	bin, err := exec.LookPath("swtpm")
-	if err != nil {
-		t.Skip("swtpm not installed (apt-get install swtpm swtpm-tools)")
-	}
+	bin := testutil.RequireCommand(t, "swtpm", "apt-get install swtpm swtpm-tools")
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "sock")
 	pidFile := filepath.Join(dir, "pid")

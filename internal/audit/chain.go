@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 
 	"github.com/zeebo/blake3"
@@ -162,11 +161,8 @@ func (c *Chain) load() (*Record, error) {
 		if err := truncate(path, res.good); err != nil {
 			return nil, err
 		}
-		cut = &Record{Type: TypeTruncated, Object: tail.name, Detail: map[string]string{
-			"segment": tail.name,
-			"offset":  strconv.FormatInt(res.good, 10),
-			"bytes":   strconv.FormatInt(res.size-res.good, 10),
-		}}
+		r := ChainTruncated(tail.name, res.good, res.size-res.good)
+		cut = &r
 	}
 	f, err := openAppend(path)
 	if err != nil {

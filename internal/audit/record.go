@@ -32,28 +32,9 @@ const (
 	ResultDeny  = "deny"
 )
 
-// TypeTruncated is the record Open appends after cutting a torn tail.
-const TypeTruncated = "chain.truncated"
-
 // timeLayout is the canonical time form: always nine fraction digits and a
 // literal Z, so one instant has exactly one spelling.
 const timeLayout = "2006-01-02T15:04:05.000000000Z"
-
-// wireRecord is what a stored payload decodes into.
-type wireRecord struct {
-	Seq    uint64            `json:"seq"`
-	Time   string            `json:"time"`
-	AID    uint64            `json:"aid"`
-	Type   string            `json:"type"`
-	Cap    string            `json:"cap"`
-	Object string            `json:"object"`
-	Result string            `json:"result"`
-	Errno  int               `json:"errno"`
-	PID    int               `json:"pid"`
-	KSeq   uint64            `json:"kseq"`
-	Detail map[string]string `json:"detail,omitempty"`
-	Hash   string            `json:"hash,omitempty"`
-}
 
 // maxSeqPrefix is len(`{"seq":18446744073709551615,`).
 const maxSeqPrefix = 29
@@ -184,7 +165,13 @@ func (r Record) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON reads an audit row. It accepts any RFC 3339 time; only
 // DecodeRecord insists on canonical bytes.
 func (r *Record) UnmarshalJSON(b []byte) error {
-	var w wireRecord
+	// plain is Record without its methods; the outer Time (a string, any
+	// RFC 3339 spelling) shadows plain's for "time".
+	type plain Record
+	var w struct {
+		plain
+		Time string `json:"time"`
+	}
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
@@ -192,10 +179,7 @@ func (r *Record) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return fmt.Errorf("audit row time: %w", err)
 	}
-	*r = Record{
-		Seq: w.Seq, Time: t.UTC(), AID: w.AID, Type: w.Type, Cap: w.Cap,
-		Object: w.Object, Result: w.Result, Errno: w.Errno, PID: w.PID,
-		KSeq: w.KSeq, Detail: w.Detail, Hash: w.Hash,
-	}
+	*r = Record(w.plain)
+	r.Time = t.UTC()
 	return nil
 }

@@ -3,6 +3,7 @@ package audit
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -124,4 +125,24 @@ func FuzzDecodeRecord(f *testing.F) {
 			t.Fatalf("accepted non-canonical %q (re-encoded %q, %v)", payload, again, err)
 		}
 	})
+}
+
+// TestUnmarshalAnyRFC3339: an audit row reads back with every field, its
+// time in any RFC 3339 spelling (here with an offset and few digits), as
+// UTC.
+func TestUnmarshalAnyRFC3339(t *testing.T) {
+	in := `{"seq":3,"time":"2026-03-01T13:00:00.5+01:00","aid":4,"type":"agent.state","cap":"c","object":"Active",` +
+		`"result":"allow","errno":5,"pid":6,"kseq":7,"detail":{"from":"Attested"},"hash":"ab"}`
+	var r Record
+	if err := json.Unmarshal([]byte(in), &r); err != nil {
+		t.Fatal(err)
+	}
+	want := Record{Seq: 3, Time: time.Date(2026, 3, 1, 12, 0, 0, 5e8, time.UTC), AID: 4, Type: "agent.state", Cap: "c",
+		Object: "Active", Result: ResultAllow, Errno: 5, PID: 6, KSeq: 7, Detail: map[string]string{"from": "Attested"}, Hash: "ab"}
+	if !reflect.DeepEqual(r, want) {
+		t.Errorf("got %+v\nwant %+v", r, want)
+	}
+	if err := json.Unmarshal([]byte(`{"seq":1,"time":"yesterday"}`), &r); err == nil {
+		t.Error("a time that is not RFC 3339 was accepted")
+	}
 }

@@ -9,13 +9,13 @@ import (
 // CapDeny is the row of a capability the kernel or the supervisor refused:
 // type "cap.deny", result deny, with the errno the agent saw.
 func CapDeny(aid uint64, cap, object string, errno, pid int, kseq uint64, detail map[string]string) Record {
-	return Record{AID: aid, Type: "cap.deny", Cap: cap, Object: object, Result: ResultDeny,
+	return Record{AID: aid, Type: TypeCapDeny, Cap: cap, Object: object, Result: ResultDeny,
 		Errno: errno, PID: pid, KSeq: kseq, Detail: detail}
 }
 
 // CapUse is the row of an allowed use the audit policy wants on record.
 func CapUse(aid uint64, cap, object string, pid int, kseq uint64, detail map[string]string) Record {
-	return Record{AID: aid, Type: "cap.use", Cap: cap, Object: object, Result: ResultAllow,
+	return Record{AID: aid, Type: TypeCapUse, Cap: cap, Object: object, Result: ResultAllow,
 		PID: pid, KSeq: kseq, Detail: detail}
 }
 
@@ -35,7 +35,7 @@ func CapDenyAggregate(aid uint64, cap, object string, errno, pid int, count, fir
 	d["last_kseq"] = strconv.FormatUint(lastKSeq, 10)
 	d["first_time"] = first.UTC().Format(time.RFC3339Nano)
 	d["last_time"] = last.UTC().Format(time.RFC3339Nano)
-	return Record{AID: aid, Type: "cap.deny", Cap: cap, Object: object, Result: ResultDeny,
+	return Record{AID: aid, Type: TypeCapDeny, Cap: cap, Object: object, Result: ResultDeny,
 		Errno: errno, PID: pid, KSeq: lastKSeq, Detail: d}
 }
 

@@ -52,8 +52,8 @@ func benchAuditCmd(g *globals) *cobra.Command {
 
 // benchRecord is a ~200-byte row, the size of a typical kernel deny.
 func benchRecord(i int) audit.Record {
-	return audit.Record{AID: uint64(1 + i%1000), Type: "fs.open", Cap: "fs.read", Result: audit.ResultDeny, Errno: 134,
-		PID: 10000 + i%5000, KSeq: uint64(i), Object: fmt.Sprintf("/home/maya/projects/dream-team/src/module_%06d/file.py", i%1_000_000)}
+	return audit.CapDeny(uint64(1+i%1000), "fs.read", fmt.Sprintf("/home/maya/projects/dream-team/src/module_%06d/file.py", i%1_000_000),
+		134, 10000+i%5000, uint64(i), nil)
 }
 
 type appendRun struct {

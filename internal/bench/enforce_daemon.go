@@ -16,6 +16,7 @@ import (
 
 	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/client"
+	"github.com/coconut-os/coconut/internal/audit"
 	"github.com/coconut-os/coconut/internal/cgroup"
 	"github.com/coconut-os/coconut/internal/orphan"
 )
@@ -253,7 +254,7 @@ func (d *privateDaemon) settle(ctx context.Context, limit time.Duration) (last m
 // in the chain itself: an aggregate row (issue 19) counts Detail["count"].
 func (d *privateDaemon) chainDenyRows(ctx context.Context, aid uint64) (int, error) {
 	n := 0
-	q := client.AuditQuery{AID: &aid, Type: "cap.deny", Result: "deny", Limit: 10000}
+	q := client.AuditQuery{AID: &aid, Type: audit.TypeCapDeny, Result: audit.ResultDeny, Limit: 10000}
 	for {
 		page, err := d.c.AgentAuditQuery(ctx, q)
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/client"
+	"github.com/coconut-os/coconut/internal/audit"
 	"github.com/coconut-os/coconut/internal/notify"
 	"github.com/coconut-os/coconut/internal/usage"
 )
@@ -138,7 +139,7 @@ func benchNotify(ctx context.Context, denies int, gap time.Duration) (map[string
 		return nil, fmt.Errorf("%v (log: %s)", err, tail(logs))
 	}
 	var rows []api.Record
-	for q := (client.AuditQuery{AID: &aid, Type: "cap.deny"}); ; {
+	for q := (client.AuditQuery{AID: &aid, Type: audit.TypeCapDeny}); ; {
 		page, err := d.c.AgentAuditQuery(ctx, q)
 		if err != nil {
 			return nil, err

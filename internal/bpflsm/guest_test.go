@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/coconut-os/coconut/internal/capability"
+	"github.com/coconut-os/coconut/internal/testutil"
 )
 
 // openGuard loads the programs, or skips on a kernel that refuses BPF LSM
@@ -18,9 +19,7 @@ import (
 // (TestVM) nothing may skip.
 func openGuard(t *testing.T, pinDir string) *Guard {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	testutil.RequireRoot(t, "to load BPF LSM programs")
 	g, err := Open(pinDir)
 	if err != nil {
 		if errors.Is(err, ErrRefused) && os.Getenv(guestEnv) == "" {

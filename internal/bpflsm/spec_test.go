@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/coconut-os/coconut/internal/testutil"
 )
 
 // TestSpecHasEveryHook: the committed object holds a program for every
@@ -52,9 +54,7 @@ func TestSpecHasEveryHook(t *testing.T) {
 // project's hosts) the selection probe says so, with the reason; where BPF
 // LSM works (the VM) it passes.
 func TestProbeRefusedHere(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	testutil.RequireRoot(t, "to load BPF LSM programs")
 	root, _ := mkCgroup(t, "probe")
 	err := Probe(root)
 	if os.Getenv(guestEnv) != "" {

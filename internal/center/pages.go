@@ -13,6 +13,7 @@ import (
 
 	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/internal/audit"
+	"github.com/coconut-os/coconut/internal/events"
 )
 
 // assetFS holds the pages' templates and their static assets: the Center
@@ -263,7 +264,7 @@ func (c *Center) auditPage(w http.ResponseWriter, r *http.Request, v *view) erro
 		olderHref += fmt.Sprintf("before=%d", older)
 	}
 	body := map[string]any{"Rows": rows, "Older": older, "Newest": q.Before == 0, "F": f, "Filter": stream, "NewestHref": newest, "OlderHref": olderHref,
-		"Types": []string{"cap.deny", "cap.grant", "cap.revoke", "agent.state", "agent.spawn", "agent.*", "inference.call"}}
+		"Types": []string{audit.TypeCapDeny, audit.TypeCapGrant, audit.TypeCapRevoke, audit.TypeAgentState, audit.TypeAgentSpawn, "agent.*", audit.TypeInferenceCall}}
 	if q.Before != 0 {
 		stream = "" // an older page is not live
 	}
@@ -289,7 +290,7 @@ func (c *Center) reviewPage(w http.ResponseWriter, r *http.Request, v *view) err
 	if err != nil {
 		return err
 	}
-	body := map[string]any{"R": wire(rec), "Details": details(rec.Detail), "Link": c.chainLink(rec), "Proof": c.proofOf(rec),
+	body := map[string]any{"R": events.Row(rec), "Details": details(rec.Detail), "Link": c.chainLink(rec), "Proof": c.proofOf(rec),
 		"Deny": rec.Result == audit.ResultDeny, "Missing": missingCap(rec), "Errno": rec.Errno == int(api.ECapability)}
 	if rec.AID != 0 {
 		if a, err := c.cfg.Agents.Get(v.caller, rec.AID); err == nil {

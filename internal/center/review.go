@@ -9,11 +9,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/internal/attest"
 	"github.com/coconut-os/coconut/internal/audit"
 	"github.com/coconut-os/coconut/internal/checkpoint"
-	"github.com/coconut-os/coconut/internal/events"
 	"github.com/coconut-os/coconut/internal/sign"
 )
 
@@ -150,6 +148,3 @@ func userName(uid uint32) string {
 	}
 	return "uid " + s
 }
-
-// wire is a record as the pages' JSON carries it.
-func wire(r audit.Record) api.Record { return events.Row(r) }

@@ -1,18 +1,17 @@
 package cgroup
 
 import (
-	"os"
 	"os/exec"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/coconut-os/coconut/internal/testutil"
 )
 
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create cgroups")
-	}
+	testutil.RequireRoot(t, "to create cgroups")
 	if _, err := UnifiedMount(); err != nil {
 		t.Skipf("no cgroup2 hierarchy: %v", err)
 	}

@@ -56,14 +56,15 @@ func checkHashes(hs [][]byte) error {
 // signed root; and, if present, the consistency proof to the old
 // checkpoint. It returns the verified checkpoint and record.
 func VerifyInclusion(p *Proof, pub ed25519.PublicKey) (Checkpoint, audit.Record, error) {
+	var none audit.Record
 	origin := HostOrigin(pub)
 	cp, err := Open([]byte(p.Checkpoint), origin, pub)
 	if err != nil {
-		return Checkpoint{}, audit.Record{}, err
+		return Checkpoint{}, none, err
 	}
 	rec, err := audit.DecodeRecord([]byte(p.Record))
 	if err != nil {
-		return cp, audit.Record{}, fmt.Errorf("%w: record: %v", ErrBadProof, err)
+		return cp, none, fmt.Errorf("%w: record: %v", ErrBadProof, err)
 	}
 	switch {
 	case p.Seq == 0 || rec.Seq != p.Seq:

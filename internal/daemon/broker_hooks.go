@@ -73,8 +73,7 @@ func (s *brokerSvc) identify(r *http.Request) (broker.Tenant, error) {
 	}
 	// Not the request's context: a caller that hangs up at once must not
 	// take its refusal row with it.
-	if _, err := s.chain.Append(context.WithoutCancel(r.Context()), audit.Record{AID: ref.aid, Type: "inference.call", Cap: "inference", Object: r.URL.Path,
-		Result: audit.ResultDeny, Errno: errno, Detail: detail}); err != nil {
+	if _, err := s.chain.Append(context.WithoutCancel(r.Context()), audit.InferenceCall(ref.aid, r.URL.Path, false, errno, detail)); err != nil {
 		s.log.Error("audit chain refused an inference refusal row", "err", err)
 	}
 	return broker.Tenant{}, ref
@@ -203,17 +202,17 @@ func (s *brokerSvc) recheck(aid uint64, model string) error {
 // ECAPABILITY), the budget, a full queue or a closing broker, or the
 // client leaving while queued (errno 0).
 func (s *brokerSvc) audit(ctx context.Context, c broker.Call) error {
-	typ, result, errno := "inference.call", audit.ResultAllow, 0
+	admitted, allowed, errno := false, true, 0
 	switch c.Result {
 	case broker.ResultAdmitted:
-		typ = "inference.admit"
+		admitted = true
 	case broker.ResultDenied:
-		result, errno = audit.ResultDeny, int(api.ECapability)
+		allowed, errno = false, int(api.ECapability)
 	case broker.ResultBudget, broker.ResultBusy:
-		result = audit.ResultDeny
+		allowed = false
 	case broker.ResultCancelled:
 		if c.Reserved == 0 { // left the queue, never admitted
-			result = audit.ResultDeny
+			allowed = false
 		}
 	}
 	detail := map[string]string{
@@ -225,8 +224,11 @@ func (s *brokerSvc) audit(ctx context.Context, c broker.Call) error {
 	if c.Reason != "" {
 		detail["reason"] = c.Reason
 	}
-	_, err := s.chain.Append(ctx, audit.Record{AID: c.AID, Type: typ, Cap: "inference", Object: c.Model,
-		Result: result, Errno: errno, Detail: detail})
+	row := audit.InferenceCall(c.AID, c.Model, allowed, errno, detail)
+	if admitted {
+		row = audit.InferenceAdmit(c.AID, c.Model, detail)
+	}
+	_, err := s.chain.Append(ctx, row)
 	return err
 }
 

@@ -162,8 +162,7 @@ func New(opts Options) (*Daemon, error) {
 	}
 	d.enforcer, d.why = enf, why
 	hostPub := d.hostKey.Public().(ed25519.PublicKey)
-	if _, err := d.chain.Append(context.Background(), audit.Record{Type: "daemon.start", Object: Version, Result: audit.ResultAllow,
-		PID: os.Getpid(), Detail: map[string]string{"host_key_id": sign.KeyID(hostPub), "enforcer": enf}}); err != nil {
+	if _, err := d.chain.Append(context.Background(), audit.DaemonStart(Version, os.Getpid(), sign.KeyID(hostPub), enf)); err != nil {
 		return fail(fmt.Errorf("audit chain refuses appends: %w", err))
 	}
 	// issue 6: the broker's listeners exist before any agent is spawned
@@ -246,7 +245,7 @@ func (d *Daemon) close() {
 			d.log.Error("close enforcer", "err", err)
 		}
 	}
-	if _, err := d.chain.Append(context.Background(), audit.Record{Type: "daemon.stop", Object: Version, Result: audit.ResultAllow, PID: os.Getpid()}); err != nil {
+	if _, err := d.chain.Append(context.Background(), audit.DaemonStop(Version, os.Getpid())); err != nil {
 		d.log.Error("record daemon stop", "err", err)
 	}
 	if err := d.ckpt.Close(); err != nil { // issue 4: the final checkpoint covers daemon.stop

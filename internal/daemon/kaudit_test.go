@@ -3,10 +3,11 @@ package daemon
 import (
 	"encoding/binary"
 	"errors"
-	"os"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/coconut-os/coconut/internal/testutil"
 )
 
 func nlmsg(typ uint16, payload []byte, pad bool) []byte {
@@ -84,9 +85,7 @@ func FuzzParseAuditStatus(f *testing.F) {
 // TestKernelAuditEnabled asks the real kernel; on this project's machines
 // audit is off, but either answer is fine: it must answer.
 func TestKernelAuditEnabled(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("AUDIT_GET needs CAP_AUDIT_CONTROL")
-	}
+	testutil.RequireRoot(t, "AUDIT_GET needs CAP_AUDIT_CONTROL")
 	on, err := kernelAuditEnabled()
 	if err != nil {
 		t.Fatal(err)

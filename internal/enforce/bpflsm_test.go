@@ -15,14 +15,13 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/coconut-os/coconut/internal/bpflsm"
+	"github.com/coconut-os/coconut/internal/testutil"
 )
 
 // testCgroupRoot makes a coconut-like subtree in the unified hierarchy.
 func testCgroupRoot(t *testing.T) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	testutil.RequireRoot(t, "to load BPF LSM programs")
 	mount := ""
 	for _, m := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
 		if _, err := os.Stat(filepath.Join(m, "cgroup.procs")); err == nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/coconut-os/coconut/internal/netguard"
+	"github.com/coconut-os/coconut/internal/testutil"
 )
 
 // TestAllowUnix: the supervisor's Unix allowlist is the bundle's
@@ -51,9 +52,7 @@ func TestAllowUnix(t *testing.T) {
 // hooks, the same configuration loads.
 func TestFallbackNeedsSupervisor(t *testing.T) {
 	const unified = "/sys/fs/cgroup/unified"
-	if os.Geteuid() != 0 {
-		t.Skip("cgroup BPF needs root")
-	}
+	testutil.RequireRoot(t, "cgroup BPF")
 	if _, err := os.Stat(filepath.Join(unified, "cgroup.procs")); err != nil {
 		t.Skipf("no cgroup2 hierarchy at %s", unified)
 	}

@@ -11,15 +11,14 @@ import (
 	"github.com/coconut-os/coconut/internal/cgroup"
 	"github.com/coconut-os/coconut/internal/measure"
 	"github.com/coconut-os/coconut/internal/quota"
+	"github.com/coconut-os/coconut/internal/testutil"
 )
 
 // TestTrampolineJoinsV1Groups checks the agent's program starts inside the
 // v1 controller groups it was given (a hybrid host) and that a group that
 // cannot be joined fails the start instead of running the agent unlimited.
 func TestTrampolineJoinsV1Groups(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create cgroups")
-	}
+	testutil.RequireRoot(t, "to create cgroups")
 	tr, err := cgroup.OpenTree(cgroup.SubtreeName(t.TempDir()))
 	if err != nil {
 		t.Fatal(err)

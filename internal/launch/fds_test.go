@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/coconut-os/coconut/internal/testutil"
 )
 
 // inheritedFDs lists, comma-separated, the descriptors this process holds
@@ -42,9 +44,7 @@ func inherit(t *testing.T, f *os.File, fd int) {
 // the agent's program holds only 0, 1 and 2 (and the exec memfd when a
 // script needs it), and reading either number fails with EBADF.
 func TestTrampolineClosesInherited(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to switch users and create cgroups")
-	}
+	testutil.RequireRoot(t, "to switch users and create cgroups")
 	secret := filepath.Join(t.TempDir(), "secret")
 	if err := os.WriteFile(secret, []byte("inherited secret"), 0o600); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/coconut-os/coconut/internal/testutil"
 )
 
 // probe is the test binary in agent role: it tries each operation and
@@ -68,9 +70,7 @@ func probe(args []string) int {
 // enforces it: reads, writes and exec only where the floor allows, TCP
 // connect only to listed ports, no signals outside the domain.
 func TestFloor(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to switch users and create cgroups")
-	}
+	testutil.RequireRoot(t, "to switch users and create cgroups")
 	if LandlockABI() < 6 {
 		t.Skipf("kernel Landlock ABI %d < 6 (scoping)", LandlockABI())
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/coconut-os/coconut/internal/cgroup"
 	"github.com/coconut-os/coconut/internal/measure"
+	"github.com/coconut-os/coconut/internal/testutil"
 	"github.com/coconut-os/coconut/internal/testutil/leakcheck"
 )
 
@@ -33,9 +34,7 @@ func run(t *testing.T, prog string, dir string, args ...string) (string, string,
 // as mod leaves it, waits for it and returns its output.
 func runSpec(t *testing.T, prog string, mod func(*Spec), args ...string) (string, string, error) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to switch users and create cgroups")
-	}
+	testutil.RequireRoot(t, "to switch users and create cgroups")
 	tr, err := cgroup.OpenTree(cgroup.SubtreeName(t.TempDir()))
 	if err != nil {
 		t.Fatal(err)

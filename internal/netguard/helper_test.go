@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/coconut-os/coconut/internal/testutil"
 )
 
 // The test binary re-executes itself as a helper inside a cgroup (through
@@ -189,9 +191,7 @@ func oneOp(f []string) error {
 
 func requireRoot(tb testing.TB) {
 	tb.Helper()
-	if os.Geteuid() != 0 {
-		tb.Skip("cgroup BPF needs root")
-	}
+	testutil.RequireRoot(tb, "cgroup BPF")
 	if _, err := cgroupLevel(unifiedMount); err != nil {
 		tb.Skipf("no cgroup2 hierarchy at %s: %v", unifiedMount, err)
 	}

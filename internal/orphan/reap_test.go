@@ -14,6 +14,7 @@ import (
 
 	"github.com/coconut-os/coconut/internal/cgroup"
 	"github.com/coconut-os/coconut/internal/netguard"
+	"github.com/coconut-os/coconut/internal/testutil"
 )
 
 // subtree is a daemon's leftovers made by hand: a subtree with one agent
@@ -96,9 +97,7 @@ func deadOwner(t *testing.T, registry, name, stateDir string) {
 }
 
 func requireRoot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (cgroups, BPF)")
-	}
+	testutil.RequireRoot(t, "cgroups, BPF")
 }
 
 // TestReapOrphan: an orphan whose state dir exists is listed as stopped

@@ -12,15 +12,14 @@ import (
 	"time"
 
 	"github.com/coconut-os/coconut/internal/cgroup"
+	"github.com/coconut-os/coconut/internal/testutil"
 )
 
 // realGroup makes a subtree, an agent cgroup in it and the quota groups,
 // all removed at cleanup.
 func realGroup(t *testing.T) (*Controller, *cgroup.Group, *Group) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create cgroups")
-	}
+	testutil.RequireRoot(t, "to create cgroups")
 	tr, err := cgroup.OpenTree(cgroup.SubtreeName(t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
@@ -171,12 +170,8 @@ func TestOOMKillInsideGroup(t *testing.T) {
 }
 
 func TestScratch(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount")
-	}
-	if _, err := exec.LookPath("mkfs.ext4"); err != nil {
-		t.Skip("mkfs.ext4 not installed")
-	}
+	testutil.RequireRoot(t, "to mount")
+	testutil.RequireCommand(t, "mkfs.ext4", "apt-get install e2fsprogs")
 	base := t.TempDir()
 	dir := filepath.Join(base, "9")
 	if err := CreateScratch(dir, 100, 0, 0); !errors.Is(err, ErrInvalid) {

@@ -16,6 +16,7 @@ import (
 	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/internal/agent"
 	"github.com/coconut-os/coconut/internal/audit"
+	"github.com/coconut-os/coconut/internal/audit/gate"
 	"github.com/coconut-os/coconut/internal/checkpoint"
 	"github.com/coconut-os/coconut/internal/events"
 	"github.com/coconut-os/coconut/internal/sign"
@@ -293,8 +294,7 @@ func (s *Server) trustAdd(w http.ResponseWriter, r *http.Request, c agent.Caller
 		return api.Errorf(api.ErrInvalid, "comment: over 256 bytes")
 	}
 	keyID := sign.KeyID(pub)
-	if err := s.auditRow(r, audit.Record{Type: "trust.add", Object: keyID, Result: audit.ResultAllow,
-		Detail: map[string]string{"uid": strconv.FormatUint(uint64(c.UID), 10)}}); err != nil {
+	if err := s.auditRow(r, audit.TrustAdd(keyID, c.UID)); err != nil {
 		return err
 	}
 	if _, err := s.trust.Add(pub, c.UID, req.Comment); err != nil {
@@ -306,10 +306,7 @@ func (s *Server) trustAdd(w http.ResponseWriter, r *http.Request, c agent.Caller
 }
 
 func (s *Server) auditRow(r *http.Request, rec audit.Record) error {
-	if _, err := s.chain.Append(r.Context(), rec); err != nil {
-		return api.Errorf(api.ErrUnavailable, "audit chain refused a row (%s): %v; the operation was not performed", rec.Type, err)
-	}
-	return nil
+	return gate.Append(r.Context(), s.chain, rec)
 }
 
 func (s *Server) doctorCall(w http.ResponseWriter, r *http.Request, c agent.Caller) error {
@@ -386,8 +383,6 @@ func parseTime(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("want RFC 3339 or a duration like 15m")
 }
 
-func wireRecord(r audit.Record) api.Record { return events.Row(r) }
-
 // audit is agent_audit_query. Root sees every row; anyone else the rows of
 // agents they may see.
 func (s *Server) audit(w http.ResponseWriter, r *http.Request, c agent.Caller) error {
@@ -413,7 +408,7 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request, c agent.Caller) e
 	}
 	for _, rec := range recs {
 		if allowed(rec) {
-			page.Records = append(page.Records, wireRecord(rec))
+			page.Records = append(page.Records, events.Row(rec))
 		}
 	}
 	if len(recs) == limit {
@@ -441,7 +436,7 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request, q audit.Query, a
 		if !allowed(rec) {
 			continue
 		}
-		if err := enc.Encode(wireRecord(rec)); err != nil {
+		if err := enc.Encode(events.Row(rec)); err != nil {
 			return nil
 		}
 		if len(ch) == 0 {

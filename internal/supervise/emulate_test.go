@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/coconut-os/coconut/internal/capability"
+	"github.com/coconut-os/coconut/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -58,11 +59,8 @@ func becomeAgentUser(v string) error {
 // helper built in it: the agent runs as agentUID.
 func attrWorld(t testing.TB) (dir, bin string) {
 	t.Helper()
-	cc, err := exec.LookPath("cc")
-	if err != nil {
-		t.Skip("no C compiler (cc) to build testdata/attrops.c; .ci/run installs gcc")
-	}
-	dir, err = os.MkdirTemp("", "coconut-attr-")
+	cc := testutil.RequireCommand(t, "cc", "a C compiler to build testdata/attrops.c; .ci/run installs gcc")
+	dir, err := os.MkdirTemp("", "coconut-attr-")
 	if err != nil {
 		t.Fatal(err)
 	}

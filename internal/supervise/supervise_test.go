@@ -12,14 +12,13 @@ import (
 	"testing"
 
 	"github.com/coconut-os/coconut/internal/capability"
+	"github.com/coconut-os/coconut/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
 func needRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the supervisor reads other processes' memory and mounts are tried")
-	}
+	testutil.RequireRoot(t, "the supervisor reads other processes' memory and mounts are tried")
 }
 
 func socketPair(t testing.TB) (*os.File, *os.File) {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/client"
+	"github.com/coconut-os/coconut/internal/audit"
 )
 
 // view is coconut-tail's screen (issue 13), the view the README shows:
@@ -85,11 +86,11 @@ func birthRows(ctx context.Context, c *client.Client, aid, head uint64) ([]api.R
 				return out, nil
 			}
 			switch {
-			case r.Type == "agent.spawn" && !spawn:
+			case r.Type == audit.TypeAgentSpawn && !spawn:
 				spawn = true
-			case r.Type == "agent.attest" && !attest:
+			case r.Type == audit.TypeAgentAttest && !attest:
 				attest = true
-			case r.Type == "agent.state" && r.Object == "Active" && !active:
+			case r.Type == audit.TypeAgentState && r.Object == "Active" && !active:
 				active = true
 			default:
 				continue

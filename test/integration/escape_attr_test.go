@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/coconut-os/coconut/internal/testutil"
 )
 
 // attrCalls are every attribute call the supervisor performs itself
@@ -55,10 +57,7 @@ func attrSnapshot(t *testing.T, p string) string {
 // name it, the refusals are cap.deny rows naming the key, and doctor's
 // counters agree.
 func TestEscapeAttrRace(t *testing.T) {
-	cc, err := exec.LookPath("cc")
-	if err != nil {
-		t.Skip("no C compiler (cc) to build the racer; .ci/run installs gcc")
-	}
+	cc := testutil.RequireCommand(t, "cc", "a C compiler to build the racer; .ci/run installs gcc")
 	e := newEnv(t)
 	uid, home := e.demo()
 	// A key directory of the agent's own user, like ~/.ssh (not the demo

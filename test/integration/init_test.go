@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/coconut-os/coconut/internal/testutil"
 )
 
 const initUser = "coconut-it-init"
@@ -328,10 +330,7 @@ func TestInitBackendChecked(t *testing.T) {
 // coconutd anchors checkpoints in it; a second run leaves it to the
 // running daemon.
 func TestInitTPM(t *testing.T) {
-	bin, err := exec.LookPath("swtpm")
-	if err != nil {
-		t.Skip("swtpm not installed (apt-get install swtpm swtpm-tools; .ci/run does)")
-	}
+	bin := testutil.RequireCommand(t, "swtpm", "apt-get install swtpm swtpm-tools; .ci/run does")
 	ie := newInitEnv(t)
 	tpmDir := filepath.Join(ie.dir, "tpm")
 	os.MkdirAll(tpmDir, 0o700)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coconut-os/coconut/internal/testutil"
 )
 
 // tmuxSession runs a command in a detached tmux session on a private
@@ -21,9 +23,7 @@ type tmuxSession struct {
 
 func newTmux(t *testing.T, dir, name string, env []string, argv ...string) *tmuxSession {
 	t.Helper()
-	if _, err := exec.LookPath("tmux"); err != nil {
-		t.Skip("tmux is not installed (apt-get install tmux; .ci/run does)")
-	}
+	testutil.RequireCommand(t, "tmux", "apt-get install tmux; .ci/run does")
 	s := &tmuxSession{t: t, socket: filepath.Join(dir, "tmux.sock"), name: name}
 	script := filepath.Join(dir, "tmux-"+name+".sh")
 	body := "#!/bin/sh\n"

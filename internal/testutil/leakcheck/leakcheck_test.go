@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coconut-os/coconut/internal/testutil"
 )
 
 // TestLeaksFound: a session finds a process left in its cgroup, a cgroup
@@ -15,9 +17,7 @@ import (
 // removes them; directories of the same shape that are not its own (there
 // before it started, another pid's) are not reported.
 func TestLeaksFound(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (cgroups)")
-	}
+	testutil.RequireRoot(t, "cgroups")
 	s := sessionForTest(t)
 	if s.cg == "" {
 		t.Skip("the test binary's cgroup delegates cpu, memory and pids: leakcheck does not move it")
