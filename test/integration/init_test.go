@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/coconut-os/coconut/internal/notify"
 )
 
 const initUser = "coconut-it-init"
@@ -208,8 +210,11 @@ func TestInit(t *testing.T) {
 // TestInitHeroFlow is the README's main path from an installed system:
 // coconut init --yes, the user spawns the dream team, 31 agents with
 // distinct AIDs, the nosy reviewer's ~/.ssh read refused with
-// ECAPABILITY and audited with the supervisor's sequence number, and the
-// chain (with its forward-secure seals) verifies offline.
+// ECAPABILITY and audited with the supervisor's sequence number, the
+// desktop notification naming the agent and the object delivered to the
+// user's session bus (a real dbus-daemon with a recording notification
+// server, as in TestNotifyDeny), and the chain (with its forward-secure
+// seals) verifies offline.
 func TestInitHeroFlow(t *testing.T) {
 	ie := newInitEnv(t)
 	start := time.Now()
@@ -225,6 +230,25 @@ func TestInitHeroFlow(t *testing.T) {
 	os.WriteFile(filepath.Join(ssh, "id_ed25519"), []byte("not a real key\n"), 0o600)
 	os.Chown(ssh, ie.uid, ie.uid)
 	os.Chown(filepath.Join(ssh, "id_ed25519"), ie.uid, ie.uid)
+
+	// The user's desktop session: a private bus, a notification server,
+	// and `coconut notify` following the daemon as the user.
+	ie.demoHome = ie.acct.HomeDir
+	bus := sessionBus(t, ie.dir)
+	rec := newRecorder(t, bus)
+	stateHome := filepath.Join(ie.dir, "xdg-state")
+	os.MkdirAll(stateHome, 0o700)
+	os.Chown(stateHome, ie.uid, ie.uid)
+	np := ie.startNotify(t, uint32(ie.uid), bus, stateHome, "/bin/true")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(filepath.Join(stateHome, "coconut", "notify.json")); err == nil {
+			time.Sleep(200 * time.Millisecond) // the subscription follows the state file
+			break
+		}
+		if time.Now().After(deadline) || np.cmd.ProcessState != nil {
+			t.Fatalf("coconut notify did not start: %s", np.output())
+		}
+	}
 
 	spawnAt := time.Now()
 	out, errs, code := ie.asUser("agent", "spawn", "dream-team")
@@ -266,6 +290,15 @@ func TestInitHeroFlow(t *testing.T) {
 	if !strings.HasSuffix(deny.Object, "/.ssh/id_ed25519") || deny.Errno != 134 || deny.KSeq == 0 || deny.Detail["source"] != "supervisor" {
 		t.Errorf("nosy reviewer's deny row: %+v", deny)
 	}
+	nosyAID, _ := strconv.ParseUint(nosy, 10, 64)
+	n := rec.wait(t, 20*time.Second, "for the nosy reviewer's deny", func(n notify.Posted) bool { return n.AID == nosyAID })
+	toNotify := time.Since(start)
+	if !strings.Contains(n.Summary, "nosy-reviewer") || !strings.Contains(n.Summary, nosy) || !strings.Contains(n.Body, "~/.ssh/id_ed25519") || !strings.Contains(n.Body, "ECAPABILITY") {
+		t.Errorf("notification summary %q body %q: want the agent and the denied object", n.Summary, n.Body)
+	}
+	if !n.HasHints || n.Seq != deny.Seq {
+		t.Errorf("notification for row %d (hints %v), the deny row is %d", n.Seq, n.HasHints, deny.Seq)
+	}
 	logs := ie.must("agent", "logs", nosy)
 	if !strings.Contains(logs, "denied errno=134") {
 		t.Errorf("nosy reviewer's log:\n%s", logs)
@@ -273,8 +306,8 @@ func TestInitHeroFlow(t *testing.T) {
 	if out, errs, code := ie.cli("audit", "verify", "--state-dir", ie.state, "--seal-key", r.FSSSeed); code != 0 {
 		t.Errorf("audit verify: exit %d\n%s%s", code, out, errs)
 	}
-	t.Logf("init --yes %v; spawn → deny %v; start → deny %v (row seq %d, supervisor seq %d)",
-		initDone.Round(time.Millisecond), time.Since(spawnAt).Round(time.Millisecond), toDeny.Round(time.Millisecond), deny.Seq, deny.KSeq)
+	t.Logf("init --yes %v; spawn → deny %v; start → deny %v; start → notification %v (row seq %d, supervisor seq %d)",
+		initDone.Round(time.Millisecond), (toDeny - spawnAt.Sub(start)).Round(time.Millisecond), toDeny.Round(time.Millisecond), toNotify.Round(time.Millisecond), deny.Seq, deny.KSeq)
 	for _, a := range aids {
 		ie.cli("agent", "kill", a)
 	}
