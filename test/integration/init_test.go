@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/coconut-os/coconut/internal/notify"
+	"github.com/coconut-os/coconut/internal/testutil/swtpm"
 )
 
 const initUser = "coconut-it-init"
@@ -72,16 +73,20 @@ func newInitEnv(t *testing.T) *initEnv {
 	if err := os.WriteFile(ie.example, []byte(dreamTeam(t)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { // before e.cleanup: stop the daemon init started
-		if ie.pid == 0 {
-			return
-		}
-		syscall.Kill(ie.pid, syscall.SIGTERM)
-		for i := 0; i < 100 && syscall.Kill(ie.pid, 0) == nil; i++ {
-			time.Sleep(100 * time.Millisecond)
-		}
-	})
+	t.Cleanup(ie.stopDaemon) // before e.cleanup
 	return ie
+}
+
+// stopDaemon stops the daemon init started, if it did.
+func (ie *initEnv) stopDaemon() {
+	if ie.pid == 0 {
+		return
+	}
+	syscall.Kill(ie.pid, syscall.SIGTERM)
+	for i := 0; i < 100 && syscall.Kill(ie.pid, 0) == nil; i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
+	ie.pid = 0
 }
 
 // init runs coconut init with the test's paths; stdin feeds its questions.
@@ -357,37 +362,15 @@ func TestInitBackendChecked(t *testing.T) {
 	}
 }
 
-// TestInitTPM: with a TPM (swtpm here), init defines the NV index and
-// coconutd anchors checkpoints in it; a second run leaves it to the
-// running daemon.
+// TestInitTPM: with a TPM (swtpm here), init takes the owner hierarchy
+// (a random owner auth, its secret root-only in the state dir), defines
+// the NV index with it, and coconutd anchors checkpoints in it; a second
+// run recognises the owner auth as its own and leaves the index to the
+// running daemon; a TPM whose owner auth someone else set is refused
+// with the fix.
 func TestInitTPM(t *testing.T) {
-	bin, err := exec.LookPath("swtpm")
-	if err != nil {
-		t.Skip("swtpm not installed (apt-get install swtpm swtpm-tools; .ci/run does)")
-	}
+	sock := swtpm.Start(t) // first: stopped after the daemon init started
 	ie := newInitEnv(t)
-	tpmDir := filepath.Join(ie.dir, "tpm")
-	os.MkdirAll(tpmDir, 0o700)
-	sock := filepath.Join(tpmDir, "sock")
-	pidFile := filepath.Join(tpmDir, "pid")
-	if out, err := exec.Command(bin, "socket", "--tpm2", "--tpmstate", "dir="+tpmDir, "--server", "type=unixio,path="+sock,
-		"--ctrl", "type=unixio,path="+filepath.Join(tpmDir, "ctrl"), "--flags", "not-need-init,startup-clear", "--daemon",
-		"--pid", "file="+pidFile).CombinedOutput(); err != nil {
-		t.Fatalf("swtpm: %v %s", err, out)
-	}
-	t.Cleanup(func() { // registered last: runs after the daemon stopped
-		if b, err := os.ReadFile(pidFile); err == nil {
-			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-				syscall.Kill(pid, syscall.SIGTERM)
-			}
-		}
-	})
-	for i := 0; i < 100; i++ {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	r, errs, code := ie.init("", "--yes", "--tpm-socket", sock)
 	if code != 0 || r.status("audit anchor") != "ready" || r.FSSSeed != "" {
 		t.Fatalf("init with a TPM: exit %d %+v: %s", code, r.Steps, errs)
@@ -402,8 +385,31 @@ func TestInitTPM(t *testing.T) {
 	if cfg, _ := os.ReadFile(ie.cfg); !strings.Contains(string(cfg), `tpm_socket = "`+sock+`"`) || !strings.Contains(string(cfg), `anchor = "tpm"`) {
 		t.Errorf("config:\n%s", cfg)
 	}
+	secret := filepath.Join(ie.state, "keys", "tpm-owner.auth")
+	if st, err := os.Stat(secret); err != nil || st.Mode().Perm() != 0o600 || st.Sys().(*syscall.Stat_t).Uid != 0 {
+		t.Fatalf("owner auth secret %s: %v %v", secret, st, err)
+	}
 	r2, errs, code := ie.init("", "--yes")
 	if code != 0 || r2.Pending || r2.status("audit anchor") != "unchanged" {
 		t.Fatalf("second init: exit %d %+v: %s", code, r2.Steps, errs)
+	}
+	// Once the daemon let the TPM go, a re-run checks the owner auth is
+	// still the one it keeps.
+	ie.stopDaemon()
+	r3, errs, code := ie.init("", "--yes", "--no-start")
+	if code != 0 || r3.status("audit anchor") != "ready" {
+		t.Fatalf("init on a stopped daemon: exit %d %+v: %s", code, r3.Steps, errs)
+	}
+	for _, s := range r3.Steps {
+		if s.Name == "audit anchor" && !strings.Contains(s.Detail, "owner auth already coconut's") {
+			t.Errorf("re-run did not recognise its owner auth: %q", s.Detail)
+		}
+	}
+	// Someone else's owner auth (here: coconut's secret lost) is an
+	// error naming the fix, never a silent skip.
+	os.Rename(secret, secret+".lost")
+	_, errs, code = ie.init("", "--yes", "--no-start")
+	if code == 0 || !strings.Contains(errs, "not by coconut") || !strings.Contains(errs, "tpm2_changeauth -c owner") {
+		t.Errorf("init with a foreign owner auth: exit %d: %s", code, errs)
 	}
 }
