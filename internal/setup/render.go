@@ -68,6 +68,12 @@ func Render(a Answers, p Paths) string {
 		}
 	}
 	w("")
+	w("# The Center (the web UI; `coconut center` opens it): on for a workstation,")
+	w("# on a loopback port of the kernel's choosing; off for a server. Either")
+	w("# way, addr = \"127.0.0.1:PORT\" fixes the port, enabled = false/true overrides.")
+	w("# [center]")
+	w("# enabled = %t", a.Profile == "workstation")
+	w("")
 	w("# `coconut init`'s answers, kept so a re-run starts from them.")
 	w("[setup]")
 	w("# workstation (one person; Center and notifications on) or server (many")

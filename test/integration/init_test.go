@@ -185,6 +185,12 @@ func TestInit(t *testing.T) {
 		t.Errorf("trust ls: the user's key is not trusted for uid %d:\n%s", ie.uid, out)
 	}
 
+	// A workstation's daemon serves the Center by default (issue 14):
+	// the user gets a login link.
+	if out, errs, code := ie.asUser("center", "--no-open"); code != 0 || !strings.HasPrefix(strings.TrimSpace(out), "http://127.0.0.1:") {
+		t.Errorf("coconut center on a workstation: exit %d %q %s", code, out, errs)
+	}
+
 	// Again, same answers (--yes starts from the file): nothing changes.
 	r2, errs, code := ie.init("", "--yes")
 	if code != 0 || r2.Pending || r2.FSSSeed != "" {
