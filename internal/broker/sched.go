@@ -36,7 +36,7 @@ type scheduler struct {
 	// rule), so idle time is never banked as credit.
 	lastServed float64
 	tenants    map[uint64]*tstate
-	users      map[uint32]*ustate // per-user budgets (userbudget.go), never forgotten
+	users      map[uint32]*ustate     // per-user budgets (userbudget.go), never forgotten
 	fifo       waitList[arrivalLinks] // every queued waiter in arrival order (FIFO policy)
 	closed     bool
 	started    time.Time
@@ -79,9 +79,9 @@ type waiter struct {
 	admitted  time.Time
 	ready     chan error // buffered 1: nil when admitted, or the refusal
 	state     int
-	charged   int64 // output tokens charged to the counter so far
-	byTenant  link  // its tenant's queue
-	byArrival link  // the global arrival order
+	charged   int64   // output tokens charged to the counter so far
+	byTenant  link    // its tenant's queue
+	byArrival link    // the global arrival order
 	user      *ustate // the user budget its reservation was taken from
 }
 
