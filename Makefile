@@ -16,8 +16,10 @@ install: build
 	install -d $(PREFIX)/lib/systemd/system && sed 's|/usr/local/|$(PREFIX)/|g' packaging/coconutd.service >$(PREFIX)/lib/systemd/system/coconutd.service
 	# issue 13: coconut notify for every desktop user (XDG autostart, systemd user unit)
 	install -d $(PREFIX)/lib/systemd/user $(DESTDIR)/etc/xdg/autostart
-	sed 's|/usr/local/bin/|$(PREFIX)/bin/|' packaging/coconut-notify.service > $(PREFIX)/lib/systemd/user/coconut-notify.service
+	sed 's|/usr/local/|$(PREFIX)/|g' packaging/coconut-notify.service > $(PREFIX)/lib/systemd/user/coconut-notify.service
 	install -m 0644 packaging/coconut-notify.desktop $(DESTDIR)/etc/xdg/autostart/
+	# the docs the units' Documentation= names, docs/ kept so README's links work
+	install -d $(PREFIX)/share/doc/coconut/docs && install -m 0644 README.md $(PREFIX)/share/doc/coconut/ && install -m 0644 docs/*.md docs/*.png $(PREFIX)/share/doc/coconut/docs/
 
 # Undoes install. First the default state dir's coconutd stops (systemd's
 # unit, or a `make demo` daemon through its owner record) and its agents,
@@ -34,6 +36,7 @@ uninstall:
 	rm -f $(addprefix $(PREFIX)/libexec/coconut/,dream-agent coconut-trampoline coconut-burn coconut-enforce-probe)
 	rm -f $(PREFIX)/share/coconut/examples/dream-team/dream-team.yaml $(PREFIX)/lib/systemd/system/coconutd.service
 	rm -f $(PREFIX)/lib/systemd/user/coconut-notify.service $(DESTDIR)/etc/xdg/autostart/coconut-notify.desktop
+	rm -rf $(PREFIX)/share/doc/coconut
 	-rmdir $(PREFIX)/libexec/coconut $(PREFIX)/share/coconut/examples/dream-team $(PREFIX)/share/coconut/examples $(PREFIX)/share/coconut 2>/dev/null
 	-systemctl daemon-reload 2>/dev/null
 
@@ -61,11 +64,11 @@ deb:
 	gzip -9n $(DEB_STAGE)/man/man*/*
 	sed 's|/usr/local/|/usr/|g' examples/dream-team/dream-team.yaml >$(DEB_STAGE)/dream-team.yaml
 	sed 's|/usr/local/|/usr/|g' packaging/coconutd.service >$(DEB_STAGE)/coconutd.service
-	sed 's|/usr/local/bin/|/usr/bin/|' packaging/coconut-notify.service >$(DEB_STAGE)/coconut-notify.service
+	sed 's|/usr/local/|/usr/|g' packaging/coconut-notify.service >$(DEB_STAGE)/coconut-notify.service
 	sed 's|/usr/local/bin/|/usr/bin/|' packaging/coconut-notify.desktop >$(DEB_STAGE)/coconut-notify.desktop
 	# postrm purge runs once coconutd is gone: the reap script goes inside it.
 	{ sed '/^#REAP_DEFAULT#$$/,$$d' packaging/deb/postrm; echo "sh -s coconut <<'REAP_DEFAULT' || true"; cat packaging/coconut-reap-default.sh; echo REAP_DEFAULT; sed '1,/^#REAP_DEFAULT#$$/d' packaging/deb/postrm; } >$(DEB_STAGE)/postrm
-	cp README.md $(DEB_STAGE)/doc/ && cp docs/*.md $(DEB_STAGE)/doc/ && cp packaging/deb/copyright $(DEB_STAGE)/doc/
+	cp README.md packaging/deb/copyright $(DEB_STAGE)/doc/ && mkdir -p $(DEB_STAGE)/docs && cp docs/*.md docs/*.png $(DEB_STAGE)/docs/ # docs/ kept: README links there
 	printf 'coconut ($(DEB_VERSION)) unstable; urgency=medium\n\n  * Built from %s.\n\n -- Coconut developers <coconut@coconut-os.invalid>  %s\n' \
 		"$$(git rev-parse --short HEAD 2>/dev/null || echo a source tree)" "$$(date -R -d @$$(git log -1 --format=%ct 2>/dev/null || date +%s))" | gzip -9n >$(DEB_STAGE)/doc/changelog.gz
 	DEB_VERSION=$(DEB_VERSION) $(GO) tool nfpm package --config packaging/nfpm.yaml --packager deb --target coconut_$(DEB_VERSION)_amd64.deb

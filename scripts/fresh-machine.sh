@@ -113,6 +113,13 @@ for aid in $aids; do inside coconut agent kill "$aid" >/dev/null; done
 pid=$(inside coconut doctor --json | sed -n 's/^  "pid": \([0-9]*\),$/\1/p' | head -n 1)
 [ -n "$pid" ] && kill -TERM "$pid" && for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 
+say "the installed README's docs/ links resolve"
+links=$(grep -o '](docs/[^)#]*' "$ROOT/usr/share/doc/coconut/README.md" | sed 's/^](//' | sort -u)
+[ -n "$links" ] || fail "the installed README links nothing under docs/"
+for l in $links; do
+	[ -e "$ROOT/usr/share/doc/coconut/$l" ] || fail "README links $l, not in /usr/share/doc/coconut"
+done
+
 say "apt-get remove coconut: the state stays"
 inside env DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq coconut
 inside test ! -e /usr/bin/coconut || fail "/usr/bin/coconut left after remove"

@@ -112,7 +112,7 @@ func run(args []string, inherited []int) int {
 		Enforcer:   pick(*enforcer, cfg.Enforcer, "auto"),
 		User:       pick(*user, cfg.User, ""),
 		DemoUser:   cfg.DemoUser,
-		CenterAddr: pick(*centerAddr, cfg.CenterAddr, ""),
+		CenterAddr: pick(*centerAddr, cfg.CenterListen(), ""), // by profile: on for a workstation, off for a server
 		BrokerAddr: pick(*brokerAddr, cfg.BrokerAddr, ""),
 		TPMSocket:  pick(*tpmSocket, cfg.TPMSocket, ""),
 		Broker:     cfg.Broker,

@@ -34,6 +34,10 @@ type Inference struct {
 	TokenLimit int64 // lowest of the tokens quota and the caps' tokens=; 0: none
 	TokensUsed int64 // lifetime tokens, persisted in the record
 	KVBytes    int64 // HBM tier left after agent_memory_tier allocations; 0: no tier
+	// UID is the agent's user; UserTokensUsed what all of that user's
+	// agents, running or ended, have spent: the per-user budget's count.
+	UID            uint32
+	UserTokensUsed int64
 }
 
 // tokenSaveEvery bounds how often token usage alone rewrites an agent's
@@ -161,8 +165,14 @@ func (m *Manager) Inference(aid uint64) (Inference, error) {
 	m.mu.Lock()
 	e, ok := m.agents[aid]
 	var r record
+	var userUsed int64
 	if ok {
 		r = *e.rec
+		for _, o := range m.agents {
+			if o.rec.UID == r.UID {
+				userUsed += o.rec.TokensUsed
+			}
+		}
 	}
 	m.mu.Unlock()
 	if !ok {
@@ -171,7 +181,7 @@ func (m *Manager) Inference(aid uint64) (Inference, error) {
 	if !r.State.Running() {
 		return Inference{}, api.Errorf(api.ErrConflict, "agent %d is %s", aid, r.State)
 	}
-	inf := Inference{AID: aid, Weight: r.Quota.CPUWeight, TokenLimit: r.Quota.Tokens, TokensUsed: r.TokensUsed}
+	inf := Inference{AID: aid, Weight: r.Quota.CPUWeight, TokenLimit: r.Quota.Tokens, TokensUsed: r.TokensUsed, UID: r.UID, UserTokensUsed: userUsed}
 	if inf.Weight <= 0 {
 		inf.Weight = 100
 	}

@@ -29,6 +29,7 @@ type TPMConfig struct {
 	Index       tpm2.TPMHandle
 	ChainDir    string        // anchor.log lives here
 	MinInterval time.Duration // at most one NV write per interval (DefaultMinInterval)
+	OwnerAuth   []byte        // the owner hierarchy's auth, to define the index (ReadOwnerAuth); nil: empty
 	Log         *slog.Logger
 	now         func() time.Time
 }
@@ -85,7 +86,7 @@ func OpenTPM(cfg TPMConfig) (*TPM, error) {
 	}
 	state, err := readIndex(cfg.TPM, cfg.Index)
 	if errors.Is(err, errUndefined) && len(entries) == 0 {
-		if err := defineIndex(cfg.TPM, cfg.Index); err != nil {
+		if err := defineIndex(cfg.TPM, cfg.Index, cfg.OwnerAuth); err != nil {
 			return nil, err
 		}
 		state, err = readIndex(cfg.TPM, cfg.Index)
@@ -210,9 +211,9 @@ func wantAttrs() tpm2.TPMANV {
 	return tpm2.TPMANV{NT: tpm2.TPMNTExtend, AuthWrite: true, AuthRead: true, NoDA: true}
 }
 
-func defineIndex(t transport.TPM, index tpm2.TPMHandle) error {
+func defineIndex(t transport.TPM, index tpm2.TPMHandle, ownerAuth []byte) error {
 	_, err := tpm2.NVDefineSpace{
-		AuthHandle: tpm2.TPMRHOwner,
+		AuthHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(ownerAuth)},
 		PublicInfo: tpm2.New2B(tpm2.TPMSNVPublic{
 			NVIndex: index, NameAlg: tpm2.TPMAlgSHA256, Attributes: wantAttrs(), DataSize: 32,
 		}),

@@ -36,6 +36,7 @@ type scheduler struct {
 	// rule), so idle time is never banked as credit.
 	lastServed float64
 	tenants    map[uint64]*tstate
+	users      map[uint32]*ustate     // per-user budgets (userbudget.go), never forgotten
 	fifo       waitList[arrivalLinks] // every queued waiter in arrival order (FIFO policy)
 	closed     bool
 	started    time.Time
@@ -61,6 +62,7 @@ type tstate struct {
 	tokensIn  int64
 	tokensOut int64
 	forgotten bool
+	user      *ustate // the user's budget; nil when none
 	metrics   tenantMetrics
 }
 
@@ -77,9 +79,10 @@ type waiter struct {
 	admitted  time.Time
 	ready     chan error // buffered 1: nil when admitted, or the refusal
 	state     int
-	charged   int64 // output tokens charged to the counter so far
-	byTenant  link  // its tenant's queue
-	byArrival link  // the global arrival order
+	charged   int64   // output tokens charged to the counter so far
+	byTenant  link    // its tenant's queue
+	byArrival link    // the global arrival order
+	user      *ustate // the user budget its reservation was taken from
 }
 
 const (
@@ -102,6 +105,7 @@ func newScheduler(cfg Config, hooks *hookRunner) *scheduler {
 		now:        time.Now,
 		hooks:      hooks,
 		tenants:    make(map[uint64]*tstate),
+		users:      make(map[uint32]*ustate),
 	}
 	s.started = s.now()
 	return s
@@ -169,6 +173,7 @@ func (s *scheduler) tenant(ten Tenant, now time.Time) *tstate {
 	t.usedSeen = ten.TokensUsed
 	t.lastSeen = now
 	t.forgotten = false
+	t.user = s.user(ten)
 	return t
 }
 
@@ -190,6 +195,9 @@ func (s *scheduler) lift(t *tstate) {
 // neverFits says whether w can never run under the tenant's budgets, even
 // once every reservation in flight is refunded.
 func (s *scheduler) neverFits(t *tstate, w *waiter) error {
+	if u := t.user; u != nil && w.need > u.limit-u.used() {
+		return u.err(t, w, false)
+	}
 	if t.limit > 0 && w.need > t.limit-t.used() {
 		return s.budgetErr(t, w, "")
 	}
@@ -209,11 +217,16 @@ func (s *scheduler) fitsNow(t *tstate, w *waiter) string {
 	if t.kvBytes > 0 && (t.ctx+w.need)*s.kvPerToken > t.kvBytes {
 		return "kv"
 	}
+	if u := t.user; u != nil && w.need > u.limit-u.used()-u.reserved {
+		return "user"
+	}
 	return ""
 }
 
 func (s *scheduler) budgetErr(t *tstate, w *waiter, why string) error {
 	switch why {
+	case "user":
+		return t.user.err(t, w, true)
 	case "kv":
 		return fmt.Errorf("%w: KV budget: %d context tokens in flight + %d requested exceed the agent's HBM budget of %d bytes",
 			ErrOverBudget, t.ctx, w.need, t.kvBytes)
@@ -280,7 +293,7 @@ func (s *scheduler) setBlocked(t *tstate, why string) {
 	t.blocked, t.reason = blocked, why
 	reason := ""
 	if blocked {
-		reason = "waiting for its " + map[string]string{"tokens": "token budget", "kv": "KV (HBM) budget"}[why]
+		reason = "waiting for its " + map[string]string{"tokens": "token budget", "kv": "KV (HBM) budget", "user": "user's token budget"}[why]
 	}
 	s.hooks.blocked(t.aid, blocked, reason)
 }
@@ -372,6 +385,9 @@ func (s *scheduler) admit(w *waiter, now time.Time) {
 	t.inflight++
 	t.ctx += w.need
 	t.reserved += w.need
+	if w.user = t.user; w.user != nil {
+		w.user.reserved += w.need
+	}
 	t.counter += float64(w.prompt) / t.weight
 	if t.queue.len == 0 {
 		s.lastServed = t.counter
@@ -446,6 +462,10 @@ func (s *scheduler) releaseLocked(w *waiter, in, out int64) {
 	t.ctx -= w.need
 	t.reserved -= w.need
 	t.settled += in + out
+	if u := w.user; u != nil {
+		u.reserved -= w.need
+		u.settled += in + out
+	}
 	t.tokensIn += in
 	t.tokensOut += out
 	// Reconcile the counter with the real usage: the prompt was charged as

@@ -26,6 +26,12 @@ type Tenant struct {
 	// KVBytes bounds the agent's in-flight context (prompt + max_tokens)
 	// times Config.KVBytesPerToken; 0 means no limit.
 	KVBytes int64
+	// UID is the agent's user. UserTokenLimit is that user's budget
+	// across all their agents (0: none); UserTokensUsed what they have
+	// spent, counted as TokensUsed is (userbudget.go).
+	UID            uint32
+	UserTokenLimit int64
+	UserTokensUsed int64
 }
 
 // Call is one finished (or refused) inference call, for the audit row.

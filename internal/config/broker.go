@@ -23,6 +23,9 @@ type Broker struct {
 	// PricePer1KTokens, when set, lets the Center show token spend as a
 	// cost (in the user's currency; the number is only multiplied).
 	PricePer1KTokens float64 `toml:"price_per_1k_tokens"`
+	// UserTokenBudget is each user's lifetime token budget across all
+	// their agents (the server profile's per-user budget); 0: none.
+	UserTokenBudget int64 `toml:"user_token_budget"`
 }
 
 // Sim is [broker.sim]: the embedded simulated backend. Zero values take
@@ -54,7 +57,7 @@ func (b Broker) validate() error {
 		name string
 		v    int64
 	}{{"slots", int64(b.Slots)}, {"context_tokens", b.ContextTokens}, {"default_max_tokens", b.DefaultMaxTokens},
-		{"kv_bytes_per_token", b.KVBytesPerToken}, {"sim.slots", int64(b.Sim.Slots)}, {"sim.output_mean", b.Sim.OutputMean}, {"sim.output_max", b.Sim.OutputMax}} {
+		{"kv_bytes_per_token", b.KVBytesPerToken}, {"user_token_budget", b.UserTokenBudget}, {"sim.slots", int64(b.Sim.Slots)}, {"sim.output_mean", b.Sim.OutputMean}, {"sim.output_max", b.Sim.OutputMax}} {
 		if f.v < 0 {
 			return fmt.Errorf("%s %d: must not be negative", f.name, f.v)
 		}

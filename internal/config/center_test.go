@@ -36,3 +36,33 @@ func TestCenterAddr(t *testing.T) {
 		})
 	}
 }
+
+// TestCenterByProfile: the Center is on for a workstation and off for a
+// server unless the config says otherwise.
+func TestCenterByProfile(t *testing.T) {
+	tests := []struct{ name, toml, want, err string }{
+		{"no profile", "", "", ""},
+		{"workstation", "[setup]\nprofile = \"workstation\"\n", CenterAuto, ""},
+		{"workstation off", "[center]\nenabled = false\n[setup]\nprofile = \"workstation\"\n", "", ""},
+		{"server", "[setup]\nprofile = \"server\"\n", "", ""},
+		{"server enabled", "[center]\nenabled = true\n[setup]\nprofile = \"server\"\n", CenterAuto, ""},
+		{"server addr", "[center]\naddr = \"127.0.0.1:7880\"\n[setup]\nprofile = \"server\"\n", "127.0.0.1:7880", ""},
+		{"addr and off", "[center]\naddr = \"127.0.0.1:7880\"\nenabled = false\n", "", "keep one"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "coconut.toml")
+			os.WriteFile(p, []byte(tt.toml), 0o644)
+			c, err := Load(p, true)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err %v, want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil || c.CenterListen() != tt.want {
+				t.Fatalf("CenterListen %q, want %q (%v)", c.CenterListen(), tt.want, err)
+			}
+		})
+	}
+}

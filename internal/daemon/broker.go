@@ -51,6 +51,9 @@ type brokerSvc struct {
 	chain  *audit.Chain
 	agents func() *agent.Manager // set once the manager exists, before serving
 	log    *slog.Logger
+	// userTokens is each user's token budget across their agents
+	// ([broker] user_token_budget); 0: none.
+	userTokens int64
 	// hostRows rate-limits the refusal rows of callers that are not
 	// agents (broker_hooks.go).
 	hostRows rowBudget
@@ -87,7 +90,7 @@ func ParseBrokerAddr(s string) (netip.AddrPort, error) {
 // taken (another coconutd, a test daemon), falls back to a free loopback
 // port, which doctor reports and agents are told.
 func openBroker(opts Options, tree *cgroup.Tree, chain *audit.Chain, log *slog.Logger) (*brokerSvc, error) {
-	s := &brokerSvc{tree: tree, chain: chain, log: log, sock: filepath.Join(filepath.Dir(opts.Socket), BrokerSocketName)}
+	s := &brokerSvc{tree: tree, chain: chain, log: log, sock: filepath.Join(filepath.Dir(opts.Socket), BrokerSocketName), userTokens: opts.Broker.UserTokenBudget}
 	cfg, err := brokerConfig(opts.Broker)
 	if err != nil {
 		return nil, err

@@ -177,7 +177,7 @@ func (s *brokerSvc) tenant(aid uint64) (broker.Tenant, error) {
 		return broker.Tenant{}, err
 	}
 	return broker.Tenant{AID: aid, Weight: inf.Weight, Models: inf.Models, TokenLimit: inf.TokenLimit,
-		TokensUsed: inf.TokensUsed, KVBytes: inf.KVBytes}, nil
+		TokensUsed: inf.TokensUsed, KVBytes: inf.KVBytes, UID: inf.UID, UserTokenLimit: s.userTokens, UserTokensUsed: inf.UserTokensUsed}, nil
 }
 
 // recheck is Hooks.Recheck: after the queue, the agent must still be

@@ -375,7 +375,14 @@ func openAnchor(opts Options, log *slog.Logger) (checkpoint.Anchor, string, io.C
 		if err != nil {
 			return nil, "", nil, err
 		}
-		a, err := anchor.OpenTPM(anchor.TPMConfig{TPM: tpm, ChainDir: chainDir, Log: log})
+		// The owner auth coconut init set, to define the index on a
+		// first start (nil where init never took the owner hierarchy).
+		owner, err := anchor.ReadOwnerAuth(filepath.Join(opts.StateDir, "keys"))
+		if err != nil {
+			tpm.Close()
+			return nil, "", nil, err
+		}
+		a, err := anchor.OpenTPM(anchor.TPMConfig{TPM: tpm, ChainDir: chainDir, Log: log, OwnerAuth: owner})
 		if err != nil {
 			tpm.Close()
 			return nil, "", nil, err

@@ -67,6 +67,19 @@ func Render(a Answers, p Paths) string {
 			w("upstream_key_file = %s", q(a.KeyFile))
 		}
 	}
+	w("# Each user's token budget across all their agents (lifetime, prompt +")
+	w("# completion; 0: none). A request past it is refused with 429.")
+	if a.Profile == "server" {
+		w("user_token_budget = 10000000")
+	} else {
+		w("# user_token_budget = 10000000")
+	}
+	w("")
+	w("# The Center (the web UI; `coconut center` opens it): on for a workstation,")
+	w("# on a loopback port of the kernel's choosing; off for a server. Either")
+	w("# way, addr = \"127.0.0.1:PORT\" fixes the port, enabled = false/true overrides.")
+	w("# [center]")
+	w("# enabled = %t", a.Profile == "workstation")
 	w("")
 	w("# `coconut init`'s answers, kept so a re-run starts from them.")
 	w("[setup]")

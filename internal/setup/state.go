@@ -33,7 +33,8 @@ func hostKey(stateDir string, dry bool) Step {
 	return Step{Name: "host key", Status: Created, Detail: fmt.Sprintf("%s (%s)", pub, sign.KeyID(k))}
 }
 
-// provisionAnchor readies where checkpoints are anchored. TPM: the NV
+// provisionAnchor readies where checkpoints are anchored. TPM: the owner
+// hierarchy's auth is taken (anchor.EnsureOwnerAuth) and the NV
 // index is defined (OpenTPM defines it when missing and checks its
 // attributes when present). FSS: the first sealing key and its
 // verification seed are made, and the seed returned to be shown once.
@@ -42,7 +43,7 @@ func provisionAnchor(stateDir, kind, tpmSocket string, dry bool) (Step, string) 
 	keys := filepath.Join(stateDir, "keys")
 	if kind == "tpm" {
 		if dry {
-			return Step{Name: "audit anchor", Status: WouldCreate, Detail: fmt.Sprintf("TPM NV index %#x on %s (defined if missing)", uint32(anchor.DefaultIndex), anchor.DeviceTPM)}, ""
+			return Step{Name: "audit anchor", Status: WouldCreate, Detail: fmt.Sprintf("TPM NV index %#x on %s (defined if missing) and its owner auth (set if empty)", uint32(anchor.DefaultIndex), anchor.DeviceTPM)}, ""
 		}
 		if err := os.MkdirAll(chain, 0o700); err != nil {
 			return failed("audit anchor", err), ""
@@ -52,7 +53,17 @@ func provisionAnchor(stateDir, kind, tpmSocket string, dry bool) (Step, string) 
 			return failed("audit anchor", err), ""
 		}
 		defer t.Close()
-		a, err := anchor.OpenTPM(anchor.TPMConfig{TPM: t, ChainDir: chain, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		// The owner hierarchy first: its auth, set now or recognised as
+		// ours, is what defines the index.
+		set, err := anchor.EnsureOwnerAuth(t, keys)
+		if err != nil {
+			return failed("audit anchor", err), ""
+		}
+		owner, err := anchor.ReadOwnerAuth(keys)
+		if err != nil {
+			return failed("audit anchor", err), ""
+		}
+		a, err := anchor.OpenTPM(anchor.TPMConfig{TPM: t, ChainDir: chain, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), OwnerAuth: owner})
 		if err != nil {
 			return failed("audit anchor", err), ""
 		}
@@ -61,7 +72,11 @@ func provisionAnchor(stateDir, kind, tpmSocket string, dry bool) (Step, string) 
 		if tpmSocket != "" {
 			where = tpmSocket
 		}
-		return Step{Name: "audit anchor", Status: Ready, Detail: fmt.Sprintf("TPM NV index %#x on %s (defined, attributes checked)", uint32(anchor.DefaultIndex), where)}, ""
+		ownerNote := "owner auth already coconut's"
+		if set {
+			ownerNote = "owner auth set, its secret in " + anchor.OwnerAuthPath(keys) + " (root only)"
+		}
+		return Step{Name: "audit anchor", Status: Ready, Detail: fmt.Sprintf("TPM NV index %#x on %s (defined, attributes checked; %s)", uint32(anchor.DefaultIndex), where, ownerNote)}, ""
 	}
 	if _, err := os.Stat(filepath.Join(keys, anchor.KeyName)); err == nil {
 		return Step{Name: "audit anchor", Status: Unchanged, Detail: "forward-secure sealing already started (its seed was shown then)"}, ""

@@ -15,7 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coconut-os/coconut/internal/testutil"
+	"github.com/coconut-os/coconut/internal/notify"
+	"github.com/coconut-os/coconut/internal/testutil/swtpm"
 )
 
 const initUser = "coconut-it-init"
@@ -72,16 +73,20 @@ func newInitEnv(t *testing.T) *initEnv {
 	if err := os.WriteFile(ie.example, []byte(dreamTeam(t)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { // before e.cleanup: stop the daemon init started
-		if ie.pid == 0 {
-			return
-		}
-		syscall.Kill(ie.pid, syscall.SIGTERM)
-		for i := 0; i < 100 && syscall.Kill(ie.pid, 0) == nil; i++ {
-			time.Sleep(100 * time.Millisecond)
-		}
-	})
+	t.Cleanup(ie.stopDaemon) // before e.cleanup
 	return ie
+}
+
+// stopDaemon stops the daemon init started, if it did.
+func (ie *initEnv) stopDaemon() {
+	if ie.pid == 0 {
+		return
+	}
+	syscall.Kill(ie.pid, syscall.SIGTERM)
+	for i := 0; i < 100 && syscall.Kill(ie.pid, 0) == nil; i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
+	ie.pid = 0
 }
 
 // init runs coconut init with the test's paths; stdin feeds its questions.
@@ -180,6 +185,12 @@ func TestInit(t *testing.T) {
 		t.Errorf("trust ls: the user's key is not trusted for uid %d:\n%s", ie.uid, out)
 	}
 
+	// A workstation's daemon serves the Center by default (issue 14):
+	// the user gets a login link.
+	if out, errs, code := ie.asUser("center", "--no-open"); code != 0 || !strings.HasPrefix(strings.TrimSpace(out), "http://127.0.0.1:") {
+		t.Errorf("coconut center on a workstation: exit %d %q %s", code, out, errs)
+	}
+
 	// Again, same answers (--yes starts from the file): nothing changes.
 	r2, errs, code := ie.init("", "--yes")
 	if code != 0 || r2.Pending || r2.FSSSeed != "" {
@@ -210,8 +221,11 @@ func TestInit(t *testing.T) {
 // TestInitHeroFlow is the README's main path from an installed system:
 // coconut init --yes, the user spawns the dream team, 31 agents with
 // distinct AIDs, the nosy reviewer's ~/.ssh read refused with
-// ECAPABILITY and audited with the supervisor's sequence number, and the
-// chain (with its forward-secure seals) verifies offline.
+// ECAPABILITY and audited with the supervisor's sequence number, the
+// desktop notification naming the agent and the object delivered to the
+// user's session bus (a real dbus-daemon with a recording notification
+// server, as in TestNotifyDeny), and the chain (with its forward-secure
+// seals) verifies offline.
 func TestInitHeroFlow(t *testing.T) {
 	ie := newInitEnv(t)
 	start := time.Now()
@@ -227,6 +241,25 @@ func TestInitHeroFlow(t *testing.T) {
 	os.WriteFile(filepath.Join(ssh, "id_ed25519"), []byte("not a real key\n"), 0o600)
 	os.Chown(ssh, ie.uid, ie.uid)
 	os.Chown(filepath.Join(ssh, "id_ed25519"), ie.uid, ie.uid)
+
+	// The user's desktop session: a private bus, a notification server,
+	// and `coconut notify` following the daemon as the user.
+	ie.demoHome = ie.acct.HomeDir
+	bus := sessionBus(t, ie.dir)
+	rec := newRecorder(t, bus)
+	stateHome := filepath.Join(ie.dir, "xdg-state")
+	os.MkdirAll(stateHome, 0o700)
+	os.Chown(stateHome, ie.uid, ie.uid)
+	np := ie.startNotify(t, uint32(ie.uid), bus, stateHome, "/bin/true")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(filepath.Join(stateHome, "coconut", "notify.json")); err == nil {
+			time.Sleep(200 * time.Millisecond) // the subscription follows the state file
+			break
+		}
+		if time.Now().After(deadline) || np.cmd.ProcessState != nil {
+			t.Fatalf("coconut notify did not start: %s", np.output())
+		}
+	}
 
 	spawnAt := time.Now()
 	out, errs, code := ie.asUser("agent", "spawn", "dream-team")
@@ -268,6 +301,15 @@ func TestInitHeroFlow(t *testing.T) {
 	if !strings.HasSuffix(deny.Object, "/.ssh/id_ed25519") || deny.Errno != 134 || deny.KSeq == 0 || deny.Detail["source"] != "supervisor" {
 		t.Errorf("nosy reviewer's deny row: %+v", deny)
 	}
+	nosyAID, _ := strconv.ParseUint(nosy, 10, 64)
+	n := rec.wait(t, 20*time.Second, "for the nosy reviewer's deny", func(n notify.Posted) bool { return n.AID == nosyAID })
+	toNotify := time.Since(start)
+	if !strings.Contains(n.Summary, "nosy-reviewer") || !strings.Contains(n.Summary, nosy) || !strings.Contains(n.Body, "~/.ssh/id_ed25519") || !strings.Contains(n.Body, "ECAPABILITY") {
+		t.Errorf("notification summary %q body %q: want the agent and the denied object", n.Summary, n.Body)
+	}
+	if !n.HasHints || n.Seq != deny.Seq {
+		t.Errorf("notification for row %d (hints %v), the deny row is %d", n.Seq, n.HasHints, deny.Seq)
+	}
 	logs := ie.must("agent", "logs", nosy)
 	if !strings.Contains(logs, "denied errno=134") {
 		t.Errorf("nosy reviewer's log:\n%s", logs)
@@ -275,8 +317,8 @@ func TestInitHeroFlow(t *testing.T) {
 	if out, errs, code := ie.cli("audit", "verify", "--state-dir", ie.state, "--seal-key", r.FSSSeed); code != 0 {
 		t.Errorf("audit verify: exit %d\n%s%s", code, out, errs)
 	}
-	t.Logf("init --yes %v; spawn → deny %v; start → deny %v (row seq %d, supervisor seq %d)",
-		initDone.Round(time.Millisecond), time.Since(spawnAt).Round(time.Millisecond), toDeny.Round(time.Millisecond), deny.Seq, deny.KSeq)
+	t.Logf("init --yes %v; spawn → deny %v; start → deny %v; start → notification %v (row seq %d, supervisor seq %d)",
+		initDone.Round(time.Millisecond), (toDeny - spawnAt.Sub(start)).Round(time.Millisecond), toDeny.Round(time.Millisecond), toNotify.Round(time.Millisecond), deny.Seq, deny.KSeq)
 	for _, a := range aids {
 		ie.cli("agent", "kill", a)
 	}
@@ -326,34 +368,15 @@ func TestInitBackendChecked(t *testing.T) {
 	}
 }
 
-// TestInitTPM: with a TPM (swtpm here), init defines the NV index and
-// coconutd anchors checkpoints in it; a second run leaves it to the
-// running daemon.
+// TestInitTPM: with a TPM (swtpm here), init takes the owner hierarchy
+// (a random owner auth, its secret root-only in the state dir), defines
+// the NV index with it, and coconutd anchors checkpoints in it; a second
+// run recognises the owner auth as its own and leaves the index to the
+// running daemon; a TPM whose owner auth someone else set is refused
+// with the fix.
 func TestInitTPM(t *testing.T) {
-	bin := testutil.RequireCommand(t, "swtpm", "apt-get install swtpm swtpm-tools; .ci/run does")
+	sock := swtpm.Start(t) // first: stopped after the daemon init started
 	ie := newInitEnv(t)
-	tpmDir := filepath.Join(ie.dir, "tpm")
-	os.MkdirAll(tpmDir, 0o700)
-	sock := filepath.Join(tpmDir, "sock")
-	pidFile := filepath.Join(tpmDir, "pid")
-	if out, err := exec.Command(bin, "socket", "--tpm2", "--tpmstate", "dir="+tpmDir, "--server", "type=unixio,path="+sock,
-		"--ctrl", "type=unixio,path="+filepath.Join(tpmDir, "ctrl"), "--flags", "not-need-init,startup-clear", "--daemon",
-		"--pid", "file="+pidFile).CombinedOutput(); err != nil {
-		t.Fatalf("swtpm: %v %s", err, out)
-	}
-	t.Cleanup(func() { // registered last: runs after the daemon stopped
-		if b, err := os.ReadFile(pidFile); err == nil {
-			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-				syscall.Kill(pid, syscall.SIGTERM)
-			}
-		}
-	})
-	for i := 0; i < 100; i++ {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	r, errs, code := ie.init("", "--yes", "--tpm-socket", sock)
 	if code != 0 || r.status("audit anchor") != "ready" || r.FSSSeed != "" {
 		t.Fatalf("init with a TPM: exit %d %+v: %s", code, r.Steps, errs)
@@ -368,8 +391,31 @@ func TestInitTPM(t *testing.T) {
 	if cfg, _ := os.ReadFile(ie.cfg); !strings.Contains(string(cfg), `tpm_socket = "`+sock+`"`) || !strings.Contains(string(cfg), `anchor = "tpm"`) {
 		t.Errorf("config:\n%s", cfg)
 	}
+	secret := filepath.Join(ie.state, "keys", "tpm-owner.auth")
+	if st, err := os.Stat(secret); err != nil || st.Mode().Perm() != 0o600 || st.Sys().(*syscall.Stat_t).Uid != 0 {
+		t.Fatalf("owner auth secret %s: %v %v", secret, st, err)
+	}
 	r2, errs, code := ie.init("", "--yes")
 	if code != 0 || r2.Pending || r2.status("audit anchor") != "unchanged" {
 		t.Fatalf("second init: exit %d %+v: %s", code, r2.Steps, errs)
+	}
+	// Once the daemon let the TPM go, a re-run checks the owner auth is
+	// still the one it keeps.
+	ie.stopDaemon()
+	r3, errs, code := ie.init("", "--yes", "--no-start")
+	if code != 0 || r3.status("audit anchor") != "ready" {
+		t.Fatalf("init on a stopped daemon: exit %d %+v: %s", code, r3.Steps, errs)
+	}
+	for _, s := range r3.Steps {
+		if s.Name == "audit anchor" && !strings.Contains(s.Detail, "owner auth already coconut's") {
+			t.Errorf("re-run did not recognise its owner auth: %q", s.Detail)
+		}
+	}
+	// Someone else's owner auth (here: coconut's secret lost) is an
+	// error naming the fix, never a silent skip.
+	os.Rename(secret, secret+".lost")
+	_, errs, code = ie.init("", "--yes", "--no-start")
+	if code == 0 || !strings.Contains(errs, "not by coconut") || !strings.Contains(errs, "tpm2_changeauth -c owner") {
+		t.Errorf("init with a foreign owner auth: exit %d: %s", code, errs)
 	}
 }
