@@ -148,7 +148,7 @@ func (m *Manager) startOne(ctx context.Context, p *plan, aid uint64) (*entry, er
 	rec := &record{
 		AID: aid, Name: p.name, Class: p.class, Workload: p.workload, State: state.Spawning,
 		CgroupID: g.ID, CgroupPath: g.Path, User: p.user.Name, UID: p.user.UID, GID: p.user.GID,
-		Owner: p.owner, Command: p.command, Caps: p.caps, Ceiling: p.ceiling, Quota: p.quota, Memory: p.memory, Audit: p.audit, Static: p.static, Parent: p.parent, Delegated: p.delegated,
+		Owner: p.owner, Command: p.command, Caps: p.caps, Ceiling: p.ceiling, Quota: p.quota, Memory: p.memory, Audit: p.audit, Storm: p.storm, Static: p.static, Parent: p.parent, Delegated: p.delegated,
 		BinarySHA: p.exe.SHA256, SpawnTime: time.Now().UTC(),
 	}
 	if rec.Caps == nil {

@@ -28,6 +28,7 @@ import (
 	"github.com/coconut-os/coconut/internal/events"
 	"github.com/coconut-os/coconut/internal/server"
 	"github.com/coconut-os/coconut/internal/sign"
+	"github.com/coconut-os/coconut/internal/storm"
 )
 
 // Version is set at build time.
@@ -48,6 +49,8 @@ type Options struct {
 	Log        *slog.Logger
 	// Quota is [quota.defaults] (issue 19, quota_defaults.go).
 	Quota config.QuotaDefaults
+	// OnDenyStorm is on_deny_storm (issue 19, internal/storm); "": storm.Default.
+	OnDenyStorm string
 }
 
 // Daemon is a running coconutd.
@@ -187,10 +190,16 @@ func New(opts Options) (*Daemon, error) {
 	if err != nil {
 		return fail(err)
 	}
+	var sd storm.Policy // issue 19: on_deny_storm
+	if opts.OnDenyStorm != "" {
+		if sd, err = storm.Parse(opts.OnDenyStorm); err != nil {
+			return fail(err)
+		}
+	}
 	d.agents, err = agent.New(agent.Config{
 		StateDir: opts.StateDir, Tree: d.tree, Chain: d.chain, Trust: trust, HostKey: d.hostKey,
 		HostID: hostID(), Self: self, Socket: opts.Socket, WorkstationUser: opts.User,
-		DemoUser: opts.DemoUser, Enforcer: enf, Enforce: d.enf, EnforceWhy: why, Log: log, QuotaDefaults: qd,
+		DemoUser: opts.DemoUser, Enforcer: enf, Enforce: d.enf, EnforceWhy: why, Log: log, QuotaDefaults: qd, StormDefault: sd,
 		Broker: d.brk.env(), // issue 6
 	})
 	if err != nil {
@@ -337,6 +346,7 @@ func (d *Daemon) doctor() api.Doctor {
 	d.brk.doctorInfo(&doc) // issue 6
 	d.headInfo(&doc)       // issue 13
 	doc.QuotaDefaults = d.agents.QuotaDefaults()
+	doc.DenyStorm = d.agents.StormDefault() // issue 19
 	// issue 20: read after Counters above, which updates it.
 	doc.CountersAlarm = d.agents.CountersAlarm()
 	return doc
