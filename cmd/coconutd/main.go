@@ -105,18 +105,19 @@ func run(args []string, inherited []int) int {
 		return 0
 	}
 	d, err := daemon.New(daemon.Options{
-		StateDir:    pick(*stateDir, cfg.StateDir, "/var/lib/coconut"),
-		Socket:      pick(*socket, cfg.Socket, "/run/coconut/coconut.sock"),
-		Enforcer:    pick(*enforcer, cfg.Enforcer, "auto"),
-		User:        pick(*user, cfg.User, ""),
-		DemoUser:    cfg.DemoUser,
-		CenterAddr:  pick(*centerAddr, cfg.CenterAddr, ""),
-		BrokerAddr:  pick(*brokerAddr, cfg.BrokerAddr, ""),
-		TPMSocket:   pick(*tpmSocket, cfg.TPMSocket, ""),
-		Broker:      cfg.Broker,
-		Quota:       cfg.Quota.Defaults,
-		OnDenyStorm: cfg.OnDenyStorm,
-		Log:         log,
+		StateDir:     pick(*stateDir, cfg.StateDir, "/var/lib/coconut"),
+		Socket:       pick(*socket, cfg.Socket, "/run/coconut/coconut.sock"),
+		Enforcer:     pick(*enforcer, cfg.Enforcer, "auto"),
+		User:         pick(*user, cfg.User, ""),
+		DemoUser:     cfg.DemoUser,
+		CenterAddr:   pick(*centerAddr, cfg.CenterAddr, ""),
+		BrokerAddr:   pick(*brokerAddr, cfg.BrokerAddr, ""),
+		TPMSocket:    pick(*tpmSocket, cfg.TPMSocket, ""),
+		Broker:       cfg.Broker,
+		Quota:        cfg.Quota.Defaults,
+		OnDenyStorm:  cfg.OnDenyStorm,
+		AuditReserve: cfg.AuditReserve,
+		Log:          log,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "coconutd:", err)

@@ -41,6 +41,7 @@ type Config struct {
 	EnforceWhy      string           // why that backend, or why none
 	Broker          Broker           // the inference broker agents are pointed at (inference.go); zero: none
 	QuotaDefaults   config.Defaults  // every agent's budget for what it leaves unset (quota_defaults.go); zero: none
+	AuditReserve    int64            // free bytes kept on the chain's filesystem (reserve.go); 0: DefaultAuditReserve
 	StormDefault    storm.Policy     // on_deny_storm for what an agent leaves unset (storm.go); zero: storm.Default
 	Log             *slog.Logger
 }

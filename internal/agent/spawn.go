@@ -42,6 +42,9 @@ func (m *Manager) Spawn(ctx context.Context, caller Caller, req api.SpawnRequest
 		m.deleg.Lock()
 		defer m.deleg.Unlock()
 	}
+	if err := m.checkReserve(); err != nil { // reserve.go
+		return nil, err
+	}
 	plans, err := m.planManifest(caller, req)
 	if err == nil {
 		if err = m.delegatePlans(parent, plans); err != nil {
@@ -71,6 +74,9 @@ func (m *Manager) Run(ctx context.Context, caller Caller, req api.RunRequest) (*
 	}
 	if parent != nil && req.User == "" {
 		req.User = parent.rec.User // an agent's children run as its own user
+	}
+	if err := m.checkReserve(); err != nil { // reserve.go
+		return nil, err
 	}
 	p, err := m.planRun(caller, req)
 	if err == nil {

@@ -46,6 +46,9 @@ type Config struct {
 	// OnDenyStorm is every agent's deny storm policy for what its own
 	// leaves unset (issue 19, internal/storm): "ACTION[,rate=N][,window=D]".
 	OnDenyStorm string `toml:"on_deny_storm"`
+	// AuditReserve is the free space kept on the audit chain's filesystem
+	// (issue 19): below it new spawns are refused. "": 64M.
+	AuditReserve string `toml:"audit_reserve"`
 }
 
 // Load reads path. explicit says the user named it: then it must exist.
