@@ -40,6 +40,7 @@ func benchCmd(g *globals) *cobra.Command {
 	cmd.AddCommand(benchBrokerCmd(g))
 	cmd.AddCommand(benchCenterCmd(g)) // issue 13: bench_center.go
 	cmd.AddCommand(benchNotifyCmd(g)) // issue 13
+	cmd.AddCommand(benchNoisyCmd(g))  // issue 19
 	return cmd
 }
 
