@@ -17,7 +17,8 @@ import (
 // the consumer (it must never wait on a freeze): one agent.deny_storm
 // row (audit.DenyStorm) saying why, then
 //   - throttle: the agent's cgroup is frozen for storm.Pause, then thawed
-//     unless it was quarantined meanwhile; again each window it storms;
+//     unless it was quarantined meanwhile; again as soon as it passes the
+//     rate again;
 //   - quarantine: Quarantined (its agent.state row names the storm), frozen
 //     until a person releases it;
 //   - kill: Terminated-revoked, its cgroup killed.
@@ -59,7 +60,7 @@ func (m *Manager) countStorm(aid uint64, e *entry, now time.Time) {
 		return
 	}
 	if _, running := w.busy.LoadOrStore(aid, struct{}{}); running {
-		return // the last action is still running: this window's storm is its
+		return // the last action is still running: this storm is its
 	}
 	go func() {
 		defer w.busy.Delete(aid)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -111,21 +112,25 @@ func benchNoisy(ctx context.Context, iters int, probe string) (map[string]any, e
 		return pctl(ms, 99), nil
 	}
 	floods := []struct {
-		kind string
-		args []string
+		kind, storm string
+		args        []string
 	}{
-		{"denies", []string{"deny-open", "--path", denied, "--count", "100000000"}},
-		{"connects", []string{"deny-connect", "--addr", addr, "--count", "100000000"}},
+		{"denies", "none", []string{"deny-open", "--path", denied, "--count", "100000000"}},
+		{"connects", "none", []string{"deny-connect", "--addr", addr, "--count", "100000000"}},
+		// The same flood under the host's default on_deny_storm (throttle).
+		{"connects_default_storm_policy", "", []string{"deny-connect", "--addr", addr, "--count", "100000000"}},
 	}
 	head := map[string]map[string]any{}
 	for _, f := range floods {
-		alone, err := victim("victim-alone-" + f.kind)
+		name := strings.ReplaceAll(f.kind, "_", "-")
+		alone, err := victim("victim-alone-" + name)
 		if err != nil {
 			return nil, err
 		}
-		// The flood has its own storm policy off: this measures fairness,
-		// not the storm policy stopping it.
-		a, err := d.c.AgentRun(ctx, api.RunRequest{Name: "flood-" + f.kind, Workdir: "/", Caps: []string{}, OnDenyStorm: "none",
+		// The first floods have their storm policy off: they measure
+		// fairness, not the storm policy stopping them; the last one has
+		// the host's default.
+		a, err := d.c.AgentRun(ctx, api.RunRequest{Name: "flood-" + name, Workdir: "/", Caps: []string{}, OnDenyStorm: f.storm,
 			Command: append([]string{probe}, f.args...)})
 		if err != nil {
 			return nil, fmt.Errorf("flooder: %w", err)
@@ -136,7 +141,7 @@ func benchNoisy(ctx context.Context, iters int, probe string) (map[string]any, e
 			return nil, err
 		}
 		t0 := time.Now()
-		flood, err := victim("victim-flood-" + f.kind)
+		flood, err := victim("victim-flood-" + name)
 		if err != nil {
 			return nil, err
 		}
@@ -161,7 +166,7 @@ func benchNoisy(ctx context.Context, iters int, probe string) (map[string]any, e
 		}
 	}
 	return map[string]any{"name": "noisy", "iters": iters, "headline": head,
-		"notes": "one private coconutd (portable enforcer); victim: one thread timing allowed supervised open()+close() of a file in its bundle, p99 of --iters ops, alone then beside a flooder started 1 s earlier (its on_deny_storm none); flooder_rows_per_s: the flooder's chain rows (all types) added while the victim ran, ÷ that time; counters_equal: kernel_denies == chain_denies after the flooder was killed. Goal (issue 19): p99_ratio ≤ 1.5, flooder_rows_per_s ≤ 10. Run: sudo coconut bench noisy --json"}, nil
+		"notes": "one private coconutd (portable enforcer); victim: one thread timing allowed supervised open()+close() of a file in its bundle, p99 of --iters ops, alone then beside a flooder started 1 s earlier (its on_deny_storm none, except connects_default_storm_policy: the host's default); flooder_rows_per_s: the flooder's chain rows (all types) added while the victim ran, ÷ that time; counters_equal: kernel_denies == chain_denies after the flooder was killed. Goal (issue 19): p99_ratio ≤ 1.5, flooder_rows_per_s ≤ 10. Run: sudo coconut bench noisy --json"}, nil
 }
 
 // rowCount counts the chain rows of one agent.

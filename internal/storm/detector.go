@@ -7,7 +7,6 @@ import "time"
 type Detector struct {
 	start time.Time
 	count uint64
-	fired bool
 }
 
 // Storm is what a detector saw when a storm began in a window.
@@ -16,21 +15,23 @@ type Storm struct {
 	Over   time.Duration // since the window began
 }
 
-// Add counts n denies at now under p. It reports a storm the first time
-// the window's count passes p.Rate × p.Window, once per window (a storm
-// that lasts fires again in the next window: a throttle then pauses the
-// agent again).
+// Add counts n denies at now under p. It reports a storm when the
+// window's count passes p.Rate × p.Window, and then starts a new window:
+// a storm that lasts fires again as soon as it passes the rate again (a
+// throttled flood is paused again right after its pause, not let run
+// free to the end of its window).
 func (d *Detector) Add(n uint64, now time.Time, p Policy) (Storm, bool) {
 	if p.Action == None || p.Rate <= 0 || p.Window <= 0 {
 		return Storm{}, false
 	}
 	if d.start.IsZero() || now.Sub(d.start) >= p.Window || now.Before(d.start) {
-		d.start, d.count, d.fired = now, 0, false
+		d.start, d.count = now, 0
 	}
 	d.count += n
-	if d.fired || float64(d.count) <= float64(p.Rate)*p.Window.Seconds() {
+	if float64(d.count) <= float64(p.Rate)*p.Window.Seconds() {
 		return Storm{}, false
 	}
-	d.fired = true
-	return Storm{Denies: d.count, Over: now.Sub(d.start)}, true
+	s := Storm{Denies: d.count, Over: now.Sub(d.start)}
+	d.start, d.count = now, 0
+	return s, true
 }

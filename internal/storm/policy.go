@@ -13,7 +13,7 @@ type Action string
 // The actions.
 const (
 	None       Action = "none"       // record nothing, do nothing
-	Throttle   Action = "throttle"   // freeze the agent for Pause, each window the storm lasts
+	Throttle   Action = "throttle"   // freeze the agent for Pause, again while the storm lasts
 	Quarantine Action = "quarantine" // freeze it (state Quarantined) until released
 	Kill       Action = "kill"       // kill it (state Terminated-revoked)
 )

@@ -55,15 +55,17 @@ func TestDetector(t *testing.T) {
 	if !ok || s.Denies != 11 {
 		t.Fatalf("11th deny: %v %v, want a storm of 11", s, ok)
 	}
-	if _, ok := d.Add(100, t0.Add(30*time.Millisecond), p); ok {
-		t.Fatal("a second storm in the same window")
+	// A storm starts a new window: 10 more are within the rate, the
+	// 11th fires again (a lasting storm is acted on again at once).
+	if _, ok := d.Add(10, t0.Add(30*time.Millisecond), p); ok {
+		t.Fatal("10 denies after a storm fired again")
 	}
-	// The next window starts afresh, and fires again if the storm lasts.
-	if _, ok := d.Add(5, t0.Add(time.Second), p); ok {
+	if s, ok := d.Add(1, t0.Add(31*time.Millisecond), p); !ok || s.Denies != 11 || s.Over != 11*time.Millisecond {
+		t.Fatalf("a lasting storm: %+v %v, want 11 denies over 11ms", s, ok)
+	}
+	// A quiet window starts afresh.
+	if _, ok := d.Add(5, t0.Add(2*time.Second), p); ok {
 		t.Fatal("5 denies in a new window fired")
-	}
-	if _, ok := d.Add(6, t0.Add(time.Second+time.Millisecond), p); !ok {
-		t.Fatal("a lasting storm did not fire in its next window")
 	}
 	var off Detector
 	if _, ok := off.Add(1<<40, t0, Policy{Action: None, Rate: 1, Window: time.Second}); ok {

@@ -71,7 +71,7 @@ func TestDenyStorm(t *testing.T) {
 		var rows []row
 		for deadline := start.Add(20 * time.Second); len(rows) < 2; time.Sleep(200 * time.Millisecond) {
 			if time.Now().After(deadline) {
-				t.Fatalf("after %v of flooding, %d throttle rows, want 2 (one per window the storm lasts)", time.Since(start), len(rows))
+				t.Fatalf("after %v of flooding, %d throttle rows, want 2 (paused again while the storm lasts)", time.Since(start), len(rows))
 			}
 			rows = stormRows(e, aid)
 		}
@@ -81,12 +81,12 @@ func TestDenyStorm(t *testing.T) {
 			}
 		}
 		// Throttled, not stopped: still running between its pauses, and
-		// paused at most once per window plus its pause.
+		// paused at most about once a second (each pause is 1 s).
 		if a := e.agent(aid); a.State == "Quarantined" || strings.HasPrefix(a.State, "Terminated") {
 			t.Errorf("throttled agent is %s", a.State)
 		}
 		if max := 1 + int(time.Since(start)/time.Second); len(rows) > max {
-			t.Errorf("%d throttle rows in %v, want at most %d (one a window)", len(rows), time.Since(start), max)
+			t.Errorf("%d throttle rows in %v, want at most %d (one a pause)", len(rows), time.Since(start), max)
 		}
 		e.must("agent", "kill", strconv.FormatUint(aid, 10))
 		e.countersAgree(1)
