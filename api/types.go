@@ -67,6 +67,10 @@ type RunRequest struct {
 	// memory_max is no limit, asked for explicitly (`--pids max`); any
 	// other negative value is refused.
 	Quota *QuotaBudget `json:"quota,omitempty"`
+	// OnDenyStorm is the agent's deny storm policy (issue 19) in the
+	// compact form "ACTION[,rate=N][,window=D]", ACTION one of throttle,
+	// quarantine, kill, none; empty: the host's (Doctor.DenyStorm).
+	OnDenyStorm string `json:"on_deny_storm,omitempty"`
 }
 
 // Attestation is agent_attest's answer: the DSSE envelope (in-toto Statement
@@ -200,6 +204,9 @@ type Doctor struct {
 	// QuotaDefaults is every agent's budget for what it leaves unset
 	// (issue 19: coconut.toml [quota.defaults]).
 	QuotaDefaults *QuotaDefaults `json:"quota_defaults,omitempty"`
+	// DenyStorm is the on_deny_storm of every agent that names none
+	// (issue 19), as "ACTION,rate=N,window=D".
+	DenyStorm string `json:"deny_storm,omitempty"`
 	// CountersAlarm (issue 20) lists every source whose kernel denies and
 	// chain deny rows have ever differed on this host, kept in the state
 	// directory across restarts: what a user reports, and what the Center

@@ -167,6 +167,9 @@ func (m *Manager) recordEvents(batch []enforce.Event) {
 		if ev.NotifID != 0 {
 			detail["notif_id"] = strconv.FormatUint(ev.NotifID, 10) // journal.go: answered from the row after a restart
 		}
+		if !ev.Allowed {
+			m.countStorm(aid, entries[i], now) // storm.go
+		}
 		if m.agg.gather(aid, entries[i], ev, now) { // aggregate.go: counted in a later row
 			gathered[i] = true
 			continue

@@ -22,6 +22,7 @@ import (
 	"github.com/coconut-os/coconut/internal/quota"
 	"github.com/coconut-os/coconut/internal/sign"
 	"github.com/coconut-os/coconut/internal/state"
+	"github.com/coconut-os/coconut/internal/storm"
 )
 
 // Config wires a Manager to the rest of the daemon.
@@ -41,6 +42,8 @@ type Config struct {
 	EnforceWhy      string           // why that backend, or why none
 	Broker          Broker           // the inference broker agents are pointed at (inference.go); zero: none
 	QuotaDefaults   config.Defaults  // every agent's budget for what it leaves unset (quota_defaults.go); zero: none
+	AuditReserve    int64            // free bytes kept on the chain's filesystem (reserve.go); 0: DefaultAuditReserve
+	StormDefault    storm.Policy     // on_deny_storm for what an agent leaves unset (storm.go); zero: storm.Default
 	Log             *slog.Logger
 }
 
@@ -80,6 +83,7 @@ type Manager struct {
 
 	counts     counterState  // chain deny rows by source, the counters alarm (counters.go)
 	agg        aggregator    // pending aggregate deny rows (aggregate.go); the consumer's own
+	storm      stormWatch    // deny storm detectors and actions (storm.go)
 	aggFlushed chan struct{} // closed once the consumer wrote them at Close
 
 	wg     sync.WaitGroup // watchers

@@ -17,6 +17,7 @@ import (
 	"github.com/coconut-os/coconut/internal/manifest"
 	"github.com/coconut-os/coconut/internal/measure"
 	"github.com/coconut-os/coconut/internal/sign"
+	"github.com/coconut-os/coconut/internal/storm"
 )
 
 // plan is one agent, fully checked and measured, ready to start. Every plan
@@ -36,6 +37,7 @@ type plan struct {
 	memory                manifest.MemoryTiers
 	audit                 manifest.AuditPolicy // the spec's `audit:`; zero for agent run (the default)
 	static                bool                 // the spec's `enforcement: static`
+	storm                 storm.Policy         // on_deny_storm (storm.go)
 	parent                uint64               // the agent that asked for this one (delegate.go), 0: a user
 	delegated             map[string]uint64    // capability -> the agent it was delegated by
 	exe, script           *measure.Measured
@@ -84,7 +86,7 @@ func (m *Manager) planManifest(caller Caller, req api.SpawnRequest) ([]*plan, er
 		}
 		base := &plan{
 			class: spec.Class, workload: man.Metadata.Name, user: user, owner: caller.UID,
-			command: spec.Command, env: spec.Env, quota: m.withDefaults(spec.Quota, spec.Memory), memory: spec.Memory, audit: spec.Audit, static: spec.Enforcement == manifest.EnforceStatic,
+			command: spec.Command, env: spec.Env, quota: m.withDefaults(spec.Quota, spec.Memory), memory: spec.Memory, audit: spec.Audit, static: spec.Enforcement == manifest.EnforceStatic, storm: spec.Storm,
 			authorizer: auth, manifestRef: ref,
 		}
 		for _, c := range spec.Capabilities {
@@ -163,6 +165,11 @@ func (m *Manager) planRun(caller Caller, req api.RunRequest) (*plan, error) {
 		return nil, err
 	}
 	p.quota = m.withDefaults(p.quota, p.memory) // quota_defaults.go
+	if req.OnDenyStorm != "" {
+		if p.storm, err = storm.Parse(req.OnDenyStorm); err != nil {
+			return nil, api.Errorf(api.ErrInvalid, "%v", err)
+		}
+	}
 	if req.Workdir != "" && !filepath.IsAbs(req.Workdir) {
 		return nil, api.Errorf(api.ErrInvalid, "workdir %q: must be absolute", req.Workdir)
 	}

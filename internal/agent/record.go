@@ -14,6 +14,7 @@ import (
 	"github.com/coconut-os/coconut/internal/atomicfile"
 	"github.com/coconut-os/coconut/internal/manifest"
 	"github.com/coconut-os/coconut/internal/state"
+	"github.com/coconut-os/coconut/internal/storm"
 )
 
 // record is what the registry persists about one agent, one JSON file per
@@ -38,6 +39,7 @@ type record struct {
 	Quota      manifest.Quota       `json:"quota"`
 	Memory     manifest.MemoryTiers `json:"memory"`
 	Audit      manifest.AuditPolicy `json:"audit,omitzero"`                 // the manifest's audit policy; zero: the default
+	Storm      storm.Policy         `json:"storm,omitzero"`                 // on_deny_storm as spawned; zero fields: the host's default
 	Static     bool                 `json:"static,omitempty"`               // enforcement: static (reads left to the floor)
 	Parent     uint64               `json:"parent,omitempty"`               // the agent that spawned this one (delegation), 0: a user
 	Delegated  map[string]uint64    `json:"delegated,omitempty"`            // capability -> the agent that granted it, for caps reached by delegation

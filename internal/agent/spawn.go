@@ -41,6 +41,9 @@ func (m *Manager) Spawn(ctx context.Context, caller Caller, req api.SpawnRequest
 		m.deleg.Lock()
 		defer m.deleg.Unlock()
 	}
+	if err := m.checkReserve(); err != nil { // reserve.go
+		return nil, err
+	}
 	plans, err := m.planManifest(caller, req)
 	if err == nil {
 		if err = m.delegatePlans(parent, plans); err != nil {
@@ -68,6 +71,9 @@ func (m *Manager) Run(ctx context.Context, caller Caller, req api.RunRequest) (*
 	}
 	if parent != nil && req.User == "" {
 		req.User = parent.rec.User // an agent's children run as its own user
+	}
+	if err := m.checkReserve(); err != nil { // reserve.go
+		return nil, err
 	}
 	p, err := m.planRun(caller, req)
 	if err == nil {
@@ -145,7 +151,7 @@ func (m *Manager) startOne(ctx context.Context, p *plan, aid uint64) (*entry, er
 	rec := &record{
 		AID: aid, Name: p.name, Class: p.class, Workload: p.workload, State: state.Spawning,
 		CgroupID: g.ID, CgroupPath: g.Path, User: p.user.Name, UID: p.user.UID, GID: p.user.GID,
-		Owner: p.owner, Command: p.command, Caps: p.caps, Ceiling: p.ceiling, Quota: p.quota, Memory: p.memory, Audit: p.audit, Static: p.static, Parent: p.parent, Delegated: p.delegated,
+		Owner: p.owner, Command: p.command, Caps: p.caps, Ceiling: p.ceiling, Quota: p.quota, Memory: p.memory, Audit: p.audit, Storm: p.storm, Static: p.static, Parent: p.parent, Delegated: p.delegated,
 		BinarySHA: p.exe.SHA256, SpawnTime: time.Now().UTC(),
 	}
 	if rec.Caps == nil {

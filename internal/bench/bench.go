@@ -46,6 +46,7 @@ func Command(socket *string, asJSON *bool) *cobra.Command {
 	cmd.AddCommand(benchCenterCmd(g)) // issue 13: center.go
 	cmd.AddCommand(benchNotifyCmd(g)) // issue 13
 	cmd.AddCommand(benchAuditScaleCmd(g))
+	cmd.AddCommand(benchNoisyCmd(g)) // issue 19
 	return cmd
 }
 

@@ -150,6 +150,7 @@ func agentRun(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&mem, "memory", "", "memory max from the first instruction: bytes or 512M, 2G; max: none (default: the host's, see doctor)")
 	cmd.Flags().StringVar(&high, "memory-high", "", "memory high (v1: the soft limit): bytes or 512M")
 	cmd.Flags().StringVar(&pids, "pids", "", "tasks max; max: none (default: the host's, see doctor)")
+	cmd.Flags().StringVar(&req.OnDenyStorm, "on-deny-storm", "", "deny storm policy ACTION[,rate=N][,window=D]: throttle, quarantine, kill or none (default: the host's, see doctor)")
 	return cmd
 }
 

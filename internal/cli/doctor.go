@@ -152,6 +152,7 @@ func printDoctor(e *doctorEnv, lines []doctorLine) {
 		fmt.Printf("audit chain: %d records\n", d.ChainHead)
 		fmt.Printf("agents:      %d running\n", d.Agents)
 		printQuotaDefaults(d.QuotaDefaults) // doctor_defaults.go
+		printDenyStorm(d.DenyStorm)         // doctor_defaults.go
 		printCounters(d)                    // doctor_counters.go
 		fmt.Println("             (supervisor and network guard denies; Landlock floor denials are only in the kernel audit log: see kernel-audit)")
 	}

@@ -29,3 +29,11 @@ func printQuotaDefaults(d *api.QuotaDefaults) {
 	}
 	fmt.Println()
 }
+
+// printDenyStorm is doctor's line for on_deny_storm (issue 19): what is
+// done to an agent whose denies pass a rate, unless its own policy says.
+func printDenyStorm(p string) {
+	if p != "" {
+		fmt.Printf("deny storm:  %s (on_deny_storm for agents that name none)\n", p)
+	}
+}

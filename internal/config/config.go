@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/coconut-os/coconut/internal/storm"
 )
 
 // DefaultPath is read when no --config is given.
@@ -41,6 +43,12 @@ type Config struct {
 	Setup Setup `toml:"setup"`
 	// Center is the [center] table (center.go).
 	Center Center `toml:"center"`
+	// OnDenyStorm is every agent's deny storm policy for what its own
+	// leaves unset (issue 19, internal/storm): "ACTION[,rate=N][,window=D]".
+	OnDenyStorm string `toml:"on_deny_storm"`
+	// AuditReserve is the free space kept on the audit chain's filesystem
+	// (issue 19): below it new spawns are refused. "": 64M.
+	AuditReserve string `toml:"audit_reserve"`
 }
 
 // Load reads path. explicit says the user named it: then it must exist.
@@ -68,6 +76,11 @@ func Load(path string, explicit bool) (Config, error) {
 	// The syntax now; a share of RAM is resolved by the daemon.
 	if _, err := c.Quota.Defaults.Resolve(1 << 40); err != nil {
 		return Config{}, fmt.Errorf("config %s: [quota.defaults] %w", path, err)
+	}
+	if c.OnDenyStorm != "" {
+		if _, err := storm.Parse(c.OnDenyStorm); err != nil {
+			return Config{}, fmt.Errorf("config %s: %w", path, err)
+		}
 	}
 	if err := c.Broker.validate(); err != nil {
 		return Config{}, fmt.Errorf("config %s: [broker] %w", path, err)

@@ -13,6 +13,7 @@ import (
 var agentFields = []string{
 	"name", "class", "replicas", "command", "script", "env", "workdir", "user",
 	"capabilities", "ceiling", "quota", "memory", "audit", "enforcement",
+	"on_deny_storm", // storm.go (issue 19)
 }
 
 // agents decodes the agents list, then checks what spans agents: unique
@@ -87,6 +88,8 @@ func (d *decoder) agent(v val, index int) AgentSpec {
 			a.Memory = d.memory(e.v)
 		case "audit":
 			a.Audit = d.audit(e.v, a.Audit)
+		case "on_deny_storm":
+			a.Storm = d.stormPolicy(e.v)
 		case "enforcement":
 			if s, ok := d.str(e.v); ok {
 				if s != EnforceSupervised && s != EnforceStatic {

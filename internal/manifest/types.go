@@ -1,6 +1,9 @@
 package manifest
 
-import "github.com/coconut-os/coconut/internal/capability"
+import (
+	"github.com/coconut-os/coconut/internal/capability"
+	"github.com/coconut-os/coconut/internal/storm"
+)
 
 const (
 	// APIVersion is the only apiVersion this package accepts.
@@ -49,6 +52,9 @@ type AgentSpec struct {
 	Quota   Quota
 	Memory  MemoryTiers
 	Audit   AuditPolicy
+	// Storm is on_deny_storm: what is done when the agent's denies pass a
+	// rate (internal/storm); zero fields: the host's default.
+	Storm storm.Policy
 	// Enforcement is how file access is enforced: EnforceSupervised (the
 	// default: every open is decided against the current bundle) or
 	// EnforceStatic (read-only opens are left to the Landlock floor, made

@@ -174,7 +174,7 @@ func TestNotifyDeny(t *testing.T) {
 //
 // loopDenies is 40, not 1,000, since issue 19: a looping agent's denied
 // opens each wait for the (aggregate) row that counts them, one per
-// 100 ms per object, so this one-thread loop is paced at ten a second,
+// 100 ms per agent, so this one-thread loop is paced at ten a second,
 // one row each.
 func TestNotifyLoopThrottled(t *testing.T) {
 	const loopDenies = 40
