@@ -22,5 +22,5 @@ func DenyStorm(aid uint64, action string, pid int, denies uint64, over time.Dura
 	d["over_ms"] = strconv.FormatInt(over.Milliseconds(), 10)
 	d["rate"] = strconv.Itoa(rate)
 	d["window_ms"] = strconv.FormatInt(window.Milliseconds(), 10)
-	return Record{AID: aid, Type: "agent.deny_storm", Object: action, Result: ResultDeny, PID: pid, Detail: d}
+	return Record{AID: aid, Type: TypeAgentDenyStorm, Object: action, Result: ResultDeny, PID: pid, Detail: d}
 }

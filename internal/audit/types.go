@@ -37,6 +37,9 @@ const (
 	// TypeAgentAdopt: a running agent taken over by a restarted daemon
 	// (AgentAdopt).
 	TypeAgentAdopt = "agent.adopt"
+	// TypeAgentDenyStorm: one row per deny storm, and what coconutd did
+	// about it under the agent's on_deny_storm policy (DenyStorm).
+	TypeAgentDenyStorm = "agent.deny_storm"
 	// TypeSpawnRefused: a manifest or run request refused before any agent
 	// existed (SpawnRefused).
 	TypeSpawnRefused = "spawn.refused"
