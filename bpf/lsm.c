@@ -21,6 +21,12 @@
  *   file_free_security   forgets the file.
  *   bprm_check_security  exec of the binary (and of a script's interpreter)
  *                        needs an exec right.
+ *   measured             the sealed memfds coconutd measured for an agent
+ *                        (program, script) have no path: file_open,
+ *                        bprm_check_security and mmap_file allow them by
+ *                        (dev, ino), only to that agent's cgroup; every
+ *                        other pathless file ("/memfd:x (deleted)") is
+ *                        decided by its path text and so denied.
  *   ptrace_access_check, ptrace_traceme, task_kill
  *                        only processes in the agent's own cgroup.
  *   mmap_file, file_mprotect
@@ -75,12 +81,20 @@ struct task_struct {
 struct socket;
 struct vfsmount;
 struct dentry;
+struct super_block {
+	unsigned int s_dev;
+};
+struct inode {
+	unsigned long i_ino;
+	struct super_block *i_sb;
+};
 struct path {
 	struct vfsmount *mnt;
 	struct dentry *dentry;
 };
 struct file {
 	struct path f_path;
+	struct inode *f_inode;
 	unsigned int f_mode;
 };
 struct linux_binprm {
@@ -144,6 +158,14 @@ struct {
 	__type(value, __u8);
 } unix_rules SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct lsm_measured_key);
+	__type(value, __u32); /* LSM_R|LSM_X|LSM_M */
+} measured SEC(".maps");
+
 /* Room for one lsm_file per CPU: too big for the 512-byte stack. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -166,6 +188,7 @@ __u64 probe_hits = 0;
 /* Keep struct lsm_event and lsm_unix_key in BTF for bpf2go (-type). */
 const struct lsm_event *unused_event __attribute__((unused));
 const struct lsm_unix_key *unused_unix_key __attribute__((unused));
+const struct lsm_measured_key *unused_measured_key __attribute__((unused));
 
 
 static __always_inline int deny(__u64 cg, __u16 op, __u16 reason, __u32 want, const char *path, __u32 target)
@@ -223,6 +246,18 @@ static __always_inline int lookup_path(struct lsm_file *s, struct path *p, __u32
 	return r ? *r : 0;
 }
 
+/* measured_rights: the rights coconutd gave cgroup cg on this very inode
+ * (a sealed memfd it measured for the agent), 0 for any other file. */
+static __always_inline __u32 measured_rights(__u64 cg, struct file *file)
+{
+	struct lsm_measured_key k = {};
+	k.cgroup = cg;
+	k.ino = BPF_CORE_READ(file, f_inode, i_ino);
+	k.dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev);
+	__u32 *r = bpf_map_lookup_elem(&measured, &k);
+	return r ? *r : 0;
+}
+
 static __always_inline struct lsm_file *scratch_file(void)
 {
 	__u32 zero = 0;
@@ -247,6 +282,11 @@ int BPF_PROG(cc_file_open, struct file *file)
 		want |= LSM_R;
 	if (mode & FMODE_WRITE)
 		want |= LSM_W;
+	/* The measured script, read by its interpreter through
+	 * /proc/self/fd: allowed by identity, never by a path. */
+	__u32 mr = measured_rights(cg, file);
+	if (mr && allowed(mr, want))
+		return 0;
 	s->key.path[0] = 0;
 	int rights = lookup_path(s, &file->f_path, a->policy);
 	if (rights < 0)
@@ -323,8 +363,11 @@ int BPF_PROG(cc_bprm_check, struct linux_binprm *bprm)
 	struct lsm_file *s = scratch_file();
 	if (!s)
 		return deny(cg, LSM_OP_EXEC, LSM_WHY_MAP_FULL, LSM_X, 0, 0);
-	s->key.path[0] = 0;
 	struct file *file = bprm->file; /* a BTF pointer, as bpf_d_path needs */
+	/* The measured program, exec'd by the trampoline from its memfd. */
+	if (measured_rights(cg, file) & LSM_X)
+		return 0;
+	s->key.path[0] = 0;
 	int rights = lookup_path(s, &file->f_path, a->policy);
 	if (rights < 0)
 		return deny(cg, LSM_OP_EXEC, -rights, LSM_X, s->key.path, 0);
@@ -480,6 +523,9 @@ int BPF_PROG(cc_mmap_file, struct file *file, unsigned long reqprot, unsigned lo
 	struct lsm_file *s = scratch_file();
 	if (!s)
 		return deny(cg, LSM_OP_MMAP_EXEC, LSM_WHY_MAP_FULL, LSM_X, 0, 0);
+	/* The measured program's segments, mapped by the ELF loader. */
+	if (measured_rights(cg, file) & (LSM_X | LSM_M))
+		return 0;
 	s->key.path[0] = 0;
 	int rights = lookup_path(s, &file->f_path, a->policy);
 	if (rights < 0)

@@ -85,6 +85,19 @@ struct lsm_file {
 	struct lsm_key key; /* the path looked up, to decide again after a revoke */
 };
 
+/* measured map key: a sealed memfd coconutd measured for one agent (its
+ * program or script), which the trampoline execs and an interpreter reads
+ * through /proc/self/fd. It has no path a rule could name ("/memfd:...
+ * (deleted)"), so it is allowed by identity, only to that agent's cgroup.
+ * dev is the kernel's encoding of the superblock's dev_t (MAJOR << 20 |
+ * MINOR). The value holds the rights (LSM_R|LSM_X|LSM_M or LSM_R). */
+struct lsm_measured_key {
+	__u64 cgroup;
+	__u64 ino;
+	__u32 dev;
+	__u32 pad;
+};
+
 struct lsm_event {
 	__u64 seq; /* deny_seq after this deny: consecutive, no gaps but losses */
 	__u64 cgroup;

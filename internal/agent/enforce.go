@@ -20,7 +20,9 @@ import (
 // bind hands the agent's bundle to the enforcer before its first process
 // exists; the floor it returns goes to the trampoline. No enforcer, no
 // agent: nothing runs unenforced.
-func (m *Manager) bind(rec *record) (*launch.Floor, error) {
+// measured are the sealed memfds the trampoline will exec and the
+// interpreter read (none for an adopted agent: it runs already).
+func (m *Manager) bind(rec *record, measured ...enforce.MeasuredFile) (*launch.Floor, error) {
 	if m.cfg.Enforce == nil {
 		return nil, api.Errorf(api.ErrUnavailable, "no capability enforcer is loaded (%s): agents do not start", m.cfg.EnforceWhy)
 	}
@@ -51,6 +53,7 @@ func (m *Manager) bind(rec *record) (*launch.Floor, error) {
 	floor, err := m.cfg.Enforce.Bind(enforce.Agent{
 		AID: rec.AID, CgroupID: rec.CgroupID, Policy: rec.Workload + "/" + rec.Class, Caps: m.implicitCaps(caps), Ceiling: ceiling,
 		Audit: rec.Audit, Static: rec.Static, Programs: programPaths(rec.Command),
+		Measured: measured,
 	})
 	if err != nil {
 		return nil, api.Errorf(api.ErrUnavailable, "enforcer: %v", err)

@@ -204,7 +204,7 @@ func (m *Manager) startOne(ctx context.Context, p *plan, aid uint64) (*entry, er
 	if err := m.prepareQuota(rec); err != nil { // issue 5: limits and SSD tier before the first process
 		return fail(err)
 	}
-	floor, err := m.bind(rec)
+	floor, err := m.bind(rec, p.measuredFiles()...)
 	if err != nil {
 		return fail(err)
 	}
@@ -224,6 +224,15 @@ func (m *Manager) startOne(ctx context.Context, p *plan, aid uint64) (*entry, er
 		return fail(err)
 	}
 	return e, nil
+}
+
+// measuredFiles are the plan's sealed memfds, for the enforcer.
+func (p *plan) measuredFiles() []enforce.MeasuredFile {
+	out := []enforce.MeasuredFile{{File: p.exe.File(), Exec: true}}
+	if p.script != nil {
+		out = append(out, enforce.MeasuredFile{File: p.script.File()})
+	}
+	return out
 }
 
 // attest signs the agent's attestation, stores it and records it.

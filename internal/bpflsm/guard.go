@@ -10,6 +10,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
 )
 
 // Guard is the loaded bpf-lsm programs and their maps.
@@ -20,9 +21,47 @@ type Guard struct {
 	rd     *ringbuf.Reader
 	events chan Event
 
-	mu      sync.Mutex
-	nextPol uint32
-	bound   map[uint64]bound // by cgroup id
+	mu       sync.Mutex
+	nextPol  uint32
+	bound    map[uint64]bound // by cgroup id
+	measured map[uint64][]lsmLsmMeasuredKey
+}
+
+// Measured is a file coconutd measured for an agent (a sealed memfd: the
+// program the trampoline execs, or the script its interpreter reads). It
+// has no path a rule could name, so it is allowed by identity.
+type Measured struct {
+	Dev, Ino uint64 // as stat(2) reports them
+	Exec     bool   // the program: exec and map as code; else read only
+}
+
+// MeasuredOf is f's identity for Allow.
+func MeasuredOf(f *os.File, exec bool) (Measured, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return Measured{}, fmt.Errorf("stat measured file: %w", err)
+	}
+	return Measured{Dev: st.Dev, Ino: st.Ino, Exec: exec}, nil
+}
+
+// AllowMeasured lets cgroupID open (and, for a program, exec and map) exactly
+// these inodes, whatever their path; Unbind forgets them.
+func (g *Guard) AllowMeasured(cgroupID uint64, files []Measured) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, m := range files {
+		// The kernel's dev_t inside the superblock: MAJOR << 20 | MINOR.
+		k := lsmLsmMeasuredKey{Cgroup: cgroupID, Ino: m.Ino, Dev: unix.Major(m.Dev)<<20 | unix.Minor(m.Dev)}
+		r := uint32(RightRead)
+		if m.Exec {
+			r |= RightExec | RightMapExec
+		}
+		if err := g.objs.Measured.Put(k, r); err != nil {
+			return fmt.Errorf("measured file of cgroup %d: %w", cgroupID, err)
+		}
+		g.measured[cgroupID] = append(g.measured[cgroupID], k)
+	}
+	return nil
 }
 
 type bound struct {
@@ -50,12 +89,12 @@ func Open(pinDir string) (*Guard, error) {
 		if err := os.MkdirAll(pinDir, 0o700); err != nil {
 			return nil, err
 		}
-		for _, name := range []string{"agents", "rules", "unix_rules", "files", "events", "counters"} {
+		for _, name := range []string{"agents", "rules", "unix_rules", "files", "events", "counters", "measured"} {
 			spec.Maps[name].Pinning = ebpf.PinByName
 		}
 		opts.Maps.PinPath = pinDir
 	}
-	g := &Guard{pinDir: pinDir, events: make(chan Event, 4096), bound: map[uint64]bound{}}
+	g := &Guard{pinDir: pinDir, events: make(chan Event, 4096), bound: map[uint64]bound{}, measured: map[uint64][]lsmLsmMeasuredKey{}}
 	if err := spec.LoadAndAssign(&g.objs, opts); err != nil {
 		return nil, fmt.Errorf("%w: load: %v", ErrRefused, trimHint(err))
 	}
@@ -150,6 +189,10 @@ func (g *Guard) Unbind(cgroupID uint64) error {
 		delete(g.bound, cgroupID)
 		g.deleteRules(b.policy, b.pol)
 	}
+	for _, k := range g.measured[cgroupID] {
+		g.objs.Measured.Delete(&k)
+	}
+	delete(g.measured, cgroupID)
 	return nil
 }
 

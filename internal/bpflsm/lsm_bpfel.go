@@ -46,6 +46,14 @@ type lsmLsmKey struct {
 	Path      [252]int8
 }
 
+type lsmLsmMeasuredKey struct {
+	_      structs.HostLayout
+	Cgroup uint64
+	Ino    uint64
+	Dev    uint32
+	Pad    uint32
+}
+
 type lsmLsmUnixKey struct {
 	_      structs.HostLayout
 	Policy uint32
@@ -61,6 +69,7 @@ const (
 	lsmMapCounters          = "counters"
 	lsmMapEvents            = "events"
 	lsmMapFiles             = "files"
+	lsmMapMeasured          = "measured"
 	lsmMapRules             = "rules"
 	lsmMapScratch           = "scratch"
 	lsmMapUnixRules         = "unix_rules"
@@ -82,6 +91,7 @@ const (
 	lsmVarProbeCgroup       = "probe_cgroup"
 	lsmVarProbeHits         = "probe_hits"
 	lsmVarUnusedEvent       = "unused_event"
+	lsmVarUnusedMeasuredKey = "unused_measured_key"
 	lsmVarUnusedUnixKey     = "unused_unix_key"
 )
 
@@ -152,6 +162,7 @@ type lsmMapSpecs struct {
 	Counters  *ebpf.MapSpec `ebpf:"counters"`
 	Events    *ebpf.MapSpec `ebpf:"events"`
 	Files     *ebpf.MapSpec `ebpf:"files"`
+	Measured  *ebpf.MapSpec `ebpf:"measured"`
 	Rules     *ebpf.MapSpec `ebpf:"rules"`
 	Scratch   *ebpf.MapSpec `ebpf:"scratch"`
 	UnixRules *ebpf.MapSpec `ebpf:"unix_rules"`
@@ -161,10 +172,11 @@ type lsmMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lsmVariableSpecs struct {
-	ProbeCgroup   *ebpf.VariableSpec `ebpf:"probe_cgroup"`
-	ProbeHits     *ebpf.VariableSpec `ebpf:"probe_hits"`
-	UnusedEvent   *ebpf.VariableSpec `ebpf:"unused_event"`
-	UnusedUnixKey *ebpf.VariableSpec `ebpf:"unused_unix_key"`
+	ProbeCgroup       *ebpf.VariableSpec `ebpf:"probe_cgroup"`
+	ProbeHits         *ebpf.VariableSpec `ebpf:"probe_hits"`
+	UnusedEvent       *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedMeasuredKey *ebpf.VariableSpec `ebpf:"unused_measured_key"`
+	UnusedUnixKey     *ebpf.VariableSpec `ebpf:"unused_unix_key"`
 }
 
 // lsmObjects contains all objects after they have been loaded into the kernel.
@@ -191,6 +203,7 @@ type lsmMaps struct {
 	Counters  *ebpf.Map `ebpf:"counters"`
 	Events    *ebpf.Map `ebpf:"events"`
 	Files     *ebpf.Map `ebpf:"files"`
+	Measured  *ebpf.Map `ebpf:"measured"`
 	Rules     *ebpf.Map `ebpf:"rules"`
 	Scratch   *ebpf.Map `ebpf:"scratch"`
 	UnixRules *ebpf.Map `ebpf:"unix_rules"`
@@ -202,6 +215,7 @@ func (m *lsmMaps) Close() error {
 		m.Counters,
 		m.Events,
 		m.Files,
+		m.Measured,
 		m.Rules,
 		m.Scratch,
 		m.UnixRules,
@@ -212,10 +226,11 @@ func (m *lsmMaps) Close() error {
 //
 // It can be passed to loadLsmObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lsmVariables struct {
-	ProbeCgroup   *ebpf.Variable `ebpf:"probe_cgroup"`
-	ProbeHits     *ebpf.Variable `ebpf:"probe_hits"`
-	UnusedEvent   *ebpf.Variable `ebpf:"unused_event"`
-	UnusedUnixKey *ebpf.Variable `ebpf:"unused_unix_key"`
+	ProbeCgroup       *ebpf.Variable `ebpf:"probe_cgroup"`
+	ProbeHits         *ebpf.Variable `ebpf:"probe_hits"`
+	UnusedEvent       *ebpf.Variable `ebpf:"unused_event"`
+	UnusedMeasuredKey *ebpf.Variable `ebpf:"unused_measured_key"`
+	UnusedUnixKey     *ebpf.Variable `ebpf:"unused_unix_key"`
 }
 
 // lsmPrograms contains all programs after they have been loaded into the kernel.

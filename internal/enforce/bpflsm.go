@@ -97,6 +97,24 @@ func (b *BPFLSM) lsmBaseline(a Agent) bpflsm.Baseline {
 	return base
 }
 
+// allowMeasured lets the agent's cgroup exec its measured program and
+// read its measured script from their memfds, by inode: nothing else
+// without a path.
+func (b *BPFLSM) allowMeasured(a Agent) error {
+	var ms []bpflsm.Measured
+	for _, f := range a.Measured {
+		if f.File == nil {
+			continue
+		}
+		m, err := bpflsm.MeasuredOf(f.File, f.Exec)
+		if err != nil {
+			return err
+		}
+		ms = append(ms, m)
+	}
+	return b.guard.AllowMeasured(a.CgroupID, ms)
+}
+
 func netOnly(caps []capability.Cap) []capability.Cap {
 	var out []capability.Cap
 	for _, c := range caps {
@@ -126,6 +144,11 @@ func (b *BPFLSM) Bind(a Agent) (*launch.Floor, error) {
 		return nil, err
 	}
 	if err := b.guard.Bind(a.CgroupID, pol); err != nil {
+		b.net.Unbind(a.AID)
+		return nil, fmt.Errorf("bpf-lsm: bind agent %d: %w", a.AID, err)
+	}
+	if err := b.allowMeasured(a); err != nil {
+		b.guard.Unbind(a.CgroupID)
 		b.net.Unbind(a.AID)
 		return nil, fmt.Errorf("bpf-lsm: bind agent %d: %w", a.AID, err)
 	}

@@ -3,6 +3,7 @@ package enforce
 import (
 	"errors"
 	"net/netip"
+	"os"
 
 	"github.com/coconut-os/coconut/internal/capability"
 	"github.com/coconut-os/coconut/internal/launch"
@@ -35,6 +36,18 @@ type Agent struct {
 	// trampoline execs at spawn: the supervisor allows their exec by
 	// identity; the bpf-lsm backend gives them an exec rule.
 	Programs []string
+	// Measured are the sealed memfds of the program (Exec) and script the
+	// trampoline execs and the interpreter reads: they have no path, so
+	// the bpf-lsm backend allows exactly these inodes to the agent's
+	// cgroup. The portable backend's supervisor allows them by identity
+	// from the trampoline's own descriptors and ignores this.
+	Measured []MeasuredFile
+}
+
+// MeasuredFile is one of an agent's measured memfds.
+type MeasuredFile struct {
+	File *os.File
+	Exec bool // the program: exec and map as code; the script: read
 }
 
 // Event is one deny seen in the kernel.

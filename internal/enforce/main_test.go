@@ -4,9 +4,14 @@ import (
 	"os"
 	"testing"
 
+	"github.com/coconut-os/coconut/internal/launch"
 	"github.com/coconut-os/coconut/internal/testutil/leakcheck"
 )
 
 // TestMain fails the package if its tests leave a cgroup, pin or process
-// behind.
-func TestMain(m *testing.M) { os.Exit(leakcheck.Main(m)) }
+// behind. launch.Main first: the spawn test runs this binary as the
+// trampoline.
+func TestMain(m *testing.M) {
+	launch.Main()
+	os.Exit(leakcheck.Main(m))
+}
