@@ -98,7 +98,13 @@ func TestConformanceFloor(t *testing.T) {
 			t.Fatalf("bundle %q: %d results for %d cases:\n%s", k, len(lines), len(cases), out)
 		}
 		for i, c := range cases {
-			allowed := !strings.HasSuffix(lines[i], " errno=13")
+			// Strict both ways: an allowed case must succeed (an EIO or
+			// ENOENT is not an allow), a denied one must be EACCES.
+			allowed := strings.HasSuffix(lines[i], " errno=0")
+			if !allowed && !strings.HasSuffix(lines[i], " errno=13") {
+				t.Errorf("case %q: Landlock floor %q: neither success nor EACCES", c.Name, lines[i])
+				continue
+			}
 			if allowed {
 				nAllowed++
 			}

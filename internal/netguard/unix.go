@@ -28,8 +28,10 @@ func compileUnix(caps []capability.Cap) (unixSet, error) {
 	addrs, err := policy.UnixSockets(caps)
 	if err != nil {
 		var re *policy.RuleError
-		errors.As(err, &re)
-		return nil, fmt.Errorf("%s: %w", re.Cap, ErrUnsupportedCap)
+		if errors.As(err, &re) {
+			return nil, fmt.Errorf("%s: %w", re.Cap, ErrUnsupportedCap)
+		}
+		return nil, fmt.Errorf("%v: %w", err, ErrUnsupportedCap)
 	}
 	out := unixSet{}
 	for _, addr := range addrs {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/coconut-os/coconut/internal/policy"
 )
 
@@ -98,7 +100,18 @@ func TestConformanceSupervisor(t *testing.T) {
 				t.Errorf("case %q: no result for %s", c.Name, ops[i])
 				continue
 			}
-			allowed := e != int(ECapability)
+			// Strict both ways: an allowed case must succeed, a denied one
+			// must be ECAPABILITY. An allowed Unix connect has no listener
+			// behind it: ENOENT or ECONNREFUSED is the kernel's answer to
+			// a call the supervisor let through.
+			allowed := e == 0
+			if strings.HasPrefix(ops[i], "uconnect:") && (e == int(unix.ENOENT) || e == int(unix.ECONNREFUSED)) {
+				allowed = true
+			}
+			if !allowed && e != int(ECapability) {
+				t.Errorf("case %q: supervisor errno %d (%s): neither success nor ECAPABILITY", c.Name, e, ops[i])
+				continue
+			}
 			if allowed {
 				nAllowed++
 			}
