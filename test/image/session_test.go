@@ -53,3 +53,23 @@ func TestImageWorkstationSession(t *testing.T) {
 	t.Logf("figures (%s): power on -> autologin %.1f s, -> sway %.1f s, -> waybar/mako/notify %.1f s, -> notification %.1f s (guest uptime); whole qemu run %s; screenshot %d bytes",
 		accelerator(), up("uptime-login"), up("uptime-sway"), up("uptime-session"), up("uptime-notification"), g.Wall.Round(1e8), len(png))
 }
+
+// TestImageServerNoSession boots the raw disk with the Server preseed: the
+// first boot sets up no autologin and no graphical session.
+func TestImageServerNoSession(t *testing.T) {
+	needTools(t, "qemu-system-x86_64", "swtpm", "mcopy", "sfdisk")
+	dir := t.TempDir()
+	disk := filepath.Join(dir, "coconut.raw")
+	run(t, "cp", "--sparse=always", filepath.Join(imageDir(), "coconut.raw"), disk)
+	preseed(t, disk, "quiet panic=-1 coconut.test=session coconut.profile=server coconut.user="+testUser)
+	sock := startTPM(t, dir)
+	args := []string{"-accel", accelerator(), "-m", "2048", "-smp", "2", "-vga", "none",
+		"-drive", "file=" + disk + ",format=raw,if=virtio"}
+	args = append(append(args, tpmArgs(sock)...), guestNIC()...)
+	g := runGuest(t, bootTimeout(accelerator()), nil, args...)
+	_, data := requireResults(t, g.Log, "no-session")
+	if data["profile"] != "server" {
+		t.Errorf("coconut.toml's profile %q, want server", data["profile"])
+	}
+	t.Logf("whole qemu run %s", g.Wall.Round(1e8))
+}
