@@ -44,6 +44,11 @@ trap 'rm -rf --one-file-system "$WORK"' EXIT
 ROOT=$WORK/root
 cp "$DEB" "$WORK/coconut.deb"
 
+# The Workstation session (image/rootfs/usr/libexec/coconut-image/session
+# turns it on for that profile only): sway, waybar, foot, mako, grim for
+# the image test's screenshot; a user bus for notifications.
+SESSION_PKGS="sway waybar foot mako-notifier grim dbus-user-session libpam-systemd fonts-dejavu-core"
+
 # No recommends, no documentation, man pages or locales (dpkg path-exclude);
 # the copyright files stay.
 echo "== mmdebstrap $SUITE from $mirror (package cache: $CACHE/archives)"
@@ -57,11 +62,11 @@ nice mmdebstrap --variant=apt --mode=root \
 	--setup-hook='mkdir -p "$1"/var/cache/apt/archives' \
 	--setup-hook="sync-in $CACHE/archives /var/cache/apt/archives" \
 	--customize-hook="copy-in $WORK/coconut.deb /tmp" \
-	--customize-hook='chroot "$1" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq /tmp/coconut.deb systemd-resolved' \
+	--customize-hook="chroot \"\$1\" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq /tmp/coconut.deb systemd-resolved $SESSION_PKGS" \
 	--customize-hook="sync-out /var/cache/apt/archives $CACHE/archives" \
 	--customize-hook='rm -f "$1"/tmp/coconut.deb "$1"/var/cache/apt/archives/*.deb' \
 	--customize-hook="tar -C '$PWD/image/rootfs' --owner=0 --group=0 -c . | tar -C \"\$1\" -x" \
-	--customize-hook='chroot "$1" systemctl enable coconutd.service coconut-firstboot.service coconut-image-test.service systemd-networkd.service systemd-resolved.service' \
+	--customize-hook='chroot "$1" systemctl enable coconutd.service coconut-firstboot.service coconut-image-test.service coconut-session-test.service systemd-networkd.service systemd-resolved.service' \
 	"$SUITE" "$ROOT" "$mirror"
 
 KVER=$(ls "$ROOT"/lib/modules | sort -V | tail -n 1)

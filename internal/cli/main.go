@@ -50,6 +50,7 @@ func newRoot(g *globals) *cobra.Command {
 	root.AddCommand(
 		keyCmd(g), trustCmd(g), manifestCmd(g), agentCmd(g), auditCmd(g), doctorCmd(g), bench.Command(&g.socket, &g.json), topCmd(g), initCmd(g),
 		notifyCmd(g), // issue 13
+		barCmd(g),    // issue 16: the status-bar line
 		centerCmd(g),
 	)
 	return root
