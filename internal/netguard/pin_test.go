@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 )
 
 func pinDirFor(t *testing.T, root string) string {
@@ -112,8 +113,19 @@ func TestPinnedSurvivesClose(t *testing.T) {
 	if _, err := os.Stat(pins); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("pin dir after Uninstall: %v", err)
 	}
-	if got := runOps(t, agent, "connect tcp 127.0.0.1 "+p(s.tcp4)); got[0] != "ok" {
-		t.Fatalf("after uninstall: %q, want the programs detached", got)
+	// The kernel frees an unpinned link from a workqueue (bpf_link_put
+	// defers the release), so the detach follows Uninstall by a moment:
+	// wait for it, up to 5 s, instead of racing it (it failed under load).
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := runOps(t, agent, "connect tcp 127.0.0.1 "+p(s.tcp4))
+		if got[0] == "ok" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after uninstall: %q for 5 s, want the programs detached", got)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
