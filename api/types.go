@@ -197,6 +197,10 @@ type Doctor struct {
 	// broker (issue 6): its Unix socket and its loopback TCP address.
 	BrokerSocket string `json:"broker_socket,omitempty"`
 	BrokerAddr   string `json:"broker_addr,omitempty"`
+	// CenterAddr is the loopback address the Center serves on (issue 13),
+	// absent when it is off (the server profile, or [center] enabled =
+	// false).
+	CenterAddr string `json:"center_addr,omitempty"`
 	// ChainHeadHash is the hash of row ChainHead and Checkpoint the size
 	// of the latest signed checkpoint (issue 13: coconut-tail's header).
 	ChainHeadHash string `json:"chain_head_hash,omitempty"`

@@ -22,7 +22,7 @@ func init() {
 		doctorCheck{Group: groupAnchor, Name: "anchor", Matters: true, Run: anchorKind},
 		doctorCheck{Group: groupAnchor, Name: "counters", Run: countersAgree},
 		doctorCheck{Group: groupBroker, Name: "listening", Run: brokerListening},
-		doctorCheck{Group: groupCenter, Name: "center", Run: centerNotYet},
+		doctorCheck{Group: groupCenter, Name: "center", Run: centerServing},
 		doctorCheck{Group: groupNotifications, Name: "notifications", Run: notificationsSetting},
 	)
 	// The daemon's own findings, each in its group.
@@ -152,8 +152,17 @@ func brokerListening(_ context.Context, e *doctorEnv) checkResult {
 	return checkResult{OK: true, Detail: fmt.Sprintf("agents reach it at %s and http://%s/v1", e.d.BrokerSocket, e.d.BrokerAddr)}
 }
 
-func centerNotYet(context.Context, *doctorEnv) checkResult {
-	return checkResult{OK: false, Detail: "the Center web UI is not built yet"}
+// centerServing says where the Center is, or that it is off and how to
+// turn it on. Off is a choice (the server profile), so it never matters.
+func centerServing(_ context.Context, e *doctorEnv) checkResult {
+	if e.d == nil {
+		return checkResult{Skip: true}
+	}
+	if e.d.CenterAddr == "" {
+		return checkResult{OK: false, Detail: "the Center is off (the server profile, or [center] enabled = false, or no profile chosen yet)",
+			Fix: "set [center] enabled = true (and addr) in coconut.toml, or choose the workstation profile with sudo coconut init --reconfigure"}
+	}
+	return checkResult{OK: true, Detail: fmt.Sprintf("serving on http://%s (coconut center prints a login link)", e.d.CenterAddr)}
 }
 
 func notificationsSetting(_ context.Context, e *doctorEnv) checkResult {

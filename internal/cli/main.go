@@ -4,7 +4,6 @@
 package cli
 
 import (
-	"errors"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -64,12 +63,6 @@ func (g *globals) state() string {
 		return s
 	}
 	return statedir.Default
-}
-
-func notYet(name, why string) *cobra.Command {
-	return &cobra.Command{Use: name, Short: "(not built yet)", Hidden: false, RunE: func(*cobra.Command, []string) error {
-		return errors.New(why)
-	}}
 }
 
 // exactArgs is cobra.ExactArgs with exit status 2.

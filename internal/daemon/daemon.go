@@ -341,6 +341,9 @@ func (d *Daemon) doctor() api.Doctor {
 	}
 	d.brk.doctorInfo(&doc) // issue 6
 	d.headInfo(&doc)       // issue 13
+	if d.center != nil {
+		doc.CenterAddr = d.center.Addr()
+	}
 	doc.QuotaDefaults = d.agents.QuotaDefaults()
 	doc.DenyStorm = d.agents.StormDefault()                  // issue 19
 	doc.Checks = append(doc.Checks, d.agents.ReserveCheck()) // issue 19: the chain's disk headroom

@@ -170,7 +170,21 @@ func attachPinned(root, path string, typ ebpf.AttachType, prog *ebpf.Program) (l
 	case err != nil:
 		return nil, fmt.Errorf("%w: open pinned link: %w", ErrPin, err)
 	}
-	if err := l.Update(prog); err != nil {
+	err = l.Update(prog)
+	if errors.Is(err, unix.ENOLINK) {
+		// The link outlived its cgroup: the subtree was removed (by
+		// --uninstall of another daemon, a reap, or by hand) and made
+		// again, and the kernel severed the link from the old cgroup.
+		// It guards nothing, and no agent of the old cgroup is left, so
+		// replace it: keeping the dead link would stop every start of
+		// this daemon with "link has been severed".
+		l.Close()
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("%w: remove the severed pinned link: %w", ErrPin, err)
+		}
+		return attachPinned(root, path, typ, prog)
+	}
+	if err != nil {
 		l.Close()
 		return nil, fmt.Errorf("%w: swap the program of the pinned link: %w", ErrAttach, err)
 	}

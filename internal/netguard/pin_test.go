@@ -211,3 +211,51 @@ func TestAuditConnect(t *testing.T) {
 		t.Errorf("allowed connect recorded after the flag was cleared: %+v", ev)
 	}
 }
+
+// TestSeveredPinsReplaced: pins that outlived their cgroup subtree (it was
+// removed and made again, as an uninstall or a reap of another daemon can
+// leave them) hold links the kernel severed; the next Open replaces them
+// instead of failing with "link has been severed" on every start, and
+// the new links guard the new subtree.
+func TestSeveredPinsReplaced(t *testing.T) {
+	requireRoot(t)
+	s := startServers(t)
+	root := testRoot(t)
+	pins := pinDirFor(t, root)
+	g, err := Open(root, pins)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The subtree goes and comes back under the same path: the pinned
+	// links now point at a cgroup that no longer exists.
+	if err := os.Remove(root); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	g2, err := Open(root, pins)
+	if err != nil {
+		t.Fatalf("Open over severed pins: %v", err)
+	}
+	defer g2.Close()
+	agent, id := mkCgroup(t, filepath.Join(root, "agent"))
+	p := strconv.Itoa
+	if err := g2.SetPolicy(1, caps(t, "net.connect:127.0.0.1:"+p(s.tcp4))); err != nil {
+		t.Fatal(err)
+	}
+	if err := g2.Bind(id, 1); err != nil {
+		t.Fatal(err)
+	}
+	got := runOps(t, agent, "connect tcp 127.0.0.1 "+p(s.other4), "connect tcp 127.0.0.1 "+p(s.tcp4))
+	if got[0] != denied || got[1] != "ok" {
+		t.Fatalf("under the replaced links: %q, want denied, ok", got)
+	}
+	if ev := waitEvents(t, g2, 1)[0]; ev.CgroupID != id || ev.Port != uint16(s.other4) {
+		t.Errorf("deny event: %+v", ev)
+	}
+}
