@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/coconut-os/coconut/api"
@@ -69,5 +70,15 @@ func TestDoctorCoreChecks(t *testing.T) {
 	}
 	if l := got["backend"]; !l.OK {
 		t.Errorf("backend: %+v", l)
+	}
+	if l := got["center"]; l.OK || l.Matters || l.Fix == "" || !strings.Contains(l.Detail, "off") {
+		t.Errorf("center off: %+v, want a line that says it is off and how to turn it on", l)
+	}
+	d.CenterAddr = "127.0.0.1:7879"
+	lines, _ = runDoctorChecks(ctx, &doctorEnv{d: d})
+	for _, l := range lines {
+		if l.Name == "center" && (!l.OK || !strings.Contains(l.Detail, "http://127.0.0.1:7879")) {
+			t.Errorf("center on: %+v, want where it serves", l)
+		}
 	}
 }
