@@ -79,7 +79,19 @@ func Spec() (*ebpf.CollectionSpec, error) { return loadLsm() }
 // the links: a hook whose link pin exists keeps the program attached by
 // the previous daemon, so there is no moment without a check. Close keeps
 // the pins; Uninstall removes them.
-func Open(pinDir string) (*Guard, error) {
+func Open(pinDir string) (g *Guard, err error) {
+	if pinDir != "" {
+		// A kernel that refuses the programs (this is how a probe learns
+		// it) must not leave the maps it pinned on the way: remove a pin
+		// directory this call made when it fails.
+		if _, statErr := os.Stat(pinDir); errors.Is(statErr, os.ErrNotExist) {
+			defer func() {
+				if err != nil {
+					os.RemoveAll(pinDir)
+				}
+			}()
+		}
+	}
 	spec, err := loadLsm()
 	if err != nil {
 		return nil, fmt.Errorf("bpf-lsm object: %w", err)
@@ -94,7 +106,7 @@ func Open(pinDir string) (*Guard, error) {
 		}
 		opts.Maps.PinPath = pinDir
 	}
-	g := &Guard{pinDir: pinDir, events: make(chan Event, 4096), bound: map[uint64]bound{}, measured: map[uint64][]lsmLsmMeasuredKey{}}
+	g = &Guard{pinDir: pinDir, events: make(chan Event, 4096), bound: map[uint64]bound{}, measured: map[uint64][]lsmLsmMeasuredKey{}}
 	if err := spec.LoadAndAssign(&g.objs, opts); err != nil {
 		return nil, fmt.Errorf("%w: load: %v", ErrRefused, trimHint(err))
 	}

@@ -218,11 +218,15 @@ func cgroup2Mount(tb testing.TB) string {
 // mkCgroup makes a fresh cgroup under the unified hierarchy and returns it
 // and its id.
 func mkCgroup(tb testing.TB, name string) (string, uint64) {
-	dir := filepath.Join(cgroup2Mount(tb), "coconut-bpflsm-test", name)
+	parent := filepath.Join(cgroup2Mount(tb), "coconut-bpflsm-test")
+	dir := filepath.Join(parent, name)
 	os.Remove(dir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		tb.Fatal(err)
 	}
+	// Cleanups run last first: the agent's group, then the shared parent
+	// once no other test's group is left in it.
+	tb.Cleanup(func() { os.Remove(parent) })
 	tb.Cleanup(func() { os.Remove(dir) })
 	var st unix.Stat_t
 	if err := unix.Stat(dir, &st); err != nil {
