@@ -1,0 +1,217 @@
+package fairq
+
+import (
+	"context"
+	"errors"
+	"sync"
+)
+
+// Sentinel errors of Enter.
+var (
+	ErrBusy   = errors.New("fairq: too many requests waiting for this key")
+	ErrClosed = errors.New("fairq: gate closed")
+)
+
+// Gate is a counting semaphore whose waiters are served round robin per
+// key. The zero Gate is not usable; make one with NewGate.
+type Gate struct {
+	mu      sync.Mutex
+	free    int
+	perKey  int
+	lanes   map[uint64]*lane // keys that hold or wait for a turn
+	ring    []*lane          // keys with waiters, in turn order
+	grants  uint64           // turns handed out so far
+	closed  bool
+	waited  uint64        // entries that had to wait
+	maxTurn uint64        // most turns handed to others while one entry waited
+	busy    uint64        // entries refused with ErrBusy
+	done    chan struct{} // closed by Close
+}
+
+type lane struct {
+	key     uint64
+	held    int
+	waiters []*waiter
+	inRing  bool
+}
+
+type waiter struct {
+	ready   chan struct{} // closed when granted
+	granted bool
+	at      uint64 // g.grants when it started waiting
+}
+
+// Stats are a Gate's running totals.
+type Stats struct {
+	Keys    int    // keys holding or waiting for a turn now
+	Waiting int    // entries waiting now
+	Waited  uint64 // entries that had to wait for a turn
+	Busy    uint64 // entries refused because their key had too many waiting
+	// MaxTurnsWaited is the most turns handed to other entries while one
+	// entry waited: with k keys waiting at once and one waiter each, at
+	// most k-1 (round robin), whatever one key asks.
+	MaxTurnsWaited uint64
+}
+
+// NewGate admits slots holders at once (at least 1), with at most perKey
+// entries of one key waiting (at least 1).
+func NewGate(slots, perKey int) *Gate {
+	return &Gate{free: max(slots, 1), perKey: max(perKey, 1), lanes: map[uint64]*lane{}, done: make(chan struct{})}
+}
+
+// Enter waits for a turn for key and returns the function that gives it
+// back (call it once; later calls do nothing). It fails with ErrBusy when
+// key already has perKey entries waiting, ErrClosed after Close, or the
+// context's error.
+func (g *Gate) Enter(ctx context.Context, key uint64) (release func(), err error) {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil, ErrClosed
+	}
+	l := g.lanes[key]
+	if l == nil {
+		l = &lane{key: key}
+		g.lanes[key] = l
+	}
+	// A free turn is taken at once only if no one waits for it: a
+	// newcomer does not overtake the queue.
+	if g.free > 0 && len(g.ring) == 0 {
+		g.free--
+		g.grantLocked(l)
+		g.mu.Unlock()
+		return g.releaser(l), nil
+	}
+	if len(l.waiters) >= g.perKey {
+		g.busy++
+		g.dropIdleLocked(l)
+		g.mu.Unlock()
+		return nil, ErrBusy
+	}
+	w := &waiter{ready: make(chan struct{}), at: g.grants}
+	l.waiters = append(l.waiters, w)
+	if !l.inRing {
+		l.inRing = true
+		g.ring = append(g.ring, l)
+	}
+	g.waited++
+	g.mu.Unlock()
+
+	select {
+	case <-w.ready:
+		return g.releaser(l), nil
+	case <-ctx.Done():
+	case <-g.done:
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	err = ctx.Err()
+	if g.closed {
+		err = ErrClosed
+	}
+	if w.granted {
+		// Granted while the context ended: pass the turn on.
+		g.releaseLocked(l)
+		return nil, err
+	}
+	g.removeLocked(l, w)
+	return nil, err
+}
+
+func (g *Gate) grantLocked(l *lane) {
+	l.held++
+	g.grants++
+}
+
+func (g *Gate) releaser(l *lane) func() {
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			g.mu.Lock()
+			g.releaseLocked(l)
+			g.mu.Unlock()
+		})
+	}
+}
+
+// releaseLocked gives l's turn back and hands it to the next key in the
+// ring: that key's oldest waiter; the key goes to the ring's end if it
+// still has waiters.
+func (g *Gate) releaseLocked(l *lane) {
+	l.held--
+	g.dropIdleLocked(l)
+	for len(g.ring) > 0 {
+		next := g.ring[0]
+		g.ring = g.ring[1:]
+		if len(next.waiters) == 0 {
+			next.inRing = false
+			g.dropIdleLocked(next)
+			continue
+		}
+		w := next.waiters[0]
+		next.waiters = next.waiters[1:]
+		if len(next.waiters) > 0 {
+			g.ring = append(g.ring, next)
+		} else {
+			next.inRing = false
+		}
+		if d := g.grants - w.at; d > g.maxTurn {
+			g.maxTurn = d
+		}
+		g.grantLocked(next)
+		w.granted = true
+		close(w.ready)
+		return
+	}
+	g.free++
+}
+
+// removeLocked forgets a waiter whose context ended before its turn.
+func (g *Gate) removeLocked(l *lane, w *waiter) {
+	for i, x := range l.waiters {
+		if x == w {
+			l.waiters = append(l.waiters[:i], l.waiters[i+1:]...)
+			break
+		}
+	}
+	if len(l.waiters) == 0 && l.inRing {
+		for i, x := range g.ring {
+			if x == l {
+				g.ring = append(g.ring[:i], g.ring[i+1:]...)
+				break
+			}
+		}
+		l.inRing = false
+	}
+	g.dropIdleLocked(l)
+}
+
+// dropIdleLocked forgets a key that neither holds nor waits for a turn,
+// so memory follows what is in use, not every key ever seen.
+func (g *Gate) dropIdleLocked(l *lane) {
+	if l.held == 0 && len(l.waiters) == 0 && !l.inRing && g.lanes[l.key] == l {
+		delete(g.lanes, l.key)
+	}
+}
+
+// Close refuses new entries and wakes every waiter with ErrClosed; turns
+// already held stay valid until released.
+func (g *Gate) Close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.closed {
+		g.closed = true
+		close(g.done)
+	}
+}
+
+// Stats returns the running totals.
+func (g *Gate) Stats() Stats {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, l := range g.ring {
+		n += len(l.waiters)
+	}
+	return Stats{Keys: len(g.lanes), Waiting: n, Waited: g.waited, Busy: g.busy, MaxTurnsWaited: g.maxTurn}
+}
