@@ -134,7 +134,7 @@ func newSupervisor(p *Portable, holderPath, self string) (*supervisor, error) {
 		return nil, err
 	}
 	return &supervisor{p: p, holder: h, agents: map[uint64]*fsAgent{}, servers: map[uint64]*supervise.Server{},
-		held: held, measured: map[uint64][]*os.File{}, turns: fairq.NewGate(supervisorTurns(), 1)}, nil
+		held: held, measured: map[uint64][]*os.File{}, turns: fairq.NewGate(supervisorTurns(), 1, 1)}, nil
 }
 
 // supervisorTurns is how many agents' calls are decided at once: half

@@ -3,6 +3,7 @@ package fairq
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 )
 
@@ -17,7 +18,8 @@ var (
 type Gate struct {
 	mu      sync.Mutex
 	free    int
-	perKey  int
+	maxHeld int              // turns one key may hold at once
+	perKey  int              // entries one key may have waiting
 	lanes   map[uint64]*lane // keys that hold or wait for a turn
 	ring    []*lane          // keys with waiters, in turn order
 	grants  uint64           // turns handed out so far
@@ -53,10 +55,12 @@ type Stats struct {
 	MaxTurnsWaited uint64
 }
 
-// NewGate admits slots holders at once (at least 1), with at most perKey
-// entries of one key waiting (at least 1).
-func NewGate(slots, perKey int) *Gate {
-	return &Gate{free: max(slots, 1), perKey: max(perKey, 1), lanes: map[uint64]*lane{}, done: make(chan struct{})}
+// NewGate admits slots holders at once (at least 1), at most held of them
+// of one key (at least 1; a key holding that many waits even while turns
+// are free, so that the free ones stay for the other keys), and at most
+// waiting entries of one key waiting (at least 1).
+func NewGate(slots, held, waiting int) *Gate {
+	return &Gate{free: max(slots, 1), maxHeld: max(held, 1), perKey: max(waiting, 1), lanes: map[uint64]*lane{}, done: make(chan struct{})}
 }
 
 // Enter waits for a turn for key and returns the function that gives it
@@ -74,9 +78,10 @@ func (g *Gate) Enter(ctx context.Context, key uint64) (release func(), err error
 		l = &lane{key: key}
 		g.lanes[key] = l
 	}
-	// A free turn is taken at once only if no one waits for it: a
-	// newcomer does not overtake the queue.
-	if g.free > 0 && len(g.ring) == 0 {
+	// A free turn is taken at once: while one is free, every key still
+	// waiting holds all it may (dispatchLocked runs whenever a turn is
+	// freed), so a newcomer overtakes no one who could have it.
+	if g.free > 0 && l.held < g.maxHeld {
 		g.free--
 		g.grantLocked(l)
 		g.mu.Unlock()
@@ -134,20 +139,26 @@ func (g *Gate) releaser(l *lane) func() {
 	}
 }
 
-// releaseLocked gives l's turn back and hands it to the next key in the
-// ring: that key's oldest waiter; the key goes to the ring's end if it
-// still has waiters.
+// releaseLocked gives l's turn back and hands the free turns on.
 func (g *Gate) releaseLocked(l *lane) {
 	l.held--
+	g.free++
+	g.dispatchLocked()
 	g.dropIdleLocked(l)
-	for len(g.ring) > 0 {
-		next := g.ring[0]
-		g.ring = g.ring[1:]
-		if len(next.waiters) == 0 {
-			next.inRing = false
-			g.dropIdleLocked(next)
-			continue
+}
+
+// dispatchLocked hands free turns to waiters: to the first key in the
+// ring that may hold one more, its oldest waiter; the key goes to the
+// ring's end if it still has waiters (round robin), while keys that hold
+// all they may keep their place.
+func (g *Gate) dispatchLocked() {
+	for g.free > 0 {
+		i := slices.IndexFunc(g.ring, func(l *lane) bool { return len(l.waiters) > 0 && l.held < g.maxHeld })
+		if i < 0 {
+			return
 		}
+		next := g.ring[i]
+		g.ring = slices.Delete(g.ring, i, i+1)
 		w := next.waiters[0]
 		next.waiters = next.waiters[1:]
 		if len(next.waiters) > 0 {
@@ -158,12 +169,11 @@ func (g *Gate) releaseLocked(l *lane) {
 		if d := g.grants - w.at; d > g.maxTurn {
 			g.maxTurn = d
 		}
+		g.free--
 		g.grantLocked(next)
 		w.granted = true
 		close(w.ready)
-		return
 	}
-	g.free++
 }
 
 // removeLocked forgets a waiter whose context ended before its turn.
@@ -175,11 +185,8 @@ func (g *Gate) removeLocked(l *lane, w *waiter) {
 		}
 	}
 	if len(l.waiters) == 0 && l.inRing {
-		for i, x := range g.ring {
-			if x == l {
-				g.ring = append(g.ring[:i], g.ring[i+1:]...)
-				break
-			}
+		if i := slices.Index(g.ring, l); i >= 0 {
+			g.ring = slices.Delete(g.ring, i, i+1)
 		}
 		l.inRing = false
 	}

@@ -16,7 +16,7 @@ import (
 // victim.
 func TestVictimWaitsOneTurn(t *testing.T) {
 	const flooders, victimOps = 8, 200
-	g := NewGate(1, 1)
+	g := NewGate(1, 1, 1)
 	var flooded atomic.Uint64
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -62,7 +62,7 @@ func TestVictimWaitsOneTurn(t *testing.T) {
 // (ErrBusy) and holds no more memory; another key still gets its turn
 // before the flooder's queued ones.
 func TestBoundedPerKey(t *testing.T) {
-	g := NewGate(1, 4)
+	g := NewGate(1, 1, 4)
 	hold, err := g.Enter(context.Background(), 1)
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +111,7 @@ func TestBoundedPerKey(t *testing.T) {
 
 // TestFreeTurnsDoNotWait: below the slot count nobody waits.
 func TestFreeTurnsDoNotWait(t *testing.T) {
-	g := NewGate(3, 1)
+	g := NewGate(3, 1, 1)
 	var rels []func()
 	for k := range uint64(3) {
 		rel, err := g.Enter(context.Background(), k)
@@ -139,7 +139,7 @@ func TestFreeTurnsDoNotWait(t *testing.T) {
 // the turn goes to the next one; Close wakes waiters with ErrClosed and
 // refuses new entries, while a held turn stays valid.
 func TestCancelAndClose(t *testing.T) {
-	g := NewGate(1, 2)
+	g := NewGate(1, 1, 2)
 	hold, err := g.Enter(context.Background(), 1)
 	if err != nil {
 		t.Fatal(err)
@@ -186,4 +186,36 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// TestHeldPerKey: a key holding all it may waits even while turns are
+// free, and those stay for the other keys.
+func TestHeldPerKey(t *testing.T) {
+	g := NewGate(3, 1, 4)
+	hold, err := g.Enter(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := make(chan func(), 1)
+	go func() {
+		rel, err := g.Enter(context.Background(), 1)
+		if err != nil {
+			t.Error(err)
+		}
+		second <- rel
+	}()
+	waitFor(t, func() bool { return g.Stats().Waiting == 1 })
+	for k := range uint64(2) {
+		rel, err := g.Enter(context.Background(), 10+k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rel()
+	}
+	if s := g.Stats(); s.Waiting != 1 || s.Keys != 3 {
+		t.Errorf("stats %+v, want key 1's second entry still waiting beside 3 holders", s)
+	}
+	hold()
+	rel := <-second
+	rel()
 }

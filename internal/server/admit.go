@@ -16,12 +16,17 @@ import (
 // turn of each caller waiting beside it. Twice the CPUs' worth of calls
 // (at least 4) run at once — more than the CPUs, as a call may wait on the
 // disk or a process (a spawn) — so the turns matter only to a caller that
-// makes many calls at once; a caller may have perCallerWaiting more
-// waiting, past which it is told the daemon is busy (503, retry) rather
-// than queued without bound.
+// makes many calls at once. One caller holds at most half the turns, so
+// that a call of another caller finds one free at once even while a
+// caller floods; it may have perCallerWaiting more waiting, past which it
+// is told the daemon is busy (503, retry) rather than queued without
+// bound.
 const perCallerWaiting = 64
 
-func newTurns() *fairq.Gate { return fairq.NewGate(max(4, 2*runtime.GOMAXPROCS(0)), perCallerWaiting) }
+func newTurns() *fairq.Gate {
+	slots := max(4, 2*runtime.GOMAXPROCS(0))
+	return fairq.NewGate(slots, slots/2, perCallerWaiting)
+}
 
 // callerKey is the fair-share key of c: its AID, or its uid with the top
 // bit set (AIDs never have it).

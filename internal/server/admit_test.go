@@ -16,7 +16,7 @@ import (
 // is told the daemon is busy (503) at once, another caller queues, and
 // streams are never held back.
 func TestAdmitPerCaller(t *testing.T) {
-	s := &Server{turns: fairq.NewGate(1, 1)}
+	s := &Server{turns: fairq.NewGate(1, 1, 1)}
 	flooder, victim := agent.Caller{UID: 0, AID: 7}, agent.Caller{UID: 0}
 	if callerKey(flooder) == callerKey(victim) {
 		t.Fatal("an agent and its user share a key")

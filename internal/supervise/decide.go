@@ -1,11 +1,11 @@
 package supervise
 
 import (
-	"github.com/coconut-os/coconut/internal/fairq"
-
 	"os"
 	"strings"
 	"syscall"
+
+	"github.com/coconut-os/coconut/internal/fairq"
 )
 
 // Access is what a call needs on one object; a call may need several bits.

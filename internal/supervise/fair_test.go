@@ -19,7 +19,7 @@ func TestFairTurnsUnderFlood(t *testing.T) {
 	const victimOps = 3000
 	dir := tree(t)
 	f := dir + "/allowed/f"
-	turns := fairq.NewGate(1, 1)
+	turns := fairq.NewGate(1, 1, 1)
 	d := newTestDecider(bundle(t, dir))
 
 	sup, ag := socketPair(t)
