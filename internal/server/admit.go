@@ -16,7 +16,8 @@ import (
 // turn of each caller waiting beside it. Twice the CPUs' worth of calls
 // (at least 4) run at once — more than the CPUs, as a call may wait on the
 // disk or a process (a spawn) — so the turns matter only to a caller that
-// makes many calls at once. One caller holds at most half the turns, so
+// makes many calls at once. One caller holds at most half the turns (so
+// a slow call of theirs, a spawn, does not hold up their next one), so
 // that a call of another caller finds one free at once even while a
 // caller floods; it may have perCallerWaiting more waiting, past which it
 // is told the daemon is busy (503, retry) rather than queued without
