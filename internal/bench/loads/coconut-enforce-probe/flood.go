@@ -49,7 +49,8 @@ func unixHTTP(socket string, conns int) *http.Client {
 }
 
 // call makes one request and reads the answer to its end; 0 when the
-// status is 2xx, else 1 (the bench counts them).
+// status is 2xx, else the status itself (429, 503: the bench counts and
+// names them).
 func call(c *http.Client, method, url string, body []byte) unix.Errno {
 	req, err := http.NewRequest(method, url, bytes.NewReader(body))
 	if err != nil {
@@ -68,7 +69,7 @@ func call(c *http.Client, method, url string, body []byte) unix.Errno {
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return 1
+		return unix.Errno(resp.StatusCode)
 	}
 	return 0
 }

@@ -19,8 +19,8 @@
 //	        N API calls (GET /v1/agents on COCONUT_SOCKET) or tiny chat
 //	        completions (on COCONUT_BROKER_SOCKET) from C connections at once
 //	coconut-enforce-probe api-loop|infer-loop --iters N [--socket S]
-//	        N sequential requests, each one's duration and status kept (errno
-//	        1: not 2xx), as loop prints them
+//	        N sequential requests, each one's duration and status kept (errno:
+//	        the HTTP status when not 2xx), as loop prints them
 //	coconut-enforce-probe idle                             sleep until killed
 //
 // The calls are raw system calls (no os.File, no net.Conn): the figure is
