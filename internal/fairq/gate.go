@@ -18,11 +18,12 @@ var (
 type Gate struct {
 	mu      sync.Mutex
 	free    int
-	maxHeld int              // turns one key may hold at once
-	perKey  int              // entries one key may have waiting
-	lanes   map[uint64]*lane // keys that hold or wait for a turn
-	ring    []*lane          // keys with waiters, in turn order
-	grants  uint64           // turns handed out so far
+	maxHeld int                  // turns one key may hold at once
+	heldBy  func(key uint64) int // per key, instead of maxHeld (HeldBy)
+	perKey  int                  // entries one key may have waiting
+	lanes   map[uint64]*lane     // keys that hold or wait for a turn
+	ring    []*lane              // keys with waiters, in turn order
+	grants  uint64               // turns handed out so far
 	closed  bool
 	waited  uint64        // entries that had to wait
 	maxTurn uint64        // most turns handed to others while one entry waited
@@ -33,6 +34,7 @@ type Gate struct {
 type lane struct {
 	key     uint64
 	held    int
+	maxHeld int // turns it may hold at once
 	waiters []*waiter
 	inRing  bool
 }
@@ -63,6 +65,13 @@ func NewGate(slots, held, waiting int) *Gate {
 	return &Gate{free: max(slots, 1), maxHeld: max(held, 1), perKey: max(waiting, 1), lanes: map[uint64]*lane{}, done: make(chan struct{})}
 }
 
+// HeldBy makes f say how many turns each key may hold at once (at least
+// 1), instead of NewGate's held; call it before the Gate is used.
+func (g *Gate) HeldBy(f func(key uint64) int) *Gate {
+	g.heldBy = f
+	return g
+}
+
 // Enter waits for a turn for key and returns the function that gives it
 // back (call it once; later calls do nothing). It fails with ErrBusy when
 // key already has perKey entries waiting, ErrClosed after Close, or the
@@ -75,13 +84,16 @@ func (g *Gate) Enter(ctx context.Context, key uint64) (release func(), err error
 	}
 	l := g.lanes[key]
 	if l == nil {
-		l = &lane{key: key}
+		l = &lane{key: key, maxHeld: g.maxHeld}
+		if g.heldBy != nil {
+			l.maxHeld = max(g.heldBy(key), 1)
+		}
 		g.lanes[key] = l
 	}
 	// A free turn is taken at once: while one is free, every key still
 	// waiting holds all it may (dispatchLocked runs whenever a turn is
 	// freed), so a newcomer overtakes no one who could have it.
-	if g.free > 0 && l.held < g.maxHeld {
+	if g.free > 0 && l.held < l.maxHeld {
 		g.free--
 		g.grantLocked(l)
 		g.mu.Unlock()
@@ -153,7 +165,7 @@ func (g *Gate) releaseLocked(l *lane) {
 // all they may keep their place.
 func (g *Gate) dispatchLocked() {
 	for g.free > 0 {
-		i := slices.IndexFunc(g.ring, func(l *lane) bool { return len(l.waiters) > 0 && l.held < g.maxHeld })
+		i := slices.IndexFunc(g.ring, func(l *lane) bool { return len(l.waiters) > 0 && l.held < l.maxHeld })
 		if i < 0 {
 			return
 		}

@@ -219,3 +219,36 @@ func TestHeldPerKey(t *testing.T) {
 	rel := <-second
 	rel()
 }
+
+// TestHeldBy: the per-key limit HeldBy gives replaces NewGate's.
+func TestHeldBy(t *testing.T) {
+	g := NewGate(4, 1, 4).HeldBy(func(key uint64) int { return int(key) })
+	var rels []func()
+	for range 2 {
+		rel, err := g.Enter(context.Background(), 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rels = append(rels, rel)
+	}
+	third := make(chan func(), 1)
+	go func() {
+		rel, err := g.Enter(context.Background(), 2)
+		if err != nil {
+			t.Error(err)
+		}
+		third <- rel
+	}()
+	waitFor(t, func() bool { return g.Stats().Waiting == 1 })
+	rel, err := g.Enter(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := g.Stats(); s.Waiting != 1 {
+		t.Errorf("stats %+v: key 2's third entry should wait, key 1's first not", s)
+	}
+	rels[0]()
+	(<-third)()
+	rels[1]()
+	rel()
+}

@@ -16,18 +16,27 @@ import (
 // turn of each caller waiting beside it. Twice the CPUs' worth of calls
 // (at least 4) run at once — more than the CPUs, as a call may wait on the
 // disk or a process (a spawn) — so the turns matter only to a caller that
-// makes many calls at once. One caller holds at most half the turns (so
-// a slow call of theirs, a spawn, does not hold up their next one), so
-// that a call of another caller finds one free at once even while a
-// caller floods; it may have perCallerWaiting more waiting, past which it
-// is told the daemon is busy (503, retry) rather than queued without
-// bound.
+// makes many calls at once. An agent holds at most half the CPUs' worth
+// of turns (at least one), so that a flooding agent keeps at most half of
+// the daemon's CPUs busy and another caller's call finds a turn free at
+// once; a person's (uid's) calls may hold half the turns, so that a slow
+// call of theirs, a spawn, does not hold up their next one. A caller may
+// have perCallerWaiting more waiting, past which it is told the daemon is
+// busy (503, retry) rather than queued without bound.
 const perCallerWaiting = 64
 
 func newTurns() *fairq.Gate {
-	slots := max(4, 2*runtime.GOMAXPROCS(0))
-	return fairq.NewGate(slots, slots/2, perCallerWaiting)
+	slots, cpus := max(4, 2*runtime.GOMAXPROCS(0)), runtime.GOMAXPROCS(0)
+	return fairq.NewGate(slots, slots/2, perCallerWaiting).HeldBy(func(key uint64) int {
+		if key&uidKey == 0 {
+			return max(1, cpus/2) // an agent
+		}
+		return slots / 2
+	})
 }
+
+// uidKey marks the keys of callers that are not agents.
+const uidKey = 1 << 63
 
 // callerKey is the fair-share key of c: its AID, or its uid with the top
 // bit set (AIDs never have it).
@@ -35,7 +44,7 @@ func callerKey(c agent.Caller) uint64 {
 	if c.AID != 0 {
 		return c.AID
 	}
-	return 1<<63 | uint64(c.UID)
+	return uidKey | uint64(c.UID)
 }
 
 // admitted runs call in c's turn, and gives the turn back however call
