@@ -270,9 +270,21 @@ func benchNoisy(ctx context.Context, iters int, probe string, kinds []noisyKind)
 		if err != nil {
 			return nil, err
 		}
+		// Alone again, after: on a shared machine the load drifts, so the
+		// baseline brackets the flood (the mean of before and after).
+		after, afterFailed, err := victim("victim-after-" + name)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f.kind, err)
+		}
+		for k, v := range afterFailed {
+			aloneFailed[k] += v
+		}
+		before := alone
+		alone = (before + after) / 2
 		head[f.kind] = map[string]any{
 			"victim":       f.victim,
 			"alone_p99_ms": round3(alone), "flood_p99_ms": round3(flood),
+			"alone_before_p99_ms": round3(before), "alone_after_p99_ms": round3(after),
 			"p99_ratio":            math.Round(flood/math.Max(alone, 1e-6)*100) / 100,
 			"flooder_rows_per_s":   math.Round(float64(rows1-rows0)/span.Seconds()*10) / 10,
 			"victim_failed":        map[string]any{"alone": aloneFailed, "flood": floodFailed},
@@ -283,7 +295,7 @@ func benchNoisy(ctx context.Context, iters int, probe string, kinds []noisyKind)
 		}
 	}
 	return map[string]any{"name": "noisy", "iters": iters, "headline": head,
-		"notes": "one private coconutd (portable enforcer); per flood kind, a victim timed alone then beside a flooder agent started 1 s earlier (its on_deny_storm none, except connects_default_storm_policy: the host's default). Victim open: an agent's allowed supervised open()+close() of a file in its bundle, p99 of --iters ops; victim api: this process (root, not an agent) timing GET /v1/agents, p99 of 2000; victim inference: an agent's sequential 1-token chat completions through the broker (simulated backend), p99 of 300. Floods: denies (denied opens), connects (denied TCP connects), allowed_opens (allowed supervised opens), forks (fork+exec+wait of /usr/bin/true), api_calls (GET /v1/agents from 8 connections), inference (1-token completions from 16 connections). victim p99 over its ops that succeeded; victim_failed: its failed ops by errno or HTTP status (alone, flood). flooder_rows_per_s: the flooder's chain rows (all types) added while the victim ran, ÷ that time (flooder_rows_by_type: those rows by type); counters_equal: kernel_denies == chain_denies after the flooder was killed. Goal (issue 19): p99_ratio ≤ 1.5, flooder_rows_per_s ≤ 10. Run: sudo coconut bench noisy --json [--kinds K,...]"}, nil
+		"notes": "one private coconutd (portable enforcer); per flood kind, a victim timed alone, then beside a flooder agent started 1 s earlier, then alone again once the flooder was killed (alone_p99_ms: the mean of alone_before_p99_ms and alone_after_p99_ms) (its on_deny_storm none, except connects_default_storm_policy: the host's default). Victim open: an agent's allowed supervised open()+close() of a file in its bundle, p99 of --iters ops; victim api: this process (root, not an agent) timing GET /v1/agents, p99 of 2000; victim inference: an agent's sequential 1-token chat completions through the broker (simulated backend), p99 of 300. Floods: denies (denied opens), connects (denied TCP connects), allowed_opens (allowed supervised opens), forks (fork+exec+wait of /usr/bin/true), api_calls (GET /v1/agents from 8 connections), inference (1-token completions from 16 connections). victim p99 over its ops that succeeded; victim_failed: its failed ops by errno or HTTP status (alone, flood). flooder_rows_per_s: the flooder's chain rows (all types) added while the victim ran, ÷ that time (flooder_rows_by_type: those rows by type); counters_equal: kernel_denies == chain_denies after the flooder was killed. Goal (issue 19): p99_ratio ≤ 1.5, flooder_rows_per_s ≤ 10. Run: sudo coconut bench noisy --json [--kinds K,...]"}, nil
 }
 
 // rowCount counts the chain rows of one agent, and by type those past
