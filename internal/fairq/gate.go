@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"time"
 )
 
 // Sentinel errors of Enter.
@@ -29,6 +30,10 @@ type Gate struct {
 	maxTurn uint64        // most turns handed to others while one entry waited
 	busy    uint64        // entries refused with ErrBusy
 	done    chan struct{} // closed by Close
+
+	// The last two distinct keys granted a turn, and when (Backlogged).
+	lastKey, prevKey uint64
+	lastAt, prevAt   time.Time
 }
 
 type lane struct {
@@ -138,6 +143,28 @@ func (g *Gate) Enter(ctx context.Context, key uint64) (release func(), err error
 func (g *Gate) grantLocked(l *lane) {
 	l.held++
 	g.grants++
+	now := time.Now()
+	if l.key != g.lastKey {
+		g.prevKey, g.prevAt = g.lastKey, g.lastAt
+	}
+	g.lastKey, g.lastAt = l.key, now
+}
+
+// Backlogged reports whether key has entries waiting for a turn while
+// another key was granted one within the last within: a caller asking
+// for more than its turns while others are served. The daemon paces such
+// a key (internal/server, admit.go); a key alone, or one that asks for
+// no more than it may hold, is never backlogged.
+func (g *Gate) Backlogged(key uint64, within time.Duration) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	l := g.lanes[key]
+	if l == nil || len(l.waiters) == 0 {
+		return false
+	}
+	now := time.Now()
+	recent := func(k uint64, at time.Time) bool { return k != key && !at.IsZero() && now.Sub(at) < within }
+	return recent(g.lastKey, g.lastAt) || recent(g.prevKey, g.prevAt)
 }
 
 func (g *Gate) releaser(l *lane) func() {

@@ -252,3 +252,46 @@ func TestHeldBy(t *testing.T) {
 	rels[1]()
 	rel()
 }
+
+// TestBacklogged: a key is backlogged only while it has entries waiting
+// and another key had a turn recently; alone, or asking for no more than
+// it may hold, it is not.
+func TestBacklogged(t *testing.T) {
+	g := NewGate(2, 1, 4)
+	hold, err := g.Enter(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Backlogged(1, time.Hour) {
+		t.Error("a key holding its one turn, nothing waiting: backlogged")
+	}
+	second := make(chan func(), 1)
+	go func() {
+		rel, err := g.Enter(context.Background(), 1)
+		if err != nil {
+			t.Error(err)
+		}
+		second <- rel
+	}()
+	waitFor(t, func() bool { return g.Stats().Waiting == 1 })
+	if g.Backlogged(1, time.Hour) {
+		t.Error("a key alone, with an entry waiting: backlogged")
+	}
+	other, err := g.Enter(context.Background(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other()
+	if !g.Backlogged(1, time.Hour) {
+		t.Error("a key with an entry waiting while another key had a turn: not backlogged")
+	}
+	if g.Backlogged(2, time.Hour) {
+		t.Error("the other key, nothing waiting: backlogged")
+	}
+	time.Sleep(2 * time.Millisecond)
+	if g.Backlogged(1, time.Millisecond) {
+		t.Error("the other key's turn is older than the window: still backlogged")
+	}
+	hold()
+	(<-second)()
+}
