@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/coconut-os/coconut/internal/capability"
+	"github.com/coconut-os/coconut/internal/fairq"
 	pol "github.com/coconut-os/coconut/internal/policy"
 	"github.com/coconut-os/coconut/internal/supervise"
 )
@@ -67,6 +69,12 @@ type supervisor struct {
 	servers  map[uint64]*supervise.Server
 	held     map[uint64][]*os.File // from the holder at load, until resumed
 	measured map[uint64][]*os.File // kept open while the agent runs
+
+	// turns is shared by every agent's supervisor: decisions are made
+	// in turns keyed on the AID, half the CPUs' worth at once, so one
+	// agent's flood of trapped calls waits for its own turns and leaves
+	// the other CPUs to the agents themselves and the rest of the daemon.
+	turns *fairq.Gate
 
 	seq     atomic.Uint64 // the supervisor source's sequence numbers
 	denies  atomic.Uint64
@@ -126,8 +134,13 @@ func newSupervisor(p *Portable, holderPath, self string) (*supervisor, error) {
 		return nil, err
 	}
 	return &supervisor{p: p, holder: h, agents: map[uint64]*fsAgent{}, servers: map[uint64]*supervise.Server{},
-		held: held, measured: map[uint64][]*os.File{}}, nil
+		held: held, measured: map[uint64][]*os.File{}, turns: fairq.NewGate(supervisorTurns(), 1, 1)}, nil
 }
+
+// supervisorTurns is how many agents' calls are decided at once: half
+// the CPUs, at least one. (Each agent's supervisor is serial, so one
+// waiter per key is all a Gate ever holds.)
+func supervisorTurns() int { return max(1, runtime.GOMAXPROCS(0)/2) }
 
 // set installs or replaces aid's bundle: no decision after it returns uses
 // the old one.
@@ -265,7 +278,7 @@ func (s *supervisor) Supervise(aid uint64, conn *os.File, measured []*os.File) e
 		l.Close()
 		return err
 	}
-	srv, err := supervise.NewServer(l, supervise.AgentInfo{AID: aid, Measured: measured}, s)
+	srv, err := supervise.NewServer(l, supervise.AgentInfo{AID: aid, Measured: measured, Turns: s.turns}, s)
 	if err != nil {
 		l.Close()
 		closeFiles(keep)
@@ -315,7 +328,7 @@ func (s *supervisor) Resume(aid uint64) error {
 	if len(files) == 0 {
 		return ErrNotHeld
 	}
-	srv, err := supervise.NewServer(files[0], supervise.AgentInfo{AID: aid, Measured: files[1:]}, s)
+	srv, err := supervise.NewServer(files[0], supervise.AgentInfo{AID: aid, Measured: files[1:], Turns: s.turns}, s)
 	if err != nil {
 		closeFiles(files)
 		return err

@@ -29,7 +29,7 @@ func (s *Server) handle(pattern string, h handler) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		c, err := s.caller(r)
 		if err == nil {
-			err = h(w, r, c)
+			err = s.admitted(r, c, func() error { return h(w, r, c) })
 		}
 		if err != nil {
 			s.fail(w, r, err)

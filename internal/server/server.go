@@ -19,6 +19,7 @@ import (
 	"github.com/coconut-os/coconut/internal/audit"
 	"github.com/coconut-os/coconut/internal/cgroup"
 	"github.com/coconut-os/coconut/internal/events"
+	"github.com/coconut-os/coconut/internal/fairq"
 	"github.com/coconut-os/coconut/internal/peer"
 	"github.com/coconut-os/coconut/internal/sign"
 )
@@ -43,6 +44,8 @@ type Server struct {
 	// loginLink issues Center login links (issue 13, center.go); nil
 	// without a Center.
 	loginLink func(uid uint32, next string) (string, error)
+	// turns admits calls fairly per caller (admit.go).
+	turns *fairq.Gate
 }
 
 // Config wires a Server.
@@ -64,7 +67,7 @@ type Config struct {
 
 // New builds the handler table.
 func New(cfg Config) *Server {
-	s := &Server{agents: cfg.Agents, chain: cfg.Chain, trust: cfg.Trust, tree: cfg.Tree, doctor: cfg.Doctor, infer: cfg.Inference, log: cfg.Log, mux: http.NewServeMux()}
+	s := &Server{agents: cfg.Agents, chain: cfg.Chain, trust: cfg.Trust, tree: cfg.Tree, doctor: cfg.Doctor, infer: cfg.Inference, log: cfg.Log, mux: http.NewServeMux(), turns: newTurns()}
 	if s.events = cfg.Events; s.events == nil {
 		s.events = events.New(cfg.Chain, cfg.Agents)
 	}

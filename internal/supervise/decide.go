@@ -4,6 +4,8 @@ import (
 	"os"
 	"strings"
 	"syscall"
+
+	"github.com/coconut-os/coconut/internal/fairq"
 )
 
 // Access is what a call needs on one object; a call may need several bits.
@@ -61,6 +63,13 @@ type AgentInfo struct {
 	// TrustHardLinks turns off the refusal of files that have several
 	// names and are not owned by root (see the package comment).
 	TrustHardLinks bool
+	// Turns, when set, is shared by the supervisors of every agent: each
+	// notification is decided under a turn of it keyed on the AID, so
+	// that one agent's flood of trapped calls waits for its own turns
+	// and another agent's call waits for at most one of the flooder's
+	// (internal/fairq). The turn is given back before waiting for the
+	// audit row, which takes no CPU.
+	Turns *fairq.Gate
 }
 
 // Event is one decision, for the audit chain.

@@ -75,3 +75,61 @@ func TestBenchEnforce(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchNoisy runs `coconut bench noisy --json` on three flood kinds
+// with small counts and checks what must hold whatever the timings: each
+// kind has a victim p99 alone and beside the flood and their finite
+// positive ratio, the flooder really flooded (its rows, or its denies),
+// and kernel and chain deny counters agree after it was killed.
+func TestBenchNoisy(t *testing.T) {
+	cmd := exec.Command(filepath.Join(bins, "coconut"), "bench", "noisy", "--json", "--iters", "500",
+		"--kinds", "denies,api_calls,inference")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("coconut bench noisy: %v\nstderr: %s\nstdout: %s", err, errb.String(), out.String())
+	}
+	var res struct {
+		Headline map[string]struct {
+			Victim        string         `json:"victim"`
+			Alone         float64        `json:"alone_p99_ms"`
+			Flood         float64        `json:"flood_p99_ms"`
+			Ratio         float64        `json:"p99_ratio"`
+			RowsPerS      float64        `json:"flooder_rows_per_s"`
+			RowsByType    map[string]int `json:"flooder_rows_by_type"`
+			State         string         `json:"flooder_state"`
+			CountersEqual bool           `json:"counters_equal"`
+			KernelDenies  uint64         `json:"kernel_denies"`
+		} `json:"headline"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("output is not the JSON object: %v\n%s", err, out.String())
+	}
+	if len(res.Headline) != 3 {
+		t.Fatalf("headline has %d kinds, want denies, api_calls, inference: %s", len(res.Headline), out.String())
+	}
+	for kind, victim := range map[string]string{"denies": "open", "api_calls": "api", "inference": "inference"} {
+		h, ok := res.Headline[kind]
+		if !ok {
+			t.Errorf("headline lacks %s", kind)
+			continue
+		}
+		if h.Victim != victim || h.State == "" || !h.CountersEqual {
+			t.Errorf("%s: %+v", kind, h)
+		}
+		for name, v := range map[string]float64{"alone_p99_ms": h.Alone, "flood_p99_ms": h.Flood, "p99_ratio": h.Ratio} {
+			if !(v > 0) || math.IsInf(v, 0) {
+				t.Errorf("%s: %s = %v, want a finite positive figure", kind, name, v)
+			}
+		}
+		if math.IsNaN(h.RowsPerS) || h.RowsPerS < 0 {
+			t.Errorf("%s: flooder_rows_per_s = %v", kind, h.RowsPerS)
+		}
+	}
+	if h := res.Headline["denies"]; h.KernelDenies == 0 {
+		t.Errorf("denies: the flooder was never denied: %+v", h)
+	}
+	if h := res.Headline["inference"]; h.RowsByType["inference.call"] == 0 {
+		t.Errorf("inference: no inference.call row of the flooder while the victim ran: %+v", h)
+	}
+}

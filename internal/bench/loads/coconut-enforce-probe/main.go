@@ -13,6 +13,14 @@
 //	coconut-enforce-probe deny-open --path P --count N [--rate R]
 //	        N opens expected to be refused; errno counts; with R > 0 paced at
 //	        R opens a second (the Center's bench: a steady flow of deny rows)
+//	coconut-enforce-probe flood-open --path P --count N    N opens expected to be allowed; errno counts
+//	coconut-enforce-probe fork --path P --count N          N fork+exec+wait of program P; errno counts
+//	coconut-enforce-probe api|infer --count N [--conns C] [--socket S]
+//	        N API calls (GET /v1/agents on COCONUT_SOCKET) or tiny chat
+//	        completions (on COCONUT_BROKER_SOCKET) from C connections at once
+//	coconut-enforce-probe api-loop|infer-loop --iters N [--socket S]
+//	        N sequential requests, each one's duration and status kept (errno:
+//	        the HTTP status when not 2xx), as loop prints them
 //	coconut-enforce-probe idle                             sleep until killed
 //
 // The calls are raw system calls (no os.File, no net.Conn): the figure is
@@ -58,6 +66,8 @@ func main() {
 	ready := fs.Int("ready", 2000, "loop: print {\"ready\":true} after this many ops")
 	afterDeny := fs.Int("after-deny", 2000, "loop: stop this many ops after the first deny")
 	rate := fs.Float64("rate", 0, "deny-open: opens per second (0: as fast as it goes)")
+	conns := fs.Int("conns", 8, "api, infer: requests at once")
+	socket := fs.String("socket", "", "api, infer: the Unix socket (default COCONUT_SOCKET, COCONUT_BROKER_SOCKET)")
 	fs.Parse(os.Args[2:])
 	// One thread does the work: the figures are per operation, and an
 	// agent's supervisor then serves one caller, as a plain process's
@@ -90,6 +100,28 @@ func main() {
 			fail("deny-open: --path needed")
 		}
 		r = counted("deny-open", *count, paced(*rate, func() unix.Errno { return openClose(*path) }))
+	case "flood-open":
+		if *path == "" {
+			fail("flood-open: --path needed")
+		}
+		r = counted("flood-open", *count, func() unix.Errno { return openClose(*path) })
+	case "fork":
+		if *path == "" {
+			fail("fork: --path needed")
+		}
+		r = counted("fork", *count, func() unix.Errno { return forkExec(*path) })
+	case "api", "infer":
+		op, rerr := requester(os.Args[1], *socket, *conns)
+		if rerr != nil {
+			fail(rerr.Error())
+		}
+		r = parallel(os.Args[1], *count, *conns, op)
+	case "api-loop", "infer-loop":
+		op, rerr := requester(os.Args[1][:len(os.Args[1])-len("-loop")], *socket, 1)
+		if rerr != nil {
+			fail(rerr.Error())
+		}
+		r = timedLoop(os.Args[1], *iters, op)
 	case "idle":
 		for {
 			time.Sleep(time.Hour)
@@ -105,7 +137,7 @@ func main() {
 }
 
 func usage() {
-	fail("usage: coconut-enforce-probe open|connect|loop|deny-connect|deny-open|idle [flags]")
+	fail("usage: coconut-enforce-probe open|connect|loop|deny-connect|deny-open|flood-open|fork|api|infer|api-loop|infer-loop|idle [flags]")
 }
 
 func fail(msg string) {
