@@ -17,7 +17,8 @@ const (
 const (
 	DefaultBatchRows = 512
 	DefaultTimeout   = 10 * time.Second
-	// persistEvery bounds how often the acknowledged seq is written.
+	// persistEvery is how soon a failed save of the acknowledged seq is
+	// tried again.
 	persistEvery = time.Second
 	minBackoff   = 100 * time.Millisecond
 	maxBackoff   = 10 * time.Second

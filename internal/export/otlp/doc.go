@@ -15,9 +15,9 @@
 // Delivery is at least once. The exporter follows the chain (Chain.Follow)
 // from the last seq the collector acknowledged, sends batches in seq order
 // and, only after an export call succeeded, advances the acknowledged seq,
-// which it keeps in a small file in the state directory (written at most
-// once a second and at Close: a crash re-sends what was acknowledged since,
-// never skips). A collector that is down or refuses a batch (a partial
+// which it keeps in a small file in the state directory, saved after every
+// acknowledged batch and before the next is sent: a crash re-sends at most
+// the one batch in flight, and never skips a row. A collector that is down or refuses a batch (a partial
 // success counts as a refusal) gets the same batch again, with backoff; the
 // lag grows, nothing is dropped. Export never slows the chain: the follower
 // is dropped by the chain when it falls behind and re-reads the rows from

@@ -202,7 +202,6 @@ func (e *Exporter) run(ctx context.Context) {
 	defer f.stop()
 	batch := make([]audit.Record, 0, e.cfg.BatchRows)
 	backoff := minBackoff
-	lastPersist := time.Now()
 	for ctx.Err() == nil {
 		if ch == nil {
 			c, err := f.follow(ctx, read)
@@ -227,9 +226,8 @@ func (e *Exporter) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick:
+		case <-tick: // the last save failed: try again
 			e.persistLogged()
-			lastPersist = time.Now()
 			continue
 		case r, ok := <-ch:
 			if !ok {
@@ -293,10 +291,9 @@ func (e *Exporter) run(ctx context.Context) {
 		e.st.LastError = ""
 		e.st.LastAck = time.Now()
 		e.mu.Unlock()
-		if time.Since(lastPersist) >= persistEvery {
-			e.persistLogged()
-			lastPersist = time.Now()
-		}
+		// Saved before the next batch is sent, so a crash re-sends at
+		// most the batch in flight, never one acknowledged before it.
+		e.persistLogged()
 	}
 }
 

@@ -67,3 +67,11 @@ func checkAcked(c Chain, a acked, path string) error {
 	}
 	return nil
 }
+
+// ReadState returns the last acknowledged seq and its hash as saved in a
+// state file (0 and the genesis hash before the first acknowledgement), so
+// doctor and tests read what a restart would resume from.
+func ReadState(path string) (seq uint64, hash string, err error) {
+	a, err := loadAcked(path)
+	return a.Seq, a.Hash, err
+}

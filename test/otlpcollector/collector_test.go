@@ -1,4 +1,4 @@
-package otlp
+package otlpcollector_test
 
 import (
 	"context"
@@ -16,6 +16,8 @@ import (
 	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
+
+	"github.com/coconut-os/coconut/internal/export/otlp"
 )
 
 // got is one log record as the collector received it.
@@ -53,7 +55,7 @@ func (s *sink) consume(_ context.Context, ld plog.Logs) error {
 				lr := sl.LogRecords().At(k)
 				g := got{body: lr.Body().AsString(), attrs: lr.Attributes().AsRaw(), resource: res,
 					scope: sl.Scope().Name(), event: lr.EventName(), severity: lr.SeverityText()}
-				seq, _ := lr.Attributes().Get(KeySeq)
+				seq, _ := lr.Attributes().Get(otlp.KeySeq)
 				if seq.Type() != pcommon.ValueTypeInt {
 					continue
 				}
@@ -119,7 +121,7 @@ func startCollector(t *testing.T, protocol string) *collector {
 
 // endpoint is what the exporter is configured with.
 func (c *collector) endpoint() string {
-	if c.protocol == ProtocolHTTP {
+	if c.protocol == otlp.ProtocolHTTP {
 		return "http://" + c.addr
 	}
 	return c.addr
@@ -129,7 +131,7 @@ func (c *collector) start() {
 	c.t.Helper()
 	f := otlpreceiver.NewFactory()
 	cfg := f.CreateDefaultConfig().(*otlpreceiver.Config)
-	if c.protocol == ProtocolHTTP {
+	if c.protocol == otlp.ProtocolHTTP {
 		cfg.Protocols.HTTP.GetOrInsertDefault().ServerConfig.NetAddr.Endpoint = c.addr
 	} else {
 		cfg.Protocols.GRPC.GetOrInsertDefault().NetAddr.Endpoint = c.addr
