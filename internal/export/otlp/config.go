@@ -20,8 +20,11 @@ const (
 	// persistEvery is how soon a failed save of the acknowledged seq is
 	// tried again.
 	persistEvery = time.Second
-	minBackoff   = 100 * time.Millisecond
-	maxBackoff   = 10 * time.Second
+	// batchLinger is how long a batch waits for more rows after its
+	// first: the export of a row is late by at most this much.
+	batchLinger = 5 * time.Millisecond
+	minBackoff  = 100 * time.Millisecond
+	maxBackoff  = 10 * time.Second
 )
 
 // Config says where and how to export.

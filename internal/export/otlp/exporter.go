@@ -202,6 +202,8 @@ func (e *Exporter) run(ctx context.Context) {
 	defer f.stop()
 	batch := make([]audit.Record, 0, e.cfg.BatchRows)
 	backoff := minBackoff
+	linger := time.NewTimer(batchLinger)
+	linger.Stop()
 	for ctx.Err() == nil {
 		if ch == nil {
 			c, err := f.follow(ctx, read)
@@ -236,6 +238,10 @@ func (e *Exporter) run(ctx context.Context) {
 			}
 			batch = append(batch, r)
 		}
+		// Then what arrives within batchLinger: a busy chain fills the
+		// batch, so the save after each acknowledged batch (an fsync) and
+		// the call itself are paid per BatchRows rows, not per row.
+		linger.Reset(batchLinger)
 	fill:
 		for len(batch) < e.cfg.BatchRows {
 			select {
@@ -245,10 +251,13 @@ func (e *Exporter) run(ctx context.Context) {
 					break fill
 				}
 				batch = append(batch, r)
-			default:
+			case <-linger.C:
 				break fill
+			case <-ctx.Done():
+				return
 			}
 		}
+		linger.Stop()
 		// Rows arrive in seq order with no gap; anything else is a bug
 		// here or in the chain: re-read from the last good row.
 		for i, r := range batch {
