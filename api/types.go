@@ -216,6 +216,26 @@ type Doctor struct {
 	// directory across restarts: what a user reports, and what the Center
 	// shows as an alarm. Absent when they never have.
 	CountersAlarm []CounterAlarm `json:"counters_alarm,omitempty"`
+	// Export is the audit chain's export to an OpenTelemetry collector
+	// (issue 17: [export.otlp]); absent when none is configured.
+	Export *DoctorExport `json:"export,omitempty"`
+}
+
+// DoctorExport is where the OTLP export of the audit chain stands. LagRows
+// is ChainHead - AckedSeq: rows appended that the collector has not yet
+// acknowledged (they wait in the chain; none is dropped).
+type DoctorExport struct {
+	Endpoint string `json:"endpoint"`
+	Protocol string `json:"protocol"` // grpc or http
+	AckedSeq uint64 `json:"acked_seq"`
+	LagRows  uint64 `json:"lag_rows"`
+	// Exported counts rows acknowledged since this daemon started, Resent
+	// rows sent again after a failed call, Failures the failed calls.
+	Exported  uint64     `json:"exported"`
+	Resent    uint64     `json:"resent"`
+	Failures  uint64     `json:"failures"`
+	LastError string     `json:"last_error,omitempty"` // the last failure; "" once a call succeeds
+	LastAck   *time.Time `json:"last_ack,omitempty"`   // when the collector last acknowledged a batch
 }
 
 // QuotaDefaults is the budget an agent gets for what its manifest's quota

@@ -119,6 +119,7 @@ func run(args []string, inherited []int) int {
 		Quota:        cfg.Quota.Defaults,
 		OnDenyStorm:  cfg.OnDenyStorm,
 		AuditReserve: cfg.AuditReserve,
+		Export:       cfg.Export.OTLP,
 		Log:          log,
 	})
 	if err != nil {

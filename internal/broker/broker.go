@@ -113,9 +113,10 @@ func New(cfg Config, h Hooks) (*Broker, error) {
 	return b, nil
 }
 
-// Metrics serves the broker's Prometheus metrics (text format).
-func (b *Broker) Metrics() http.Handler {
-	return promhttp.HandlerFor(b.m.reg, promhttp.HandlerOpts{})
+// Metrics serves the broker's Prometheus metrics (text format), and those
+// of more (coconutd's other parts, such as the audit export) beside them.
+func (b *Broker) Metrics(more ...prometheus.Gatherer) http.Handler {
+	return promhttp.HandlerFor(append(prometheus.Gatherers{b.m.reg}, more...), promhttp.HandlerOpts{})
 }
 
 // Stats returns a snapshot for `coconut top` and the Center.

@@ -33,7 +33,7 @@ const (
 	groupNotifications = "notifications"
 )
 
-var doctorGroups = []string{groupKernel, groupDaemon, groupEnforcer, groupAnchor, groupBroker, groupCenter, groupNotifications}
+var doctorGroups = []string{groupKernel, groupDaemon, groupEnforcer, groupAnchor, groupExport, groupBroker, groupCenter, groupNotifications}
 
 // doctorEnv is what every check sees.
 type doctorEnv struct {

@@ -49,6 +49,8 @@ type Config struct {
 	// AuditReserve is the free space kept on the audit chain's filesystem
 	// (issue 19): below it new spawns are refused. "": 64M.
 	AuditReserve string `toml:"audit_reserve"`
+	// Export is the [export] table (issue 17, export.go).
+	Export Export `toml:"export"`
 }
 
 // Load reads path. explicit says the user named it: then it must exist.
@@ -87,6 +89,9 @@ func Load(path string, explicit bool) (Config, error) {
 	}
 	if err := c.Setup.validate(); err != nil {
 		return Config{}, fmt.Errorf("config %s: [setup] %w", path, err)
+	}
+	if err := c.Export.OTLP.validate(); err != nil {
+		return Config{}, fmt.Errorf("config %s: [export.otlp] %w", path, err)
 	}
 	if err := c.mergeCenter(); err != nil {
 		return Config{}, fmt.Errorf("config %s: %w", path, err)

@@ -42,6 +42,12 @@ func TestLoad(t *testing.T) {
 		{name: "quota defaults bad share", body: "[quota.defaults]\nmemory = \"150%\"\n", wantErr: "a share is 1%..100% of RAM"},
 		{name: "quota defaults bool", body: "[quota.defaults]\npids = true\n", wantErr: "want an integer or a string"},
 		{name: "quota defaults unknown", body: "[quota.defaults]\ntasks = 5\n", wantErr: "unknown keys: quota.defaults.tasks"},
+		{name: "export otlp", body: "[export.otlp]\nendpoint = \"127.0.0.1:4317\"\nprotocol = \"grpc\"\ninsecure = true\nheaders_file = \"/etc/coconut/otlp.headers\"\ntimeout = \"5s\"\nbatch_rows = 256\n",
+			want: Config{Export: Export{OTLP: ExportOTLP{Endpoint: "127.0.0.1:4317", Protocol: "grpc", Insecure: true, HeadersFile: "/etc/coconut/otlp.headers", Timeout: "5s", BatchRows: 256}}}},
+		{name: "export otlp protocol", body: "[export.otlp]\nendpoint = \"c:4317\"\nprotocol = \"udp\"\n", wantErr: "[export.otlp] protocol \"udp\""},
+		{name: "export otlp timeout", body: "[export.otlp]\nendpoint = \"c:4317\"\ntimeout = \"soon\"\n", wantErr: "timeout \"soon\""},
+		{name: "export otlp no endpoint", body: "[export.otlp]\nprotocol = \"http\"\n", wantErr: "without an endpoint"},
+		{name: "export otlp unknown", body: "[export.otlp]\nendpoint = \"c:4317\"\nheaders = 1\n", wantErr: "unknown keys: export.otlp.headers"},
 		{name: "broker sim output", body: "[broker.sim]\noutput = \"zipf\"\n", wantErr: "sim.output"},
 	}
 	for _, tt := range tests {

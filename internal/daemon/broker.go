@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/internal/agent"
 	"github.com/coconut-os/coconut/internal/audit"
@@ -89,7 +91,9 @@ func ParseBrokerAddr(s string) (netip.AddrPort, error) {
 // An address named by flag or config must be free; the default one, when
 // taken (another coconutd, a test daemon), falls back to a free loopback
 // port, which doctor reports and agents are told.
-func openBroker(opts Options, tree *cgroup.Tree, chain *audit.Chain, log *slog.Logger) (*brokerSvc, error) {
+// metrics are served on /metrics beside the broker's own (issue 17: the
+// audit export's).
+func openBroker(opts Options, tree *cgroup.Tree, chain *audit.Chain, log *slog.Logger, metrics ...prometheus.Gatherer) (*brokerSvc, error) {
 	s := &brokerSvc{tree: tree, chain: chain, log: log, sock: filepath.Join(filepath.Dir(opts.Socket), BrokerSocketName), userTokens: opts.Broker.UserTokenBudget}
 	cfg, err := brokerConfig(opts.Broker)
 	if err != nil {
@@ -128,7 +132,7 @@ func openBroker(opts Options, tree *cgroup.Tree, chain *audit.Chain, log *slog.L
 	s.unixS = &http.Server{Handler: s.b.Handler(), ConnContext: s.peers.ConnContext, ConnState: s.peers.ConnState,
 		ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
 	tcpMux := http.NewServeMux()
-	tcpMux.Handle("/metrics", s.b.Metrics())
+	tcpMux.Handle("/metrics", s.b.Metrics(metrics...))
 	tcpMux.Handle("/", s.b.Handler())
 	s.tcpS = &http.Server{Handler: notFromBrowser(tcpMux), ConnContext: peer.TCPConnContext,
 		ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}

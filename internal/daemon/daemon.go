@@ -26,6 +26,7 @@ import (
 	"github.com/coconut-os/coconut/internal/config"
 	"github.com/coconut-os/coconut/internal/enforce"
 	"github.com/coconut-os/coconut/internal/events"
+	"github.com/coconut-os/coconut/internal/export/otlp"
 	"github.com/coconut-os/coconut/internal/server"
 	"github.com/coconut-os/coconut/internal/sign"
 	"github.com/coconut-os/coconut/internal/statedir"
@@ -54,6 +55,8 @@ type Options struct {
 	OnDenyStorm string
 	// AuditReserve is audit_reserve (issue 19, agent/reserve.go); "": 64M.
 	AuditReserve string
+	// Export is [export.otlp] (issue 17, export.go): off without an endpoint.
+	Export config.ExportOTLP
 }
 
 // Daemon is a running coconutd.
@@ -73,6 +76,7 @@ type Daemon struct {
 	brk      *brokerSvc       // issue 6: the inference broker (broker.go)
 	events   *events.Service  // issue 13: the event stream, one for every door
 	center   *center.Center   // issue 13: the Center web UI (center.go); nil when off
+	exp      *otlp.Exporter   // issue 17: the chain's OTLP export (export.go); nil when off
 	trust    *sign.Trust
 	why      string
 	started  time.Time
@@ -117,6 +121,7 @@ func New(opts Options) (*Daemon, error) {
 		if d.brk != nil { // issue 6
 			d.brk.close()
 		}
+		d.closeExport() // issue 17
 		d.ckpt.Close()
 		d.anc.Close()
 		d.chain.Close()
@@ -172,7 +177,10 @@ func New(opts Options) (*Daemon, error) {
 	}
 	// issue 6: the broker's listeners exist before any agent is spawned
 	// or adopted, so agents are told (and allowed) the real address.
-	if d.brk, err = openBroker(opts, d.tree, d.chain, log); err != nil {
+	if err := d.openExport(opts.Export); err != nil { // issue 17: its metrics are the broker's /metrics too
+		return fail(err)
+	}
+	if d.brk, err = openBroker(opts, d.tree, d.chain, log, d.exportMetrics()...); err != nil {
 		return fail(err)
 	}
 	d.brk.agents = func() *agent.Manager { return d.agents }
@@ -222,7 +230,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	errc := make(chan error, 4)
 	go func() { errc <- d.srv.Serve(l) }()
-	d.brk.serve(errc)   // issue 6
+	d.brk.serve(errc) // issue 6
+	if d.exp != nil { // issue 17
+		d.exp.Start()
+	}
 	d.serveCenter(errc) // issue 13
 	if ok, err := sddaemon.SdNotify(false, sddaemon.SdNotifyReady); ok {
 		d.log.Debug("told systemd we are ready")
@@ -265,6 +276,7 @@ func (d *Daemon) close() {
 	if _, err := d.chain.Append(context.Background(), audit.DaemonStop(Version, os.Getpid())); err != nil {
 		d.log.Error("record daemon stop", "err", err)
 	}
+	d.closeExport()                        // issue 17: daemon.stop goes with the next daemon's first batch
 	if err := d.ckpt.Close(); err != nil { // issue 4: the final checkpoint covers daemon.stop
 		d.log.Error("close audit checkpoints", "err", err)
 	}
@@ -344,6 +356,7 @@ func (d *Daemon) doctor() api.Doctor {
 	if d.center != nil {
 		doc.CenterAddr = d.center.Addr()
 	}
+	d.exportInfo(&doc) // issue 17
 	doc.QuotaDefaults = d.agents.QuotaDefaults()
 	doc.DenyStorm = d.agents.StormDefault()                  // issue 19
 	doc.Checks = append(doc.Checks, d.agents.ReserveCheck()) // issue 19: the chain's disk headroom

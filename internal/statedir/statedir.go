@@ -32,3 +32,7 @@ func QueryIndex(stateDir string) string { return filepath.Join(stateDir, "index"
 
 // Merkle is the rebuildable Merkle tree cache of the audit chain.
 func Merkle(stateDir string) string { return filepath.Join(stateDir, "index", "merkle") }
+
+// ExportOTLP is the OTLP export's state: the last audit seq the collector
+// acknowledged (issue 17), where a restart resumes.
+func ExportOTLP(stateDir string) string { return filepath.Join(stateDir, "export", "otlp.json") }

@@ -14,6 +14,7 @@ func TestLayout(t *testing.T) {
 		{Chain(d), "/s/chain"},
 		{QueryIndex(d), "/s/index/aid"},
 		{Merkle(d), "/s/index/merkle"},
+		{ExportOTLP(d), "/s/export/otlp.json"},
 	} {
 		if c.got != c.want {
 			t.Errorf("got %s, want %s", c.got, c.want)
