@@ -49,7 +49,13 @@ type Config struct {
 	// AuditReserve is the free space kept on the audit chain's filesystem
 	// (issue 19): below it new spawns are refused. "": 64M.
 	AuditReserve string `toml:"audit_reserve"`
+	// AuditCompress keeps sealed audit segments zstd-compressed (issue 17;
+	// docs/audit-format.md). Unset: true.
+	AuditCompress *bool `toml:"audit_compress"`
 }
+
+// CompressAudit is audit_compress with its default.
+func (c Config) CompressAudit() bool { return c.AuditCompress == nil || *c.AuditCompress }
 
 // Load reads path. explicit says the user named it: then it must exist.
 func Load(path string, explicit bool) (Config, error) {

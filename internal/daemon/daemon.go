@@ -54,6 +54,9 @@ type Options struct {
 	OnDenyStorm string
 	// AuditReserve is audit_reserve (issue 19, agent/reserve.go); "": 64M.
 	AuditReserve string
+	// AuditCompress is audit_compress (issue 17): sealed segments kept
+	// zstd-compressed in the background.
+	AuditCompress bool
 }
 
 // Daemon is a running coconutd.
@@ -108,7 +111,13 @@ func New(opts Options) (*Daemon, error) {
 	if d.ckpt, d.anchor, d.anc, err = openCheckpoints(opts, d.hostKey, log); err != nil {
 		return nil, err
 	}
-	if d.chain, err = audit.Open(statedir.Chain(opts.StateDir), audit.Options{Observer: d.ckpt, IndexDir: statedir.QueryIndex(opts.StateDir)}); err != nil {
+	if d.chain, err = audit.Open(statedir.Chain(opts.StateDir), audit.Options{
+		Observer: d.ckpt, IndexDir: statedir.QueryIndex(opts.StateDir),
+		CompressSealed: opts.AuditCompress,
+		OnCompressError: func(err error) {
+			log.Warn("audit segment compression failed (the segment stays plain; retried at the next rotation)", "err", err)
+		},
+	}); err != nil {
 		d.ckpt.Close()
 		d.anc.Close()
 		return nil, fmt.Errorf("open audit chain: %w", err)
