@@ -449,11 +449,63 @@ func checkArchivedSum(path string, a *ArchivedSegment) error {
 	}
 	defer f.Close()
 	h := blake3.New()
-	if _, err := io.Copy(h, f); err != nil {
+	n, err := io.Copy(h, f)
+	if err != nil {
 		return fmt.Errorf("%w: %s: %v", ErrArchiveDamaged, path, err)
 	}
-	if hex.EncodeToString(h.Sum(nil)) != a.Sum {
-		return fmt.Errorf("%w: %s (seq %d..%d): BLAKE3 sum differs from the manifest's", ErrArchiveDamaged, path, a.First, a.Last)
+	if n != a.Bytes || hex.EncodeToString(h.Sum(nil)) != a.Sum {
+		return fmt.Errorf("%w: %s (seq %d..%d): size or BLAKE3 sum differs from the manifest's", ErrArchiveDamaged, path, a.First, a.Last)
 	}
 	return nil
+}
+
+// Relink points the manifest at dir for every compressed segment that is
+// not where the manifest says but is in dir with the recorded size and
+// sum: an archive directory mounted or restored at another path. It
+// returns the segments relinked; one found in dir with another sum is an
+// error (ErrArchiveDamaged), the manifest left as it was.
+func Relink(chainDir, dir string) ([]ArchivedSegment, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	lock, err := lockArchive(chainDir)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Close()
+	m, err := ReadArchive(chainDir)
+	if err != nil {
+		return nil, err
+	}
+	var out []ArchivedSegment
+	for i := range m.Segments {
+		a := &m.Segments[i]
+		if _, err := os.Stat(a.path(chainDir)); err == nil || !errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		p := filepath.Join(dir, a.Name)
+		if _, err := os.Stat(p); err != nil {
+			continue
+		}
+		if err := checkArchivedSum(p, a); err != nil {
+			return nil, err
+		}
+		a.Dir = dir
+		if dir == filepath.Clean(mustAbs(chainDir)) {
+			a.Dir = ""
+		}
+		out = append(out, *a)
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	return out, writeArchive(chainDir, m)
+}
+
+func mustAbs(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
 }
