@@ -266,25 +266,24 @@ func sealedPlain(chainDir string) ([]uint64, error) {
 // manifest and removes the plain file; if the manifest lists it already
 // (a crash between the two), only the removal is left. The caller holds
 // the manifest lock.
-func compressOne(chainDir string, first uint64) (ArchivedSegment, error) {
+func compressOne(chainDir string, first uint64) (a ArchivedSegment, compressed bool, err error) {
 	m, err := ReadArchive(chainDir)
 	if err != nil {
-		return ArchivedSegment{}, err
+		return a, false, err
 	}
 	for _, a := range m.Segments {
 		if a.First == first {
-			return a, removePlain(chainDir, first)
+			return a, false, removePlain(chainDir, first)
 		}
 	}
-	a, err := compressSegment(chainDir, first)
-	if err != nil {
-		return a, err
+	if a, err = compressSegment(chainDir, first); err != nil {
+		return a, false, err
 	}
 	m.Segments = append(m.Segments, a)
 	if err := writeArchive(chainDir, m); err != nil {
-		return a, err
+		return a, false, err
 	}
-	return a, removePlain(chainDir, first)
+	return a, true, removePlain(chainDir, first)
 }
 
 func removePlain(chainDir string, first uint64) error {
@@ -311,7 +310,7 @@ func CompressSealed(chainDir string) ([]ArchivedSegment, error) {
 	}
 	var out []ArchivedSegment
 	for _, first := range firsts {
-		a, err := compressOne(chainDir, first)
+		a, _, err := compressOne(chainDir, first)
 		if err != nil {
 			return out, err
 		}
@@ -369,10 +368,13 @@ func Archive(chainDir string, before time.Time, to string) (ArchiveReport, error
 		if !a.LastTime.Before(before) {
 			break // later segments hold later rows
 		}
-		if _, err := compressOne(chainDir, first); err != nil {
+		_, compressed, err := compressOne(chainDir, first)
+		if err != nil {
 			return rep, err
 		}
-		rep.Compressed++
+		if compressed {
+			rep.Compressed++
+		}
 	}
 	m, err := ReadArchive(chainDir)
 	if err != nil {

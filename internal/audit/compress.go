@@ -15,30 +15,18 @@ func (c *Chain) compressor() {
 // compressNow compresses what is sealed and still plain, and tells the
 // chain's segment list.
 func (c *Chain) compressNow() {
-	lock, err := lockArchive(c.dir)
-	if err != nil {
-		c.compressFailed(err)
-		return
-	}
-	defer lock.Close()
-	firsts, err := sealedPlain(c.dir)
-	if err != nil {
-		c.compressFailed(err)
-		return
-	}
-	for _, first := range firsts {
-		a, err := compressOne(c.dir, first)
-		if err != nil {
-			c.compressFailed(err)
-			return
-		}
-		c.mu.Lock()
+	done, err := CompressSealed(c.dir)
+	c.mu.Lock()
+	for _, a := range done {
 		for i := range c.segs {
-			if c.segs[i].first == first && i < len(c.segs)-1 {
+			if c.segs[i].first == a.First && i < len(c.segs)-1 {
 				c.segs[i].arch, c.segs[i].size = &a, a.RawBytes
 			}
 		}
-		c.mu.Unlock()
+	}
+	c.mu.Unlock()
+	if err != nil {
+		c.compressFailed(err)
 	}
 }
 

@@ -32,9 +32,12 @@ type segFile interface {
 //
 // The file is an ordinary zstd stream (`zstd -d` restores the segment:
 // skippable frames are skipped) and a reader of one row decompresses only
-// the chunk holding it.
+// the chunk holding it. 128 KiB: on audit rows it compresses within 3% of
+// 1 MiB chunks (4.80x against 4.93x) and decodes in a tenth of the time
+// (0.05 against 0.55 ms a chunk, 2-core dev VM), so a page of rows read
+// through the index costs little more than from a plain segment.
 const (
-	zstChunk        = 1 << 20
+	zstChunk        = 128 << 10
 	zstSkipMagic    = 0x184D2A5E
 	zstTableMagic   = "CSZ1"
 	zstTrailer      = 12 // chunk size, count, magic
