@@ -120,6 +120,7 @@ func run(args []string, inherited []int) int {
 		OnDenyStorm:   cfg.OnDenyStorm,
 		AuditReserve:  cfg.AuditReserve,
 		AuditCompress: cfg.CompressAudit(),
+		AgentLogMax:   cfg.AgentLogMax,
 		Log:           log,
 	})
 	if err != nil {

@@ -52,6 +52,9 @@ type Config struct {
 	// AuditCompress keeps sealed audit segments zstd-compressed (issue 17;
 	// docs/audit-format.md). Unset: true.
 	AuditCompress *bool `toml:"audit_compress"`
+	// AgentLogMax caps each agent's log (issue 17): past it the oldest
+	// part is dropped, about half the cap kept. "": 8M.
+	AgentLogMax string `toml:"agent_log_max"`
 }
 
 // CompressAudit is audit_compress with its default.

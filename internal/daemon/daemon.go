@@ -57,6 +57,8 @@ type Options struct {
 	// AuditCompress is audit_compress (issue 17): sealed segments kept
 	// zstd-compressed in the background.
 	AuditCompress bool
+	// AgentLogMax is agent_log_max (issue 17, agent/logcap.go); "": 8M.
+	AgentLogMax string
 }
 
 // Daemon is a running coconutd.
@@ -195,6 +197,12 @@ func New(opts Options) (*Daemon, error) {
 			return fail(err)
 		}
 	}
+	var logMax int64 // issue 17: agent_log_max
+	if opts.AgentLogMax != "" {
+		if logMax, err = agent.ParseLogMax(opts.AgentLogMax); err != nil {
+			return fail(err)
+		}
+	}
 	var sd storm.Policy // issue 19: on_deny_storm
 	if opts.OnDenyStorm != "" {
 		if sd, err = storm.Parse(opts.OnDenyStorm); err != nil {
@@ -204,7 +212,7 @@ func New(opts Options) (*Daemon, error) {
 	d.agents, err = agent.New(agent.Config{
 		StateDir: opts.StateDir, Tree: d.tree, Chain: d.chain, Trust: trust, HostKey: d.hostKey,
 		HostID: hostID(), Self: self, Socket: opts.Socket, WorkstationUser: opts.User,
-		DemoUser: opts.DemoUser, Enforcer: enf, Enforce: d.enf, EnforceWhy: why, Log: log, QuotaDefaults: qd, StormDefault: sd, AuditReserve: reserve,
+		DemoUser: opts.DemoUser, Enforcer: enf, Enforce: d.enf, EnforceWhy: why, Log: log, QuotaDefaults: qd, StormDefault: sd, AuditReserve: reserve, LogMax: logMax,
 		Broker: d.brk.env(), // issue 6
 	})
 	if err != nil {
