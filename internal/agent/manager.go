@@ -45,6 +45,7 @@ type Config struct {
 	AuditReserve    int64            // free bytes kept on the chain's filesystem (reserve.go); 0: DefaultAuditReserve
 	StormDefault    storm.Policy     // on_deny_storm for what an agent leaves unset (storm.go); zero: storm.Default
 	LogMax          int64            // agent_log_max: each agent's log cap in bytes (logcap.go); 0: DefaultLogMax
+	Retention       time.Duration    // agent_retention: ended agents pruned this long after they ended (prune.go); 0: kept
 	Log             *slog.Logger
 }
 
@@ -168,6 +169,8 @@ func New(cfg Config) (*Manager, error) {
 	go m.governCPU() // issue 5: fair share across CPUs (governor.go)
 	m.wg.Add(1)
 	go m.capLogs() // issue 17: agent logs bounded (logcap.go)
+	m.wg.Add(1)
+	go m.pruneEnded() // issue 17: agent_retention (prune.go)
 	return m, nil
 }
 

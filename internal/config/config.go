@@ -55,6 +55,9 @@ type Config struct {
 	// AgentLogMax caps each agent's log (issue 17): past it the oldest
 	// part is dropped, about half the cap kept. "": 8M.
 	AgentLogMax string `toml:"agent_log_max"`
+	// AgentRetention prunes ended agents' records, attestations and logs
+	// this long after they ended (issue 17; "30d"). "": kept.
+	AgentRetention string `toml:"agent_retention"`
 }
 
 // CompressAudit is audit_compress with its default.

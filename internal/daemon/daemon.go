@@ -59,6 +59,8 @@ type Options struct {
 	AuditCompress bool
 	// AgentLogMax is agent_log_max (issue 17, agent/logcap.go); "": 8M.
 	AgentLogMax string
+	// AgentRetention is agent_retention (issue 17, agent/prune.go); "": kept.
+	AgentRetention string
 }
 
 // Daemon is a running coconutd.
@@ -203,6 +205,12 @@ func New(opts Options) (*Daemon, error) {
 			return fail(err)
 		}
 	}
+	var retention time.Duration // issue 17: agent_retention
+	if opts.AgentRetention != "" {
+		if retention, err = agent.ParseRetention(opts.AgentRetention); err != nil {
+			return fail(err)
+		}
+	}
 	var sd storm.Policy // issue 19: on_deny_storm
 	if opts.OnDenyStorm != "" {
 		if sd, err = storm.Parse(opts.OnDenyStorm); err != nil {
@@ -212,7 +220,7 @@ func New(opts Options) (*Daemon, error) {
 	d.agents, err = agent.New(agent.Config{
 		StateDir: opts.StateDir, Tree: d.tree, Chain: d.chain, Trust: trust, HostKey: d.hostKey,
 		HostID: hostID(), Self: self, Socket: opts.Socket, WorkstationUser: opts.User,
-		DemoUser: opts.DemoUser, Enforcer: enf, Enforce: d.enf, EnforceWhy: why, Log: log, QuotaDefaults: qd, StormDefault: sd, AuditReserve: reserve, LogMax: logMax,
+		DemoUser: opts.DemoUser, Enforcer: enf, Enforce: d.enf, EnforceWhy: why, Log: log, QuotaDefaults: qd, StormDefault: sd, AuditReserve: reserve, LogMax: logMax, Retention: retention,
 		Broker: d.brk.env(), // issue 6
 	})
 	if err != nil {
