@@ -39,6 +39,7 @@ var wantRoutes = []string{
 	"POST /v1/agents/{aid}/release",
 	"POST /v1/agents/{aid}/kill",
 	"GET /v1/agents/{aid}/logs",
+	"POST /v1/agents/prune", // issue 17
 	"GET /v1/audit",
 	"GET /v1/audit/proof",
 	"GET /v1/events",        // issue 13
@@ -57,7 +58,7 @@ var wireTypes = []any{
 	api.TrustRequest{}, api.TrustEntry{}, api.Record{}, api.AuditPage{},
 	api.Doctor{}, api.QuotaDefaults{}, api.Check{}, api.ErrorBody{}, api.ErrorDetail{},
 	api.AuditProof{}, api.AuditConsistency{}, api.Memory{}, api.MemoryTier{},
-	api.CounterAlarm{},
+	api.CounterAlarm{}, api.PruneRequest{}, api.PruneResult{},
 	api.CenterLoginRequest{}, api.CenterLogin{}, // issue 13
 }
 

@@ -147,6 +147,20 @@ type TrustRequest struct {
 	Comment   string `json:"comment"`
 }
 
+// PruneRequest is agent_prune's body (issue 17).
+type PruneRequest struct {
+	EndedBefore time.Time `json:"ended_before"`
+}
+
+// PruneResult is what agent_prune removed: the ended agents' registry
+// records, attestations and logs (the audit chain is never touched).
+type PruneResult struct {
+	EndedBefore time.Time `json:"ended_before"`
+	Pruned      []uint64  `json:"pruned"` // AIDs, ascending
+	Bytes       int64     `json:"bytes"`  // freed under STATE/agents
+	Kept        int       `json:"kept"`   // ended agents that ended later
+}
+
 // TrustEntry is one trusted publisher key.
 type TrustEntry struct {
 	KeyID   string    `json:"keyid"`

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/coconut-os/coconut/api"
 )
@@ -43,6 +44,14 @@ func (c *Client) Caps(ctx context.Context, aid uint64) ([]string, error) {
 	var out []string
 	err := c.do(ctx, http.MethodGet, aidPath(aid, "/caps"), nil, nil, &out)
 	return out, err
+}
+
+// AgentPrune forgets the ended agents that ended before t: their records,
+// attestations and logs (issue 17). The audit chain keeps every row.
+func (c *Client) AgentPrune(ctx context.Context, t time.Time) (*api.PruneResult, error) {
+	var out api.PruneResult
+	err := c.do(ctx, http.MethodPost, "/agents/prune", nil, api.PruneRequest{EndedBefore: t}, &out)
+	return &out, err
 }
 
 // Kill ends the agent (Terminated-revoked).

@@ -107,20 +107,23 @@ func run(args []string, inherited []int) int {
 		return 0
 	}
 	d, err := daemon.New(daemon.Options{
-		StateDir:     pick(*stateDir, cfg.StateDir, statedir.Default),
-		Socket:       pick(*socket, cfg.Socket, "/run/coconut/coconut.sock"),
-		Enforcer:     pick(*enforcer, cfg.Enforcer, "auto"),
-		User:         pick(*user, cfg.User, ""),
-		DemoUser:     cfg.DemoUser,
-		CenterAddr:   pick(*centerAddr, cfg.CenterListen(), ""), // by profile: on for a workstation, off for a server
-		BrokerAddr:   pick(*brokerAddr, cfg.BrokerAddr, ""),
-		TPMSocket:    pick(*tpmSocket, cfg.TPMSocket, ""),
-		Broker:       cfg.Broker,
-		Quota:        cfg.Quota.Defaults,
-		OnDenyStorm:  cfg.OnDenyStorm,
-		AuditReserve: cfg.AuditReserve,
-		Export:       cfg.Export.OTLP,
-		Log:          log,
+		StateDir:       pick(*stateDir, cfg.StateDir, statedir.Default),
+		Socket:         pick(*socket, cfg.Socket, "/run/coconut/coconut.sock"),
+		Enforcer:       pick(*enforcer, cfg.Enforcer, "auto"),
+		User:           pick(*user, cfg.User, ""),
+		DemoUser:       cfg.DemoUser,
+		CenterAddr:     pick(*centerAddr, cfg.CenterListen(), ""), // by profile: on for a workstation, off for a server
+		BrokerAddr:     pick(*brokerAddr, cfg.BrokerAddr, ""),
+		TPMSocket:      pick(*tpmSocket, cfg.TPMSocket, ""),
+		Broker:         cfg.Broker,
+		Quota:          cfg.Quota.Defaults,
+		OnDenyStorm:    cfg.OnDenyStorm,
+		AuditReserve:   cfg.AuditReserve,
+		AuditCompress:  cfg.CompressAudit(),
+		AgentLogMax:    cfg.AgentLogMax,
+		AgentRetention: cfg.AgentRetention,
+		Export:         cfg.Export.OTLP,
+		Log:            log,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "coconutd:", err)

@@ -44,6 +44,8 @@ type Config struct {
 	QuotaDefaults   config.Defaults  // every agent's budget for what it leaves unset (quota_defaults.go); zero: none
 	AuditReserve    int64            // free bytes kept on the chain's filesystem (reserve.go); 0: DefaultAuditReserve
 	StormDefault    storm.Policy     // on_deny_storm for what an agent leaves unset (storm.go); zero: storm.Default
+	LogMax          int64            // agent_log_max: each agent's log cap in bytes (logcap.go); 0: DefaultLogMax
+	Retention       time.Duration    // agent_retention: ended agents pruned this long after they ended (prune.go); 0: kept
 	Log             *slog.Logger
 }
 
@@ -165,6 +167,10 @@ func New(cfg Config) (*Manager, error) {
 	go m.watchOOM()
 	m.wg.Add(1)
 	go m.governCPU() // issue 5: fair share across CPUs (governor.go)
+	m.wg.Add(1)
+	go m.capLogs() // issue 17: agent logs bounded (logcap.go)
+	m.wg.Add(1)
+	go m.pruneEnded() // issue 17: agent_retention (prune.go)
 	return m, nil
 }
 

@@ -32,6 +32,13 @@ type Options struct {
 	// read only candidate records. It is caught up in the background after
 	// Open and rebuilt when damaged. Empty: queries scan.
 	IndexDir string
+	// CompressSealed makes the chain compress every sealed segment in the
+	// background (zstd, see segfile.go and archive.go): at Open and after
+	// every rotation. Reads, queries, proofs and Verify work on either form.
+	CompressSealed bool
+	// OnCompressError, if set, is told when a compression pass fails; the
+	// segment stays plain and the next pass tries again.
+	OnCompressError func(error)
 }
 
 // Chain is an open audit chain. Its methods are safe for concurrent use.
@@ -69,6 +76,9 @@ type Chain struct {
 	broken error
 
 	idx *index // nil without Options.IndexDir
+
+	compKick chan struct{} // nil without Options.CompressSealed
+	compDone chan struct{}
 }
 
 // Open opens (creating it 0700 if missing) the chain in dir, checks the last
@@ -105,6 +115,11 @@ func Open(dir string, opts Options) (*Chain, error) {
 		}
 	}
 	go c.writer()
+	if opts.CompressSealed {
+		c.compKick, c.compDone = make(chan struct{}, 1), make(chan struct{})
+		go c.compressor()
+		c.kickCompressor()
+	}
 	if cut != nil {
 		if _, err := c.Append(context.Background(), *cut); err != nil {
 			c.Close()
@@ -156,6 +171,9 @@ func (c *Chain) load() (*Record, error) {
 	}
 	var cut *Record
 	tail := segs[last]
+	if tail.arch != nil {
+		return nil, fmt.Errorf("%w: the last segment %s is compressed (%s lists it): no plain segment to append to", ErrBadArchive, tail.name, ArchiveName)
+	}
 	path := filepath.Join(c.dir, tail.name)
 	if res.torn {
 		if err := truncate(path, res.good); err != nil {
@@ -222,6 +240,10 @@ func (c *Chain) Close() error {
 	c.subsClosed = true
 	c.subMu.Unlock()
 
+	if c.compKick != nil {
+		close(c.compKick)
+		<-c.compDone
+	}
 	var errs []error
 	errs = append(errs, c.closeIndex())
 	if c.active != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/zeebo/blake3"
 )
@@ -88,16 +87,26 @@ type segCheck struct {
 // linker starts from the segment header (fast open of the last segment
 // only); otherwise the header must continue l.
 func checkSegment(dir string, s segInfo, l *linker, trustHeader bool) (segCheck, error) {
-	f, err := os.Open(filepath.Join(dir, s.name))
+	f, err := openSegment(dir, s)
 	if err != nil {
-		return segCheck{}, fmt.Errorf("open segment: %w", err)
+		return segCheck{}, &SeqError{Seq: s.first, Err: err}
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return segCheck{}, fmt.Errorf("stat segment: %w", err)
+	size := s.size
+	if of, ok := f.(*os.File); ok {
+		st, err := of.Stat()
+		if err != nil {
+			return segCheck{}, fmt.Errorf("stat segment: %w", err)
+		}
+		size = st.Size()
 	}
-	res := segCheck{size: st.Size()}
+	z, _ := f.(*zstSeg)
+	if z != nil {
+		if err := checkArchivedSum(z.path, z.a); err != nil {
+			return segCheck{}, &SeqError{Seq: s.first, Err: err}
+		}
+	}
+	res := segCheck{size: size}
 	rd, err := NewReader(io.LimitReader(f, res.size))
 	if err != nil {
 		return res, &SeqError{Seq: s.first, Err: fmt.Errorf("segment %s: %w", s.name, err)}
@@ -118,11 +127,14 @@ func checkSegment(dir string, s segInfo, l *linker, trustHeader bool) (segCheck,
 		fr, err := rd.Next()
 		if errors.Is(err, io.EOF) {
 			res.good = rd.Offset()
+			if z != nil && (l.seq != z.a.Last || hexHead(l.head) != z.a.Head) {
+				return res, &SeqError{Seq: l.seq + 1, Err: fmt.Errorf("%w: %s ends at seq %d, the manifest says %d (or another head)", ErrArchiveDamaged, z.path, l.seq, z.a.Last)}
+			}
 			return res, nil
 		}
 		if err != nil {
 			var fe *FrameError
-			if errors.As(err, &fe) && isTorn(f, fe, res.size) {
+			if errors.As(err, &fe) && z == nil && isTorn(f, fe, res.size) {
 				res.good, res.torn = fe.Offset, true
 				return res, nil
 			}
@@ -154,7 +166,7 @@ func continues(l *linker, h SegmentHeader) error {
 // possibly followed by zeros, at the very end of the file: a short frame,
 // a bad CRC on a frame followed by nothing or only zeros, or a zero length
 // field followed by only zeros. Anything followed by other data is corruption.
-func isTorn(f *os.File, fe *FrameError, size int64) bool {
+func isTorn(f io.ReaderAt, fe *FrameError, size int64) bool {
 	switch {
 	case errors.Is(fe.Err, ErrTornFrame):
 		return true
@@ -166,7 +178,7 @@ func isTorn(f *os.File, fe *FrameError, size int64) bool {
 	return false
 }
 
-func allZero(f *os.File, from, to int64) bool {
+func allZero(f io.ReaderAt, from, to int64) bool {
 	buf := make([]byte, 64<<10)
 	zero := make([]byte, len(buf))
 	for off := from; off < to; {

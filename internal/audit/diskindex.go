@@ -250,9 +250,9 @@ func (c *Chain) frameAt(seq uint64, off uint32) (Frame, error) {
 	if !ok {
 		return Frame{}, fmt.Errorf("%w: no segment holds seq %d", ErrIndex, seq)
 	}
-	f, err := os.Open(filepath.Join(c.dir, s.name))
+	f, err := openSegment(c.dir, s)
 	if err != nil {
-		return Frame{}, fmt.Errorf("open segment: %w", err)
+		return Frame{}, err
 	}
 	defer f.Close()
 	fr, _, err := readFrameAt(f, int64(off), nil)

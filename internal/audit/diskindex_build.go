@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"slices"
 
@@ -153,9 +152,9 @@ func (c *Chain) indexRange(x *index, after, upTo uint64) (err error) {
 		if s.first == seq+1 {
 			off = HeaderSize
 		}
-		f, err := os.Open(filepath.Join(c.dir, s.name))
+		f, err := openSegment(c.dir, s)
 		if err != nil {
-			return fmt.Errorf("open segment: %w", err)
+			return err
 		}
 		rd := &Reader{br: bufio.NewReaderSize(io.NewSectionReader(f, off, s.size-off), 256<<10), off: off}
 		for seq < upTo {

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"os"
-	"path/filepath"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -175,7 +173,7 @@ func (c *Chain) queryIndexed(q Query, limit int, upTo uint64) (out []Record, ok 
 	}
 	idxUpTo := min(x.upTo.Load(), upTo)
 	walk := driver(q)
-	files := map[string]*os.File{}
+	files := map[string]segFile{}
 	defer func() {
 		for _, f := range files {
 			f.Close()
@@ -216,8 +214,11 @@ func (c *Chain) queryIndexed(q Query, limit int, upTo uint64) (out []Record, ok 
 			s := segs[k]
 			f := files[s.name]
 			if f == nil {
-				if f, err = os.Open(filepath.Join(c.dir, s.name)); err != nil {
-					return x.distrust(fmt.Errorf("open segment: %w", err))
+				if f, err = openSegment(c.dir, s); err != nil {
+					if errors.Is(err, ErrArchiveMissing) || errors.Is(err, ErrArchiveDamaged) {
+						return nil, true, &SeqError{Seq: seq, Err: err} // the chain's fault, not the index's
+					}
+					return x.distrust(err)
 				}
 				files[s.name] = f
 			}
@@ -256,7 +257,7 @@ func (c *Chain) queryIndexed(q Query, limit int, upTo uint64) (out []Record, ok 
 }
 
 // readFrameAt reads and checks the frame at off of f, reusing buf.
-func readFrameAt(f *os.File, off int64, buf []byte) (Frame, []byte, error) {
+func readFrameAt(f io.ReaderAt, off int64, buf []byte) (Frame, []byte, error) {
 	var lb [4]byte
 	if _, err := f.ReadAt(lb[:], off); err != nil {
 		return Frame{}, buf, fmt.Errorf("read frame: %w", err)

@@ -46,6 +46,15 @@ var (
 	// ErrIndexStale means a query index was made for another state of
 	// the chain (it is rebuilt).
 	ErrIndexStale = errors.New("query index stale")
+	// ErrBadArchive means the archive manifest (ARCHIVE.json) is
+	// malformed: readers refuse the chain rather than guess.
+	ErrBadArchive = errors.New("bad archive manifest")
+	// ErrArchiveMissing means a compressed or archived segment the
+	// manifest lists is not where it says.
+	ErrArchiveMissing = errors.New("archived segment missing")
+	// ErrArchiveDamaged means an archived segment's size, BLAKE3 sum or
+	// content is not what the manifest recorded.
+	ErrArchiveDamaged = errors.New("archived segment damaged")
 	// ErrSeqOrder means a sequence number repeats or goes backwards.
 	ErrSeqOrder = errors.New("out of order")
 )

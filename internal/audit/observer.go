@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 
 	"github.com/zeebo/blake3"
 )
@@ -57,9 +55,9 @@ func (c *Chain) frames(after, upTo uint64, fn func(seq uint64, fr Frame) error) 
 }
 
 func (c *Chain) payloadsSegment(s segInfo, after, upTo uint64, fn func(uint64, Frame) error) (bool, error) {
-	f, err := os.Open(filepath.Join(c.dir, s.name))
+	f, err := openSegment(c.dir, s)
 	if err != nil {
-		return false, fmt.Errorf("open segment: %w", err)
+		return false, err
 	}
 	defer f.Close()
 	rd, err := NewReader(io.LimitReader(f, s.size))

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 )
@@ -119,9 +117,9 @@ func (c *Chain) scan(after, upTo uint64, fn func(Record) bool) error {
 }
 
 func (c *Chain) scanSegment(s segInfo, after, upTo uint64, fn func(Record) bool) (bool, error) {
-	f, err := os.Open(filepath.Join(c.dir, s.name))
+	f, err := openSegment(c.dir, s)
 	if err != nil {
-		return false, fmt.Errorf("open segment: %w", err)
+		return false, err
 	}
 	defer f.Close()
 	rd, err := NewReader(io.LimitReader(f, s.size))

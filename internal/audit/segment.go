@@ -31,16 +31,56 @@ func parseSegName(name string) (uint64, error) {
 
 // segInfo is one segment as the chain knows it. size is the committed
 // (fsynced) size, the bound readers stop at.
+// arch is set for a sealed segment kept compressed (archive.go); size is
+// then its uncompressed size.
 type segInfo struct {
 	first uint64
 	name  string
 	size  int64
+	arch  *ArchivedSegment
 }
 
-// listSegments returns the directory's segments in seq order. Files that
-// are not *.seg (the lock, a leftover *.seg.tmp) are ignored; a *.seg with
-// a bad name is an error, not something to skip.
+// listSegments returns the chain's segments in seq order: the directory's
+// *.seg files and the compressed or archived ones its manifest lists.
 func listSegments(dir string) ([]segInfo, error) {
+	segs, _, err := listChain(dir)
+	return segs, err
+}
+
+// listChain is listSegments that also returns the archive manifest. The
+// directory is read before the manifest: a segment compressed meanwhile is
+// then listed plain and found through the manifest when opened, never
+// missed. A plain *.seg the manifest also lists (a crash before its
+// removal) is read plain.
+func listChain(dir string) ([]segInfo, ArchiveManifest, error) {
+	segs, err := listPlain(dir)
+	if err != nil {
+		return nil, ArchiveManifest{}, err
+	}
+	m, err := ReadArchive(dir)
+	if err != nil {
+		return nil, m, err
+	}
+	plain := map[uint64]bool{}
+	for _, s := range segs {
+		plain[s.first] = true
+	}
+	for i := range m.Segments {
+		a := &m.Segments[i]
+		if plain[a.First] {
+			continue
+		}
+		segs = append(segs, segInfo{first: a.First, name: segName(a.First), size: a.RawBytes, arch: a})
+	}
+	sort.Slice(segs, func(i, j int) bool { return segs[i].first < segs[j].first })
+	return segs, m, nil
+}
+
+// listPlain returns the directory's *.seg files in seq order. Files that
+// are not *.seg (the lock, a leftover *.seg.tmp, the manifest, compressed
+// segments) are ignored; a *.seg with a bad name is an error, not
+// something to skip.
+func listPlain(dir string) ([]segInfo, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("read chain dir: %w", err)

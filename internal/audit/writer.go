@@ -411,5 +411,8 @@ func (c *Chain) publishOne(p *pending) {
 	}
 	c.seq, c.head = p.seq, p.head
 	c.mu.Unlock()
+	if len(p.rotated) > 0 {
+		c.kickCompressor()
+	}
 	c.publish(p.reqs)
 }

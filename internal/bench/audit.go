@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -199,6 +200,33 @@ func benchAudit(ctx context.Context, g *globals, f benchAuditFlags) error {
 		say("incremental verify of the last %d rows: %.0f ms", newRows, baMedian(incMs))
 	}
 
+	// Disk per row, the segments plain and then compressed as coconutd
+	// keeps them once sealed: reopened with a 1-byte rotation size, one
+	// more row seals every segment and the compressor runs before Close.
+	rows0, plainBytes := vr.Records, segBytes(chainDir)
+	var compErr error
+	cc, err := audit.Open(chainDir, audit.Options{SegmentBytes: 1, CompressSealed: true, OnCompressError: func(err error) { compErr = err }})
+	if err != nil {
+		return err
+	}
+	tz := time.Now()
+	if _, err := cc.Append(ctx, benchRecord(0)); err != nil {
+		cc.Close()
+		return err
+	}
+	if err := cc.Close(); err != nil || compErr != nil {
+		return fmt.Errorf("compress bench chain: %v %v", err, compErr)
+	}
+	compressS := time.Since(tz).Seconds()
+	zstBytes := segBytes(chainDir)
+	tz = time.Now()
+	if _, err := audit.Verify(chainDir); err != nil {
+		return fmt.Errorf("verify compressed bench chain: %w", err)
+	}
+	vZstMBs := float64(plainBytes) / time.Since(tz).Seconds() / 1e6
+	perRow, perRowZst := float64(plainBytes)/float64(rows0), float64(zstBytes)/float64(rows0+1)
+	say("disk: %.1f bytes/row plain, %.1f compressed (%.2fx; compressed in %.1fs); verify of the compressed chain %.0f MB/s", perRow, perRowZst, perRow/perRowZst, compressS, vZstMBs)
+
 	var q50, q99, qFull50, qFull99, build, rebuild float64
 	if f.rows > 0 {
 		if q50, q99, qFull50, qFull99, build, rebuild, err = queryBench(ctx, filepath.Join(root, "query"), f.rows, say); err != nil {
@@ -212,14 +240,16 @@ func benchAudit(ctx context.Context, g *globals, f benchAuditFlags) error {
 		evs[i], p99s[i], p50s[i] = r.perSec, r.p99, r.p50
 	}
 	head := map[string]float64{
-		"events_per_s":          round(baMedian(evs)),
-		"p99_ack_ms":            baRound3(baMedian(p99s)),
-		"lost":                  float64(lost),
-		"fsync_per_s":           round(fsyncs),
-		"verify_mb_per_s":       round(baMedian(vMBs)),
-		"verify_1core_mb_per_s": round(baMedian(v1MBs)),
-		"incremental_verify_ms": baRound3(baMedian(incMs)),
-		"blake3_mb_per_s":       round(baMedian(b3)),
+		"events_per_s":           round(baMedian(evs)),
+		"p99_ack_ms":             baRound3(baMedian(p99s)),
+		"lost":                   float64(lost),
+		"fsync_per_s":            round(fsyncs),
+		"verify_mb_per_s":        round(baMedian(vMBs)),
+		"verify_1core_mb_per_s":  round(baMedian(v1MBs)),
+		"incremental_verify_ms":  baRound3(baMedian(incMs)),
+		"blake3_mb_per_s":        round(baMedian(b3)),
+		"disk_bytes_per_row":     baRound3(perRow),
+		"disk_bytes_per_row_zst": baRound3(perRowZst),
 	}
 	res := map[string]any{
 		"name": "audit", "record_bytes": len(rb), "appenders": f.appenders, "runs": f.runs, "cpus": runtime.NumCPU(),
@@ -233,7 +263,9 @@ func benchAudit(ctx context.Context, g *globals, f benchAuditFlags) error {
 		"query_rows": f.rows, "query_build_s": round(build), "query_index_rebuild_s": baRound3(rebuild),
 		"query_aid_page_ms":      map[string]float64{"p50": baRound3(q50), "p99": baRound3(q99)},
 		"query_aid_full_scan_ms": map[string]float64{"p50": baRound3(qFull50), "p99": baRound3(qFull99)},
-		"headline":               head,
+		"disk_bytes_per_row":     baRound3(perRow), "disk_bytes_per_row_zst": baRound3(perRowZst), "compress_s": baRound3(compressS),
+		"verify_zst_mb_per_s": round(vZstMBs),
+		"headline":            head,
 	}
 	if g.json() {
 		return printJSON(os.Stdout, res)
@@ -249,6 +281,7 @@ func benchAudit(ctx context.Context, g *globals, f benchAuditFlags) error {
 	fmt.Fprintf(tw, "BLAKE3 of the records, 1 core (x %d cores)\t%.0f MB/s (%.0f%%)\n", cores, baMedian(b3rec), 100*baMedian(vMBs)/(baMedian(b3rec)*float64(cores)))
 	fmt.Fprintf(tw, "incremental verify, last %d rows\t%.1f ms\n", newRows, baMedian(incMs))
 	fmt.Fprintf(tw, "raw BLAKE3\t%.0f MB/s\n", baMedian(b3))
+	fmt.Fprintf(tw, "disk per row, plain / sealed and compressed\t%.1f / %.1f bytes (verify of the compressed chain %.0f MB/s)\n", perRow, perRowZst, vZstMBs)
 	if f.rows > 0 {
 		fmt.Fprintf(tw, "query by aid, %d rows (written in %.0fs, index rebuilt in %.1fs): first page p50 / p99\t%.2f / %.2f ms\n", f.rows, build, rebuild, q50, q99)
 		fmt.Fprintf(tw, "query by aid, whole chain (aid near the end) p50 / p99\t%.1f / %.1f ms\n", qFull50, qFull99)
@@ -519,6 +552,20 @@ feed:
 	sort.Float64s(page)
 	sort.Float64s(full)
 	return baMedian(page), page[int(0.99*float64(len(page)-1))], baMedian(full), full[len(full)-1], build, rebuild, nil
+}
+
+// segBytes is the size of a chain's segments, plain and compressed.
+func segBytes(dir string) int64 {
+	var n int64
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".seg") || strings.HasSuffix(e.Name(), ".seg.zst") {
+			if fi, err := e.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+	}
+	return n
 }
 
 func dirBytes(dir string) int64 {

@@ -25,7 +25,7 @@ import (
 
 func agentCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "agent", Short: "Spawn, list, inspect and end agents"}
-	cmd.AddCommand(agentSpawn(g), agentRun(g), agentLs(g), agentInspect(g), agentLogs(g), agentAttest(g),
+	cmd.AddCommand(agentSpawn(g), agentPrune(g), agentRun(g), agentLs(g), agentInspect(g), agentLogs(g), agentAttest(g),
 		agentCaps(g), agentKill(g), agentQuota(g),
 		agentByAID(g, "quarantine", "Freeze an agent (Quarantined)", func(c *cobra.Command, aid uint64) (any, error) {
 			return g.client().Quarantine(c.Context(), aid)

@@ -51,7 +51,19 @@ type Config struct {
 	AuditReserve string `toml:"audit_reserve"`
 	// Export is the [export] table (issue 17, export.go).
 	Export Export `toml:"export"`
+	// AuditCompress keeps sealed audit segments zstd-compressed (issue 17;
+	// docs/audit-format.md). Unset: true.
+	AuditCompress *bool `toml:"audit_compress"`
+	// AgentLogMax caps each agent's log (issue 17): past it the oldest
+	// part is dropped, about half the cap kept. "": 8M.
+	AgentLogMax string `toml:"agent_log_max"`
+	// AgentRetention prunes ended agents' records, attestations and logs
+	// this long after they ended (issue 17; "30d"). "": kept.
+	AgentRetention string `toml:"agent_retention"`
 }
+
+// CompressAudit is audit_compress with its default.
+func (c Config) CompressAudit() bool { return c.AuditCompress == nil || *c.AuditCompress }
 
 // Load reads path. explicit says the user named it: then it must exist.
 func Load(path string, explicit bool) (Config, error) {

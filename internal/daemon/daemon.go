@@ -57,6 +57,13 @@ type Options struct {
 	AuditReserve string
 	// Export is [export.otlp] (issue 17, export.go): off without an endpoint.
 	Export config.ExportOTLP
+	// AuditCompress is audit_compress (issue 17): sealed segments kept
+	// zstd-compressed in the background.
+	AuditCompress bool
+	// AgentLogMax is agent_log_max (issue 17, agent/logcap.go); "": 8M.
+	AgentLogMax string
+	// AgentRetention is agent_retention (issue 17, agent/prune.go); "": kept.
+	AgentRetention string
 }
 
 // Daemon is a running coconutd.
@@ -112,7 +119,13 @@ func New(opts Options) (*Daemon, error) {
 	if d.ckpt, d.anchor, d.anc, err = openCheckpoints(opts, d.hostKey, log); err != nil {
 		return nil, err
 	}
-	if d.chain, err = audit.Open(statedir.Chain(opts.StateDir), audit.Options{Observer: d.ckpt, IndexDir: statedir.QueryIndex(opts.StateDir)}); err != nil {
+	if d.chain, err = audit.Open(statedir.Chain(opts.StateDir), audit.Options{
+		Observer: d.ckpt, IndexDir: statedir.QueryIndex(opts.StateDir),
+		CompressSealed: opts.AuditCompress,
+		OnCompressError: func(err error) {
+			log.Warn("audit segment compression failed (the segment stays plain; retried at the next rotation)", "err", err)
+		},
+	}); err != nil {
 		d.ckpt.Close()
 		d.anc.Close()
 		return nil, fmt.Errorf("open audit chain: %w", err)
@@ -194,6 +207,18 @@ func New(opts Options) (*Daemon, error) {
 			return fail(err)
 		}
 	}
+	var logMax int64 // issue 17: agent_log_max
+	if opts.AgentLogMax != "" {
+		if logMax, err = agent.ParseLogMax(opts.AgentLogMax); err != nil {
+			return fail(err)
+		}
+	}
+	var retention time.Duration // issue 17: agent_retention
+	if opts.AgentRetention != "" {
+		if retention, err = agent.ParseRetention(opts.AgentRetention); err != nil {
+			return fail(err)
+		}
+	}
 	var sd storm.Policy // issue 19: on_deny_storm
 	if opts.OnDenyStorm != "" {
 		if sd, err = storm.Parse(opts.OnDenyStorm); err != nil {
@@ -203,7 +228,7 @@ func New(opts Options) (*Daemon, error) {
 	d.agents, err = agent.New(agent.Config{
 		StateDir: opts.StateDir, Tree: d.tree, Chain: d.chain, Trust: trust, HostKey: d.hostKey,
 		HostID: hostID(), Self: self, Socket: opts.Socket, WorkstationUser: opts.User,
-		DemoUser: opts.DemoUser, Enforcer: enf, Enforce: d.enf, EnforceWhy: why, Log: log, QuotaDefaults: qd, StormDefault: sd, AuditReserve: reserve,
+		DemoUser: opts.DemoUser, Enforcer: enf, Enforce: d.enf, EnforceWhy: why, Log: log, QuotaDefaults: qd, StormDefault: sd, AuditReserve: reserve, LogMax: logMax, Retention: retention,
 		Broker: d.brk.env(), // issue 6
 	})
 	if err != nil {

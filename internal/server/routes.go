@@ -54,6 +54,7 @@ func (s *Server) routes() {
 	s.handle("POST /v1/agents/{aid}/release", s.release)
 	s.handle("POST /v1/agents/{aid}/kill", s.kill)
 	s.handle("GET /v1/agents/{aid}/logs", s.logs)
+	s.handle("POST /v1/agents/prune", s.prune) // issue 17
 	s.handle("GET /v1/audit", s.audit)
 	s.handle("GET /v1/audit/proof", s.auditProof)    // issue 4: Merkle inclusion proofs
 	s.handle("GET /v1/events", s.eventStream)        // issue 13: events.go
@@ -265,6 +266,24 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request, c agent.Caller) er
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, err = io.Copy(w, f)
 	return err
+}
+
+// prune is agent_prune (issue 17): ended agents' records, attestations
+// and logs removed; never the audit chain.
+func (s *Server) prune(w http.ResponseWriter, r *http.Request, c agent.Caller) error {
+	var req api.PruneRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if req.EndedBefore.IsZero() {
+		return api.Errorf(api.ErrInvalid, "ended_before: required")
+	}
+	res, err := s.agents.Prune(c, req.EndedBefore)
+	if err != nil {
+		return err
+	}
+	s.reply(w, res)
+	return nil
 }
 
 func (s *Server) trustList(w http.ResponseWriter, r *http.Request, c agent.Caller) error {
