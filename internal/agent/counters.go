@@ -355,7 +355,7 @@ func (m *Manager) Counters() map[string]uint64 {
 	if s.settled {
 		out["counters_settled"] = 1
 	}
-	for _, src := range []string{"supervisor", "netguard"} {
+	for _, src := range []string{"supervisor", "netguard", "bpf-lsm"} {
 		out["kernel_denies_"+src], out["chain_denies_"+src] = s.kernel[src], s.chain[src]
 	}
 	if s.settled {

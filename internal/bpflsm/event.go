@@ -107,6 +107,9 @@ func (g *Guard) Events() <-chan Event { return g.events }
 
 func (g *Guard) read() {
 	defer close(g.events)
+	if g.pending != nil {
+		g.events <- *g.pending
+	}
 	for {
 		rec, err := g.rd.Read()
 		if err != nil {
@@ -115,12 +118,21 @@ func (g *Guard) read() {
 			}
 			continue
 		}
-		var raw lsmLsmEvent
-		if err := binary.Read(bytes.NewReader(rec.RawSample), binary.LittleEndian, &raw); err != nil {
+		ev, err := decodeSample(rec.RawSample)
+		if err != nil {
 			continue
 		}
-		g.events <- decode(raw)
+		g.events <- ev
 	}
+}
+
+// decodeSample is one ring buffer record as an Event.
+func decodeSample(b []byte) (Event, error) {
+	var raw lsmLsmEvent
+	if err := binary.Read(bytes.NewReader(b), binary.LittleEndian, &raw); err != nil {
+		return Event{}, err
+	}
+	return decode(raw), nil
 }
 
 func decode(raw lsmLsmEvent) Event {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -20,6 +21,11 @@ type Guard struct {
 	pinDir string // "" when not pinned
 	rd     *ringbuf.Reader
 	events chan Event
+
+	// The counters' base: what the kernel had counted before this Open,
+	// less the denies still pending in the ring (findBase).
+	baseSeq, baseFull uint64
+	pending           *Event // read by findBase; delivered first
 
 	mu       sync.Mutex
 	nextPol  uint32
@@ -155,8 +161,36 @@ func Open(pinDir string) (g *Guard, err error) {
 		return nil, fmt.Errorf("bpf-lsm ring buffer: %w", err)
 	}
 	g.rd = rd
+	g.findBase()
 	go g.read()
 	return g, nil
+}
+
+// findBase sets the counters' base: denies numbered before this Open are
+// a previous daemon's (it read them, and recorded them or died first),
+// except those whose events still wait in the pinned ring, which this
+// Guard delivers and so counts. The ring's first pending event gives that
+// boundary: it is read now, without waiting, and delivered first.
+func (g *Guard) findBase() {
+	var d0, f0 uint64
+	g.objs.Counters.Lookup(uint32(0), &d0)
+	g.objs.Counters.Lookup(uint32(1), &f0)
+	g.baseSeq, g.baseFull = d0, f0
+	if g.rd.AvailableBytes() == 0 {
+		return
+	}
+	g.rd.SetDeadline(time.Now())
+	defer g.rd.SetDeadline(time.Time{})
+	rec, err := g.rd.Read()
+	if err != nil {
+		return // nothing whole to read: the reader goes on from here
+	}
+	ev, err := decodeSample(rec.RawSample)
+	if err != nil {
+		return
+	}
+	g.pending = &ev
+	g.baseSeq = min(d0, ev.Seq-1)
 }
 
 // PinDir is where Open pins, beside netguard's pins for the same subtree.
@@ -251,10 +285,12 @@ func (g *Guard) deleteRules(pol uint32, p Policy) {
 // whose event the ring buffer could not take.
 func (g *Guard) Counters() (denies, ringbufFull uint64, err error) {
 	if err = g.objs.Counters.Lookup(uint32(0), &denies); err != nil {
-		return
+		return 0, 0, err
 	}
-	err = g.objs.Counters.Lookup(uint32(1), &ringbufFull)
-	return
+	if err = g.objs.Counters.Lookup(uint32(1), &ringbufFull); err != nil {
+		return 0, 0, err
+	}
+	return denies - g.baseSeq, ringbufFull - g.baseFull, nil
 }
 
 // Close stops reading events. Pinned links and maps stay (agents stay

@@ -208,6 +208,10 @@ func (b *BPFLSM) Counters() (Counters, error) {
 	d, full, lerr := b.guard.Counters()
 	c.KernelDenies += d
 	c.RingbufFull += full
+	if c.BySource == nil {
+		c.BySource = map[string]uint64{}
+	}
+	c.BySource["bpf-lsm"] = d // the agent counters compare by source
 	return c, errors.Join(err, lerr)
 }
 

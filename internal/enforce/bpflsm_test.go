@@ -92,19 +92,15 @@ func TestGuestBPFLSMAgent(t *testing.T) {
 		}
 		t.Fatal(err)
 	}
-	// auto keeps portable on such a kernel until the daemon's spawn path
-	// runs under bpf-lsm (choose.go, autoTakesBPFLSM), and says so.
-	if why := autoSkipsBPFLSM(Config{CgroupRoot: root}); why == nil || !strings.Contains(why.Error(), "fire on this kernel") || !strings.Contains(why.Error(), "--enforcer bpf-lsm") {
-		t.Fatalf("auto's reason on a BPF LSM kernel: %v", why)
+	// auto takes bpf-lsm where the self-test fires, and says so.
+	a, awhy, err := Choose("auto", Config{CgroupRoot: root})
+	if err != nil {
+		t.Fatal(err)
 	}
-	// Without a holder, portable refuses to load where the Unix socket
-	// hooks are missing (6.1); where it loads, auto must have taken it.
-	if a, awhy, err := Choose("auto", Config{CgroupRoot: root}); err == nil {
-		if a.Name() != "portable" || !strings.Contains(awhy, "fire on this kernel") {
-			t.Fatalf("auto on a BPF LSM kernel: %s: %s", a.Name(), awhy)
-		}
-		a.Close()
+	if a.Name() != "bpf-lsm" || !strings.Contains(awhy, "self-test passed") {
+		t.Fatalf("auto on a BPF LSM kernel: %s: %s", a.Name(), awhy)
 	}
+	a.Close() // its pins stay: bpf-lsm by name reopens them, as a restart does
 	e, why, err := Choose("bpf-lsm", Config{CgroupRoot: root})
 	if err != nil {
 		t.Fatal(err)

@@ -45,6 +45,12 @@ type Workload struct {
 // the tests need, runs each workload with env set, prints
 // COCONUT-VMTEST-RC=<name>:<status> after each, and powers off.
 func Initramfs(busybox string, workloads []Workload, env []string) ([]byte, error) {
+	return InitramfsFiles(busybox, workloads, env, nil)
+}
+
+// InitramfsFiles is Initramfs with more files in the image (guest path
+// without the leading slash → entry; parent directories are added).
+func InitramfsFiles(busybox string, workloads []Workload, env []string, extra map[string]Entry) ([]byte, error) {
 	bb, err := File(busybox, 0o755)
 	if err != nil {
 		return nil, err
@@ -77,6 +83,15 @@ cd /tmp
 	}
 	init += "poweroff -f\n"
 	entries["w"] = Entry{Mode: 0o755, Dir: true}
+	for p, e := range extra {
+		p = strings.TrimPrefix(p, "/")
+		entries[p] = e
+		for d := filepath.Dir(p); d != "." && d != "/"; d = filepath.Dir(d) {
+			if _, ok := entries[d]; !ok {
+				entries[d] = Entry{Mode: 0o755, Dir: true}
+			}
+		}
+	}
 	entries["init"] = Entry{Mode: 0o755, Data: []byte(init)}
 	for _, l := range []string{"sh", "mount", "mkdir", "cat", "echo", "true", "false", "poweroff", "env", "uname", "sleep", "ls", "ip"} {
 		entries["bin/"+l] = Entry{Link: "busybox"}

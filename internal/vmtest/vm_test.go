@@ -51,8 +51,29 @@ func TestVM(t *testing.T) {
 		}
 		workloads = append(workloads, Workload{Name: w.name, Path: bin, Args: args})
 	}
+	// coconutd, its trampoline and the CLI for TestGuestDaemon, and the
+	// demo user its agents run as.
+	build := exec.Command("go", "build", "-o", filepath.Join(dir, "bin")+"/", "./cmd/coconutd", "./cmd/coconut", "./cmd/coconut-trampoline")
+	build.Dir = root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build coconutd: %v\n%s", err, out)
+	}
+	extra := map[string]Entry{
+		"etc/passwd":        {Mode: 0o644, Data: []byte("root:x:0:0:root:/root:/bin/sh\n" + guestUser + ":x:1000:1000::/home/" + guestUser + ":/bin/sh\n")},
+		"etc/group":         {Mode: 0o644, Data: []byte("root:x:0:\n" + guestUser + ":x:1000:\n")},
+		"root":              {Mode: 0o700, Dir: true},
+		"home/" + guestUser: {Mode: 0o755, Dir: true},
+	}
+	for _, b := range []string{"coconutd", "coconut", "coconut-trampoline"} {
+		e, err := File(filepath.Join(dir, "bin", b), 0o755)
+		if err != nil {
+			t.Fatal(err)
+		}
+		extra["w/bin/"+b] = e
+	}
 	initrd := filepath.Join(dir, "initrd.cpio")
-	img, err := Initramfs(bb, workloads, []string{"COCONUT_VMGUEST=1"})
+	img, err := InitramfsFiles(bb, workloads, []string{"COCONUT_VMGUEST=1", BinsEnv + "=/w/bin"}, extra)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +124,12 @@ func TestVM(t *testing.T) {
 var guestSuites = []struct{ name, pkg, run string }{
 	{"bpflsm", "./internal/bpflsm", "TestGuest|TestProbe|TestSpec|TestCompile"},
 	{"enforce", "./internal/enforce", "TestChooseBPFLSM|TestGuest"},
+	{"daemon", "./internal/vmtest", "TestGuestDaemon"},
 }
+
+// guestUser is the unprivileged user the guest's coconutd runs agents as
+// (--user): the initramfs has it in /etc/passwd, with no useradd.
+const guestUser = "coconut-demo"
 
 var (
 	failRE = regexp.MustCompile(`(?m)^\s*--- FAIL: .*$`)
