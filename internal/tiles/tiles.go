@@ -144,3 +144,6 @@ func put(dir, rel string, data []byte) error {
 	}
 	return os.Rename(tmp, p)
 }
+
+// DirName is the tiles directory's name in the state dir.
+const DirName = "tiles"
