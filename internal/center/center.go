@@ -44,7 +44,10 @@ type Config struct {
 	// Inference snapshots the broker (nil: no broker).
 	Inference  func() api.Inference
 	PricePer1K float64 // [broker] price_per_1k_tokens; 0: no cost shown
-	Log        *slog.Logger
+	// Tiles is the tlog-tiles directory served at /tiles/ (coconut audit
+	// tiles writes STATE/tiles); "": none.
+	Tiles string
+	Log   *slog.Logger
 }
 
 // Center is the running web UI.

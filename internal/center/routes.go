@@ -14,6 +14,7 @@ func (c *Center) routes() {
 		w.Header().Set("Cache-Control", "no-cache")
 		static.ServeHTTP(w, r)
 	}))
+	c.mux.HandleFunc("GET /tiles/", c.serveTiles)
 	c.mux.HandleFunc("GET /login", c.login)
 	c.mux.HandleFunc("POST /logout", c.mutating(c.logout))
 

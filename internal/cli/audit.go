@@ -20,7 +20,7 @@ import (
 
 func auditCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "Read and verify the audit chain"}
-	cmd.AddCommand(tail.Command(&g.socket, &g.json), auditQuery(g), auditVerify(g), auditProve(g), auditArchive(g))
+	cmd.AddCommand(tail.Command(&g.socket, &g.json), auditQuery(g), auditVerify(g), auditProve(g), auditArchive(g), auditTiles(g))
 	return cmd
 }
 

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"path/filepath"
 
 	"github.com/coconut-os/coconut/internal/center"
+	"github.com/coconut-os/coconut/internal/tiles"
 )
 
 // checkCenterAddr refuses a non-loopback Center address at once.
@@ -30,6 +32,7 @@ func (d *Daemon) openCenter() error {
 		Addr: d.opts.CenterAddr, Agents: d.agents, Chain: d.chain, Events: d.events, Proofs: d.ckpt,
 		Trust: d.trust, HostPub: d.hostKey.Public().(ed25519.PublicKey), Counters: d.agents.Counters, Doctor: d.doctor,
 		Inference: d.brk.inference, PricePer1K: d.opts.Broker.PricePer1KTokens, Log: d.log,
+		Tiles: filepath.Join(d.opts.StateDir, tiles.DirName),
 	})
 	if err != nil {
 		return fmt.Errorf("--center-addr: %w", err)
