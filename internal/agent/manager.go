@@ -18,6 +18,7 @@ import (
 	"github.com/coconut-os/coconut/internal/cgroup"
 	"github.com/coconut-os/coconut/internal/config"
 	"github.com/coconut-os/coconut/internal/enforce"
+	"github.com/coconut-os/coconut/internal/inferkey"
 	"github.com/coconut-os/coconut/internal/measure"
 	"github.com/coconut-os/coconut/internal/quota"
 	"github.com/coconut-os/coconut/internal/sign"
@@ -40,7 +41,7 @@ type Config struct {
 	Enforcer        string           // the backend's name, recorded in attestations
 	Enforce         enforce.Enforcer // nil: no backend could load, and agents must not start
 	EnforceWhy      string           // why that backend, or why none
-	Broker          Broker           // the inference broker agents are pointed at (inference.go); zero: none
+	Broker          inferkey.Broker  // the inference broker agents are pointed at (internal/inferkey); zero: none
 	QuotaDefaults   config.Defaults  // every agent's budget for what it leaves unset (quota_defaults.go); zero: none
 	AuditReserve    int64            // free bytes kept on the chain's filesystem (reserve.go); 0: DefaultAuditReserve
 	StormDefault    storm.Policy     // on_deny_storm for what an agent leaves unset (storm.go); zero: storm.Default
@@ -79,7 +80,7 @@ type Manager struct {
 	agents   map[uint64]*entry
 	byCgroup map[uint64]uint64 // cgroup id → AID, for kernel events
 
-	inf inference // the inference broker's keys and token usage (inference.go)
+	keys inferkey.Keys // the inference broker's keys and token-save pacing (internal/inferkey)
 
 	counts     counterState  // chain deny rows by source, the counters alarm (counters.go)
 	agg        aggregator    // pending aggregate deny rows (aggregate.go); the consumer's own

@@ -20,6 +20,7 @@ import (
 	"github.com/coconut-os/coconut/internal/attest"
 	"github.com/coconut-os/coconut/internal/audit"
 	"github.com/coconut-os/coconut/internal/enforce"
+	"github.com/coconut-os/coconut/internal/inferkey"
 	"github.com/coconut-os/coconut/internal/launch"
 	"github.com/coconut-os/coconut/internal/quota"
 	"github.com/coconut-os/coconut/internal/sign"
@@ -283,7 +284,7 @@ func (m *Manager) launch(p *plan, rec *record, floor *launch.Floor, key string) 
 	}
 	env := p.agentEnv(rec.AID, m.cfg.Socket)
 	env = append(env, quota.TierEnv(rec.Memory.SSD, rec.Memory.HBM, m.scratchDir(rec.AID))...) // the SSD tier's mount; the HBM budget for CUDA MPS
-	env = withEnv(env, m.cfg.Broker.env(key))                                                  // inference.go: the broker's address and the agent's key
+	env = inferkey.WithEnv(env, m.cfg.Broker.Env(key))                                         // inference.go: the broker's address and the agent's key
 	wait, err := m.supervise(rec.AID, &cfg)
 	if err != nil {
 		return nil, err
