@@ -278,7 +278,7 @@ func (m *Manager) quarantineLocked(ctx context.Context, e *entry, reason string)
 	if err := m.transition(ctx, e, state.Quarantined, reason, nil); err != nil {
 		return err
 	}
-	if err := setFrozen(path, true); err != nil {
+	if err := m.cfg.Cgroups.Freeze(path, true); err != nil {
 		// Could not freeze: end it rather than leave access in place.
 		m.endLocked(e, state.TerminatedRevoked, reason+"; freezing failed: "+err.Error(), nil)
 		return api.Errorf(api.ErrInternal, "agent %d could not be frozen and was ended: %v", e.rec.AID, err)

@@ -19,6 +19,7 @@ import (
 	"github.com/coconut-os/coconut/internal/config"
 	"github.com/coconut-os/coconut/internal/enforce"
 	"github.com/coconut-os/coconut/internal/inferkey"
+	"github.com/coconut-os/coconut/internal/launch"
 	"github.com/coconut-os/coconut/internal/measure"
 	"github.com/coconut-os/coconut/internal/quota"
 	"github.com/coconut-os/coconut/internal/sign"
@@ -28,9 +29,10 @@ import (
 
 // Config wires a Manager to the rest of the daemon.
 type Config struct {
-	StateDir        string // agents are persisted in StateDir/agents
-	Tree            *cgroup.Tree
-	Chain           *audit.Chain
+	StateDir        string       // agents are persisted in StateDir/agents
+	Tree            *cgroup.Tree // Coconut's subtree: where the quota controllers are found
+	Cgroups         Cgroups      // the agents' cgroups (deps.go); nil: Groups{Tree}
+	Chain           Chain        // the audit chain (deps.go), an *audit.Chain
 	Trust           *sign.Trust
 	HostKey         ed25519.PrivateKey
 	HostID          string
@@ -45,6 +47,7 @@ type Config struct {
 	QuotaDefaults   config.Defaults  // every agent's budget for what it leaves unset (quota_defaults.go); zero: none
 	AuditReserve    int64            // free bytes kept on the chain's filesystem (reserve.go); 0: DefaultAuditReserve
 	StormDefault    storm.Policy     // on_deny_storm for what an agent leaves unset (storm.go); zero: storm.Default
+	Launch          Launcher         // starts an agent's first process (deps.go); nil: launch.Start
 	Log             *slog.Logger
 }
 
@@ -112,6 +115,12 @@ func New(cfg Config) (*Manager, error) {
 	}
 	if cfg.DemoUser == "" {
 		cfg.DemoUser = "coconut-demo"
+	}
+	if cfg.Cgroups == nil {
+		cfg.Cgroups = Groups{Tree: cfg.Tree}
+	}
+	if cfg.Launch == nil {
+		cfg.Launch = launch.Start
 	}
 	st := store{dir: cfg.StateDir + "/agents"}
 	if err := os.MkdirAll(st.dir, 0o700); err != nil {
@@ -380,17 +389,17 @@ func (m *Manager) killGroup(e *entry) {
 	m.mu.Lock()
 	path := e.rec.CgroupPath
 	m.mu.Unlock()
-	g, err := cgroup.Open(path)
+	g, err := m.cfg.Cgroups.Open(path)
 	if err != nil {
 		m.unbind(e.rec.AID)
 		return // already gone
 	}
-	if err := g.Kill(5 * time.Second); err != nil {
+	if err := m.cfg.Cgroups.Kill(g); err != nil {
 		m.log.Error("kill agent cgroup", "aid", e.rec.AID, "err", err)
 		return
 	}
 	m.unbind(e.rec.AID) // only once the cgroup is empty: unbound means unguarded
-	if err := g.Remove(); err != nil {
+	if err := m.cfg.Cgroups.Remove(g); err != nil {
 		m.log.Warn("remove agent cgroup", "aid", e.rec.AID, "err", err)
 	}
 }
