@@ -12,6 +12,7 @@ import (
 	"github.com/coconut-os/coconut/internal/audit"
 	"github.com/coconut-os/coconut/internal/capability"
 	"github.com/coconut-os/coconut/internal/enforce"
+	"github.com/coconut-os/coconut/internal/grant"
 	"github.com/coconut-os/coconut/internal/policy"
 	"github.com/coconut-os/coconut/internal/state"
 )
@@ -79,14 +80,9 @@ func (m *Manager) Grant(ctx context.Context, caller Caller, aid uint64, caps []s
 	if err != nil {
 		return nil, api.Errorf(api.ErrInternal, "agent %d ceiling: %v", aid, err)
 	}
-	var added []string
-	for _, c := range want {
-		if !policy.Decide(policy.Bundle{Ceiling: ceiling}, policy.Grant{Cap: c}).Allow {
-			return nil, api.Errorf(api.ErrConflict, "%s is beyond agent %d's ceiling: a running agent's kernel floor cannot be widened; respawn it from a manifest whose ceiling includes it (nothing was granted)", c, aid)
-		}
-		if s := c.String(); !slices.Contains(current, s) && !slices.Contains(added, s) {
-			added = append(added, s)
-		}
+	added, beyond := grant.Add(ceiling, current, want)
+	if beyond != nil {
+		return nil, api.Errorf(api.ErrConflict, "%s is beyond agent %d's ceiling: a running agent's kernel floor cannot be widened; respawn it from a manifest whose ceiling includes it (nothing was granted)", *beyond, aid)
 	}
 	if len(added) == 0 {
 		return current, nil
@@ -157,19 +153,9 @@ func (m *Manager) revokeOne(ctx context.Context, e *entry, revoke []capability.C
 	m.mu.Lock()
 	current := append([]string{}, e.rec.Caps...)
 	m.mu.Unlock()
-	for _, s := range current {
-		c, err := capability.Parse(s)
-		if err == nil && policy.Within(revoke, c) {
-			removed = append(removed, s)
-			continue
-		}
-		kept = append(kept, s)
-	}
+	kept, removed = grant.Split(current, revoke)
 	if len(removed) == 0 {
 		return nil, nil, api.Errorf(api.ErrNotFound, "agent %d holds nothing that %s covers", aid, strings.Join(caps, " "))
-	}
-	if kept == nil {
-		kept = []string{}
 	}
 	if err := m.applyCapsWhy(ctx, e, audit.CapRevoke, removed, kept, caller, cause); err != nil {
 		return nil, nil, err
@@ -292,7 +278,7 @@ func (m *Manager) quarantineLocked(ctx context.Context, e *entry, reason string)
 	if err := m.transition(ctx, e, state.Quarantined, reason, nil); err != nil {
 		return err
 	}
-	if err := setFrozen(path, true); err != nil {
+	if err := m.cfg.Cgroups.Freeze(path, true); err != nil {
 		// Could not freeze: end it rather than leave access in place.
 		m.endLocked(e, state.TerminatedRevoked, reason+"; freezing failed: "+err.Error(), nil)
 		return api.Errorf(api.ErrInternal, "agent %d could not be frozen and was ended: %v", e.rec.AID, err)
@@ -321,13 +307,7 @@ func (m *Manager) Present(ctx context.Context, caller Caller, aid uint64, capStr
 	m.mu.Lock()
 	held := append([]string{}, e.rec.Caps...)
 	m.mu.Unlock()
-	var bundle policy.Bundle
-	for _, s := range held {
-		if h, err := capability.Parse(s); err == nil {
-			bundle.Caps = append(bundle.Caps, h)
-		}
-	}
-	allowed := policy.Decide(bundle, policy.Present{Cap: c}).Allow
+	allowed := policy.Decide(policy.Bundle{Caps: grant.Parse(held)}, policy.Present{Cap: c}).Allow
 	errno := 0
 	if !allowed {
 		errno = int(api.ECapability)

@@ -121,7 +121,7 @@ func TestCountersAlarmPersists(t *testing.T) {
 	first := a[0].FirstSeen
 
 	k2 := &fakeKernel{counts: map[string]uint64{}, events: make(chan enforce.Event)}
-	m.cfg.Chain.Close()
+	m.cfg.Chain.(*audit.Chain).Close()
 	m2 := counterManager(t, dir, k2)
 	m2.note(m2.settle(k2.events))
 	b := m2.CountersAlarm()
@@ -139,7 +139,7 @@ func TestReplayedRowNotWrittenTwice(t *testing.T) {
 	m := counterManager(t, dir, k)
 	ev := enforce.Event{Source: "netguard", Seq: 41, CgroupID: 9, PID: 5, Cap: "net.connect", Object: "tcp 127.0.0.1:22", Errno: 134}
 	m.recordEvents([]enforce.Event{ev}) // the daemon that died
-	m.cfg.Chain.Close()
+	m.cfg.Chain.(*audit.Chain).Close()
 
 	m2 := counterManager(t, dir, k)
 	before, _ := m2.cfg.Chain.Head()

@@ -3,17 +3,17 @@ package agent
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/internal/capability"
+	"github.com/coconut-os/coconut/internal/grant"
 	"github.com/coconut-os/coconut/internal/policy"
 	"github.com/coconut-os/coconut/internal/state"
 )
 
-// Delegation (issue 3, item 6). An agent that holds cap.grant:SCOPE may
+// Delegation (issue 3, item 6; the bookkeeping is internal/grant's). An agent that holds cap.grant:SCOPE may
 // spawn agents over the API (the daemon knows it is an agent from its
 // cgroup) and grant them, at spawn or later, capabilities within SCOPE;
 // all or nothing. Its children run as its own user, are owned by the user
@@ -59,29 +59,12 @@ func (m *Manager) spawnCaller(caller Caller) (Caller, *entry, error) {
 }
 
 // grantScopes returns what the agent may delegate: the scopes of its
-// cap.grant capabilities.
+// cap.grant capabilities (grant.Scopes).
 func (m *Manager) grantScopes(e *entry) []capability.Cap {
 	m.mu.Lock()
 	held := append([]string{}, e.rec.Caps...)
 	m.mu.Unlock()
-	var caps []capability.Cap
-	for _, s := range held {
-		if c, err := capability.Parse(s); err == nil {
-			caps = append(caps, c)
-		}
-	}
-	return policy.GrantScopes(caps)
-}
-
-// beyondScope returns the first of caps no scope covers, or "".
-func beyondScope(scopes []capability.Cap, caps []string) string {
-	for _, s := range caps {
-		c, err := capability.Parse(s)
-		if err != nil || !policy.Within(scopes, c) {
-			return s
-		}
-	}
-	return ""
+	return grant.Scopes(held)
 }
 
 // delegatePlans checks the plans an agent asked for: each child runs as
@@ -101,19 +84,14 @@ func (m *Manager) delegatePlans(parent *entry, plans []*plan) error {
 		if p.user.UID != puid {
 			return api.Errorf(api.ErrDenied, "agent %d may only spawn agents that run as its own user, not %s (nothing was spawned)", paid, p.user.Name)
 		}
-		if c := beyondScope(scopes, p.caps); c != "" {
+		if c := grant.Beyond(scopes, p.caps); c != "" {
 			return api.Errorf(api.ErrDenied, "agent %d may not delegate %s: beyond its cap.grant (nothing was spawned)", paid, c)
 		}
-		if c := beyondScope(scopes, p.ceiling); c != "" {
+		if c := grant.Beyond(scopes, p.ceiling); c != "" {
 			return api.Errorf(api.ErrDenied, "agent %d may not delegate %s (ceiling): beyond its cap.grant (nothing was spawned)", paid, c)
 		}
 		if p.ceiling == nil {
-			p.ceiling = append([]string{}, p.caps...)
-			for _, s := range scopes {
-				if str := s.String(); !slices.Contains(p.ceiling, str) {
-					p.ceiling = append(p.ceiling, str)
-				}
-			}
+			p.ceiling = grant.ChildCeiling(p.caps, scopes)
 		}
 		p.parent = paid
 		p.delegated = map[string]uint64{}
@@ -143,13 +121,6 @@ func (m *Manager) delegateTarget(caller Caller, aid uint64, verb string, caps []
 	return e, nil
 }
 
-// reachedBy reports whether held, delegated by the agent that lost the
-// removed capabilities, depended on one of them: it is covered by a
-// removed capability, or lies within a removed cap.grant's scope.
-func reachedBy(removed []capability.Cap, held capability.Cap) bool {
-	return policy.Reaches(removed, held)
-}
-
 // cascadeRevoke revokes from every agent that agent from delegated to
 // what the removed capabilities reached, then from theirs. Each agent
 // gets its own cap.revoke row naming the cause. It returns the first
@@ -170,15 +141,7 @@ func (m *Manager) cascadeRevoke(ctx context.Context, from uint64, removed []stri
 	var first error
 	for _, child := range children {
 		m.mu.Lock()
-		var lose []capability.Cap
-		for _, s := range child.rec.Caps {
-			if child.rec.Delegated[s] != from {
-				continue
-			}
-			if c, err := capability.Parse(s); err == nil && reachedBy(rm, c) {
-				lose = append(lose, c)
-			}
-		}
+		lose := grant.Lost(child.rec.Caps, child.rec.Delegated, from, rm)
 		aid := child.rec.AID
 		m.mu.Unlock()
 		if len(lose) == 0 {

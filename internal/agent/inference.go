@@ -2,10 +2,6 @@ package agent
 
 import (
 	"context"
-	"net/netip"
-	"slices"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/coconut-os/coconut/api"
@@ -14,13 +10,6 @@ import (
 	"github.com/coconut-os/coconut/internal/policy"
 	"github.com/coconut-os/coconut/internal/state"
 )
-
-// Broker is where agents reach coconutd's inference broker. The zero
-// value means no broker: agents get no inference environment.
-type Broker struct {
-	Socket string         // the broker's Unix socket, told as COCONUT_BROKER_SOCKET
-	Addr   netip.AddrPort // its loopback TCP address, told as OPENAI_BASE_URL
-}
 
 // Inference is what the broker needs to know about one agent, read from
 // its record on every request: grants, revokes and quota changes take
@@ -40,51 +29,6 @@ type Inference struct {
 	UserTokensUsed int64
 }
 
-// tokenSaveEvery bounds how often token usage alone rewrites an agent's
-// record: a busy agent settles many calls a second. An unsaved count is
-// written by a timer within this time, or earlier by any other save (a
-// transition, the agent's end, FlushTokens at shutdown), so a daemon crash
-// loses at most this much of the count; the audit chain still holds every
-// call.
-const tokenSaveEvery = time.Second
-
-// inference is the manager's broker-side state.
-type inference struct {
-	mu    sync.Mutex
-	keys  map[string]uint64 // key hash → AID, running agents only
-	saved map[uint64]time.Time
-	dirty map[uint64]bool
-	onEnd func(aid uint64)
-}
-
-// brokerEnv is the environment that points an agent at the broker: an
-// unmodified OpenAI client needs only OPENAI_BASE_URL and OPENAI_API_KEY.
-func (b Broker) env(key string) []string {
-	var env []string
-	if b.Addr.IsValid() {
-		env = append(env, "OPENAI_BASE_URL=http://"+b.Addr.String()+"/v1", "OPENAI_API_KEY="+key)
-	}
-	if b.Socket != "" {
-		env = append(env, "COCONUT_BROKER_SOCKET="+b.Socket)
-	}
-	return env
-}
-
-// withEnv replaces (not duplicates) the variables add names: glibc's
-// getenv returns the first match, so a manifest's OPENAI_API_KEY must not
-// sit before coconut's.
-func withEnv(env, add []string) []string {
-	names := make([]string, len(add))
-	for i, kv := range add {
-		names[i], _, _ = strings.Cut(kv, "=")
-	}
-	out := slices.DeleteFunc(env, func(kv string) bool {
-		n, _, _ := strings.Cut(kv, "=")
-		return slices.Contains(names, n)
-	})
-	return append(out, add...)
-}
-
 // newInferenceKey makes the agent's key when a broker is configured and
 // indexes its hash; the key itself goes only into the agent's
 // environment.
@@ -102,47 +46,16 @@ func (m *Manager) newInferenceKey(rec *record) (string, error) {
 
 // indexKey makes rec's key valid (at spawn, and for adopted agents, whose
 // environment still holds the key they were given).
-func (m *Manager) indexKey(rec *record) {
-	if rec.KeyHash == "" {
-		return
-	}
-	m.inf.mu.Lock()
-	defer m.inf.mu.Unlock()
-	if m.inf.keys == nil {
-		m.inf.keys = map[string]uint64{}
-	}
-	m.inf.keys[rec.KeyHash] = rec.AID
-}
+func (m *Manager) indexKey(rec *record) { m.keys.Index(rec.KeyHash, rec.AID) }
 
 // inferenceEnded forgets an ended agent's key and tells the broker.
-func (m *Manager) inferenceEnded(rec *record) {
-	m.inf.mu.Lock()
-	if rec.KeyHash != "" {
-		delete(m.inf.keys, rec.KeyHash)
-	}
-	delete(m.inf.saved, rec.AID)
-	delete(m.inf.dirty, rec.AID)
-	f := m.inf.onEnd
-	m.inf.mu.Unlock()
-	if f != nil {
-		f(rec.AID)
-	}
-}
+func (m *Manager) inferenceEnded(rec *record) { m.keys.Ended(rec.KeyHash, rec.AID) }
 
 // OnInferenceEnd sets what runs when an agent ends (the broker forgets it).
-func (m *Manager) OnInferenceEnd(f func(aid uint64)) {
-	m.inf.mu.Lock()
-	m.inf.onEnd = f
-	m.inf.mu.Unlock()
-}
+func (m *Manager) OnInferenceEnd(f func(aid uint64)) { m.keys.OnEnd(f) }
 
 // AIDOfKey returns the running agent whose inference key hashes to hash.
-func (m *Manager) AIDOfKey(hash string) (uint64, bool) {
-	m.inf.mu.Lock()
-	defer m.inf.mu.Unlock()
-	aid, ok := m.inf.keys[hash]
-	return aid, ok
-}
+func (m *Manager) AIDOfKey(hash string) (uint64, bool) { return m.keys.AID(hash) }
 
 // AIDOfCgroup returns the running agent whose cgroup has id cgroupID.
 func (m *Manager) AIDOfCgroup(cgroupID uint64) (uint64, bool) {
@@ -213,7 +126,7 @@ func (m *Manager) Inference(aid uint64) (Inference, error) {
 }
 
 // AddTokens records tokens an agent spent through the broker. The record
-// is rewritten at most once per tokenSaveEvery for this alone.
+// is rewritten at most once per inferkey.SaveEvery for this alone.
 func (m *Manager) AddTokens(aid uint64, tokens int64) {
 	if tokens <= 0 {
 		return
@@ -226,23 +139,7 @@ func (m *Manager) AddTokens(aid uint64, tokens int64) {
 	}
 	e.rec.TokensUsed += tokens
 	m.mu.Unlock()
-	now := time.Now()
-	m.inf.mu.Lock()
-	if m.inf.saved == nil {
-		m.inf.saved, m.inf.dirty = map[uint64]time.Time{}, map[uint64]bool{}
-	}
-	due := now.Sub(m.inf.saved[aid]) >= tokenSaveEvery
-	if due {
-		m.inf.saved[aid] = now
-		delete(m.inf.dirty, aid)
-	} else if !m.inf.dirty[aid] {
-		// The count is saved within tokenSaveEvery even if this was the
-		// agent's last call: the timer writes it unless a save came first.
-		m.inf.dirty[aid] = true
-		time.AfterFunc(tokenSaveEvery, func() { m.flushTokens(aid) })
-	}
-	m.inf.mu.Unlock()
-	if due {
+	if m.keys.Spent(aid, time.Now(), m.flushTokens) { // at most once per inferkey.SaveEvery
 		if err := m.persist(e); err != nil {
 			m.log.Warn("persist token usage", "aid", aid, "err", err)
 		}
@@ -251,14 +148,7 @@ func (m *Manager) AddTokens(aid uint64, tokens int64) {
 
 // flushTokens writes one agent's token usage if it is still unsaved.
 func (m *Manager) flushTokens(aid uint64) {
-	m.inf.mu.Lock()
-	dirty := m.inf.dirty[aid]
-	if dirty {
-		delete(m.inf.dirty, aid)
-		m.inf.saved[aid] = time.Now()
-	}
-	m.inf.mu.Unlock()
-	if !dirty {
+	if !m.keys.TakeDirty(aid) {
 		return
 	}
 	m.mu.Lock()
@@ -274,14 +164,7 @@ func (m *Manager) flushTokens(aid uint64) {
 // FlushTokens writes the records whose token usage is not saved yet (at
 // shutdown).
 func (m *Manager) FlushTokens() {
-	m.inf.mu.Lock()
-	aids := make([]uint64, 0, len(m.inf.dirty))
-	for aid := range m.inf.dirty {
-		aids = append(aids, aid)
-	}
-	clear(m.inf.dirty)
-	m.inf.mu.Unlock()
-	for _, aid := range aids {
+	for _, aid := range m.keys.TakeAllDirty() {
 		m.mu.Lock()
 		e, ok := m.agents[aid]
 		m.mu.Unlock()
@@ -328,18 +211,11 @@ func (m *Manager) SetInferenceBlocked(aid uint64, blocked bool, reason string) e
 }
 
 // brokerCaps adds the implicit rule an inference capability brings: the
-// agent may connect to the broker's TCP address, which its net.connect
-// caps need not name (and `agent caps` does not show). The backend's own
-// address is never added: agents reach inference only through the broker.
+// broker's TCP address (inferkey.Broker.Caps).
 func (m *Manager) brokerCaps(caps []capability.Cap) []capability.Cap {
-	addr := m.cfg.Broker.Addr
-	if !addr.IsValid() || !slices.ContainsFunc(caps, func(c capability.Cap) bool { return c.Domain == "inference" }) {
-		return caps
-	}
-	c, err := capability.Parse("net.connect:" + addr.String())
+	out, err := m.cfg.Broker.Caps(caps)
 	if err != nil {
-		m.log.Error("broker address is not a capability scope", "addr", addr, "err", err)
-		return caps
+		m.log.Error("broker address is not a capability scope", "addr", m.cfg.Broker.Addr, "err", err)
 	}
-	return append(slices.Clip(caps), c)
+	return out
 }

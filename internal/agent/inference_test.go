@@ -3,18 +3,18 @@ package agent
 import (
 	"log/slog"
 	"net/netip"
-	"slices"
 	"testing"
 	"time"
 
 	"github.com/coconut-os/coconut/internal/audit"
 	"github.com/coconut-os/coconut/internal/capability"
+	"github.com/coconut-os/coconut/internal/inferkey"
 	"github.com/coconut-os/coconut/internal/manifest"
 	"github.com/coconut-os/coconut/internal/state"
 )
 
 func testManager(t *testing.T, recs ...*record) *Manager {
-	m := &Manager{cfg: Config{Broker: Broker{Socket: "/run/coconut/broker.sock", Addr: netip.MustParseAddrPort("127.0.0.1:7878")}},
+	m := &Manager{cfg: Config{Broker: inferkey.Broker{Socket: "/run/coconut/broker.sock", Addr: netip.MustParseAddrPort("127.0.0.1:7878")}},
 		log: slog.Default(), store: store{dir: t.TempDir()}, agents: map[uint64]*entry{}, byCgroup: map[uint64]uint64{}}
 	for _, r := range recs {
 		m.agents[r.AID] = &entry{rec: r}
@@ -102,21 +102,9 @@ func TestBrokerCaps(t *testing.T) {
 	if got := m.brokerCaps(without); len(got) != 1 {
 		t.Fatalf("without inference: %v", got)
 	}
-	m.cfg.Broker = Broker{}
+	m.cfg.Broker = inferkey.Broker{}
 	if got := m.brokerCaps(with); len(got) != 2 {
 		t.Fatalf("no broker: %v", got)
-	}
-}
-
-func TestWithEnv(t *testing.T) {
-	env := []string{"HOME=/home/a", "OPENAI_API_KEY=sk-manifest", "OPENAI_BASE_URL=https://api.example/v1", "X=1"}
-	got := withEnv(env, Broker{Socket: "/s", Addr: netip.MustParseAddrPort("127.0.0.1:9")}.env("coco-k"))
-	want := []string{"HOME=/home/a", "X=1", "OPENAI_BASE_URL=http://127.0.0.1:9/v1", "OPENAI_API_KEY=coco-k", "COCONUT_BROKER_SOCKET=/s"}
-	if !slices.Equal(got, want) {
-		t.Fatalf("got %q\nwant %q", got, want)
-	}
-	if got := withEnv([]string{"A=1"}, Broker{}.env("")); !slices.Equal(got, []string{"A=1"}) {
-		t.Fatalf("no broker: %q", got)
 	}
 }
 
@@ -135,17 +123,17 @@ func TestKeysAndTokens(t *testing.T) {
 		t.Fatalf("cgroup lookup: %d %v", aid, ok)
 	}
 	m.AddTokens(3, 40)
-	m.AddTokens(3, 2) // within tokenSaveEvery: only marked dirty
+	m.AddTokens(3, 2) // within inferkey.SaveEvery: only marked dirty
 	m.FlushTokens()
 	recs, err := m.store.load()
 	if err != nil || len(recs) != 1 || recs[0].TokensUsed != 42 {
 		t.Fatalf("persisted %+v, %v; want 42 tokens", recs, err)
 	}
 	// The agent's last call leaves its count unsaved: a timer writes it
-	// within tokenSaveEvery without any other save or a shutdown.
+	// within inferkey.SaveEvery without any other save or a shutdown.
 	m.AddTokens(3, 5)
 	m.AddTokens(3, 1)
-	deadline := time.Now().Add(5 * tokenSaveEvery)
+	deadline := time.Now().Add(5 * inferkey.SaveEvery)
 	for {
 		recs, err := m.store.load()
 		if err == nil && len(recs) == 1 && recs[0].TokensUsed == 48 {

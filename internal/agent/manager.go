@@ -18,6 +18,8 @@ import (
 	"github.com/coconut-os/coconut/internal/cgroup"
 	"github.com/coconut-os/coconut/internal/config"
 	"github.com/coconut-os/coconut/internal/enforce"
+	"github.com/coconut-os/coconut/internal/inferkey"
+	"github.com/coconut-os/coconut/internal/launch"
 	"github.com/coconut-os/coconut/internal/measure"
 	"github.com/coconut-os/coconut/internal/quota"
 	"github.com/coconut-os/coconut/internal/sign"
@@ -27,9 +29,10 @@ import (
 
 // Config wires a Manager to the rest of the daemon.
 type Config struct {
-	StateDir        string // agents are persisted in StateDir/agents
-	Tree            *cgroup.Tree
-	Chain           *audit.Chain
+	StateDir        string       // agents are persisted in StateDir/agents
+	Tree            *cgroup.Tree // Coconut's subtree: where the quota controllers are found
+	Cgroups         Cgroups      // the agents' cgroups (deps.go); nil: Groups{Tree}
+	Chain           Chain        // the audit chain (deps.go), an *audit.Chain
 	Trust           *sign.Trust
 	HostKey         ed25519.PrivateKey
 	HostID          string
@@ -40,12 +43,13 @@ type Config struct {
 	Enforcer        string           // the backend's name, recorded in attestations
 	Enforce         enforce.Enforcer // nil: no backend could load, and agents must not start
 	EnforceWhy      string           // why that backend, or why none
-	Broker          Broker           // the inference broker agents are pointed at (inference.go); zero: none
+	Broker          inferkey.Broker  // the inference broker agents are pointed at (internal/inferkey); zero: none
 	QuotaDefaults   config.Defaults  // every agent's budget for what it leaves unset (quota_defaults.go); zero: none
 	AuditReserve    int64            // free bytes kept on the chain's filesystem (reserve.go); 0: DefaultAuditReserve
 	StormDefault    storm.Policy     // on_deny_storm for what an agent leaves unset (storm.go); zero: storm.Default
 	LogMax          int64            // agent_log_max: each agent's log cap in bytes (logcap.go); 0: DefaultLogMax
 	Retention       time.Duration    // agent_retention: ended agents pruned this long after they ended (prune.go); 0: kept
+	Launch          Launcher         // starts an agent's first process (deps.go); nil: launch.Start
 	Log             *slog.Logger
 }
 
@@ -81,7 +85,7 @@ type Manager struct {
 	agents   map[uint64]*entry
 	byCgroup map[uint64]uint64 // cgroup id → AID, for kernel events
 
-	inf inference // the inference broker's keys and token usage (inference.go)
+	keys inferkey.Keys // the inference broker's keys and token-save pacing (internal/inferkey)
 
 	counts     counterState  // chain deny rows by source, the counters alarm (counters.go)
 	agg        aggregator    // pending aggregate deny rows (aggregate.go); the consumer's own
@@ -113,6 +117,12 @@ func New(cfg Config) (*Manager, error) {
 	}
 	if cfg.DemoUser == "" {
 		cfg.DemoUser = "coconut-demo"
+	}
+	if cfg.Cgroups == nil {
+		cfg.Cgroups = Groups{Tree: cfg.Tree}
+	}
+	if cfg.Launch == nil {
+		cfg.Launch = launch.Start
 	}
 	st := store{dir: cfg.StateDir + "/agents"}
 	if err := os.MkdirAll(st.dir, 0o700); err != nil {
@@ -385,17 +395,17 @@ func (m *Manager) killGroup(e *entry) {
 	m.mu.Lock()
 	path := e.rec.CgroupPath
 	m.mu.Unlock()
-	g, err := cgroup.Open(path)
+	g, err := m.cfg.Cgroups.Open(path)
 	if err != nil {
 		m.unbind(e.rec.AID)
 		return // already gone
 	}
-	if err := g.Kill(5 * time.Second); err != nil {
+	if err := m.cfg.Cgroups.Kill(g); err != nil {
 		m.log.Error("kill agent cgroup", "aid", e.rec.AID, "err", err)
 		return
 	}
 	m.unbind(e.rec.AID) // only once the cgroup is empty: unbound means unguarded
-	if err := g.Remove(); err != nil {
+	if err := m.cfg.Cgroups.Remove(g); err != nil {
 		m.log.Warn("remove agent cgroup", "aid", e.rec.AID, "err", err)
 	}
 }

@@ -2,59 +2,63 @@ package agent
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/coconut-os/coconut/internal/quota"
+	"github.com/coconut-os/coconut/internal/state"
 )
 
-// oomPoll is how often running agents' OOM counters are read. An OOM kill
-// of the main process is seen at once by the reaper; this catches the
-// kills of other processes of the agent (v1 has no memory.oom.group).
-const oomPoll = 250 * time.Millisecond
-
 // oomReason says why the agent must end if the kernel OOM-killed anything
-// inside its cgroup, or "" if it did not.
+// inside its cgroup, or "" if it did not (quota.OOMReason).
 func (m *Manager) oomReason(e *entry) string {
 	m.mu.Lock()
 	r := *e.rec
 	m.mu.Unlock()
-	n, err := m.quotaGroup(&r).OOMKills()
-	if err != nil || n == 0 {
-		return ""
-	}
-	return fmt.Sprintf("out of memory: the kernel OOM-killed %d process(es) inside the agent's cgroup at its memory limit of %d bytes",
-		n, limits(r.Quota, r.Memory).MemoryMax)
+	return quota.OOMReason(m.quotaGroup(&r), limits(r.Quota, r.Memory))
 }
 
 // watchOOM ends (Terminated-revoked, with the reason) every agent the
-// kernel OOM-killed a process of. Only that agent's cgroup is touched.
+// kernel OOM-killed a process of (quota.Controller.WatchOOM). Only that
+// agent's cgroup is touched.
 func (m *Manager) watchOOM() {
 	defer m.wg.Done()
-	if m.quota.Mode() == quota.ModeNone {
-		return
-	}
-	t := time.NewTicker(oomPoll)
-	defer t.Stop()
-	for {
-		select {
-		case <-m.stop:
-			return
-		case <-t.C:
-		}
+	m.quota.WatchOOM(m.stop, func() []quota.Governed {
+		return m.governed(func(st state.State) bool { return !st.Terminal() })
+	}, func(aid uint64, reason string) {
 		m.mu.Lock()
-		var running []*entry
-		for _, e := range m.agents {
-			if !e.rec.State.Terminal() && e.rec.PID > 0 {
-				running = append(running, e)
-			}
-		}
+		e := m.agents[aid]
 		m.mu.Unlock()
-		for _, e := range running {
-			if reason := m.oomReason(e); reason != "" {
-				m.revoke(e, reason)
-			}
+		if e != nil {
+			m.revoke(e, reason)
+		}
+	})
+}
+
+// governCPU runs the fair-share governor over the running agents
+// (quota.Controller.RunGovernor, issue 5).
+func (m *Manager) governCPU() {
+	defer m.wg.Done()
+	m.quota.RunGovernor(m.stop, func() []quota.Governed {
+		return m.governed(state.State.Running)
+	}, m.log)
+}
+
+// governed lists the agents whose main process has started and whose
+// state passes keep, with their controller groups and limits.
+func (m *Manager) governed(keep func(state.State) bool) []quota.Governed {
+	m.mu.Lock()
+	var recs []record
+	for _, e := range m.agents {
+		if keep(e.rec.State) && e.rec.PID > 0 {
+			recs = append(recs, *e.rec)
 		}
 	}
+	m.mu.Unlock()
+	out := make([]quota.Governed, len(recs))
+	for i := range recs {
+		r := &recs[i]
+		out[i] = quota.Governed{AID: r.AID, Group: m.quotaGroup(r), Limits: limits(r.Quota, r.Memory)}
+	}
+	return out
 }
 
 // releaseQuota removes what the quota controller made for the agent: its

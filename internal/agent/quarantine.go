@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/coconut-os/coconut/api"
-	"github.com/coconut-os/coconut/internal/cgroup"
 	"github.com/coconut-os/coconut/internal/state"
 )
 
@@ -49,7 +48,7 @@ func (m *Manager) freeze(ctx context.Context, caller Caller, aid uint64, on bool
 	if err := m.transitionWith(ctx, e, to, reason, callerDetail(caller), nil); err != nil {
 		return nil, err
 	}
-	if ferr := setFrozen(path, on); ferr != nil {
+	if ferr := m.cfg.Cgroups.Freeze(path, on); ferr != nil {
 		// Put the record back where the kernel is.
 		if err := m.transition(ctx, e, from, fmt.Sprintf("%s failed: %v", verb, ferr), nil); err != nil {
 			m.log.Error("record failed "+verb, "aid", aid, "err", err)
@@ -57,30 +56,4 @@ func (m *Manager) freeze(ctx context.Context, caller Caller, aid uint64, on bool
 		return nil, api.Errorf(api.ErrInternal, "agent %d: %s: %v", aid, verb, ferr)
 	}
 	return m.Get(caller, aid)
-}
-
-// setFrozen writes cgroup.freeze and waits until cgroup.events agrees, so
-// a quarantine that returned means the agent runs no more instructions.
-func setFrozen(path string, on bool) error {
-	g, err := cgroup.Open(path)
-	if err != nil {
-		return err
-	}
-	if err := g.Freeze(on); err != nil {
-		return err
-	}
-	deadline := time.Now().Add(freezeWait)
-	for {
-		f, err := g.Frozen()
-		if err != nil {
-			return err
-		}
-		if f == on {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("cgroup %s: frozen=%v after %v", path, f, freezeWait)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }

@@ -20,7 +20,9 @@ import (
 	"github.com/coconut-os/coconut/internal/attest"
 	"github.com/coconut-os/coconut/internal/audit"
 	"github.com/coconut-os/coconut/internal/enforce"
+	"github.com/coconut-os/coconut/internal/inferkey"
 	"github.com/coconut-os/coconut/internal/launch"
+	"github.com/coconut-os/coconut/internal/quota"
 	"github.com/coconut-os/coconut/internal/sign"
 	"github.com/coconut-os/coconut/internal/state"
 )
@@ -144,7 +146,7 @@ func (m *Manager) startAll(ctx context.Context, caller Caller, plans []*plan) ([
 // startOne takes one agent from Spawning through Attested to Active. Every
 // step is an audit row written before the step takes effect.
 func (m *Manager) startOne(ctx context.Context, p *plan, aid uint64) (*entry, error) {
-	g, err := m.cfg.Tree.Create(aid)
+	g, err := m.cfg.Cgroups.Create(aid)
 	if err != nil {
 		return nil, api.Errorf(api.ErrInternal, "agent %s: %v", p.name, err)
 	}
@@ -159,7 +161,7 @@ func (m *Manager) startOne(ctx context.Context, p *plan, aid uint64) (*entry, er
 	}
 	key, err := m.newInferenceKey(rec) // inference.go: the broker key, only its hash is kept
 	if err != nil {
-		g.Remove()
+		m.cfg.Cgroups.Remove(g)
 		return nil, err
 	}
 	if rec.Ceiling == nil {
@@ -180,11 +182,11 @@ func (m *Manager) startOne(ctx context.Context, p *plan, aid uint64) (*entry, er
 		detail["workload"] = p.workload
 	}
 	if err := m.audit(ctx, audit.AgentSpawn(aid, p.command[0], detail)); err != nil {
-		g.Remove()
+		m.cfg.Cgroups.Remove(g)
 		return nil, err
 	}
 	if err := m.store.save(rec); err != nil {
-		g.Remove()
+		m.cfg.Cgroups.Remove(g)
 		return nil, api.Errorf(api.ErrInternal, "%v", err)
 	}
 	m.mu.Lock()
@@ -281,13 +283,13 @@ func (m *Manager) launch(p *plan, rec *record, floor *launch.Floor, key string) 
 		cfg.Script = p.script.File()
 	}
 	env := p.agentEnv(rec.AID, m.cfg.Socket)
-	env = append(env, m.tierEnv(rec)...)      // the SSD tier's mount; the HBM budget for CUDA MPS
-	env = withEnv(env, m.cfg.Broker.env(key)) // inference.go: the broker's address and the agent's key
+	env = append(env, quota.TierEnv(rec.Memory.SSD, rec.Memory.HBM, m.scratchDir(rec.AID))...) // the SSD tier's mount; the HBM budget for CUDA MPS
+	env = inferkey.WithEnv(env, m.cfg.Broker.Env(key))                                         // inference.go: the broker's address and the agent's key
 	wait, err := m.supervise(rec.AID, &cfg)
 	if err != nil {
 		return nil, err
 	}
-	cmd, err := launch.Start(cfg, launch.Spec{
+	cmd, err := m.cfg.Launch(cfg, launch.Spec{
 		Argv: p.argv, Env: env, Dir: p.dir,
 		UID: p.user.UID, GID: p.user.GID, Groups: []uint32{p.user.GID},
 		KeepExecFD:  p.exe.Script,
@@ -345,7 +347,7 @@ func (m *Manager) supervise(aid uint64, cfg *launch.Config) (wait func() error, 
 }
 
 func (m *Manager) entryGroupFD(rec *record) (int, error) {
-	g, err := m.cfg.Tree.Group(rec.AID)
+	g, err := m.cfg.Cgroups.Group(rec.AID)
 	if err != nil {
 		return -1, err
 	}

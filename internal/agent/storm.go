@@ -92,7 +92,7 @@ func (m *Manager) actOnStorm(e *entry, p storm.Policy, s storm.Storm) error {
 		if err := m.transition(ctx, e, state.Quarantined, why, nil); err != nil {
 			return err
 		}
-		if err := setFrozen(path, true); err != nil {
+		if err := m.cfg.Cgroups.Freeze(path, true); err != nil {
 			if terr := m.transition(ctx, e, st, fmt.Sprintf("quarantine failed: %v", err), nil); terr != nil {
 				m.log.Error("record failed quarantine", "aid", aid, "err", terr)
 			}
@@ -108,7 +108,7 @@ func (m *Manager) actOnStorm(e *entry, p storm.Policy, s storm.Storm) error {
 		m.killGroup(e)
 		return nil
 	case storm.Throttle:
-		err := setFrozen(path, true)
+		err := m.cfg.Cgroups.Freeze(path, true)
 		e.trans.Unlock()
 		if err != nil {
 			return fmt.Errorf("throttle: %w", err)
@@ -122,7 +122,7 @@ func (m *Manager) actOnStorm(e *entry, p storm.Policy, s storm.Storm) error {
 		if st == state.Quarantined || st.Terminal() {
 			return nil // a person quarantined it meanwhile, or it ended: leave it so
 		}
-		return setFrozen(path, false)
+		return m.cfg.Cgroups.Freeze(path, false)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/coconut-os/coconut/internal/capability"
+	"github.com/coconut-os/coconut/internal/inferkey"
 )
 
 // hostUnixSockets are the Unix sockets every agent may connect to besides
@@ -30,7 +31,7 @@ func (m *Manager) implicitCaps(caps []capability.Cap) []capability.Cap {
 	if m.cfg.Socket != "" {
 		socks = append(socks, m.cfg.Socket)
 	}
-	if m.cfg.Broker.Socket != "" && slices.ContainsFunc(caps, func(c capability.Cap) bool { return c.Domain == "inference" }) {
+	if m.cfg.Broker.Socket != "" && inferkey.Wants(caps) {
 		socks = append(socks, m.cfg.Broker.Socket)
 	}
 	out = slices.Clip(out)

@@ -79,7 +79,7 @@ func (m *Manager) adoptAll() error {
 		}
 		m.adopt(e)
 	}
-	live, err := m.cfg.Tree.List()
+	live, err := m.cfg.Cgroups.List()
 	if err != nil {
 		return err
 	}
@@ -87,14 +87,14 @@ func (m *Manager) adoptAll() error {
 		if known[aid] {
 			continue
 		}
-		g, err := m.cfg.Tree.Group(aid)
+		g, err := m.cfg.Cgroups.Group(aid)
 		if err != nil {
 			continue
 		}
 		m.log.Warn("killing agent cgroup with no registry record", "aid", aid, "path", g.Path)
 		_ = m.audit(context.Background(), audit.AgentOrphan(aid, g.Path, "cgroup without a registry record"))
-		if err := g.Kill(5 * time.Second); err == nil {
-			g.Remove()
+		if err := m.cfg.Cgroups.Kill(g); err == nil {
+			m.cfg.Cgroups.Remove(g)
 		}
 	}
 	return nil
@@ -108,7 +108,7 @@ func (m *Manager) adopt(e *entry) {
 		m.endLocked(e, state.TerminatedRevoked, "coconutd stopped while the agent was being spawned", nil)
 		return
 	}
-	g, err := cgroup.Open(r.CgroupPath)
+	g, err := m.cfg.Cgroups.Open(r.CgroupPath)
 	if err != nil {
 		m.endLocked(e, state.TerminatedClean, "ended while coconutd was not running (exit status unknown)", nil)
 		return
@@ -159,8 +159,7 @@ func (m *Manager) sameProcess(r *record, g *cgroup.Group) (int, error) {
 		unix.Close(fd)
 		return -1, errors.New("pid recycled")
 	}
-	rel, err := cgroup.ProcPath(r.PID)
-	if err != nil || m.cfg.Tree.Mount+rel != g.Path {
+	if !m.cfg.Cgroups.Holds(g, r.PID) {
 		unix.Close(fd)
 		return -1, errors.New("pid left the agent cgroup")
 	}
@@ -207,14 +206,14 @@ func (m *Manager) resumeSupervisor(r *record) error {
 	m.answerRecorded(r.AID)
 	frozen := false
 	if r.State != state.Quarantined { // a quarantined agent's calls restart when it is released
-		if err := setFrozen(r.CgroupPath, true); err != nil {
+		if err := m.cfg.Cgroups.Freeze(r.CgroupPath, true); err != nil {
 			return fmt.Errorf("freeze to restart pending calls: %w", err)
 		}
 		frozen = true
 	}
 	err := sup.Resume(r.AID)
 	if frozen {
-		if ferr := setFrozen(r.CgroupPath, false); ferr != nil && err == nil {
+		if ferr := m.cfg.Cgroups.Freeze(r.CgroupPath, false); ferr != nil && err == nil {
 			err = fmt.Errorf("thaw after restarting pending calls: %w", ferr)
 		}
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/coconut-os/coconut/internal/broker"
 	"github.com/coconut-os/coconut/internal/cgroup"
 	"github.com/coconut-os/coconut/internal/config"
+	"github.com/coconut-os/coconut/internal/inferkey"
 	"github.com/coconut-os/coconut/internal/peer"
 	"github.com/coconut-os/coconut/internal/server"
 )
@@ -277,7 +278,7 @@ func (s *brokerSvc) close() {
 }
 
 // env is what agents are told.
-func (s *brokerSvc) env() agent.Broker { return agent.Broker{Socket: s.sock, Addr: s.addr} }
+func (s *brokerSvc) env() inferkey.Broker { return inferkey.Broker{Socket: s.sock, Addr: s.addr} }
 
 // notFromBrowser refuses what only a browser sends, and Host names other
 // than loopback: a web page must not reach the broker (DNS rebinding).

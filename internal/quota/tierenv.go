@@ -1,4 +1,4 @@
-package agent
+package quota
 
 import (
 	"fmt"
@@ -9,17 +9,18 @@ import (
 	"strconv"
 )
 
-// tierEnv is what the agent is told about its memory tiers: the SSD
-// tier's mount, and on a machine with NVIDIA GPUs the HBM budget as CUDA
-// MPS's per-client pinned device memory limit, so a CUDA program of the
-// agent cannot allocate past its ledger even outside the broker.
-func (m *Manager) tierEnv(rec *record) []string {
+// TierEnv is what an agent is told about its memory tiers: the SSD
+// tier's mount (scratch, when it has ssd bytes of it), and on a machine with
+// NVIDIA GPUs the HBM budget as CUDA MPS's per-client pinned device
+// memory limit, so a CUDA program of the agent cannot allocate past its
+// ledger even outside the broker.
+func TierEnv(ssd, hbm int64, scratch string) []string {
 	var env []string
-	if rec.Memory.SSD > 0 {
-		env = append(env, "COCONUT_SCRATCH="+m.scratchDir(rec.AID))
+	if ssd > 0 {
+		env = append(env, "COCONUT_SCRATCH="+scratch)
 	}
-	if rec.Memory.HBM > 0 {
-		if v := mpsLimit(nvidiaDevices("/dev"), rec.Memory.HBM); v != "" {
+	if hbm > 0 {
+		if v := mpsLimit(nvidiaDevices("/dev"), hbm); v != "" {
 			env = append(env, "CUDA_MPS_PINNED_DEVICE_MEM_LIMIT="+v)
 		}
 	}
