@@ -19,8 +19,10 @@ import (
 // guard (the same allowlist as the portable backend, by construction).
 // There is no seccomp supervisor: grants and revocations are map updates,
 // and a revoke cuts descriptors already open. The Landlock floor is still
-// applied, built from the ceiling: it covers what the programs do not
-// (creating, removing, renaming and linking paths) at the ceiling's grain.
+// applied, built from the ceiling, for what the programs do not hook
+// (creating, removing, renaming and linking paths, truncation, directory
+// reads) at the ceiling's grain; it leaves opens and execs to the
+// programs (launch.Floor.LSMDecides), so their denies have rows.
 type BPFLSM struct {
 	net    *Portable
 	guard  *bpflsm.Guard
@@ -161,6 +163,7 @@ func (b *BPFLSM) Bind(a Agent) (*launch.Floor, error) {
 	}
 	fl := Floor(ceiling)
 	fl.TrapUnix = false
+	fl.LSMDecides = true // opens and execs are the programs' (with a row), not Landlock's EACCES
 	return fl, nil
 }
 

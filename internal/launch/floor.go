@@ -35,6 +35,13 @@ type Floor struct {
 	// the portable backend, and an agent with it is never run without
 	// the supervisor.
 	TrapUnix bool `json:"trap_unix,omitempty"`
+	// LSMDecides: the bpf-lsm programs decide opens for read and write and
+	// execs (with a row and ECAPABILITY), so the floor leaves those rights
+	// unhandled: Landlock runs before bpf in the LSM list, and a floor
+	// refusal there would be EACCES with no row. The floor keeps what the
+	// programs do not hook: making, removing, renaming and linking paths,
+	// truncation, directory reads and device ioctls.
+	LSMDecides bool `json:"lsm_decides,omitempty"`
 }
 
 // ErrNoLandlock means the kernel offers no Landlock at all: agents must
@@ -93,9 +100,13 @@ func applyFloor(f *Floor) error {
 	if LandlockABI() < 1 {
 		return ErrNoLandlock
 	}
-	handled := []any{landlock.AccessFSSet(fsRead | fsWrite | unix.LANDLOCK_ACCESS_FS_EXECUTE |
+	fsHandled := uint64(fsRead | fsWrite | unix.LANDLOCK_ACCESS_FS_EXECUTE |
 		unix.LANDLOCK_ACCESS_FS_MAKE_CHAR | unix.LANDLOCK_ACCESS_FS_MAKE_BLOCK | unix.LANDLOCK_ACCESS_FS_TRUNCATE |
-		unix.LANDLOCK_ACCESS_FS_IOCTL_DEV)}
+		unix.LANDLOCK_ACCESS_FS_IOCTL_DEV)
+	if f.LSMDecides {
+		fsHandled &^= unix.LANDLOCK_ACCESS_FS_READ_FILE | unix.LANDLOCK_ACCESS_FS_WRITE_FILE | unix.LANDLOCK_ACCESS_FS_EXECUTE
+	}
+	handled := []any{landlock.AccessFSSet(fsHandled)}
 	var net landlock.AccessNetSet
 	if f.HandleConnect {
 		net |= unix.LANDLOCK_ACCESS_NET_CONNECT_TCP
@@ -121,9 +132,12 @@ func applyFloor(f *Floor) error {
 			if err != nil {
 				return fmt.Errorf("landlock rule %s: %w", p, err)
 			}
-			access := set.access
+			access := set.access & fsHandled
 			if !st.IsDir() {
 				access &= fsFileOnly
+			}
+			if access == 0 {
+				continue // nothing of it is the floor's to decide
 			}
 			rules = append(rules, landlock.PathAccess(landlock.AccessFSSet(access), p))
 		}

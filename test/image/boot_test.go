@@ -121,12 +121,10 @@ func TestImageBoot(t *testing.T) {
 		if err := json.Unmarshal([]byte(data["doctor"]), &doc); err != nil {
 			t.Fatalf("doctor --json: %v: %q", err, data["doctor"])
 		}
-		// What is true today: coconutd runs the enforcer it picks and
-		// says why (the bpf-lsm backend is on another branch; with it,
-		// this image's kernel makes the pick bpf-lsm, and this check is
-		// to name it).
-		if (doc.Enforcer != "bpf-lsm" && doc.Enforcer != "portable") || !strings.HasPrefix(doc.EnforcerWhy, doc.Enforcer+":") {
-			t.Errorf("enforcer %q, why %q", doc.Enforcer, doc.EnforcerWhy)
+		// The image boots with bpf in the LSM list, so auto's self-test
+		// fires and coconutd runs the bpf-lsm backend (issue 15).
+		if doc.Enforcer != "bpf-lsm" || !strings.HasPrefix(doc.EnforcerWhy, "bpf-lsm:") {
+			t.Errorf("enforcer %q, why %q: want bpf-lsm chosen by auto", doc.Enforcer, doc.EnforcerWhy)
 		}
 		if doc.Anchor != "tpm" {
 			t.Errorf("anchor %q, want tpm (the swtpm)", doc.Anchor)
@@ -161,12 +159,13 @@ func TestImageBoot(t *testing.T) {
 		var row struct {
 			Type, Object, Result, Cap string
 			Errno                     int
+			Detail                    map[string]string
 		}
 		if err := json.Unmarshal([]byte(data["deny"]), &row); err != nil {
 			t.Fatalf("deny row: %v: %q", err, data["deny"])
 		}
-		if row.Type != "cap.deny" || row.Result != "deny" || row.Errno != 134 || !strings.Contains(row.Object, "/.ssh") {
-			t.Errorf("deny row %+v: want cap.deny, deny, errno 134, an object under ~/.ssh", row)
+		if row.Type != "cap.deny" || row.Result != "deny" || row.Errno != 134 || !strings.Contains(row.Object, "/.ssh") || row.Detail["source"] != "bpf-lsm" {
+			t.Errorf("deny row %+v: want cap.deny, deny, errno 134, an object under ~/.ssh, from the bpf-lsm programs", row)
 		}
 		t.Logf("%s %s errno %d", row.Cap, row.Object, row.Errno)
 	})
