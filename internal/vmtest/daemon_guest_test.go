@@ -179,6 +179,7 @@ type guestDaemon struct {
 	t                      *testing.T
 	bins, state, sock, log string
 	cmd                    *exec.Cmd
+	exited                 chan error // cmd.Wait's result; the only waiter
 }
 
 func (d *guestDaemon) start(args ...string) {
@@ -193,17 +194,19 @@ func (d *guestDaemon) start(args ...string) {
 	if err := cmd.Start(); err != nil {
 		d.t.Fatal(err)
 	}
+	// No Process.Release: it sets Pid to -1, and a later kill(-1, SIGKILL)
+	// is every process in the guest, the agents with it.
 	d.cmd = cmd
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	d.exited = make(chan error, 1)
+	go func() { d.exited <- cmd.Wait() }()
 	deadline := time.Now().Add(90 * time.Second) // TCG, one vCPU
 	for {
 		if _, _, code := d.cli("doctor"); code == 0 {
-			d.cmd.Process.Release()
 			return
 		}
 		select {
-		case err := <-exited:
+		case err := <-d.exited:
+			d.cmd = nil
 			b, _ := os.ReadFile(d.log)
 			d.t.Fatalf("coconutd exited: %v\n%s", err, b)
 		default:
@@ -223,18 +226,14 @@ func (d *guestDaemon) stop(sig syscall.Signal) {
 		return
 	}
 	pid := d.cmd.Process.Pid
+	if pid <= 0 {
+		d.t.Fatalf("coconutd's pid is %d: refusing to signal it", pid)
+	}
 	syscall.Kill(pid, sig)
-	deadline := time.Now().Add(20 * time.Second)
-	for syscall.Kill(pid, 0) == nil {
-		// Released: reap it ourselves (it is our child).
-		var ws syscall.WaitStatus
-		if p, _ := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil); p == pid {
-			break
-		}
-		if time.Now().After(deadline) {
-			d.t.Fatalf("coconutd %d did not stop on %v", pid, sig)
-		}
-		time.Sleep(50 * time.Millisecond)
+	select {
+	case <-d.exited:
+	case <-time.After(20 * time.Second):
+		d.t.Fatalf("coconutd %d did not stop on %v", pid, sig)
 	}
 	d.cmd = nil
 }
