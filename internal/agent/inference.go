@@ -91,7 +91,12 @@ func (m *Manager) Inference(aid uint64) (Inference, error) {
 	if !ok {
 		return Inference{}, api.Errorf(api.ErrNotFound, "no agent %d", aid)
 	}
-	if !r.State.Running() {
+	// Attested counts as running here: the program is launched before its
+	// Active row is written (spawn.go), and only the launched program has
+	// the agent's broker key, so its first call can arrive in between
+	// (seen as a 403 on that call under load, issue 19's bench). If the
+	// Active row then fails, the agent is ended.
+	if !r.State.Running() && r.State != state.Attested {
 		return Inference{}, api.Errorf(api.ErrConflict, "agent %d is %s", aid, r.State)
 	}
 	inf := Inference{AID: aid, Weight: r.Quota.CPUWeight, TokenLimit: r.Quota.Tokens, TokensUsed: r.TokensUsed, UID: r.UID, UserTokensUsed: userUsed}

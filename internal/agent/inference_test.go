@@ -49,6 +49,9 @@ func TestInference(t *testing.T) {
 			allowed: []string{"sim"}, weight: 100, kv: 1},
 		{name: "ended", rec: record{State: state.TerminatedClean, Caps: []string{"inference:model=*"}}, wantErr: true},
 		{name: "quarantined", rec: record{State: state.Quarantined, Caps: []string{"inference:model=*"}}, wantErr: true},
+		// Launched, its Active row not yet written: its first call is served.
+		{name: "attested, launching", rec: record{State: state.Attested, Caps: []string{"inference:model=*"}}, allowed: []string{"sim"}, weight: 100},
+		{name: "spawning", rec: record{State: state.Spawning, Caps: []string{"inference:model=*"}}, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

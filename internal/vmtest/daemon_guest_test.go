@@ -3,6 +3,7 @@ package vmtest
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,12 +22,10 @@ const BinsEnv = "COCONUT_VMTEST_BINS"
 // the VM (TestVM): the daemon starts with --enforcer bpf-lsm, spawns an
 // agent (busybox from its measured memfd, as the demo user), a file deny
 // lands in the chain with kernel_denies == chain_denies, a revoke cuts a
-// descriptor the agent opened before it (no quarantine), and a daemon
-// restarted with --enforcer auto takes bpf-lsm, reopens the pins and
-// counts its own denies, counters equal. (An agent running while coconutd
-// is killed with -9 did not survive it in this guest: see issue 15's
-// note; the pinned programs' enforcement without a daemon is
-// TestGuestPinned's.)
+// descriptor the agent opened before it (no quarantine), enforcement holds
+// while coconutd is killed with -9 (pinned programs), and a daemon
+// restarted with --enforcer auto takes bpf-lsm, reopens the pins, adopts
+// the agent and writes the deny made while it was down, counters equal.
 func TestGuestDaemon(t *testing.T) {
 	bins := os.Getenv(BinsEnv)
 	if os.Getenv("COCONUT_VMGUEST") == "" || bins == "" {
@@ -90,34 +89,104 @@ read -r l < ok/f; echo "F:$? $l"
 	}
 	d.countersAgree(2)
 
-	// A restart with --enforcer auto takes bpf-lsm (its self-test fires
-	// here), reopens the pinned programs and maps, and counts only its own
-	// denies: the first daemon's are below the base it finds at Open.
-	d.stop(syscall.SIGTERM)
+	// Agent 2 outlives a kill -9 of coconutd: its deny while no daemon
+	// runs is the pinned programs', and reaches the chain after restart.
+	script2 := `cd ` + dir + `
+exec 3<ok/f
+echo held
+while [ ! -e go2 ]; do sleep 0.1; done
+read -r l <&3; echo "G:$? $l"
+echo down-done
+while [ ! -e go3 ]; do sleep 0.1; done
+read -r l < ok/f; echo "H:$? $l"
+`
+	aid2 := d.run("--name", "survivor", "--workdir", "/", "--cap", "fs.read:"+dir+"/ok/**", "--", "/bin/busybox", "sh", "-c", script2)
+	d.waitLog(aid2, "held")
+	d.must("agent", "revoke", strconv.FormatUint(aid2, 10), "fs.read:"+dir+"/ok/**")
+	d.stop(syscall.SIGKILL)
+	os.WriteFile(dir+"/go2", nil, 0o644)
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(d.agentOutput(aid2), "down-done") {
+		if time.Now().After(deadline) {
+			t.Fatalf("agent %d did not go on while coconutd was down: %q\n%s", aid2, d.agentOutput(aid2), procDump())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	d.start() // auto
 	doc = d.doctor()
 	if doc.Enforcer != "bpf-lsm" || !doc.check("bpf-lsm-selftest") {
 		t.Fatalf("restart with auto: enforcer %q, checks %+v", doc.Enforcer, doc.Checks)
 	}
-	aid2 := d.run("--name", "after-restart", "--workdir", "/", "--cap", "fs.read:"+dir+"/ok/**", "--", "/bin/busybox", "sh", "-c", "cd "+dir+"; read -r l < ok/f && echo \"A:$l\"; read -r l < no/f; echo \"B:$?\"")
+	if a := d.agent(aid2); !a.Adopted {
+		t.Errorf("agent %d after restart: %+v, want adopted", aid2, a)
+	}
+	os.WriteFile(dir+"/go3", nil, 0o644)
 	d.waitDone(aid2)
 	logs2 := d.must("agent", "logs", strconv.FormatUint(aid2, 10))
 	t.Logf("agent %d log:\n%s", aid2, logs2)
-	for _, want := range []string{"A:ok-line", "B:1"} {
+	for _, want := range []string{"G:1 ", "H:1 "} {
 		if !strings.Contains(logs2, want) {
 			t.Errorf("agent log lacks %q", want)
 		}
 	}
-	if denies2 := d.rows("--aid", strconv.FormatUint(aid2, 10), "--type", "cap.deny"); len(denies2) != 1 || denies2[0].Detail["source"] != "bpf-lsm" {
-		t.Errorf("agent %d: deny rows %+v, want one from bpf-lsm", aid2, denies2)
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		denies2 := d.rows("--aid", strconv.FormatUint(aid2, 10), "--type", "cap.deny")
+		if len(denies2) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("agent %d: %d cap.deny rows, want 2 (one made while coconutd was down): %+v", aid2, len(denies2), denies2)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	c := d.countersAgree(1)
-	if c["kernel_denies_bpf-lsm"] != 1 {
-		t.Errorf("counters after restart %v: want this daemon's one bpf-lsm deny", c)
+	c := d.countersAgree(2)
+	t.Logf("counters after restart: %v", c)
+
+	// Agent 3, under the restarted daemon: an open outside its bundle is
+	// the programs' ECAPABILITY with a row, not the Landlock floor's
+	// EACCES (the floor leaves opens to them: launch.Floor.LSMDecides).
+	aid3 := d.run("--name", "after-restart", "--workdir", "/", "--cap", "fs.read:"+dir+"/ok/**", "--", "/bin/busybox", "sh", "-c", "cd "+dir+"; read -r l < ok/f && echo \"A:$l\"; read -r l < no/f; echo \"B:$?\"")
+	d.waitDone(aid3)
+	logs3 := d.must("agent", "logs", strconv.FormatUint(aid3, 10))
+	t.Logf("agent %d log:\n%s", aid3, logs3)
+	if !strings.Contains(logs3, "A:ok-line") || !strings.Contains(logs3, "B:1") || strings.Contains(logs3, "Permission denied") {
+		t.Errorf("agent %d log: want A:ok-line, B:1 and no EACCES", aid3)
 	}
+	if denies3 := d.rows("--aid", strconv.FormatUint(aid3, 10), "--type", "cap.deny"); len(denies3) != 1 || denies3[0].Detail["source"] != "bpf-lsm" {
+		t.Errorf("agent %d: deny rows %+v, want one from bpf-lsm", aid3, denies3)
+	}
+	d.countersAgree(3)
 	if out, err := exec.Command(filepath.Join(bins, "coconut"), "audit", "verify", "--state-dir", d.state).CombinedOutput(); err != nil {
 		t.Errorf("audit verify: %v\n%s", err, out)
 	}
+}
+
+// procDump is every process's name, state, wait channel and kernel stack:
+// what a stuck agent is waiting for.
+func procDump() string {
+	var b strings.Builder
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		p := "/proc/" + e.Name()
+		comm, _ := os.ReadFile(p + "/comm")
+		cmdline, _ := os.ReadFile(p + "/cmdline")
+		wchan, _ := os.ReadFile(p + "/wchan")
+		stack, _ := os.ReadFile(p + "/stack")
+		status, _ := os.ReadFile(p + "/status")
+		state := ""
+		for _, l := range strings.Split(string(status), "\n") {
+			if strings.HasPrefix(l, "State:") || strings.HasPrefix(l, "PPid:") || strings.HasPrefix(l, "SigBlk:") {
+				state += strings.TrimSpace(l) + " "
+			}
+		}
+		cg, _ := os.ReadFile(p + "/cgroup")
+		fmt.Fprintf(&b, "%s %s [%s] %s wchan=%s cg=%s\n%s", e.Name(), strings.TrimSpace(string(comm)), strings.ReplaceAll(string(cmdline), "\x00", " "), state, wchan, strings.TrimSpace(string(cg)), stack)
+	}
+	return b.String()
 }
 
 // guestDaemon is one coconutd inside the guest and the CLI that talks to it.
@@ -125,6 +194,7 @@ type guestDaemon struct {
 	t                      *testing.T
 	bins, state, sock, log string
 	cmd                    *exec.Cmd
+	exited                 chan error // cmd.Wait's result; the only waiter
 }
 
 func (d *guestDaemon) start(args ...string) {
@@ -139,17 +209,19 @@ func (d *guestDaemon) start(args ...string) {
 	if err := cmd.Start(); err != nil {
 		d.t.Fatal(err)
 	}
+	// No Process.Release: it sets Pid to -1, and a later kill(-1, SIGKILL)
+	// is every process in the guest, the agents with it.
 	d.cmd = cmd
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	d.exited = make(chan error, 1)
+	go func() { d.exited <- cmd.Wait() }()
 	deadline := time.Now().Add(90 * time.Second) // TCG, one vCPU
 	for {
 		if _, _, code := d.cli("doctor"); code == 0 {
-			d.cmd.Process.Release()
 			return
 		}
 		select {
-		case err := <-exited:
+		case err := <-d.exited:
+			d.cmd = nil
 			b, _ := os.ReadFile(d.log)
 			d.t.Fatalf("coconutd exited: %v\n%s", err, b)
 		default:
@@ -169,18 +241,14 @@ func (d *guestDaemon) stop(sig syscall.Signal) {
 		return
 	}
 	pid := d.cmd.Process.Pid
+	if pid <= 0 {
+		d.t.Fatalf("coconutd's pid is %d: refusing to signal it", pid)
+	}
 	syscall.Kill(pid, sig)
-	deadline := time.Now().Add(20 * time.Second)
-	for syscall.Kill(pid, 0) == nil {
-		// Released: reap it ourselves (it is our child).
-		var ws syscall.WaitStatus
-		if p, _ := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil); p == pid {
-			break
-		}
-		if time.Now().After(deadline) {
-			d.t.Fatalf("coconutd %d did not stop on %v", pid, sig)
-		}
-		time.Sleep(50 * time.Millisecond)
+	select {
+	case <-d.exited:
+	case <-time.After(20 * time.Second):
+		d.t.Fatalf("coconutd %d did not stop on %v", pid, sig)
 	}
 	d.cmd = nil
 }
