@@ -104,11 +104,14 @@ func TestServeTiles(t *testing.T) {
 		"/tiles/checkpoint":            "text/plain; charset=utf-8",
 		"/tiles/tile/0/000":            "application/octet-stream",
 		"/tiles/tile/0/001.p/44":       "application/octet-stream",
-		"/tiles/tile/entries/001.p/44": "application/octet-stream",
 	} {
 		if code, ct := get(path); code != 200 || ct != want {
 			t.Errorf("GET %s: %d %q, want 200 %q", path, code, ct, want)
 		}
+	}
+	// Entry bundles hold every agent's rows: not for any local process.
+	if code, _ := get("/tiles/tile/entries/001.p/44"); code != http.StatusForbidden {
+		t.Errorf("GET an entry bundle: %d, want 403", code)
 	}
 	for _, path := range []string{"/tiles/", "/tiles/../secret", "/tiles/%2e%2e/secret", "/tiles/tile/0/..%2f..%2fsecret",
 		"/tiles/tile/0/002", "/tiles/tile/1/000", "/tiles/tile/0/000.p/3", "/tiles/checkpoint.tmp"} {
