@@ -101,9 +101,9 @@ func TestServeTiles(t *testing.T) {
 		return resp.StatusCode, resp.Header.Get("Content-Type")
 	}
 	for path, want := range map[string]string{
-		"/tiles/checkpoint":            "text/plain; charset=utf-8",
-		"/tiles/tile/0/000":            "application/octet-stream",
-		"/tiles/tile/0/001.p/44":       "application/octet-stream",
+		"/tiles/checkpoint":      "text/plain; charset=utf-8",
+		"/tiles/tile/0/000":      "application/octet-stream",
+		"/tiles/tile/0/001.p/44": "application/octet-stream",
 	} {
 		if code, ct := get(path); code != 200 || ct != want {
 			t.Errorf("GET %s: %d %q, want 200 %q", path, code, ct, want)
