@@ -3,7 +3,7 @@ PREFIX  ?= /usr/local
 GO      ?= go
 BIN     := bin
 
-.PHONY: build install uninstall demo test test-otlp check generate clean deb test-slow vmtest vmbench
+.PHONY: build install uninstall demo test test-otlp check generate clean deb test-slow vmtest vmbench image test-image image-test
 
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/coconut ./cmd/coconutd ./cmd/coconut-tail ./cmd/coconut-trampoline ./examples/dream-team/dream-agent ./internal/bench/loads/coconut-burn ./internal/bench/loads/coconut-enforce-probe
@@ -109,3 +109,6 @@ image: deb
 # the image's test unit as go test results (-tags image).
 test-image: image
 	$(GO) test -tags image -count=1 -v -timeout 40m ./test/image/
+
+# The issue's name for the same target.
+image-test: test-image
