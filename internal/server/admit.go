@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/http"
 	"runtime"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/coconut-os/coconut/api"
@@ -87,19 +89,40 @@ func (s *Server) pace(r *http.Request, d time.Duration) {
 	}
 }
 
+// maxHold bounds how long one call keeps its turn: a caller that sends its
+// body slowly, or reads a large answer slowly, would otherwise keep a turn
+// for as long as it likes, and a few such callers (one user and two of its
+// agents, on two CPUs) would hold every turn, the owner's `agent kill`
+// included. Past maxHold the call goes on without its turn.
+const maxHold = 2 * time.Second
+
 // admit waits for c's turn. Streams (the event stream, a followed audit
 // query, followed logs) are not admitted in turns: they hold their
 // connection for as long as the client reads and cost nothing while idle.
+// Only those routes: `follow` on any other is not a way past the turns.
 func (s *Server) admit(r *http.Request, c agent.Caller) (release func(), err error) {
-	if r.URL.Path == "/v1/events" || r.URL.Query().Get("follow") != "" {
+	if r.URL.Path == "/v1/events" || (r.URL.Query().Get("follow") != "" && streams(r)) {
 		return func() {}, nil
 	}
-	release, err = s.turns.Enter(r.Context(), callerKey(c))
+	give, err := s.turns.Enter(r.Context(), callerKey(c))
 	switch {
 	case errors.Is(err, fairq.ErrBusy):
 		return nil, api.Errorf(api.ErrUnavailable, "too many calls of yours are waiting (%d): retry later", perCallerWaiting)
 	case err != nil:
 		return nil, api.Errorf(api.ErrUnavailable, "call not admitted: %v", err)
 	}
-	return release, nil
+	var once sync.Once
+	giveOnce := func() { once.Do(give) }
+	t := time.AfterFunc(maxHold, giveOnce)
+	return func() { t.Stop(); giveOnce() }, nil
+}
+
+// streams reports whether r is a GET of a route that follows: an audit
+// query or an agent's logs.
+func streams(r *http.Request) bool {
+	if r.Method != http.MethodGet {
+		return false
+	}
+	p := r.URL.Path
+	return p == "/v1/audit" || (strings.HasPrefix(p, "/v1/agents/") && strings.HasSuffix(p, "/logs") && strings.Count(p, "/") == 4)
 }

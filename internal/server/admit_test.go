@@ -56,3 +56,52 @@ func TestAdmitPerCaller(t *testing.T) {
 		t.Errorf("queued call: %v", err)
 	}
 }
+
+// TestAdmitBounded: a call that keeps its turn past maxHold (a slow body,
+// a slow reader) gives it back, so another caller is admitted; `follow`
+// skips the turns only on the routes that stream.
+func TestAdmitBounded(t *testing.T) {
+	s := &Server{turns: fairq.NewGate(1, 1, 4)}
+	slow, other := agent.Caller{UID: 1000, AID: 7}, agent.Caller{UID: 0}
+	req := httptest.NewRequest("POST", "/v1/agents", nil)
+	hold, err := s.admit(req, slow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold()
+	start := time.Now()
+	rel, err := s.admit(req, other)
+	if err != nil {
+		t.Fatalf("other caller behind a held turn: %v", err)
+	}
+	rel()
+	if waited := time.Since(start); waited < maxHold/2 || waited > maxHold+time.Second {
+		t.Errorf("other caller admitted after %s, want about maxHold (%s)", waited, maxHold)
+	}
+	hold() // twice (the timer gave it back already): no second release
+	if st := s.turns.Stats(); st.Waiting != 0 {
+		t.Errorf("after both released: %+v", st)
+	}
+
+	// With the turn held, ?follow on a route that does not stream waits.
+	hold2, err := s.admit(req, slow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold2()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	for _, path := range []string{"/v1/agents?follow=1", "/v1/agents/7?follow=x"} {
+		if _, err := s.admit(httptest.NewRequest("GET", path, nil).WithContext(ctx), other); err == nil {
+			t.Errorf("GET %s: admitted past the turns", path)
+		}
+	}
+	for _, path := range []string{"/v1/audit?follow=1", "/v1/agents/7/logs?follow=1"} {
+		rel, err := s.admit(httptest.NewRequest("GET", path, nil), other)
+		if err != nil {
+			t.Errorf("GET %s: %v, want a stream admitted at once", path, err)
+			continue
+		}
+		rel()
+	}
+}

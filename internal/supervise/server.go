@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -122,7 +123,9 @@ func (s *Server) Serve() error {
 		if s.agent.Turns != nil {
 			// A closed gate (ErrClosed) only ends the fairness: the
 			// notification received must still be answered.
-			s.release, _ = s.agent.Turns.Enter(context.Background(), s.agent.AID)
+			if give, err := s.agent.Turns.Enter(context.Background(), s.agent.AID); err == nil {
+				s.release = boundedTurn(give)
+			}
 		}
 		s.handle(&n)
 		s.yieldTurn()
@@ -291,6 +294,21 @@ func (s *Server) refuse(n *seccompNotif, ev *Event, cap, object string) (unix.Er
 }
 
 // yieldTurn gives back the fair turn, if one is held.
+// maxDecisionHold bounds how long one decision keeps the shared turn: a
+// decision resolves a path the agent chose and reads its memory, and a path
+// on a hung network filesystem would otherwise stall every agent's
+// supervised calls behind it. Past it the decision goes on without the
+// turn (it is a few microseconds when nothing blocks).
+const maxDecisionHold = 100 * time.Millisecond
+
+// boundedTurn is give, called once: by the caller or after maxDecisionHold.
+func boundedTurn(give func()) func() {
+	var once sync.Once
+	g := func() { once.Do(give) }
+	t := time.AfterFunc(maxDecisionHold, g)
+	return func() { t.Stop(); g() }
+}
+
 func (s *Server) yieldTurn() {
 	if s.release != nil {
 		s.release()
