@@ -63,10 +63,15 @@ func (c *Config) Check() error {
 		return fmt.Errorf("%w: protocol %q: must be grpc or http", ErrConfig, c.Protocol)
 	}
 	if u, err := url.Parse(c.Endpoint); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
+		if u.User != nil {
+			// The endpoint is logged and shown by doctor: credentials in
+			// it would be too. Not echoed here either.
+			return fmt.Errorf("%w: endpoint: credentials in the URL (user:password@) are refused; put them in headers_file", ErrConfig)
+		}
 		if c.Protocol == ProtocolGRPC {
 			return fmt.Errorf("%w: endpoint %q: a URL is for protocol = \"http\"; grpc takes host:port", ErrConfig, c.Endpoint)
 		}
-		if u.Host == "" {
+		if u.Hostname() == "" {
 			return fmt.Errorf("%w: endpoint %q: no host", ErrConfig, c.Endpoint)
 		}
 	} else if !hasPort(c.Endpoint) {
