@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,12 +10,13 @@ import (
 	"time"
 
 	"github.com/coconut-os/coconut/api"
+	"github.com/coconut-os/coconut/internal/audit"
 )
 
 // Prune forgets the ended agents caller may see that ended before before:
 // their registry record, attestation and log under STATE/agents go, and
-// they leave `agent ls --all`. The audit chain is never touched: every
-// row about them stays, with the attestation's SHA-256 (agent.attest) and
+// they leave `agent ls --all`. Each gets an agent.prune row first; no row
+// about them is removed, with the attestation's SHA-256 (agent.attest) and
 // every state change. Agents may not prune; a user prunes only the agents
 // they authorized, root any.
 func (m *Manager) Prune(caller Caller, before time.Time) (api.PruneResult, error) {
@@ -33,7 +35,7 @@ func (m *Manager) Prune(caller Caller, before time.Time) (api.PruneResult, error
 	sort.Slice(cands, func(i, j int) bool { return cands[i].rec.AID < cands[j].rec.AID })
 	var errs []error
 	for _, e := range cands {
-		n, pruned, err := m.pruneOne(e, before)
+		n, pruned, err := m.pruneOne(e, caller.UID, before)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -55,7 +57,7 @@ func (m *Manager) Prune(caller Caller, before time.Time) (api.PruneResult, error
 // it from the registry before removing its files: a crash in between
 // leaves files no record names, which the next prune does not see but
 // which harm nothing (the record goes last, so a restart still lists it).
-func (m *Manager) pruneOne(e *entry, before time.Time) (int64, bool, error) {
+func (m *Manager) pruneOne(e *entry, by uint32, before time.Time) (int64, bool, error) {
 	e.trans.Lock()
 	defer e.trans.Unlock()
 	m.mu.Lock()
@@ -65,6 +67,16 @@ func (m *Manager) pruneOne(e *entry, before time.Time) (int64, bool, error) {
 		ended = r.SpawnTime
 	}
 	if !r.State.Terminal() || !ended.Before(before) || m.agents[r.AID] != e {
+		m.mu.Unlock()
+		return 0, false, nil
+	}
+	m.mu.Unlock()
+	// The row first: a prune the chain cannot record does not happen.
+	if err := m.audit(context.Background(), audit.AgentPrune(r.AID, by, before, ended)); err != nil {
+		return 0, false, fmt.Errorf("agent %d: %w", r.AID, err)
+	}
+	m.mu.Lock()
+	if m.agents[r.AID] != e {
 		m.mu.Unlock()
 		return 0, false, nil
 	}

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Rows of an agent's lifecycle and of changes to what it holds. Each
@@ -103,6 +104,15 @@ func AgentOrphan(aid uint64, cgroupPath, reason string) Record {
 // taken over by a restarted daemon.
 func AgentAdopt(aid uint64, state string, pid int) Record {
 	return Record{AID: aid, Type: TypeAgentAdopt, Object: state, PID: pid, Result: ResultAllow}
+}
+
+// AgentPrune is the row of an ended agent whose files `coconut agent prune`
+// (or agent_retention) removes: by uid, for ended before cutoff; written
+// before anything is removed, so a prune the chain cannot record does not
+// happen.
+func AgentPrune(aid uint64, byUID uint32, cutoff, ended time.Time) Record {
+	return Record{AID: aid, Type: TypeAgentPrune, Object: "ended_before=" + cutoff.UTC().Format(time.RFC3339), Result: ResultAllow,
+		Detail: map[string]string{"by_uid": strconv.FormatUint(uint64(byUID), 10), "ended": ended.UTC().Format(time.RFC3339)}}
 }
 
 // SpawnRefused is the row of a spawn refused before any agent existed

@@ -40,6 +40,9 @@ const (
 	// TypeAgentDenyStorm: one row per deny storm, and what coconutd did
 	// about it under the agent's on_deny_storm policy (DenyStorm).
 	TypeAgentDenyStorm = "agent.deny_storm"
+	// TypeAgentPrune: an ended agent's record, attestation and log were
+	// removed from the state directory (AgentPrune); its rows stay.
+	TypeAgentPrune = "agent.prune"
 	// TypeSpawnRefused: a manifest or run request refused before any agent
 	// existed (SpawnRefused).
 	TypeSpawnRefused = "spawn.refused"

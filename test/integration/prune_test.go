@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -48,8 +49,13 @@ func TestAgentPrune(t *testing.T) {
 			t.Fatalf("agent %d still listed", aid)
 		}
 	}
-	if n := len(e.rows("--aid", strconv.FormatUint(aid, 10))); n != rowsBefore || n == 0 {
-		t.Fatalf("audit rows of the pruned agent: %d, were %d", n, rowsBefore)
+	// Every row stays, and the prune has its own, written first.
+	after := e.rows("--aid", strconv.FormatUint(aid, 10))
+	if len(after) != rowsBefore+1 || rowsBefore == 0 {
+		t.Fatalf("audit rows of the pruned agent: %d, were %d (want one more: agent.prune)", len(after), rowsBefore)
+	}
+	if last := after[len(after)-1]; last.Type != "agent.prune" || last.Detail["by_uid"] == "" || !strings.HasPrefix(last.Object, "ended_before=") {
+		t.Fatalf("last row of the pruned agent: %+v, want its agent.prune row", last)
 	}
 	if _, _, code := e.cli("audit", "verify"); code != 0 {
 		t.Fatal("chain does not verify after a prune")
