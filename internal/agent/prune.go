@@ -75,11 +75,7 @@ func (m *Manager) pruneOne(e *entry, by uint32, before time.Time) (int64, bool, 
 	if err := m.audit(context.Background(), audit.AgentPrune(r.AID, by, before, ended)); err != nil {
 		return 0, false, fmt.Errorf("agent %d: %w", r.AID, err)
 	}
-	m.mu.Lock()
-	if m.agents[r.AID] != e {
-		m.mu.Unlock()
-		return 0, false, nil
-	}
+	m.mu.Lock() // e.trans is held: nothing else ends or forgets e meanwhile
 	delete(m.agents, r.AID)
 	if m.byCgroup[r.CgroupID] == r.AID {
 		delete(m.byCgroup, r.CgroupID)

@@ -65,12 +65,9 @@ func auditVerify(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "verify [--state-dir DIR] [--incremental] [--proof FILE] [--pub FILE] [--seal-key SEED] [--tpm-socket PATH]", Short: "Verify the whole chain and its checkpoints offline, or one proof (works with the daemon stopped)", Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if pubFile == "" {
-				pubFile = statedir.HostPub(g.state())
-			}
-			pub, err := sign.LoadPublicKey(pubFile)
+			pub, err := hostPublicKey(g, pubFile)
 			if err != nil {
-				return fmt.Errorf("host public key: %w", err)
+				return err
 			}
 			if proof != "" {
 				return verifyProofFile(g, proof, pub)
@@ -200,4 +197,17 @@ func auditProve(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&out, "out", "", "write the proof here (default: standard output)")
 	cmd.Flags().Uint64Var(&old, "consistent-with", 0, "also prove the checkpoint extends the earlier checkpoint of this size")
 	return cmd
+}
+
+// hostPublicKey loads the host's public key from pubFile, or from the
+// state directory when pubFile is "".
+func hostPublicKey(g *globals, pubFile string) (ed25519.PublicKey, error) {
+	if pubFile == "" {
+		pubFile = statedir.HostPub(g.state())
+	}
+	pub, err := sign.LoadPublicKey(pubFile)
+	if err != nil {
+		return nil, fmt.Errorf("host public key: %w", err)
+	}
+	return pub, nil
 }

@@ -7,7 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/coconut-os/coconut/internal/sign"
 	"github.com/coconut-os/coconut/internal/statedir"
 	"github.com/coconut-os/coconut/internal/tiles"
 )
@@ -23,12 +22,9 @@ func auditTiles(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "tiles [--to DIR] [--size N] [--pub FILE]", Short: "Write the signed checkpoint and Merkle tree as a C2SP tlog-tiles directory any web server can serve", Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if pubFile == "" {
-				pubFile = statedir.HostPub(g.state())
-			}
-			pub, err := sign.LoadPublicKey(pubFile)
+			pub, err := hostPublicKey(g, pubFile)
 			if err != nil {
-				return fmt.Errorf("host public key: %w", err)
+				return err
 			}
 			if to == "" {
 				to = filepath.Join(g.state(), tiles.DirName)

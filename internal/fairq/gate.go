@@ -81,6 +81,21 @@ func (g *Gate) HeldBy(f func(key uint64) int) *Gate {
 // back (call it once; later calls do nothing). It fails with ErrBusy when
 // key already has perKey entries waiting, ErrClosed after Close, or the
 // context's error.
+// EnterFor is Enter whose turn is given back after at most hold even if
+// release is not called by then: a caller that blocks (a slow client, a
+// path on a hung filesystem) goes on without its turn instead of keeping
+// every other key waiting. release stays safe to call, once or more.
+func (g *Gate) EnterFor(ctx context.Context, key uint64, hold time.Duration) (release func(), err error) {
+	give, err := g.Enter(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	var once sync.Once
+	giveOnce := func() { once.Do(give) }
+	t := time.AfterFunc(hold, giveOnce)
+	return func() { t.Stop(); giveOnce() }, nil
+}
+
 func (g *Gate) Enter(ctx context.Context, key uint64) (release func(), err error) {
 	g.mu.Lock()
 	if g.closed {

@@ -295,3 +295,31 @@ func TestBacklogged(t *testing.T) {
 	hold()
 	(<-second)()
 }
+
+// TestEnterFor: a turn taken with EnterFor goes back after its hold
+// though release was not called, so another key gets it; releasing
+// afterwards (twice) frees nothing more.
+func TestEnterFor(t *testing.T) {
+	g := NewGate(1, 1, 4)
+	rel, err := g.EnterFor(context.Background(), 1, 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	other, err := g.Enter(context.Background(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited < 25*time.Millisecond {
+		t.Errorf("key 2 admitted after %s, before key 1's hold ran out", waited)
+	}
+	rel()
+	rel()
+	// Key 2 holds the only turn: key 3 must still wait.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	if _, err := g.Enter(ctx, 3); err == nil {
+		t.Fatal("key 1's late release freed a second turn")
+	}
+	other()
+}

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/coconut-os/coconut/api"
@@ -104,17 +103,14 @@ func (s *Server) admit(r *http.Request, c agent.Caller) (release func(), err err
 	if r.URL.Path == "/v1/events" || (r.URL.Query().Get("follow") != "" && streams(r)) {
 		return func() {}, nil
 	}
-	give, err := s.turns.Enter(r.Context(), callerKey(c))
+	release, err = s.turns.EnterFor(r.Context(), callerKey(c), maxHold)
 	switch {
 	case errors.Is(err, fairq.ErrBusy):
 		return nil, api.Errorf(api.ErrUnavailable, "too many calls of yours are waiting (%d): retry later", perCallerWaiting)
 	case err != nil:
 		return nil, api.Errorf(api.ErrUnavailable, "call not admitted: %v", err)
 	}
-	var once sync.Once
-	giveOnce := func() { once.Do(give) }
-	t := time.AfterFunc(maxHold, giveOnce)
-	return func() { t.Stop(); giveOnce() }, nil
+	return release, nil
 }
 
 // streams reports whether r is a GET of a route that follows: an audit

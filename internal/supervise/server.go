@@ -123,9 +123,7 @@ func (s *Server) Serve() error {
 		if s.agent.Turns != nil {
 			// A closed gate (ErrClosed) only ends the fairness: the
 			// notification received must still be answered.
-			if give, err := s.agent.Turns.Enter(context.Background(), s.agent.AID); err == nil {
-				s.release = boundedTurn(give)
-			}
+			s.release, _ = s.agent.Turns.EnterFor(context.Background(), s.agent.AID, maxDecisionHold)
 		}
 		s.handle(&n)
 		s.yieldTurn()
@@ -300,14 +298,6 @@ func (s *Server) refuse(n *seccompNotif, ev *Event, cap, object string) (unix.Er
 // supervised calls behind it. Past it the decision goes on without the
 // turn (it is a few microseconds when nothing blocks).
 const maxDecisionHold = 100 * time.Millisecond
-
-// boundedTurn is give, called once: by the caller or after maxDecisionHold.
-func boundedTurn(give func()) func() {
-	var once sync.Once
-	g := func() { once.Do(give) }
-	t := time.AfterFunc(maxDecisionHold, g)
-	return func() { t.Stop(); g() }
-}
 
 func (s *Server) yieldTurn() {
 	if s.release != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"github.com/coconut-os/coconut/internal/export/otlp/otlptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,38 +60,12 @@ func child(dir, endpoint string) error {
 	}
 }
 
-// row is a test row of one of the kinds export maps onto GenAI
-// conventions, or a plain deny.
-func row(i int) audit.Record {
-	aid := uint64(1 + i%5)
-	switch i % 4 {
-	case 0:
-		return audit.AgentSpawn(aid, "/usr/bin/python3", map[string]string{"name": "reviewer-" + strconv.Itoa(i), "class": "reviewer"})
-	case 1:
-		return audit.InferenceCall(aid, "qwen2.5-7b", true, 0, map[string]string{"endpoint": "chat/completions", "tokens_in": "120", "tokens_out": "42"})
-	case 2:
-		return audit.CapPresent(aid, "x.acme.deploy", "prod", 0, 4000+i)
-	}
-	return audit.CapDeny(aid, "fs.read", "/home/maya/.ssh/id_ed25519", 134, 4000+i, uint64(i), nil)
-}
-
-func openChain(t *testing.T, dir string) *audit.Chain {
-	t.Helper()
-	c, err := audit.Open(filepath.Join(dir, "chain"), audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-func appendRows(t *testing.T, c *audit.Chain, from, n int) {
-	t.Helper()
-	for i := from; i < from+n; i++ {
-		if _, err := c.Append(context.Background(), row(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
+// The shared test rows and chain helpers (otlptest).
+var (
+	row        = otlptest.Row
+	openChain  = otlptest.OpenChain
+	appendRows = otlptest.AppendRows
+)
 
 func newExporter(t *testing.T, col *collector, c otlp.Chain, dir string) *otlp.Exporter {
 	t.Helper()
