@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-
 )
 
 // The exporter against a real collector (the OpenTelemetry Collector's own
