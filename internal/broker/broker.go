@@ -81,6 +81,9 @@ func withDefaults(cfg Config) (Config, error) {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 30 * time.Second
 	}
+	if cfg.MetricsGrace == 0 {
+		cfg.MetricsGrace = 5 * time.Minute
+	}
 	return cfg, nil
 }
 
@@ -104,6 +107,7 @@ func New(cfg Config, h Hooks) (*Broker, error) {
 		idBase: strconv.FormatInt(time.Now().UnixNano()%1e9, 36) + "-"}
 	b.s = newScheduler(cfg, b.hr)
 	b.m = newMetrics(b.s)
+	b.m.grace = cfg.MetricsGrace
 	b.s.onNew = b.m.tenant
 	b.latency = map[Endpoint]prometheus.Observer{}
 	for _, ep := range []Endpoint{EndpointChat, EndpointCompletions, EndpointEmbeddings} {
@@ -151,8 +155,9 @@ func cmpU64(a, b uint64) int {
 	return 0
 }
 
-// Forget drops an ended agent's scheduler state and metrics (after its last
-// request, if some are still queued or running).
+// Forget drops an ended agent's scheduler state (after its last request,
+// if some are still queued or running) and, Config.MetricsGrace later, its
+// per-agent series.
 func (b *Broker) Forget(aid uint64) { b.s.forget(aid) }
 
 // closeWait bounds how long Close waits for handlers still running.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -438,5 +439,33 @@ func TestMetrics(t *testing.T) {
 	js, _ := json.Marshal(h.b.Stats())
 	if !strings.Contains(string(js), `"tokens_out":0`) {
 		t.Fatalf("stats json %s", js)
+	}
+}
+
+// TestMetricsGrace: an ended agent's series stay for the grace period (so
+// the last scrape sees its final tokens), then go; the totals stay.
+func TestMetricsGrace(t *testing.T) {
+	h := newHarness(t, Config{Backend: fixedSim(t, SimConfig{}), MetricsGrace: 300 * time.Millisecond}, Hooks{})
+	h.tenant(Tenant{AID: 7})
+	h.mustPost(7, "/v1/chat/completions", chatBody(6, false, ""))
+	scrape := func() string {
+		rec := newRecorder()
+		h.b.Metrics().ServeHTTP(rec, httpGet("/metrics"))
+		return rec.Body.String()
+	}
+	series := `coconut_broker_agent_tokens_total{aid="7",dir="out"} 6`
+	h.b.Forget(7)
+	if out := scrape(); !strings.Contains(out, series) {
+		t.Fatalf("series gone before the grace period:\n%s", out)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for strings.Contains(scrape(), `aid="7"`) {
+		if time.Now().After(deadline) {
+			t.Fatal("series still there 5 s after a 300 ms grace period")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if out := scrape(); !strings.Contains(out, `coconut_broker_tokens_total{dir="out"} 6`) {
+		t.Fatalf("totals lost with the agent's series:\n%s", out)
 	}
 }

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -15,6 +16,7 @@ type metrics struct {
 	latency  *prometheus.HistogramVec
 	rejected *prometheus.CounterVec // reason
 	requests *prometheus.CounterVec // result
+	grace    time.Duration          // Config.MetricsGrace
 }
 
 // tenantMetrics caches a tenant's counter children so the request path does
@@ -88,10 +90,21 @@ func (tm *tenantMetrics) add(in, out int64) {
 	tm.m.total.WithLabelValues("out").Add(float64(out))
 }
 
+// drop removes the tenant's series once the grace period has passed. The
+// tenant is gone from the scheduler by then and its AID is never reused,
+// so nothing can add to the series in between.
 func (tm *tenantMetrics) drop() {
 	if tm.m == nil {
 		return
 	}
-	tm.m.tokens.DeleteLabelValues(tm.aid, "in")
-	tm.m.tokens.DeleteLabelValues(tm.aid, "out")
+	m, aid := tm.m, tm.aid
+	del := func() {
+		m.tokens.DeleteLabelValues(aid, "in")
+		m.tokens.DeleteLabelValues(aid, "out")
+	}
+	if m.grace < 0 {
+		del()
+		return
+	}
+	time.AfterFunc(m.grace, del)
 }

@@ -143,6 +143,13 @@ type Config struct {
 	// cancelled and the call recorded as cancelled, instead of holding a
 	// slot forever.
 	WriteTimeout time.Duration
+	// MetricsGrace is how long an ended agent's per-agent series stay on
+	// /metrics after its last request settled (default 5m; negative: drop
+	// at once). AIDs are never reused, so series kept for ever would grow
+	// with every agent spawned; dropping them at once would lose the
+	// tokens settled since the last scrape (Prometheus scrapes every 15 s
+	// to 1 min). The over-all totals are kept.
+	MetricsGrace time.Duration
 }
 
 // Stats is a snapshot for `coconut top` and the Center.

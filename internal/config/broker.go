@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"time"
 )
 
 // Broker is the [broker] table: how the inference broker schedules and
@@ -26,6 +27,28 @@ type Broker struct {
 	// UserTokenBudget is each user's lifetime token budget across all
 	// their agents (the server profile's per-user budget); 0: none.
 	UserTokenBudget int64 `toml:"user_token_budget"`
+	// MetricsGrace is how long an ended agent's series stay on /metrics
+	// (a Go duration, default "5m"; "0s": dropped at once).
+	MetricsGrace string `toml:"metrics_grace"`
+}
+
+// MetricsGraceDuration parses MetricsGrace: 0 when unset (the broker's
+// default), negative for "0s" (drop at once, the broker's spelling).
+func (b Broker) MetricsGraceDuration() (time.Duration, error) {
+	if b.MetricsGrace == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(b.MetricsGrace)
+	if err != nil {
+		return 0, fmt.Errorf("metrics_grace %q: %w", b.MetricsGrace, err)
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("metrics_grace %q: must not be negative", b.MetricsGrace)
+	}
+	if d == 0 {
+		return -1, nil
+	}
+	return d, nil
 }
 
 // Sim is [broker.sim]: the embedded simulated backend. Zero values take
@@ -64,6 +87,9 @@ func (b Broker) validate() error {
 	}
 	if b.PricePer1KTokens < 0 {
 		return fmt.Errorf("price_per_1k_tokens %v: must not be negative", b.PricePer1KTokens)
+	}
+	if _, err := b.MetricsGraceDuration(); err != nil {
+		return err
 	}
 	if b.Headroom < -1 {
 		return fmt.Errorf("headroom %d: use -1 to turn it off", b.Headroom)

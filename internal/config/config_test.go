@@ -48,6 +48,9 @@ func TestLoad(t *testing.T) {
 		{name: "export otlp timeout", body: "[export.otlp]\nendpoint = \"c:4317\"\ntimeout = \"soon\"\n", wantErr: "timeout \"soon\""},
 		{name: "export otlp no endpoint", body: "[export.otlp]\nprotocol = \"http\"\n", wantErr: "without an endpoint"},
 		{name: "export otlp unknown", body: "[export.otlp]\nendpoint = \"c:4317\"\nheaders = 1\n", wantErr: "unknown keys: export.otlp.headers"},
+		{name: "broker metrics grace", body: "[broker]\nmetrics_grace = \"90s\"\n", want: Config{Broker: Broker{MetricsGrace: "90s"}}},
+		{name: "broker metrics grace bad", body: "[broker]\nmetrics_grace = \"a while\"\n", wantErr: `metrics_grace "a while"`},
+		{name: "broker metrics grace negative", body: "[broker]\nmetrics_grace = \"-1m\"\n", wantErr: "must not be negative"},
 		{name: "broker sim output", body: "[broker.sim]\noutput = \"zipf\"\n", wantErr: "sim.output"},
 	}
 	for _, tt := range tests {

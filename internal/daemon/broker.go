@@ -161,6 +161,11 @@ func brokerConfig(c config.Broker) (broker.Config, error) {
 		Policy: c.Policy, Slots: c.Slots, ContextTokens: c.ContextTokens, OverBudget: c.OverBudget,
 		DefaultMaxTokens: c.DefaultMaxTokens, KVBytesPerToken: c.KVBytesPerToken, Headroom: c.Headroom,
 	}
+	grace, err := c.MetricsGraceDuration()
+	if err != nil {
+		return broker.Config{}, fmt.Errorf("broker: %w", err) // validate refused it already
+	}
+	cfg.MetricsGrace = grace
 	if c.UpstreamURL == "" {
 		sim, err := broker.NewSim(simConfig(c))
 		if err != nil {

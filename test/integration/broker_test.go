@@ -156,7 +156,7 @@ func hostCall(t *testing.T, network, addr, path, key string, body []byte) (int, 
 // capability and a model outside it are refused; every call is an
 // inference.call row; /metrics answers on loopback with per-agent tokens.
 func TestBrokerIdentity(t *testing.T) {
-	e := newBrokerEnv(t, "")
+	e := newBrokerEnv(t, "[broker]\nmetrics_grace = \"1s\"\n")
 	w := e.brokerWork()
 	sock, addr := e.brokerAddrs()
 	caller := writeScript(t, w, "caller.sh", callFn+fmt.Sprintf(`W=%s
@@ -302,7 +302,27 @@ echo finished
 	if table := e.must("top"); !strings.Contains(table, "caller") || !strings.Contains(table, "slots busy") {
 		t.Errorf("top table:\n%s", table)
 	}
-	_ = b
+
+	// An ended agent's series leave /metrics a grace period (here 1 s)
+	// after it ends (issue 17.5: an AID is never reused, so series kept
+	// for ended agents would grow without bound).
+	e.must("agent", "kill", strconv.FormatUint(a, 10))
+	series := fmt.Sprintf(`coconut_broker_agent_tokens_total{aid="%d"`, a)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, metrics = hostCall(t, "tcp", addr, "/metrics", "", nil)
+		if !strings.Contains(metrics, series) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("agent %d ended 10 s ago and /metrics still has its series:\n%s", a, metrics)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if other := fmt.Sprintf(`coconut_broker_agent_tokens_total{aid="%d"`, b); strings.Contains(metrics, other) {
+		// b made no call: it never had a series.
+		t.Errorf("agent %d made no call but has a token series", b)
+	}
 }
 
 // TestBrokerBudgetUpstream: with a configured upstream (the simulated
