@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -229,22 +230,39 @@ func simConfig(c config.Broker) broker.SimConfig {
 
 // readKeyFile reads an upstream API key from a root-only file.
 func readKeyFile(path string) (string, error) {
-	st, err := os.Stat(path)
+	b, err := readSecretFile("broker upstream_key_file", path)
 	if err != nil {
-		return "", fmt.Errorf("broker upstream_key_file: %w", err)
-	}
-	if !st.Mode().IsRegular() || st.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("broker upstream_key_file %s: must be a regular file readable only by its owner (chmod 600), is %v", path, st.Mode())
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("broker upstream_key_file: %w", err)
+		return "", err
 	}
 	key := strings.TrimSpace(string(b))
 	if key == "" || strings.ContainsAny(key, "\r\n") {
 		return "", fmt.Errorf("broker upstream_key_file %s: want one line holding the key", path)
 	}
 	return key, nil
+}
+
+// readSecretFile reads a file that holds a credential (an API key, export
+// headers). One that others can read is refused rather than used: the
+// key may already have leaked, and using it would hide that.
+func readSecretFile(what, path string) ([]byte, error) {
+	// O_NONBLOCK: a FIFO put there must not hang the daemon's start.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer f.Close()
+	st, err := f.Stat() // the file opened, not a path swapped after a check
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if !st.Mode().IsRegular() || st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%s %s: must be a regular file readable only by its owner (chmod 600), is %v", what, path, st.Mode())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return b, nil
 }
 
 // serve starts both listeners; errors go to errc.

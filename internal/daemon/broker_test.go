@@ -4,9 +4,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/coconut-os/coconut/internal/broker"
+	"github.com/coconut-os/coconut/internal/config"
 )
 
 func TestParseBrokerAddr(t *testing.T) {
@@ -77,6 +80,7 @@ func TestReadKeyFile(t *testing.T) {
 		{"two lines", write("two", "a\nb\n", 0o600), ""},
 		{"missing", filepath.Join(dir, "missing"), ""},
 		{"directory", dir, ""},
+		{"fifo", mkfifo(t, filepath.Join(dir, "fifo")), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,6 +89,37 @@ func TestReadKeyFile(t *testing.T) {
 				t.Fatalf("got %q, %v; want %q", got, err, tt.want)
 			}
 		})
+	}
+}
+
+func mkfifo(t *testing.T, p string) string {
+	if err := syscall.Mkfifo(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestExportHeadersFileMode: the OTLP headers file holds a collector's API
+// key; one others can read stops coconutd with the reason, like the
+// broker's key file.
+func TestExportHeadersFileMode(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "otlp.headers")
+	if err := os.WriteFile(p, []byte("Authorization: Bearer sk-1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(p, 0o644)
+	d := &Daemon{}
+	err := d.openExport(config.ExportOTLP{Endpoint: "127.0.0.1:4317", Insecure: true, HeadersFile: p})
+	if err == nil || !strings.Contains(err.Error(), "headers_file") || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("world-readable headers file: %v", err)
+	}
+	if _, err := readSecretFile("x", p); err == nil {
+		t.Fatal("readSecretFile accepted mode 0644")
+	}
+	os.Chmod(p, 0o600)
+	if b, err := readSecretFile("x", p); err != nil || !strings.Contains(string(b), "sk-1") {
+		t.Fatalf("mode 0600: %q, %v", b, err)
 	}
 }
 

@@ -31,9 +31,9 @@ func (d *Daemon) openExport(c config.ExportOTLP) error {
 	}
 	var headers map[string]string
 	if c.HeadersFile != "" {
-		b, err := os.ReadFile(c.HeadersFile)
+		b, err := readSecretFile("[export.otlp] headers_file", c.HeadersFile)
 		if err != nil {
-			return fmt.Errorf("[export.otlp] headers_file: %w", err)
+			return err
 		}
 		if headers, err = otlp.ParseHeaders(b); err != nil {
 			return fmt.Errorf("[export.otlp] headers_file %s: %w", c.HeadersFile, err)
