@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/coconut-os/coconut/internal/atomicfile"
+	"github.com/coconut-os/coconut/internal/audit"
 )
 
 // aidBlock is how many AIDs one durable write reserves. Reserving ahead
@@ -26,6 +27,11 @@ type allocator struct {
 	hw   uint64 // first AID not yet reserved on disk
 }
 
+// openAllocator reads the high-water mark and never goes below atLeast+1
+// (the highest AID a witness knows of: the registry, the chain). When a
+// witness is ahead of the file (aid.hw lost or restored from an old
+// backup), a block more is skipped: AIDs handed out just before the
+// witness's last record may not be in it.
 func openAllocator(stateDir string, atLeast uint64) (*allocator, error) {
 	a := &allocator{path: filepath.Join(stateDir, "aid.hw")}
 	b, err := os.ReadFile(a.path)
@@ -41,8 +47,9 @@ func openAllocator(stateDir string, atLeast uint64) (*allocator, error) {
 	default:
 		return nil, fmt.Errorf("read AID high-water mark: %w", err)
 	}
-	// The registry is a second witness: never go below an AID it knows.
-	a.hw = max(a.hw, atLeast+1)
+	if atLeast >= a.hw {
+		a.hw = atLeast + 1 + aidBlock
+	}
 	a.next = a.hw
 	return a, nil
 }
@@ -61,4 +68,40 @@ func (a *allocator) Next() (uint64, error) {
 	aid := a.next
 	a.next++
 	return aid, nil
+}
+
+// highestSpawnedAID is the highest AID among the chain's last agent.spawn
+// rows: the chain is a witness of every AID ever used that no prune
+// touches (the registry forgets pruned agents). It looks back from the
+// head in windows that double, so a start reads the tail only; AIDs are
+// allocated in order and their spawn rows appended at once, so the last
+// window holding any spawn row holds the highest AID.
+func highestSpawnedAID(c Chain) (uint64, error) {
+	if c == nil {
+		return 0, nil
+	}
+	head, _ := c.Head()
+	for window := uint64(4096); ; window *= 2 {
+		from := uint64(0)
+		if head > window {
+			from = head - window
+		}
+		var hi uint64
+		for after := from; ; {
+			rs, err := c.Query(audit.Query{Type: audit.TypeAgentSpawn, AfterSeq: after, Limit: audit.MaxLimit})
+			if err != nil {
+				return 0, fmt.Errorf("read the chain's last spawn rows: %w", err)
+			}
+			for _, r := range rs {
+				hi = max(hi, r.AID)
+			}
+			if len(rs) < audit.MaxLimit {
+				break
+			}
+			after = rs[len(rs)-1].Seq
+		}
+		if hi > 0 || from == 0 {
+			return hi, nil
+		}
+	}
 }

@@ -136,7 +136,13 @@ func New(cfg Config) (*Manager, error) {
 	for _, r := range recs {
 		maxAID = max(maxAID, r.AID)
 	}
-	aids, err := openAllocator(cfg.StateDir, maxAID)
+	// The registry and the chain are witnesses beside aid.hw: never go
+	// below an AID either knows (a pruned agent is only in the chain).
+	chainAID, err := highestSpawnedAID(cfg.Chain)
+	if err != nil {
+		return nil, err
+	}
+	aids, err := openAllocator(cfg.StateDir, max(maxAID, chainAID))
 	if err != nil {
 		return nil, err
 	}
