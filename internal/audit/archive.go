@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"syscall"
 	"time"
 
 	"github.com/zeebo/blake3"
@@ -351,6 +352,9 @@ func Archive(chainDir string, before time.Time, to string) (ArchiveReport, error
 	if err := os.MkdirAll(to, 0o700); err != nil {
 		return rep, fmt.Errorf("create archive directory: %w", err)
 	}
+	if err := checkArchiveDir(to); err != nil {
+		return rep, err
+	}
 	lock, err := lockArchive(chainDir)
 	if err != nil {
 		return rep, err
@@ -471,6 +475,9 @@ func Relink(chainDir, dir string) ([]ArchivedSegment, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkArchiveDir(dir); err != nil {
+		return nil, err
+	}
 	lock, err := lockArchive(chainDir)
 	if err != nil {
 		return nil, err
@@ -503,6 +510,35 @@ func Relink(chainDir, dir string) ([]ArchivedSegment, error) {
 		return nil, nil
 	}
 	return out, writeArchive(chainDir, m)
+}
+
+// checkArchiveDir refuses an archive directory that someone other than its
+// owner (root or this user) could write, or whose path such a one could
+// swap: queries read archived rows without checking the file's sum (verify
+// does), so whoever can replace a file there could serve altered rows to
+// a reader. A sticky ancestor (/tmp) is fine: others cannot rename what
+// is not theirs in it. The same rule as sshd's StrictModes.
+func checkArchiveDir(dir string) error {
+	uid := uint32(os.Geteuid())
+	for p := dir; ; p = filepath.Dir(p) {
+		var st syscall.Stat_t
+		if err := syscall.Stat(p, &st); err != nil {
+			return fmt.Errorf("archive directory %s: %w", dir, err)
+		}
+		mode := st.Mode & 0o7777
+		if st.Uid != 0 && st.Uid != uid {
+			return fmt.Errorf("archive directory %s: %s is owned by uid %d, not root or this user: refusing it (its owner could replace archived segments)", dir, p, st.Uid)
+		}
+		if p == dir && mode&0o022 != 0 {
+			return fmt.Errorf("archive directory %s is writable by group or others (mode %04o): chmod go-w it first", dir, mode)
+		}
+		if p != dir && mode&0o022 != 0 && st.Mode&syscall.S_ISVTX == 0 {
+			return fmt.Errorf("archive directory %s: %s is writable by group or others (mode %04o) and not sticky: anyone there could swap the path", dir, p, mode)
+		}
+		if p == filepath.Dir(p) {
+			return nil
+		}
+	}
 }
 
 func mustAbs(p string) string {

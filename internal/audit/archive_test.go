@@ -254,6 +254,46 @@ func TestArchiveRefusesChainDir(t *testing.T) {
 	}
 }
 
+// TestArchiveRefusesOpenDir: an archive directory others could write, or
+// whose path a non-sticky open parent lets them swap, is refused before
+// anything moves; a sticky parent (like /tmp) and a private one are fine.
+func TestArchiveRefusesOpenDir(t *testing.T) {
+	chain := t.TempDir()
+	c := openT(t, chain, Options{SegmentBytes: 64 << 10})
+	fillBatch(t, c, 1000)
+	c.Close()
+	base := t.TempDir()
+	mk := func(name string, mode os.FileMode) string {
+		p := filepath.Join(base, name)
+		if err := os.Mkdir(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil { // past the umask
+			t.Fatal(err)
+		}
+		return p
+	}
+	open := mk("open", 0o775)
+	if _, err := Archive(chain, time.Now(), open); err == nil || !strings.Contains(err.Error(), "writable by group or others") {
+		t.Fatalf("group-writable archive dir: %v", err)
+	}
+	if _, err := Relink(chain, open); err == nil || !strings.Contains(err.Error(), "writable by group or others") {
+		t.Fatalf("relink to a group-writable dir: %v", err)
+	}
+	under := filepath.Join(mk("shared", 0o777), "archive")
+	if _, err := Archive(chain, time.Now(), under); err == nil || !strings.Contains(err.Error(), "not sticky") {
+		t.Fatalf("archive dir under a world-writable parent: %v", err)
+	}
+	if m, _ := ReadArchive(chain); len(m.Segments) != 0 {
+		t.Fatalf("a refused archive compressed or moved segments: %+v", m.Segments)
+	}
+	sticky := filepath.Join(mk("sticky", os.ModeSticky|0o777), "archive")
+	rep, err := Archive(chain, time.Now(), sticky)
+	if err != nil || len(rep.Moved) == 0 {
+		t.Fatalf("archive under a sticky parent: %+v, %v", rep, err)
+	}
+}
+
 func ptr[T any](v T) *T { return &v }
 
 // FuzzParseArchive: any bytes give a manifest or ErrBadArchive, and a
