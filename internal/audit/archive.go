@@ -295,6 +295,61 @@ func removePlain(chainDir string, first uint64) error {
 	return syncDir(chainDir)
 }
 
+// tidy removes what a crash of compressOne, Archive or copyChecked can
+// leave behind, each only where a listed or plain copy of the same rows
+// stays: temporary files of a compression or copy (never referenced); a
+// compressed file the manifest does not list beside its plain segment
+// (the crash came before the manifest: the plain file is the one read,
+// and a later compression makes the file anew); and a compressed file left
+// in the chain directory by a move whose manifest already points at the
+// archive, when its sum is the listed one. Anything else is left alone:
+// nothing is deleted that is the only copy of its rows. The caller holds
+// the manifest lock.
+func tidy(chainDir string, m ArchiveManifest, dirs ...string) error {
+	plain := map[string]bool{}
+	segs, err := listPlain(chainDir)
+	if err != nil {
+		return err
+	}
+	for _, sg := range segs {
+		plain[sg.name+zstExt] = true
+	}
+	listed := map[string]*ArchivedSegment{}
+	for i := range m.Segments {
+		listed[m.Segments[i].Name] = &m.Segments[i]
+	}
+	remove := func(p string) error {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove leftover %s: %w", p, err)
+		}
+		return nil
+	}
+	for _, d := range append([]string{chainDir}, dirs...) {
+		tmps, _ := filepath.Glob(filepath.Join(d, "*"+segExt+zstExt+".tmp"))
+		for _, p := range tmps {
+			if err := remove(p); err != nil {
+				return err
+			}
+		}
+	}
+	zsts, _ := filepath.Glob(filepath.Join(chainDir, "*"+segExt+zstExt))
+	for _, p := range zsts {
+		name := filepath.Base(p)
+		a := listed[name]
+		switch {
+		case a == nil && plain[name]:
+			if err := remove(p); err != nil {
+				return err
+			}
+		case a != nil && a.Dir != "" && checkArchivedSum(p, a) == nil && checkArchivedSum(a.path(chainDir), a) == nil:
+			if err := remove(p); err != nil {
+				return err
+			}
+		}
+	}
+	return syncDir(chainDir)
+}
+
 // CompressSealed compresses every sealed plain segment of the chain in
 // chainDir (every one but the last) and returns the entries made. Safe
 // beside a running writer: the segment being appended to is never the
@@ -305,6 +360,11 @@ func CompressSealed(chainDir string) ([]ArchivedSegment, error) {
 		return nil, err
 	}
 	defer lock.Close()
+	if m, err := ReadArchive(chainDir); err != nil {
+		return nil, err
+	} else if err := tidy(chainDir, m); err != nil {
+		return nil, err
+	}
 	firsts, err := sealedPlain(chainDir)
 	if err != nil {
 		return nil, err
@@ -360,6 +420,11 @@ func Archive(chainDir string, before time.Time, to string) (ArchiveReport, error
 		return rep, err
 	}
 	defer lock.Close()
+	if m, err := ReadArchive(chainDir); err != nil {
+		return rep, err
+	} else if err := tidy(chainDir, m, to); err != nil {
+		return rep, err
+	}
 	firsts, err := sealedPlain(chainDir)
 	if err != nil {
 		return rep, err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"github.com/coconut-os/coconut/internal/testutil"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -240,6 +241,82 @@ func TestArchive(t *testing.T) {
 	vr, err = Verify(chain)
 	if !errors.Is(err, ErrArchiveDamaged) || vr.FirstBad != m.Segments[1].First {
 		t.Fatalf("Verify with a damaged archive = %+v, %v", vr, err)
+	}
+}
+
+// TestArchiveTidiesCrashLeftovers: what a crash at each step of a
+// compression or a move leaves is removed by the next pass, and only where
+// another copy of the same rows stays; a compressed file that is the only
+// copy of its rows is never touched.
+func TestArchiveTidiesCrashLeftovers(t *testing.T) {
+	dir := t.TempDir()
+	chain, arch := filepath.Join(dir, "chain"), filepath.Join(dir, "archive")
+	c := openT(t, chain, Options{SegmentBytes: 64 << 10})
+	fillBatch(t, c, 4000)
+	c.Close()
+	firsts, err := sealedPlain(chain)
+	if err != nil || len(firsts) < 3 {
+		t.Fatalf("sealed segments %v, %v", firsts, err)
+	}
+	// A crash after the rename, before the manifest: an unlisted .zst
+	// beside its plain segment; and a compression's temporary file.
+	a0, err := compressSegment(chain, firsts[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(chain, segName(firsts[1])+zstExt+".tmp")
+	os.WriteFile(tmp, []byte("half"), 0o600)
+	m, _ := ReadArchive(chain)
+	if err := tidy(chain, m); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{filepath.Join(chain, a0.Name), tmp} {
+		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s left after tidy: %v", p, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(chain, segName(firsts[0]))); err != nil {
+		t.Fatalf("the plain segment went: %v", err)
+	}
+
+	// A crash of a move after the manifest, before the old file went: the
+	// chain directory keeps a copy of what the archive now holds.
+	if _, err := Archive(chain, t0.Add(24*time.Hour), arch); err != nil {
+		t.Fatal(err)
+	}
+	m, _ = ReadArchive(chain)
+	if len(m.Segments) != len(firsts) {
+		t.Fatalf("manifest lists %d segments, want %d", len(m.Segments), len(firsts))
+	}
+	copyBack := func(a ArchivedSegment) string {
+		b, err := os.ReadFile(a.path(chain))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(chain, a.Name)
+		os.WriteFile(p, b, 0o600)
+		return p
+	}
+	stale := copyBack(m.Segments[1])
+	// The only good copy of some rows: the archived file is damaged, the
+	// one in the chain directory is not. Never removed.
+	only := copyBack(m.Segments[0])
+	b, _ := os.ReadFile(m.Segments[0].path(chain))
+	b[len(b)/2] ^= 1
+	os.WriteFile(m.Segments[0].path(chain), b, 0o600)
+	archTmp := filepath.Join(arch, m.Segments[2].Name+".tmp")
+	os.WriteFile(archTmp, []byte("half"), 0o600)
+
+	if _, err := Archive(chain, t0.Add(24*time.Hour), arch); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{stale, archTmp} {
+		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s left after the next archive: %v", p, err)
+		}
+	}
+	if _, err := os.Stat(only); err != nil {
+		t.Errorf("a copy whose archived twin is damaged was removed: %v", err)
 	}
 }
 
