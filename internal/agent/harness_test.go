@@ -22,6 +22,7 @@ import (
 	"github.com/coconut-os/coconut/internal/cgroup"
 	"github.com/coconut-os/coconut/internal/enforce"
 	"github.com/coconut-os/coconut/internal/launch"
+	"github.com/coconut-os/coconut/internal/quota"
 	"github.com/coconut-os/coconut/internal/sign"
 	"github.com/coconut-os/coconut/internal/state"
 )
@@ -239,7 +240,9 @@ type unit struct {
 	trust   *sign.Trust
 	signer  ed25519.PrivateKey
 	caller  Caller
-	program string // an absolute program the agents run
+	program string            // an absolute program the agents run
+	quota   *quota.Controller // the Manager's: quota.NewV2 on the fake tree
+	opened  []*Manager        // every Manager opened, for their reapers at cleanup
 }
 
 // newUnit makes the fakes and a Manager over them.
@@ -248,6 +251,13 @@ func newUnit(t *testing.T) *unit {
 	dir := t.TempDir()
 	root := filepath.Join(dir, "cgroup", "coconut-unit")
 	if err := os.MkdirAll(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The fake subtree delegates cpu, memory and pids: quota.NewV2 (open)
+	// enables them in its cgroup.subtree_control and writes each agent's
+	// limits into its directory, here. It never looks for v1 hierarchies,
+	// which quota.New would find on a hybrid host: the machine's own.
+	if err := os.WriteFile(filepath.Join(root, "cgroup.controllers"), []byte("cpu memory pids\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cg := &fakeCgroups{Groups: Groups{Tree: &cgroup.Tree{Mount: filepath.Join(dir, "cgroup"), Rel: "/coconut-unit", Root: root}},
@@ -282,13 +292,20 @@ func newUnit(t *testing.T) *unit {
 		if u.m != nil {
 			u.m.Close()
 		}
-		cg.mu.Lock()
-		for _, ps := range cg.procs {
-			for _, p := range ps {
-				p.Kill()
-			}
+		// Every process the fake launcher started, whether or not a fake
+		// Kill already killed it (a finished process is not signalled
+		// again: os.Process knows it was reaped).
+		u.launch.mu.Lock()
+		for _, r := range u.launch.runs {
+			r.cmd.Process.Kill()
 		}
-		cg.mu.Unlock()
+		u.launch.mu.Unlock()
+		// Their reapers return only once the killed processes are reaped
+		// and any end they were recording is saved: no write into the
+		// temporary directory after this.
+		for _, m := range u.opened {
+			m.reapers.Wait()
+		}
 		chain.Close()
 	})
 	u.open()
@@ -309,8 +326,16 @@ func (u *unit) open() {
 	if u.enf != nil {
 		enf = u.enf
 	}
+	qc, err := quota.NewV2(u.cg.Tree.Mount, u.cg.Tree.Root)
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	if qc.Mode() != quota.ModeV2 {
+		u.t.Fatalf("quota on the fake tree: %s (%s)", qc.Mode(), qc.Why())
+	}
+	u.quota = qc
 	m, err := New(Config{
-		StateDir: u.dir, Tree: u.cg.Tree, Cgroups: u.cg, Chain: u.chain, Trust: u.trust,
+		StateDir: u.dir, Tree: u.cg.Tree, Quota: qc, Cgroups: u.cg, Chain: u.chain, Trust: u.trust,
 		HostKey: hostKey, HostID: "unit", Socket: filepath.Join(u.dir, "api.sock"),
 		WorkstationUser: me.Username, // root's agents (when the tests run as root) run as root here
 		Enforcer:        "fake", Enforce: enf, EnforceWhy: "no enforcer in this test",
@@ -320,6 +345,7 @@ func (u *unit) open() {
 		u.t.Fatal(err)
 	}
 	u.m = m
+	u.opened = append(u.opened, m)
 }
 
 // close stops the Manager as a daemon stops: its agents keep running.
