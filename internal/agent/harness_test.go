@@ -73,8 +73,22 @@ func (f *fakeCgroups) Kill(g *cgroup.Group) error {
 	return nil
 }
 
+// Remove removes the directory as rmdir does a cgroup's: the control
+// files (here, the ones the quota controller wrote) go with it, a child
+// group makes it fail.
 func (f *fakeCgroups) Remove(g *cgroup.Group) error {
 	f.record("remove " + g.Path)
+	ents, err := os.ReadDir(g.Path)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if e.Type().IsRegular() {
+			if err := os.Remove(filepath.Join(g.Path, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
 	return os.Remove(g.Path)
 }
 
@@ -205,18 +219,20 @@ func (f *fakeEnforcer) boundAIDs() []uint64 {
 	return out
 }
 
-// refusingChain is the real chain that refuses rows of one type.
+// refusingChain is the real chain that refuses rows of one type (and,
+// for agent.state, of one target state).
 type refusingChain struct {
 	*audit.Chain
-	mu     sync.Mutex
-	refuse string
+	mu           sync.Mutex
+	refuse       string
+	refuseObject string
 }
 
 func (c *refusingChain) Append(ctx context.Context, r audit.Record) (audit.Record, error) {
 	c.mu.Lock()
-	refuse := c.refuse
+	refuse, object := c.refuse, c.refuseObject
 	c.mu.Unlock()
-	if refuse != "" && r.Type == refuse {
+	if refuse != "" && r.Type == refuse && (object == "" || r.Object == object) {
 		return audit.Record{}, errors.New("refused by the test")
 	}
 	return c.Chain.Append(ctx, r)
@@ -224,7 +240,14 @@ func (c *refusingChain) Append(ctx context.Context, r audit.Record) (audit.Recor
 
 func (c *refusingChain) setRefuse(typ string) {
 	c.mu.Lock()
-	c.refuse = typ
+	c.refuse, c.refuseObject = typ, ""
+	c.mu.Unlock()
+}
+
+// setRefuseState refuses the agent.state rows of transitions to to.
+func (c *refusingChain) setRefuseState(to string) {
+	c.mu.Lock()
+	c.refuse, c.refuseObject = audit.TypeAgentState, to
 	c.mu.Unlock()
 }
 
@@ -378,6 +401,59 @@ func (u *unit) sign(name string, man []byte) []byte {
 		u.t.Fatal(err)
 	}
 	return sig
+}
+
+// manifestCaps is a signed one-agent manifest NAME.yaml running the
+// unit's program in the unit's directory with caps and ceiling (nil: no
+// ceiling line), and extra lines appended to the agent.
+func (u *unit) manifestCaps(name string, caps, ceiling []string, extra ...string) api.SpawnRequest {
+	u.t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "apiVersion: coconut/v1\nkind: Workload\nmetadata:\n  name: %s\nagents:\n  - name: w\n", name)
+	fmt.Fprintf(&b, "    command: [%s, '60']\n    workdir: %s\n", u.program, u.dir)
+	list := func(key string, cs []string) {
+		if cs == nil {
+			return
+		}
+		fmt.Fprintf(&b, "    %s:\n", key)
+		for _, c := range cs {
+			fmt.Fprintf(&b, "      - %s\n", c)
+		}
+	}
+	list("capabilities", caps)
+	list("ceiling", ceiling)
+	for _, e := range extra {
+		b.WriteString(e)
+	}
+	return u.signed(name+".yaml", []byte(b.String()))
+}
+
+// manifest is manifestCaps with net.connect:127.0.0.1:80 under the
+// ceiling net.connect:127.0.0.0/8:*.
+func (u *unit) manifest(name string, extra ...string) api.SpawnRequest {
+	return u.manifestCaps(name, []string{"net.connect:127.0.0.1:80"}, []string{"net.connect:127.0.0.0/8:*"}, extra...)
+}
+
+// signed is the spawn request of manifest man, file name, signed with the
+// trusted key.
+func (u *unit) signed(file string, man []byte) api.SpawnRequest {
+	return api.SpawnRequest{File: file, Manifest: man, Signature: u.sign(file, man)}
+}
+
+// record is agent aid's registry record as it is on disk.
+func (u *unit) record(aid uint64) *record {
+	u.t.Helper()
+	recs, err := store{dir: filepath.Join(u.dir, "agents")}.load()
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.AID == aid {
+			return r
+		}
+	}
+	u.t.Fatalf("no record of agent %d on disk", aid)
+	return nil
 }
 
 // rows returns the chain's rows of type typ ("agent.*" a prefix), oldest first.
