@@ -48,6 +48,26 @@ type fakeCgroups struct {
 	freezeErr error
 }
 
+// controlFiles are the files the kernel makes in a new cgroup that the
+// quota controller writes (cgroup files always exist: it opens them
+// without a mode, so here they must exist too, writable by the test's
+// user) and that the tests write as the kernel would (memory.events).
+var controlFiles = []string{"cpu.weight", "cpu.max", "memory.max", "memory.high", "memory.oom.group", "pids.max", "memory.events"}
+
+// Create makes the agent's directory and its control files.
+func (f *fakeCgroups) Create(aid uint64) (*cgroup.Group, error) {
+	g, err := f.Groups.Create(aid)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range controlFiles {
+		if err := os.WriteFile(filepath.Join(g.Path, n), nil, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
 func (f *fakeCgroups) record(s string) {
 	f.mu.Lock()
 	f.calls = append(f.calls, s)
@@ -280,8 +300,10 @@ func newUnit(t *testing.T) *unit {
 	// enables them in its cgroup.subtree_control and writes each agent's
 	// limits into its directory, here. It never looks for v1 hierarchies,
 	// which quota.New would find on a hybrid host: the machine's own.
-	if err := os.WriteFile(filepath.Join(root, "cgroup.controllers"), []byte("cpu memory pids\n"), 0o644); err != nil {
-		t.Fatal(err)
+	for name, text := range map[string]string{"cgroup.controllers": "cpu memory pids\n", "cgroup.subtree_control": ""} {
+		if err := os.WriteFile(filepath.Join(root, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	cg := &fakeCgroups{Groups: Groups{Tree: &cgroup.Tree{Mount: filepath.Join(dir, "cgroup"), Rel: "/coconut-unit", Root: root}},
 		procs: map[string][]*os.Process{}, frozen: map[string]bool{}}
