@@ -100,6 +100,9 @@ func TestUnitRunToActive(t *testing.T) {
 		}
 	}
 
+	if left := machineV1Groups(t, filepath.Base(u.cg.Tree.Root)); len(left) != 0 {
+		t.Fatalf("groups in the machine's v1 hierarchies: %v", left)
+	}
 	rec := u.record(a.AID)
 	if rec.State != state.Active || rec.PID != a.PID || rec.PIDStart == 0 || !slices.Equal(rec.Caps, []string{"net.connect:127.0.0.1:80"}) ||
 		!slices.Equal(rec.Ceiling, rec.Caps) || rec.Quota.Pids != 16 {
@@ -340,4 +343,40 @@ func otherUserKind(uid uint32) error {
 // signerKeyID is the key id of the unit's trusted signing key.
 func signerKeyID(u *unit) string {
 	return sign.KeyID(u.signer.Public().(ed25519.PublicKey))
+}
+
+// machineV1Groups lists the directories named name in this process's own
+// groups of the machine's v1 hierarchies: where quota.New's v1 fallback
+// would have put the agents' groups of a subtree called name.
+func machineV1Groups(t *testing.T, name string) []string {
+	t.Helper()
+	own, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	for _, line := range strings.Split(string(info), "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		pf, qf := strings.Fields(pre), strings.Fields(post)
+		if !ok || len(pf) < 5 || len(qf) < 3 || qf[0] != "cgroup" {
+			continue
+		}
+		for _, l := range strings.Split(string(own), "\n") {
+			parts := strings.SplitN(l, ":", 3)
+			if len(parts) != 3 || parts[1] == "" || !slices.ContainsFunc(strings.Split(parts[1], ","), func(c string) bool {
+				return slices.Contains(strings.Split(qf[2], ","), c)
+			}) {
+				continue
+			}
+			p := filepath.Join(pf[4], strings.TrimPrefix(parts[2], pf[3]), name)
+			if _, err := os.Stat(p); err == nil {
+				found = append(found, p)
+			}
+		}
+	}
+	return found
 }
