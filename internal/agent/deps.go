@@ -51,6 +51,16 @@ type Cgroups interface {
 	Holds(g *cgroup.Group, pid int) bool
 }
 
+// The quota controllers (Config.Quota) stay a *quota.Controller: its
+// groups are passed on to the governor and the OOM watch, and on a fake
+// cgroupfs (files in a temporary directory) its real v2 code runs and
+// writes the limits where a test can read them. What must not happen is the
+// v1 fallback of quota.New on a tree that is not the machine's: it looks
+// for the machine's own v1 hierarchies through /proc/self and, on a
+// hybrid host, would create the agents' groups there. So the daemon leaves
+// it nil (quota.New on its real subtree) and the unit tests pass
+// quota.NewV2 on their fake tree, which never looks for v1.
+
 // Launcher starts an agent's first process (launch.Start): the trampoline
 // in the agent's cgroup, which applies the floor and execs the sealed
 // program.

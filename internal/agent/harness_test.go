@@ -22,6 +22,7 @@ import (
 	"github.com/coconut-os/coconut/internal/cgroup"
 	"github.com/coconut-os/coconut/internal/enforce"
 	"github.com/coconut-os/coconut/internal/launch"
+	"github.com/coconut-os/coconut/internal/quota"
 	"github.com/coconut-os/coconut/internal/sign"
 	"github.com/coconut-os/coconut/internal/state"
 )
@@ -45,6 +46,26 @@ type fakeCgroups struct {
 	calls  []string // "kill PATH", "remove PATH", "freeze PATH true"
 
 	freezeErr error
+}
+
+// controlFiles are the files the kernel makes in a new cgroup that the
+// quota controller writes (cgroup files always exist: it opens them
+// without a mode, so here they must exist too, writable by the test's
+// user) and that the tests write as the kernel would (memory.events).
+var controlFiles = []string{"cpu.weight", "cpu.max", "memory.max", "memory.high", "memory.oom.group", "pids.max", "memory.events"}
+
+// Create makes the agent's directory and its control files.
+func (f *fakeCgroups) Create(aid uint64) (*cgroup.Group, error) {
+	g, err := f.Groups.Create(aid)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range controlFiles {
+		if err := os.WriteFile(filepath.Join(g.Path, n), nil, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	return g, nil
 }
 
 func (f *fakeCgroups) record(s string) {
@@ -72,8 +93,22 @@ func (f *fakeCgroups) Kill(g *cgroup.Group) error {
 	return nil
 }
 
+// Remove removes the directory as rmdir does a cgroup's: the control
+// files (here, the ones the quota controller wrote) go with it, a child
+// group makes it fail.
 func (f *fakeCgroups) Remove(g *cgroup.Group) error {
 	f.record("remove " + g.Path)
+	ents, err := os.ReadDir(g.Path)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if e.Type().IsRegular() {
+			if err := os.Remove(filepath.Join(g.Path, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
 	return os.Remove(g.Path)
 }
 
@@ -204,18 +239,20 @@ func (f *fakeEnforcer) boundAIDs() []uint64 {
 	return out
 }
 
-// refusingChain is the real chain that refuses rows of one type.
+// refusingChain is the real chain that refuses rows of one type (and,
+// for agent.state, of one target state).
 type refusingChain struct {
 	*audit.Chain
-	mu     sync.Mutex
-	refuse string
+	mu           sync.Mutex
+	refuse       string
+	refuseObject string
 }
 
 func (c *refusingChain) Append(ctx context.Context, r audit.Record) (audit.Record, error) {
 	c.mu.Lock()
-	refuse := c.refuse
+	refuse, object := c.refuse, c.refuseObject
 	c.mu.Unlock()
-	if refuse != "" && r.Type == refuse {
+	if refuse != "" && r.Type == refuse && (object == "" || r.Object == object) {
 		return audit.Record{}, errors.New("refused by the test")
 	}
 	return c.Chain.Append(ctx, r)
@@ -223,7 +260,14 @@ func (c *refusingChain) Append(ctx context.Context, r audit.Record) (audit.Recor
 
 func (c *refusingChain) setRefuse(typ string) {
 	c.mu.Lock()
-	c.refuse = typ
+	c.refuse, c.refuseObject = typ, ""
+	c.mu.Unlock()
+}
+
+// setRefuseState refuses the agent.state rows of transitions to to.
+func (c *refusingChain) setRefuseState(to string) {
+	c.mu.Lock()
+	c.refuse, c.refuseObject = audit.TypeAgentState, to
 	c.mu.Unlock()
 }
 
@@ -239,7 +283,9 @@ type unit struct {
 	trust   *sign.Trust
 	signer  ed25519.PrivateKey
 	caller  Caller
-	program string // an absolute program the agents run
+	program string            // an absolute program the agents run
+	quota   *quota.Controller // the Manager's: quota.NewV2 on the fake tree
+	opened  []*Manager        // every Manager opened, for their reapers at cleanup
 }
 
 // newUnit makes the fakes and a Manager over them.
@@ -249,6 +295,15 @@ func newUnit(t *testing.T) *unit {
 	root := filepath.Join(dir, "cgroup", "coconut-unit")
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		t.Fatal(err)
+	}
+	// The fake subtree delegates cpu, memory and pids: quota.NewV2 (open)
+	// enables them in its cgroup.subtree_control and writes each agent's
+	// limits into its directory, here. It never looks for v1 hierarchies,
+	// which quota.New would find on a hybrid host: the machine's own.
+	for name, text := range map[string]string{"cgroup.controllers": "cpu memory pids\n", "cgroup.subtree_control": ""} {
+		if err := os.WriteFile(filepath.Join(root, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	cg := &fakeCgroups{Groups: Groups{Tree: &cgroup.Tree{Mount: filepath.Join(dir, "cgroup"), Rel: "/coconut-unit", Root: root}},
 		procs: map[string][]*os.Process{}, frozen: map[string]bool{}}
@@ -282,13 +337,20 @@ func newUnit(t *testing.T) *unit {
 		if u.m != nil {
 			u.m.Close()
 		}
-		cg.mu.Lock()
-		for _, ps := range cg.procs {
-			for _, p := range ps {
-				p.Kill()
-			}
+		// Every process the fake launcher started, whether or not a fake
+		// Kill already killed it (a finished process is not signalled
+		// again: os.Process knows it was reaped).
+		u.launch.mu.Lock()
+		for _, r := range u.launch.runs {
+			r.cmd.Process.Kill()
 		}
-		cg.mu.Unlock()
+		u.launch.mu.Unlock()
+		// Their reapers return only once the killed processes are reaped
+		// and any end they were recording is saved: no write into the
+		// temporary directory after this.
+		for _, m := range u.opened {
+			m.reapers.Wait()
+		}
 		chain.Close()
 	})
 	u.open()
@@ -309,8 +371,16 @@ func (u *unit) open() {
 	if u.enf != nil {
 		enf = u.enf
 	}
+	qc, err := quota.NewV2(u.cg.Tree.Mount, u.cg.Tree.Root)
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	if qc.Mode() != quota.ModeV2 {
+		u.t.Fatalf("quota on the fake tree: %s (%s)", qc.Mode(), qc.Why())
+	}
+	u.quota = qc
 	m, err := New(Config{
-		StateDir: u.dir, Tree: u.cg.Tree, Cgroups: u.cg, Chain: u.chain, Trust: u.trust,
+		StateDir: u.dir, Tree: u.cg.Tree, Quota: qc, Cgroups: u.cg, Chain: u.chain, Trust: u.trust,
 		HostKey: hostKey, HostID: "unit", Socket: filepath.Join(u.dir, "api.sock"),
 		WorkstationUser: me.Username, // root's agents (when the tests run as root) run as root here
 		Enforcer:        "fake", Enforce: enf, EnforceWhy: "no enforcer in this test",
@@ -320,6 +390,7 @@ func (u *unit) open() {
 		u.t.Fatal(err)
 	}
 	u.m = m
+	u.opened = append(u.opened, m)
 }
 
 // close stops the Manager as a daemon stops: its agents keep running.
@@ -352,6 +423,59 @@ func (u *unit) sign(name string, man []byte) []byte {
 		u.t.Fatal(err)
 	}
 	return sig
+}
+
+// manifestCaps is a signed one-agent manifest NAME.yaml running the
+// unit's program in the unit's directory with caps and ceiling (nil: no
+// ceiling line), and extra lines appended to the agent.
+func (u *unit) manifestCaps(name string, caps, ceiling []string, extra ...string) api.SpawnRequest {
+	u.t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "apiVersion: coconut/v1\nkind: Workload\nmetadata:\n  name: %s\nagents:\n  - name: w\n", name)
+	fmt.Fprintf(&b, "    command: [%s, '60']\n    workdir: %s\n", u.program, u.dir)
+	list := func(key string, cs []string) {
+		if cs == nil {
+			return
+		}
+		fmt.Fprintf(&b, "    %s:\n", key)
+		for _, c := range cs {
+			fmt.Fprintf(&b, "      - %s\n", c)
+		}
+	}
+	list("capabilities", caps)
+	list("ceiling", ceiling)
+	for _, e := range extra {
+		b.WriteString(e)
+	}
+	return u.signed(name+".yaml", []byte(b.String()))
+}
+
+// manifest is manifestCaps with net.connect:127.0.0.1:80 under the
+// ceiling net.connect:127.0.0.0/8:*.
+func (u *unit) manifest(name string, extra ...string) api.SpawnRequest {
+	return u.manifestCaps(name, []string{"net.connect:127.0.0.1:80"}, []string{"net.connect:127.0.0.0/8:*"}, extra...)
+}
+
+// signed is the spawn request of manifest man, file name, signed with the
+// trusted key.
+func (u *unit) signed(file string, man []byte) api.SpawnRequest {
+	return api.SpawnRequest{File: file, Manifest: man, Signature: u.sign(file, man)}
+}
+
+// record is agent aid's registry record as it is on disk.
+func (u *unit) record(aid uint64) *record {
+	u.t.Helper()
+	recs, err := store{dir: filepath.Join(u.dir, "agents")}.load()
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.AID == aid {
+			return r
+		}
+	}
+	u.t.Fatalf("no record of agent %d on disk", aid)
+	return nil
 }
 
 // rows returns the chain's rows of type typ ("agent.*" a prefix), oldest first.

@@ -29,10 +29,11 @@ import (
 
 // Config wires a Manager to the rest of the daemon.
 type Config struct {
-	StateDir        string       // agents are persisted in StateDir/agents
-	Tree            *cgroup.Tree // Coconut's subtree: where the quota controllers are found
-	Cgroups         Cgroups      // the agents' cgroups (deps.go); nil: Groups{Tree}
-	Chain           Chain        // the audit chain (deps.go), an *audit.Chain
+	StateDir        string            // agents are persisted in StateDir/agents
+	Tree            *cgroup.Tree      // Coconut's subtree: where the quota controllers are found
+	Quota           *quota.Controller // the agents' budgets; nil: quota.New(Tree.Mount, Tree.Root) (deps.go)
+	Cgroups         Cgroups           // the agents' cgroups (deps.go); nil: Groups{Tree}
+	Chain           Chain             // the audit chain (deps.go), an *audit.Chain
 	Trust           *sign.Trust
 	HostKey         ed25519.PrivateKey
 	HostID          string
@@ -95,6 +96,12 @@ type Manager struct {
 	wg     sync.WaitGroup // watchers
 	stop   chan struct{}
 	closed bool
+
+	// reapers counts the watchChild goroutines. Close does not wait for
+	// them (their agents outlive the daemon); whoever ends those agents
+	// afterwards (a test killing what it started) waits here for the last
+	// save of their records.
+	reapers sync.WaitGroup
 }
 
 // entry is one agent in memory. rec is guarded by Manager.mu; the
@@ -155,8 +162,10 @@ func New(cfg Config) (*Manager, error) {
 	}
 	// Quota (issue 5): find the controllers for this subtree, and the
 	// directory the SSD tiers are mounted under.
-	if m.quota, err = quota.New(cfg.Tree.Mount, cfg.Tree.Root); err != nil {
-		return nil, fmt.Errorf("quota controller: %w", err)
+	if m.quota = cfg.Quota; m.quota == nil {
+		if m.quota, err = quota.New(cfg.Tree.Mount, cfg.Tree.Root); err != nil {
+			return nil, fmt.Errorf("quota controller: %w", err)
+		}
 	}
 	if m.quota.Mode() != quota.ModeV2 {
 		m.log.Warn("cgroup controllers", "mode", m.quota.Mode(), "why", m.quota.Why())

@@ -216,6 +216,7 @@ func (m *Manager) startOne(ctx context.Context, p *plan, aid uint64) (*entry, er
 	}
 	pid := cmd.Process.Pid
 	start, _ := procStart(pid)
+	m.reapers.Add(1)
 	go m.watchChild(e, cmd)
 	if err := m.transition(ctx, e, state.Active, "", func(r *record) { r.PID, r.PIDStart = pid, start }); err != nil {
 		// The program runs but its activation could not be recorded: it

@@ -22,6 +22,7 @@ import (
 
 // watchChild reaps an agent this daemon started and records its end.
 func (m *Manager) watchChild(e *entry, cmd *exec.Cmd) {
+	defer m.reapers.Done()
 	err := cmd.Wait()
 	status, reason := exitStatus(cmd, err)
 	m.ended(e, &status, reason)

@@ -51,17 +51,11 @@ type v1Dir struct{ mount, rel string }
 // daemon's own v1 cgroups; with neither it returns a ModeNone controller
 // (not an error) that refuses every limit, and Why says what was missing.
 func New(mount, unifiedRoot string) (*Controller, error) {
-	c := &Controller{unified: unifiedRoot, mount: mount}
-	name := filepath.Base(unifiedRoot)
-	if name == "." || name == "/" || name == "" {
-		return nil, fmt.Errorf("%w: subtree %q", ErrInvalid, unifiedRoot)
+	c, v2err, err := newUnified(mount, unifiedRoot)
+	if err != nil || v2err == nil {
+		return c, err
 	}
-	v2err := c.enableV2()
-	if v2err == nil {
-		c.mode = ModeV2
-		return c, nil
-	}
-	dirs, v1err := findV1("/proc/self/mountinfo", "/proc/self/cgroup", name)
+	dirs, v1err := findV1("/proc/self/mountinfo", "/proc/self/cgroup", filepath.Base(unifiedRoot))
 	if v1err == nil {
 		c.mode, c.v1 = ModeV1, dirs
 		c.why = fmt.Sprintf("cgroup v2 controllers: %v; using v1 hierarchies", v2err)
@@ -70,6 +64,38 @@ func New(mount, unifiedRoot string) (*Controller, error) {
 	c.mode = ModeNone
 	c.why = fmt.Sprintf("cgroup v2 controllers: %v; v1: %v", v2err, v1err)
 	return c, nil
+}
+
+// NewV2 is New without the v1 fallback: cgroup v2 controllers enabled in
+// unifiedRoot (ModeV2), or ModeNone. The v1 hierarchies New falls back to
+// are found through /proc/self, the machine's own, whatever tree it was
+// given: a tree that is not the machine's (a test's directory, laid out
+// as a fake cgroupfs) must use NewV2, or limits meant for it would create
+// groups in the machine's v1 hierarchies. What a NewV2 controller and its
+// groups write lies below unifiedRoot.
+func NewV2(mount, unifiedRoot string) (*Controller, error) {
+	c, v2err, err := newUnified(mount, unifiedRoot)
+	if err != nil || v2err == nil {
+		return c, err
+	}
+	c.mode = ModeNone
+	c.why = fmt.Sprintf("cgroup v2 controllers: %v; v1 not looked for", v2err)
+	return c, nil
+}
+
+// newUnified tries the unified hierarchy: a ModeV2 controller and a nil
+// v2err, or a controller with no mode yet and why v2 was not usable. err
+// is a subtree that cannot be one.
+func newUnified(mount, unifiedRoot string) (c *Controller, v2err, err error) {
+	c = &Controller{unified: unifiedRoot, mount: mount}
+	name := filepath.Base(unifiedRoot)
+	if name == "." || name == "/" || name == "" {
+		return nil, nil, fmt.Errorf("%w: subtree %q", ErrInvalid, unifiedRoot)
+	}
+	if v2err = c.enableV2(); v2err == nil {
+		c.mode = ModeV2
+	}
+	return c, v2err, nil
 }
 
 // Mode reports where the controllers are.
