@@ -237,6 +237,15 @@ func (m *Manager) transitionWith(ctx context.Context, e *entry, to state.State, 
 	m.mu.Lock()
 	from := e.rec.State
 	pid := e.rec.PID
+	if mutate != nil {
+		// The row names the pid the change records (Active's is the
+		// process just started), so read it from the record as mutate
+		// leaves it; the record itself changes only once the row is
+		// durable. A mutate sets fields; it is run on a shallow copy.
+		cp := *e.rec
+		mutate(&cp)
+		pid = cp.PID
+	}
 	m.mu.Unlock()
 	if err := state.Transition(from, to); err != nil {
 		return api.Errorf(api.ErrConflict, "agent %d: %v", e.rec.AID, err)

@@ -69,6 +69,11 @@ func TestUnitRunToActive(t *testing.T) {
 	if got := u.rowsOf(a.AID); !slices.Equal(got, startRows) {
 		t.Fatalf("rows %v, want %v", got, startRows)
 	}
+	for _, r := range u.rows(audit.TypeAgentState) {
+		if r.Object == string(state.Active) && r.PID != a.PID {
+			t.Fatalf("Active row names pid %d, the agent is %d", r.PID, a.PID)
+		}
+	}
 	spawn := u.rows(audit.TypeAgentSpawn)[0]
 	if spawn.Object != u.program || spawn.Detail["user"] != a.User || spawn.Detail["cgroup_id"] != strconv.FormatUint(a.CgroupID, 10) ||
 		spawn.Detail["via"] != attest.ViaCommandLine || spawn.Detail["authorizer_uid"] != strconv.FormatUint(uint64(u.caller.UID), 10) {
