@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"time"
 
@@ -35,11 +36,10 @@ func ParseLogMax(s string) (int64, error) {
 
 // capLogs keeps every agent's log (STATE/agents/AID.log, the agent's own
 // stdout and stderr, written by the agent through an O_APPEND descriptor)
-// under the cap: once a log passes it, its oldest part is dropped so that
-// about half the cap remains (trimLog).
-func (m *Manager) capLogs() {
-	defer m.wg.Done()
-	limit := m.cfg.LogMax
+// of the agents aids lists under the cap limit (agent_log_max; 0:
+// DefaultLogMax) until stop: once a log passes it, its oldest part is
+// dropped so that about half the cap remains (trimLog).
+func capLogs(stop <-chan struct{}, limit int64, st store, aids func() []uint64, log *slog.Logger) {
 	if limit <= 0 {
 		limit = DefaultLogMax
 	}
@@ -47,22 +47,16 @@ func (m *Manager) capLogs() {
 	defer t.Stop()
 	for {
 		select {
-		case <-m.stop:
+		case <-stop:
 			return
 		case <-t.C:
 		}
-		m.mu.Lock()
-		aids := make([]uint64, 0, len(m.agents))
-		for aid := range m.agents {
-			aids = append(aids, aid)
-		}
-		m.mu.Unlock()
-		for _, aid := range aids {
-			dropped, err := trimLog(m.store.logPath(aid), limit)
+		for _, aid := range aids() {
+			dropped, err := trimLog(st.logPath(aid), limit)
 			if err != nil {
-				m.log.Warn("agent log over its cap and not trimmed", "aid", aid, "err", err)
+				log.Warn("agent log over its cap and not trimmed", "aid", aid, "err", err)
 			} else if dropped > 0 {
-				m.log.Info("agent log trimmed to its cap", "aid", aid, "dropped_bytes", dropped, "agent_log_max", limit)
+				log.Info("agent log trimmed to its cap", "aid", aid, "dropped_bytes", dropped, "agent_log_max", limit)
 			}
 		}
 	}

@@ -72,7 +72,7 @@ type Manager struct {
 	store  store
 	aids   *allocator
 	cache  *measure.Cache
-	quota  *quota.Controller // issue 5: cgroup limits, usage, memory tiers
+	budget budget // issue 5: cgroup limits, usage, memory tiers, OOM watch, governor (budget.go)
 	userMu sync.Mutex
 	// deleg orders the delegation steps against revocations: a delegated
 	// spawn (from its scope check until its children are Active), a grant
@@ -162,15 +162,16 @@ func New(cfg Config) (*Manager, error) {
 	}
 	// Quota (issue 5): find the controllers for this subtree, and the
 	// directory the SSD tiers are mounted under.
-	if m.quota = cfg.Quota; m.quota == nil {
-		if m.quota, err = quota.New(cfg.Tree.Mount, cfg.Tree.Root); err != nil {
+	m.budget = budget{ctl: cfg.Quota, scratch: filepath.Join(cfg.StateDir, "scratch"), defaults: cfg.QuotaDefaults, log: cfg.Log}
+	if m.budget.ctl == nil {
+		if m.budget.ctl, err = quota.New(cfg.Tree.Mount, cfg.Tree.Root); err != nil {
 			return nil, fmt.Errorf("quota controller: %w", err)
 		}
 	}
-	if m.quota.Mode() != quota.ModeV2 {
-		m.log.Warn("cgroup controllers", "mode", m.quota.Mode(), "why", m.quota.Why())
+	if mode := m.budget.ctl.Mode(); mode != quota.ModeV2 {
+		m.log.Warn("cgroup controllers", "mode", mode, "why", m.budget.ctl.Why())
 	}
-	if err := os.MkdirAll(filepath.Join(cfg.StateDir, "scratch"), 0o711); err != nil {
+	if err := os.MkdirAll(m.budget.scratch, 0o711); err != nil {
 		return nil, fmt.Errorf("create scratch dir: %w", err)
 	}
 	// Denies (and the allowed uses the supervisor must record) flow as soon
@@ -188,15 +189,34 @@ func New(cfg Config) (*Manager, error) {
 	if err := m.adoptAll(); err != nil {
 		return nil, err
 	}
-	m.wg.Add(1)
-	go m.watchOOM()
-	m.wg.Add(1)
-	go m.governCPU() // issue 5: fair share across CPUs (governor.go)
-	m.wg.Add(1)
-	go m.capLogs() // issue 17: agent logs bounded (logcap.go)
-	m.wg.Add(1)
-	go m.pruneEnded() // issue 17: agent_retention (prune.go)
+	m.watch()
 	return m, nil
+}
+
+// watch starts the loops that run over the registry until Close: the OOM
+// watch and the CPU governor (budget.go, issue 5), the log cap
+// (logcap.go) and the retention (prune.go, issue 17).
+func (m *Manager) watch() {
+	started := func(keep func(state.State) bool) []record {
+		return m.records(func(r *record) bool { return keep(r.State) && r.PID > 0 })
+	}
+	end := func(aid uint64, reason string) {
+		if e := m.get(aid); e != nil {
+			m.revoke(e, reason)
+		}
+	}
+	aids := func() []uint64 {
+		var out []uint64
+		for _, r := range m.records(nil) {
+			out = append(out, r.AID)
+		}
+		return out
+	}
+	m.wg.Add(4)
+	go func() { defer m.wg.Done(); m.budget.watchOOM(m.stop, started, end) }()
+	go func() { defer m.wg.Done(); m.budget.governCPU(m.stop, started) }()
+	go func() { defer m.wg.Done(); capLogs(m.stop, m.cfg.LogMax, m.store, aids, m.log) }()
+	go func() { defer m.wg.Done(); retain(m.stop, m.cfg.Retention, m.Prune, m.log) }()
 }
 
 // Close stops watching agents. It does not stop them: agents outlive the
@@ -299,11 +319,31 @@ func visible(caller Caller, r *record) bool {
 	return caller.UID == 0 || caller.UID == r.Owner
 }
 
-func (m *Manager) lookup(caller Caller, aid uint64) (*entry, error) {
+// get returns agent aid, nil if the registry has none.
+func (m *Manager) get(aid uint64) *entry {
 	m.mu.Lock()
-	e, ok := m.agents[aid]
-	m.mu.Unlock()
-	if !ok || !visible(caller, e.rec) {
+	defer m.mu.Unlock()
+	return m.agents[aid]
+}
+
+// records copies the records that keep (nil: all) passes, read under
+// m.mu, for the loops that work on agents without changing them.
+func (m *Manager) records(keep func(*record) bool) []record {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []record
+	for _, e := range m.agents {
+		if keep == nil || keep(e.rec) {
+			out = append(out, *e.rec)
+		}
+	}
+	return out
+}
+
+// lookup returns agent aid if caller may see it.
+func (m *Manager) lookup(caller Caller, aid uint64) (*entry, error) {
+	e := m.get(aid)
+	if e == nil || !visible(caller, e.rec) {
 		// Not found and not yours look the same: AIDs are not secrets, but
 		// another user's agents are none of the caller's business.
 		return nil, api.Errorf(api.ErrNotFound, "no agent %d", aid)
@@ -415,10 +455,11 @@ func (m *Manager) Kill(ctx context.Context, caller Caller, aid uint64) (*api.Age
 
 // killGroup kills everything in the agent's cgroup and removes it.
 func (m *Manager) killGroup(e *entry) {
-	defer m.releaseQuota(e) // issue 5: v1 groups and the SSD scratch go with the agent
 	m.mu.Lock()
-	path := e.rec.CgroupPath
+	r := *e.rec
 	m.mu.Unlock()
+	path := r.CgroupPath
+	defer m.budget.release(r) // issue 5: v1 groups and the SSD scratch go with the agent
 	g, err := m.cfg.Cgroups.Open(path)
 	if err != nil {
 		m.unbind(e.rec.AID)

@@ -86,7 +86,7 @@ func (m *Manager) planManifest(caller Caller, req api.SpawnRequest) ([]*plan, er
 		}
 		base := &plan{
 			class: spec.Class, workload: man.Metadata.Name, user: user, owner: caller.UID,
-			command: spec.Command, env: spec.Env, quota: m.withDefaults(spec.Quota, spec.Memory), memory: spec.Memory, audit: spec.Audit, static: spec.Enforcement == manifest.EnforceStatic, storm: spec.Storm,
+			command: spec.Command, env: spec.Env, quota: m.budget.withDefaults(spec.Quota, spec.Memory), memory: spec.Memory, audit: spec.Audit, static: spec.Enforcement == manifest.EnforceStatic, storm: spec.Storm,
 			authorizer: auth, manifestRef: ref,
 		}
 		for _, c := range spec.Capabilities {
@@ -164,7 +164,7 @@ func (m *Manager) planRun(caller Caller, req api.RunRequest) (*plan, error) {
 	if p.quota, p.memory, err = runQuota(req.Quota); err != nil { // quota.go
 		return nil, err
 	}
-	p.quota = m.withDefaults(p.quota, p.memory) // quota_defaults.go
+	p.quota = m.budget.withDefaults(p.quota, p.memory) // budget.go
 	if req.OnDenyStorm != "" {
 		if p.storm, err = storm.Parse(req.OnDenyStorm); err != nil {
 			return nil, api.Errorf(api.ErrInvalid, "%v", err)

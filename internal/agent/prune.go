@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"sort"
 	"time"
@@ -99,21 +100,20 @@ func (m *Manager) pruneOne(e *entry, by uint32, before time.Time) (int64, bool, 
 	return n, true, errors.Join(errs...)
 }
 
-// pruneEnded is the retention setting (agent_retention): every hour, the
-// agents that ended longer ago than it are pruned as root would.
-func (m *Manager) pruneEnded() {
-	defer m.wg.Done()
-	keep := m.cfg.Retention
+// retain is the retention setting (agent_retention, keep; 0: none): at
+// once and then every hour until stop, the agents that ended longer ago
+// than keep are pruned as root would (prune: Manager.Prune).
+func retain(stop <-chan struct{}, keep time.Duration, prune func(Caller, time.Time) (api.PruneResult, error), log *slog.Logger) {
 	if keep <= 0 {
 		return
 	}
 	tick := func() {
-		res, err := m.Prune(Caller{UID: 0}, time.Now().Add(-keep))
+		res, err := prune(Caller{UID: 0}, time.Now().Add(-keep))
 		if err != nil {
-			m.log.Warn("agent retention: prune failed", "err", err)
+			log.Warn("agent retention: prune failed", "err", err)
 		}
 		if len(res.Pruned) > 0 {
-			m.log.Info("agent retention: ended agents pruned", "agents", len(res.Pruned), "bytes", res.Bytes, "agent_retention", keep)
+			log.Info("agent retention: ended agents pruned", "agents", len(res.Pruned), "bytes", res.Bytes, "agent_retention", keep)
 		}
 	}
 	tick()
@@ -121,7 +121,7 @@ func (m *Manager) pruneEnded() {
 	defer t.Stop()
 	for {
 		select {
-		case <-m.stop:
+		case <-stop:
 			return
 		case <-t.C:
 			tick()

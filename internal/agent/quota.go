@@ -2,8 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 
@@ -14,50 +12,6 @@ import (
 	"github.com/coconut-os/coconut/internal/state"
 )
 
-// limits turns the recorded budget into cgroup limits. The RAM tier is the
-// memory limit: the lower of memoryMax and memory.ram when both are set.
-func limits(q manifest.Quota, mem manifest.MemoryTiers) quota.Limits {
-	l := quota.Limits{CPUWeight: q.CPUWeight, CPUMax: q.CPUMax, MemoryMax: q.MemoryMax,
-		MemoryHigh: q.MemoryHigh, Pids: q.Pids, IOWeight: q.IOWeight}
-	if mem.RAM > 0 && (l.MemoryMax == 0 || mem.RAM < l.MemoryMax) {
-		l.MemoryMax = mem.RAM
-	}
-	if l.MemoryMax > 0 && l.MemoryHigh > l.MemoryMax {
-		l.MemoryHigh = 0 // a high mark above the max never triggers
-	}
-	return l
-}
-
-// quotaErr maps the quota package's sentinels to wire errors.
-func quotaErr(err error) error {
-	switch {
-	case errors.Is(err, quota.ErrInvalid), errors.Is(err, quota.ErrUnsupported):
-		return api.Errorf(api.ErrInvalid, "%v", err)
-	case errors.Is(err, quota.ErrOverBudget), errors.Is(err, quota.ErrNoTier):
-		return api.Errorf(api.ErrConflict, "%v", err)
-	}
-	return api.Errorf(api.ErrInternal, "%v", err)
-}
-
-// checkQuotas refuses a request whose budgets this host cannot enforce,
-// before any agent of it starts.
-func (m *Manager) checkQuotas(plans []*plan) error {
-	for _, p := range plans {
-		if err := m.quota.Check(limits(p.quota, p.memory)); err != nil {
-			return quotaErr(fmt.Errorf("agent %s: %w", p.name, err))
-		}
-		if p.memory.SSD != 0 && (p.memory.SSD < quota.MinScratch || p.memory.SSD > quota.MaxScratch) {
-			return api.Errorf(api.ErrInvalid, "agent %s: memory.ssd %d bytes: must be %d..%d", p.name, p.memory.SSD, int64(quota.MinScratch), int64(quota.MaxScratch))
-		}
-	}
-	return nil
-}
-
-// quotaGroup is the agent's controller group (not created by this call).
-func (m *Manager) quotaGroup(r *record) *quota.Group {
-	return m.quota.Group(r.AID, r.CgroupPath)
-}
-
 // Quota returns the agent's budget and what its cgroups say it uses.
 func (m *Manager) Quota(caller Caller, aid uint64) (*api.Quota, error) {
 	e, err := m.lookup(caller, aid)
@@ -67,22 +21,14 @@ func (m *Manager) Quota(caller Caller, aid uint64) (*api.Quota, error) {
 	m.mu.Lock()
 	r := *e.rec
 	m.mu.Unlock()
-	q := &api.Quota{AID: aid, Budget: api.QuotaBudget{
-		CPUWeight: r.Quota.CPUWeight, CPUMax: r.Quota.CPUMax, MemoryMax: r.Quota.MemoryMax,
-		MemoryHigh: r.Quota.MemoryHigh, Pids: r.Quota.Pids, IOWeight: r.Quota.IOWeight,
-		Tokens: r.Quota.Tokens, HBM: r.Memory.HBM, RAM: r.Memory.RAM, SSD: r.Memory.SSD,
-	}, Usage: api.QuotaUsage{MemoryCurrent: -1, MemoryPeak: -1, Tokens: r.TokensUsed},
-		Controllers: string(m.quota.Mode()), Unenforced: m.quota.Unenforced(limits(r.Quota, r.Memory))}
-	if !r.State.Terminal() {
-		if u, err := m.quotaGroup(&r).Usage(); err == nil {
-			q.Usage.CPUUsec, q.Usage.Pids = u.CPUUsec, u.Pids
-			q.Usage.MemoryCurrent, q.Usage.MemoryPeak, q.Usage.OOMKills = u.MemoryCurrent, u.MemoryPeak, u.OOMKills
-		} else {
-			m.log.Warn("read agent usage", "aid", aid, "err", err)
-		}
-	}
-	return q, nil
+	return m.budget.quota(r), nil
 }
+
+// QuotaDefaults is doctor's view of the defaults (budget.doctor).
+func (m *Manager) QuotaDefaults() *api.QuotaDefaults { return m.budget.doctor() }
+
+// scratchDir is where the agent's SSD tier is mounted (budget.scratchDir).
+func (m *Manager) scratchDir(aid uint64) string { return m.budget.scratchDir(aid) }
 
 // SetQuota is agent_quota's write: the owner or root changes the budget of
 // a running agent live. ch is a change (zero keeps, -1 removes). The audit
@@ -126,13 +72,13 @@ func (m *Manager) SetQuota(ctx context.Context, caller Caller, aid uint64, ch ap
 	case ch.Tokens > 0:
 		nq.Tokens = ch.Tokens
 	}
-	if err := m.quota.Check(limits(nq, r.Memory)); err != nil {
+	if err := m.budget.ctl.Check(limits(nq, r.Memory)); err != nil {
 		return nil, quotaErr(err)
 	}
 	if err := m.audit(ctx, audit.AgentQuota(aid, quotaString(nq), caller.UID, quotaString(r.Quota))); err != nil {
 		return nil, err
 	}
-	g := m.quotaGroup(&r)
+	g := m.budget.group(&r)
 	if err := g.Apply(limits(nq, r.Memory)); err != nil {
 		if rerr := g.Apply(limits(r.Quota, r.Memory)); rerr != nil {
 			m.log.Error("restore agent limits", "aid", aid, "err", rerr)
@@ -146,6 +92,70 @@ func (m *Manager) SetQuota(ctx context.Context, caller Caller, aid uint64, ch ap
 		m.log.Error("persist agent quota", "aid", aid, "err", err)
 	}
 	return m.Quota(caller, aid)
+}
+
+// MemoryTier is agent_memory_tier. Reading (tier "") is open to whoever
+// may see the agent; allocating to the agent itself, its owner and root.
+func (m *Manager) MemoryTier(ctx context.Context, caller Caller, aid uint64, req api.MemoryRequest) (*api.Memory, error) {
+	e, err := m.lookup(caller, aid)
+	if err != nil {
+		return nil, err
+	}
+	if req.Tier == "" {
+		if req.Alloc != 0 {
+			return nil, api.Errorf(api.ErrInvalid, "alloc %d: name the tier (hbm, ram or ssd)", req.Alloc)
+		}
+		m.mu.Lock()
+		r := *e.rec
+		m.mu.Unlock()
+		return m.budget.memory(r), nil
+	}
+	tier, err := quota.ParseTier(req.Tier)
+	if err != nil {
+		return nil, quotaErr(err)
+	}
+	if req.Alloc == 0 {
+		return nil, api.Errorf(api.ErrInvalid, "alloc: must be non-zero with a tier (negative frees hbm)")
+	}
+	if req.Alloc < 0 && tier != quota.HBM {
+		return nil, api.Errorf(api.ErrInvalid, "alloc %d: only hbm is freed through coconut; the kernel frees %s", req.Alloc, tier)
+	}
+	e.trans.Lock()
+	defer e.trans.Unlock()
+	m.mu.Lock()
+	r := *e.rec
+	m.mu.Unlock()
+	if r.State.Terminal() {
+		return nil, api.Errorf(api.ErrConflict, "agent %d is %s", aid, r.State)
+	}
+	cur := m.budget.memory(r)
+	t := map[quota.Tier]api.MemoryTier{quota.HBM: cur.HBM, quota.RAM: cur.RAM, quota.SSD: cur.SSD}[tier]
+	used, err := quota.Reserve(tier, t.Used, t.Limit, req.Alloc)
+	detail := map[string]string{"tier": string(tier), "alloc": strconv.FormatInt(req.Alloc, 10),
+		"used": strconv.FormatInt(t.Used, 10), "limit": strconv.FormatInt(t.Limit, 10)}
+	if err != nil {
+		detail["reason"] = err.Error()
+		if aerr := m.audit(ctx, audit.AgentMemory(aid, string(tier), false, detail)); aerr != nil {
+			return nil, aerr
+		}
+		return nil, quotaErr(err)
+	}
+	if tier != quota.HBM {
+		// RAM and SSD are allocated by the kernel as the agent touches
+		// them: the answer says the amount fits now, nothing is held.
+		return cur, nil
+	}
+	if err := m.audit(ctx, audit.AgentMemory(aid, string(tier), true, detail)); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	e.rec.HBMUsed = used
+	m.mu.Unlock()
+	if err := m.persist(e); err != nil {
+		return nil, api.Errorf(api.ErrInternal, "%v", err)
+	}
+	cur.HBM.Used = used
+	return cur, nil
 }
 
 // quotaString is the audit row's compact form of a budget.

@@ -101,7 +101,7 @@ func (m *Manager) startAll(ctx context.Context, caller Caller, plans []*plan) ([
 	if m.cfg.Enforce == nil {
 		return nil, api.Errorf(api.ErrUnavailable, "no capability enforcer is loaded (%s): agents do not start", m.cfg.EnforceWhy)
 	}
-	if err := m.checkQuotas(plans); err != nil { // issue 5: refuse limits this host cannot enforce
+	if err := m.budget.check(plans); err != nil { // issue 5: refuse limits this host cannot enforce
 		return nil, err
 	}
 	aids := make([]uint64, len(plans))
@@ -203,7 +203,7 @@ func (m *Manager) startOne(ctx context.Context, p *plan, aid uint64) (*entry, er
 	if err := m.transition(ctx, e, state.Attested, "", nil); err != nil {
 		return fail(err)
 	}
-	if err := m.prepareQuota(rec); err != nil { // issue 5: limits and SSD tier before the first process
+	if err := m.budget.prepare(rec); err != nil { // issue 5: limits and SSD tier before the first process
 		return fail(err)
 	}
 	floor, err := m.bind(rec, p.measuredFiles()...)
@@ -294,7 +294,7 @@ func (m *Manager) launch(p *plan, rec *record, floor *launch.Floor, key string) 
 		Argv: p.argv, Env: env, Dir: p.dir,
 		UID: p.user.UID, GID: p.user.GID, Groups: []uint32{p.user.GID},
 		KeepExecFD:  p.exe.Script,
-		CgroupProcs: m.quotaGroup(rec).Procs(), // issue 5: v1 controller groups, joined before exec
+		CgroupProcs: m.budget.group(rec).Procs(), // issue 5: v1 controller groups, joined before exec
 		Floor:       floor,
 	})
 	if serr := wait(); err == nil && serr != nil {

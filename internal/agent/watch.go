@@ -52,7 +52,10 @@ func (m *Manager) ended(e *entry, status *int, reason string) {
 	e.trans.Lock()
 	defer e.trans.Unlock()
 	to := state.TerminatedClean
-	if oom := m.oomReason(e); oom != "" { // issue 5: an OOM kill inside the agent ends it revoked
+	m.mu.Lock()
+	r := *e.rec
+	m.mu.Unlock()
+	if oom := m.budget.oomReason(r); oom != "" { // issue 5: an OOM kill inside the agent ends it revoked
 		to, reason = state.TerminatedRevoked, oom+" ("+reason+")"
 	}
 	m.endLocked(e, to, reason, func(r *record) {
