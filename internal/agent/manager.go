@@ -67,13 +67,13 @@ type Caller struct {
 
 // Manager owns every agent of this daemon.
 type Manager struct {
-	cfg    Config
-	log    *slog.Logger
-	store  store
-	aids   *allocator
-	cache  *measure.Cache
-	budget budget // issue 5: cgroup limits, usage, memory tiers, OOM watch, governor (budget.go)
-	userMu sync.Mutex
+	cfg     Config
+	log     *slog.Logger
+	store   store
+	aids    *allocator
+	plans   planner // requests into plans: trust, users, measured programs (plan.go)
+	reserve reserve // the audit chain's disk headroom (reserve.go)
+	budget  budget  // issue 5: cgroup limits, usage, memory tiers, OOM watch, governor (budget.go)
 	// deleg orders the delegation steps against revocations: a delegated
 	// spawn (from its scope check until its children are Active), a grant
 	// by an agent (from its scope check until the grant is marked as
@@ -154,7 +154,7 @@ func New(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{
-		cfg: cfg, log: cfg.Log, store: st, aids: aids, cache: measure.NewCache(),
+		cfg: cfg, log: cfg.Log, store: st, aids: aids, reserve: reserve{dir: cfg.StateDir, bytes: cfg.AuditReserve},
 		agents: map[uint64]*entry{}, byCgroup: map[uint64]uint64{}, stop: make(chan struct{}),
 	}
 	for _, r := range recs {
@@ -171,6 +171,8 @@ func New(cfg Config) (*Manager, error) {
 	if mode := m.budget.ctl.Mode(); mode != quota.ModeV2 {
 		m.log.Warn("cgroup controllers", "mode", mode, "why", m.budget.ctl.Why())
 	}
+	m.plans = planner{trust: cfg.Trust, cache: measure.NewCache(), budget: &m.budget,
+		users: users{workstation: cfg.WorkstationUser, demo: cfg.DemoUser, log: cfg.Log}}
 	if err := os.MkdirAll(m.budget.scratch, 0o711); err != nil {
 		return nil, fmt.Errorf("create scratch dir: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/internal/attest"
@@ -45,16 +46,29 @@ type plan struct {
 	manifestRef           *attest.ManifestRef
 }
 
+// planner turns requests into plans: it verifies a manifest against the
+// trust store, resolves whom each agent runs as (users), gives each the
+// host's default budget (budget.withDefaults) and measures what will run
+// into sealed copies (it owns the measure cache, and each plan holds its
+// references until release). It knows nothing of the registry: a plan has
+// no AID until startAll.
+type planner struct {
+	trust  *sign.Trust
+	cache  *measure.Cache
+	users  users
+	budget *budget
+}
+
 var namePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 // planManifest verifies the signature first, then parses and plans every
 // instance.
-func (m *Manager) planManifest(caller Caller, req api.SpawnRequest) ([]*plan, error) {
+func (pl *planner) manifest(caller Caller, req api.SpawnRequest) ([]*plan, error) {
 	file := filepath.Base(req.File)
 	if file == "." || file == "/" || file == "" {
 		file = "manifest"
 	}
-	v, err := sign.VerifyManifest(req.Manifest, req.Signature, m.cfg.Trust, caller.UID)
+	v, err := sign.VerifyManifest(req.Manifest, req.Signature, pl.trust, caller.UID)
 	if err != nil {
 		return nil, api.Errorf(api.ErrSignature, "%s: %v", file, err)
 	}
@@ -66,7 +80,7 @@ func (m *Manager) planManifest(caller Caller, req api.SpawnRequest) ([]*plan, er
 	ref := &attest.ManifestRef{Name: man.Metadata.Name, File: file, SHA256: hex.EncodeToString(sum[:]), SignerKeyID: v.KeyID}
 	var plans []*plan
 	fail := func(err error) ([]*plan, error) {
-		m.release(plans)
+		pl.release(plans)
 		return nil, err
 	}
 	for i := range man.Agents {
@@ -75,7 +89,7 @@ func (m *Manager) planManifest(caller Caller, req api.SpawnRequest) ([]*plan, er
 			p := fmt.Sprintf("agents[%d]%s", i, f)
 			return p, man.Line(p)
 		}
-		user, err := m.resolveUser(caller, spec.User)
+		user, err := pl.users.resolve(caller, spec.User)
 		if err != nil {
 			p, line := field(".user")
 			return fail(api.Errorf(err, "%s", manifest.Errorf(file, line, p, "%v", err)))
@@ -86,7 +100,7 @@ func (m *Manager) planManifest(caller Caller, req api.SpawnRequest) ([]*plan, er
 		}
 		base := &plan{
 			class: spec.Class, workload: man.Metadata.Name, user: user, owner: caller.UID,
-			command: spec.Command, env: spec.Env, quota: m.budget.withDefaults(spec.Quota, spec.Memory), memory: spec.Memory, audit: spec.Audit, static: spec.Enforcement == manifest.EnforceStatic, storm: spec.Storm,
+			command: spec.Command, env: spec.Env, quota: pl.budget.withDefaults(spec.Quota, spec.Memory), memory: spec.Memory, audit: spec.Audit, static: spec.Enforcement == manifest.EnforceStatic, storm: spec.Storm,
 			authorizer: auth, manifestRef: ref,
 		}
 		for _, c := range spec.Capabilities {
@@ -98,7 +112,7 @@ func (m *Manager) planManifest(caller Caller, req api.SpawnRequest) ([]*plan, er
 				base.ceiling = append(base.ceiling, c.Expand(user.Home).String())
 			}
 		}
-		if err := m.prepare(base, spec.Script, spec.Workdir); err != nil {
+		if err := pl.prepare(base, spec.Script, spec.Workdir); err != nil {
 			p, line := field(err.field)
 			return fail(api.Errorf(api.ErrInvalid, "%s", manifest.Errorf(file, line, p, "%v", err.err)))
 		}
@@ -110,7 +124,7 @@ func (m *Manager) planManifest(caller Caller, req api.SpawnRequest) ([]*plan, er
 			p := *base
 			p.name = inst.Name
 			if !first { // every plan holds its own reference to the sealed copies
-				p.exe, p.script = m.cache.Retain(base.exe), m.cache.Retain(base.script)
+				p.exe, p.script = pl.cache.Retain(base.exe), pl.cache.Retain(base.script)
 			}
 			first = false
 			plans = append(plans, &p)
@@ -119,8 +133,8 @@ func (m *Manager) planManifest(caller Caller, req api.SpawnRequest) ([]*plan, er
 	return plans, nil
 }
 
-// planRun plans `coconut agent run`: no manifest, the caller authorizes.
-func (m *Manager) planRun(caller Caller, req api.RunRequest) (*plan, error) {
+// run plans `coconut agent run`: no manifest, the caller authorizes.
+func (pl *planner) run(caller Caller, req api.RunRequest) (*plan, error) {
 	if len(req.Command) == 0 {
 		return nil, api.Errorf(api.ErrInvalid, "command: empty")
 	}
@@ -150,7 +164,7 @@ func (m *Manager) planRun(caller Caller, req api.RunRequest) (*plan, error) {
 	if err != nil {
 		return nil, api.Errorf(api.ErrInvalid, "%v", err)
 	}
-	user, err := m.resolveUser(caller, req.User)
+	user, err := pl.users.resolve(caller, req.User)
 	if err != nil {
 		return nil, err
 	}
@@ -164,7 +178,7 @@ func (m *Manager) planRun(caller Caller, req api.RunRequest) (*plan, error) {
 	if p.quota, p.memory, err = runQuota(req.Quota); err != nil { // quota.go
 		return nil, err
 	}
-	p.quota = m.budget.withDefaults(p.quota, p.memory) // budget.go
+	p.quota = pl.budget.withDefaults(p.quota, p.memory) // budget.go
 	if req.OnDenyStorm != "" {
 		if p.storm, err = storm.Parse(req.OnDenyStorm); err != nil {
 			return nil, api.Errorf(api.ErrInvalid, "%v", err)
@@ -173,10 +187,40 @@ func (m *Manager) planRun(caller Caller, req api.RunRequest) (*plan, error) {
 	if req.Workdir != "" && !filepath.IsAbs(req.Workdir) {
 		return nil, api.Errorf(api.ErrInvalid, "workdir %q: must be absolute", req.Workdir)
 	}
-	if perr := m.prepare(p, "", req.Workdir); perr != nil {
+	if perr := pl.prepare(p, "", req.Workdir); perr != nil {
 		return nil, api.Errorf(api.ErrInvalid, "%s: %v", perr.field[1:], perr.err)
 	}
 	return p, nil
+}
+
+// nameFromCommand derives the default name of a `coconut agent run` agent
+// from its command's base name. The user did not choose that name, so it
+// is made valid rather than refused: lower-cased, every run of other
+// characters turned into one '-', trimmed to 63 ("python3.11" →
+// "python3-11"). A base name with nothing usable in it gives "run".
+func nameFromCommand(command string) string {
+	base := strings.ToLower(filepath.Base(command))
+	var b strings.Builder
+	dash := false
+	for _, r := range base {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			if dash && b.Len() > 0 {
+				b.WriteByte('-')
+			}
+			dash = false
+			b.WriteRune(r)
+			continue
+		}
+		dash = true
+	}
+	name := b.String()
+	if len(name) > 63 {
+		name = strings.TrimRight(name[:63], "-")
+	}
+	if name == "" {
+		return "run"
+	}
+	return name
 }
 
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -188,15 +232,15 @@ type fieldError struct {
 
 // prepare measures the program (and script) and checks the working
 // directory, filling p.exe, p.script, p.argv and p.dir.
-func (m *Manager) prepare(p *plan, script, workdir string) *fieldError {
-	exe, err := m.cache.Measure(p.command[0], true)
+func (pl *planner) prepare(p *plan, script, workdir string) *fieldError {
+	exe, err := pl.cache.Measure(p.command[0], true)
 	if err != nil {
 		return &fieldError{".command[0]", err}
 	}
 	p.exe = exe
 	p.argv = append([]string{}, p.command...)
 	if script != "" {
-		s, err := m.cache.Measure(script, false)
+		s, err := pl.cache.Measure(script, false)
 		if err != nil {
 			return &fieldError{".script", err}
 		}
@@ -227,10 +271,11 @@ func (m *Manager) prepare(p *plan, script, workdir string) *fieldError {
 	return nil
 }
 
-func (m *Manager) release(plans []*plan) {
+// release gives back the plans' references to their sealed copies.
+func (pl *planner) release(plans []*plan) {
 	for _, p := range plans {
-		m.cache.Release(p.exe)
-		m.cache.Release(p.script)
+		pl.cache.Release(p.exe)
+		pl.cache.Release(p.script)
 	}
 }
 
@@ -263,11 +308,4 @@ func (p *plan) agentEnv(aid uint64, socket string) []string {
 		"COCONUT_WORKLOAD="+p.workload,
 		"COCONUT_SOCKET="+socket,
 	)
-}
-
-func userName(uid uint32) string {
-	if id, err := lookupUID(uid); err == nil {
-		return id.Name
-	}
-	return strconv.FormatUint(uint64(uid), 10)
 }

@@ -19,10 +19,17 @@ import (
 // DefaultAuditReserve is the headroom when the config names none.
 const DefaultAuditReserve = 64 << 20
 
-// auditReserve is the configured headroom in bytes.
-func (m *Manager) auditReserve() int64 {
-	if m.cfg.AuditReserve > 0 {
-		return m.cfg.AuditReserve
+// reserve is that guard: it owns the headroom in bytes and the directory
+// whose filesystem holds the chain, and reads the free space at each ask.
+type reserve struct {
+	dir   string // the state directory
+	bytes int64  // the headroom; 0: DefaultAuditReserve
+}
+
+// size is the configured headroom in bytes.
+func (r reserve) size() int64 {
+	if r.bytes > 0 {
+		return r.bytes
 	}
 	return DefaultAuditReserve
 }
@@ -38,36 +45,39 @@ func freeBytes(dir string) (int64, error) {
 	return int64(s.Bfree) * s.Bsize, nil
 }
 
-// checkReserve refuses a spawn when the chain's filesystem is below the
+// check refuses a spawn when the chain's filesystem is below the
 // reserve, or cannot be read (fail closed).
-func (m *Manager) checkReserve() error {
-	free, err := freeBytes(m.cfg.StateDir)
+func (r reserve) check() error {
+	free, err := freeBytes(r.dir)
 	if err != nil {
 		return api.Errorf(api.ErrUnavailable, "audit chain's filesystem: %v; spawns refused", err)
 	}
-	if r := m.auditReserve(); free < r {
+	if n := r.size(); free < n {
 		return api.Errorf(api.ErrUnavailable, "audit chain's filesystem (%s) has %s free, below the reserve of %s kept for deny and state rows: spawns refused until space returns",
-			m.cfg.StateDir, fmtBytes(free), fmtBytes(r))
+			r.dir, fmtBytes(free), fmtBytes(n))
 	}
 	return nil
 }
 
-// ReserveCheck is doctor's check of the headroom.
-func (m *Manager) ReserveCheck() api.Check {
+// doctor is doctor's check of the headroom.
+func (r reserve) doctor() api.Check {
 	c := api.Check{Name: "disk-reserve"}
-	free, err := freeBytes(m.cfg.StateDir)
+	free, err := freeBytes(r.dir)
 	if err != nil {
-		c.Detail = fmt.Sprintf("cannot read free space of %s: %v (spawns refused)", m.cfg.StateDir, err)
+		c.Detail = fmt.Sprintf("cannot read free space of %s: %v (spawns refused)", r.dir, err)
 		return c
 	}
-	r := m.auditReserve()
-	c.OK = free >= r
-	c.Detail = fmt.Sprintf("%s free on %s, reserve %s", fmtBytes(free), m.cfg.StateDir, fmtBytes(r))
+	n := r.size()
+	c.OK = free >= n
+	c.Detail = fmt.Sprintf("%s free on %s, reserve %s", fmtBytes(free), r.dir, fmtBytes(n))
 	if !c.OK {
 		c.Detail += ": BELOW THE RESERVE, new spawns refused until space returns"
 	}
 	return c
 }
+
+// ReserveCheck is doctor's check of the headroom (reserve.doctor).
+func (m *Manager) ReserveCheck() api.Check { return m.reserve.doctor() }
 
 func fmtBytes(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 

@@ -43,13 +43,13 @@ func (m *Manager) Spawn(ctx context.Context, caller Caller, req api.SpawnRequest
 		m.deleg.Lock()
 		defer m.deleg.Unlock()
 	}
-	if err := m.checkReserve(); err != nil { // reserve.go
+	if err := m.reserve.check(); err != nil { // reserve.go
 		return nil, err
 	}
-	plans, err := m.planManifest(caller, req)
+	plans, err := m.plans.manifest(caller, req)
 	if err == nil {
 		if err = m.delegatePlans(parent, plans); err != nil {
-			m.release(plans)
+			m.plans.release(plans)
 		}
 	}
 	if err != nil {
@@ -74,13 +74,13 @@ func (m *Manager) Run(ctx context.Context, caller Caller, req api.RunRequest) (*
 	if parent != nil && req.User == "" {
 		req.User = parent.rec.User // an agent's children run as its own user
 	}
-	if err := m.checkReserve(); err != nil { // reserve.go
+	if err := m.reserve.check(); err != nil { // reserve.go
 		return nil, err
 	}
-	p, err := m.planRun(caller, req)
+	p, err := m.plans.run(caller, req)
 	if err == nil {
 		if err = m.delegatePlans(parent, []*plan{p}); err != nil {
-			m.release([]*plan{p})
+			m.plans.release([]*plan{p})
 		}
 	}
 	if err != nil {
@@ -96,7 +96,7 @@ func (m *Manager) Run(ctx context.Context, caller Caller, req api.RunRequest) (*
 // startAll starts every plan; if one fails, the ones already started are
 // ended (Terminated-revoked) so a workload is all or nothing.
 func (m *Manager) startAll(ctx context.Context, caller Caller, plans []*plan) ([]api.Agent, error) {
-	defer m.release(plans)
+	defer m.plans.release(plans)
 	// No enforcer, no agent: refuse before any AID, cgroup or row exists.
 	if m.cfg.Enforce == nil {
 		return nil, api.Errorf(api.ErrUnavailable, "no capability enforcer is loaded (%s): agents do not start", m.cfg.EnforceWhy)

@@ -3,12 +3,24 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os/exec"
 	"os/user"
 	"strconv"
+	"sync"
 
 	"github.com/coconut-os/coconut/api"
 )
+
+// users decides whom an agent runs as (resolve). It owns the users the
+// config names for root's agents and the creation of the demo user, made
+// once on first use.
+type users struct {
+	mu          sync.Mutex // orders the demo user's creation
+	workstation string     // config: whom root's agents run as
+	demo        string     // when root asks and no workstation user is set
+	log         *slog.Logger
+}
 
 // identity is the Unix user an agent runs as.
 type identity struct {
@@ -18,19 +30,27 @@ type identity struct {
 }
 
 func lookupName(name string) (identity, error) {
-	u, err := user.Lookup(name)
+	pw, err := user.Lookup(name)
 	if err != nil {
 		return identity{}, err
 	}
-	return fromUser(u)
+	return fromUser(pw)
 }
 
 func lookupUID(uid uint32) (identity, error) {
-	u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10))
+	pw, err := user.LookupId(strconv.FormatUint(uint64(uid), 10))
 	if err != nil {
 		return identity{}, err
 	}
-	return fromUser(u)
+	return fromUser(pw)
+}
+
+// userName is uid's user name, or the uid when the system knows none.
+func userName(uid uint32) string {
+	if id, err := lookupUID(uid); err == nil {
+		return id.Name
+	}
+	return strconv.FormatUint(uint64(uid), 10)
 }
 
 func fromUser(u *user.User) (identity, error) {
@@ -52,7 +72,7 @@ func fromUser(u *user.User) (identity, error) {
 //   - else the caller.
 //
 // An agent runs as root only when the manifest says so and root asked.
-func (m *Manager) resolveUser(caller Caller, want string) (identity, error) {
+func (u *users) resolve(caller Caller, want string) (identity, error) {
 	if want != "" {
 		id, err := lookupName(want)
 		if err != nil {
@@ -70,22 +90,22 @@ func (m *Manager) resolveUser(caller Caller, want string) (identity, error) {
 		}
 		return id, nil
 	}
-	if m.cfg.WorkstationUser != "" {
-		id, err := lookupName(m.cfg.WorkstationUser)
+	if u.workstation != "" {
+		id, err := lookupName(u.workstation)
 		if err != nil {
-			return identity{}, api.Errorf(api.ErrInvalid, "configured workstation user %q: %v", m.cfg.WorkstationUser, err)
+			return identity{}, api.Errorf(api.ErrInvalid, "configured workstation user %q: %v", u.workstation, err)
 		}
 		return id, nil
 	}
-	return m.demoUser()
+	return u.demoUser()
 }
 
 // demoUser creates or reuses the unprivileged user root's agents run as
 // when no workstation user is configured: never root by default.
-func (m *Manager) demoUser() (identity, error) {
-	m.userMu.Lock()
-	defer m.userMu.Unlock()
-	name := m.cfg.DemoUser
+func (u *users) demoUser() (identity, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	name := u.demo
 	id, err := lookupName(name)
 	if err == nil {
 		if id.UID == 0 {
@@ -102,6 +122,6 @@ func (m *Manager) demoUser() (identity, error) {
 	if err != nil {
 		return identity{}, fmt.Errorf("create demo user %s: %v: %s", name, err, out)
 	}
-	m.log.Info("created demo user", "user", name)
+	u.log.Info("created demo user", "user", name)
 	return lookupName(name)
 }
