@@ -50,8 +50,7 @@ func TestAnswerRecordedRechecksAllows(t *testing.T) {
 	})
 	j := &journal{allowed: map[string]supervise.Access{"/work/kept": supervise.Read, "/work/readonly-now": supervise.Read},
 		answered: map[uint64]int{}}
-	m.cfg.Enforce = j
-	m.answerRecorded(7)
+	supervision{enf: j, cgroups: Groups{}, chain: chain, log: m.log}.answerRecorded(7)
 	if e, ok := j.answered[1]; !ok || e != 0 {
 		t.Errorf("a still allowed call: answered %v errno %d", ok, e)
 	}

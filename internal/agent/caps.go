@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -169,7 +168,10 @@ func (m *Manager) revokeOne(ctx context.Context, e *entry, revoke []capability.C
 		m.log.Error("persist revoked delegation", "aid", aid, "err", err)
 	}
 	if slices.ContainsFunc(removed, func(s string) bool { return strings.HasPrefix(s, "fs.") }) {
-		reason := m.openUnderRevoked(e, removed)
+		m.mu.Lock()
+		path, static := e.rec.CgroupPath, e.rec.Static
+		m.mu.Unlock()
+		reason := m.sup.openUnderRevoked(aid, path, static, removed)
 		if reason == "" {
 			return kept, removed, nil // the supervisor refuses the next open; nothing is open under it
 		}
@@ -179,45 +181,6 @@ func (m *Manager) revokeOne(ctx context.Context, e *entry, revoke []capability.C
 		return kept, removed, api.Errorf(api.ErrConflict, "agent %d: %s", aid, reason)
 	}
 	return kept, removed, nil
-}
-
-// openUnderRevoked says why a file revocation cannot take effect by
-// itself, or "" when it does. With the supervisor the next open is
-// refused, but a descriptor already open (or a program already running)
-// under the revoked scope keeps its access: only then is the agent
-// quarantined. Without the supervisor file access cannot be cut at all.
-func (m *Manager) openUnderRevoked(e *entry, removed []string) string {
-	m.mu.Lock()
-	aid, path, static := e.rec.AID, e.rec.CgroupPath, e.rec.Static
-	m.mu.Unlock()
-	if r, ok := m.cfg.Enforce.(interface{ RevokesDescriptors() bool }); ok && r.RevokesDescriptors() {
-		return "" // bpf-lsm: file_permission cuts descriptors already open
-	}
-	sup, ok := m.cfg.Enforce.(enforce.Supervisor)
-	if !ok || !sup.Supervised(aid) {
-		how := "is not mediated by the supervisor and"
-		if static {
-			how = "is left to its Landlock floor (enforcement: static), which"
-		}
-		return fmt.Sprintf("revoked %s: file access of this agent %s cannot be cut while it runs; quarantined until released or killed", strings.Join(removed, " "), how)
-	}
-	var revoked []capability.Cap
-	for _, s := range removed {
-		if c, err := capability.Parse(s); err == nil && c.Domain == "fs" {
-			revoked = append(revoked, c)
-		}
-	}
-	open, err := openFiles(path, revoked)
-	if err != nil {
-		return fmt.Sprintf("revoked %s: the agent's open files could not be checked (%v); quarantined until released or killed", strings.Join(removed, " "), err)
-	}
-	if len(open) == 0 {
-		return ""
-	}
-	if len(open) > 5 {
-		open = append(open[:5], "…")
-	}
-	return fmt.Sprintf("revoked %s while the agent holds files open under it (%s): an open descriptor keeps its access; quarantined until released or killed", strings.Join(removed, " "), strings.Join(open, ", "))
 }
 
 // applyCaps records the change, hands the new bundle to the enforcer and

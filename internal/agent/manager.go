@@ -71,9 +71,10 @@ type Manager struct {
 	log     *slog.Logger
 	store   store
 	aids    *allocator
-	plans   planner // requests into plans: trust, users, measured programs (plan.go)
-	reserve reserve // the audit chain's disk headroom (reserve.go)
-	budget  budget  // issue 5: cgroup limits, usage, memory tiers, OOM watch, governor (budget.go)
+	plans   planner     // requests into plans: trust, users, measured programs (plan.go)
+	reserve reserve     // the audit chain's disk headroom (reserve.go)
+	sup     supervision // the seccomp supervisor's side (supervision.go)
+	budget  budget      // issue 5: cgroup limits, usage, memory tiers, OOM watch, governor (budget.go)
 	// deleg orders the delegation steps against revocations: a delegated
 	// spawn (from its scope check until its children are Active), a grant
 	// by an agent (from its scope check until the grant is marked as
@@ -171,6 +172,7 @@ func New(cfg Config) (*Manager, error) {
 	if mode := m.budget.ctl.Mode(); mode != quota.ModeV2 {
 		m.log.Warn("cgroup controllers", "mode", mode, "why", m.budget.ctl.Why())
 	}
+	m.sup = supervision{enf: cfg.Enforce, cgroups: cfg.Cgroups, chain: cfg.Chain, log: cfg.Log}
 	m.plans = planner{trust: cfg.Trust, cache: measure.NewCache(), budget: &m.budget,
 		users: users{workstation: cfg.WorkstationUser, demo: cfg.DemoUser, log: cfg.Log}}
 	if err := os.MkdirAll(m.budget.scratch, 0o711); err != nil {

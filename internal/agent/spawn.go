@@ -13,8 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/internal/atomicfile"
 	"github.com/coconut-os/coconut/internal/attest"
@@ -274,7 +272,11 @@ func (m *Manager) launch(p *plan, rec *record, floor *launch.Floor, key string) 
 		return nil, fmt.Errorf("open log: %w", err)
 	}
 	defer logf.Close()
-	fd, err := m.entryGroupFD(rec)
+	g, err := m.cfg.Cgroups.Group(rec.AID)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := g.FD()
 	if err != nil {
 		return nil, err
 	}
@@ -286,7 +288,7 @@ func (m *Manager) launch(p *plan, rec *record, floor *launch.Floor, key string) 
 	env := p.agentEnv(rec.AID, m.cfg.Socket)
 	env = append(env, quota.TierEnv(rec.Memory.SSD, rec.Memory.HBM, m.scratchDir(rec.AID))...) // the SSD tier's mount; the HBM budget for CUDA MPS
 	env = inferkey.WithEnv(env, m.cfg.Broker.Env(key))                                         // inference.go: the broker's address and the agent's key
-	wait, err := m.supervise(rec.AID, &cfg)
+	wait, err := m.sup.start(rec.AID, &cfg)                                                    // supervision.go
 	if err != nil {
 		return nil, err
 	}
@@ -306,53 +308,6 @@ func (m *Manager) launch(p *plan, rec *record, floor *launch.Floor, key string) 
 		return nil, serr
 	}
 	return cmd, err
-}
-
-// supervise starts the seccomp supervisor's side before the trampoline
-// (whose exec waits for its acknowledgement) and gives the trampoline its
-// end of the socket pair as fd 7. wait returns the supervisor's result
-// once launch.Start has returned. Without a supervising backend it does
-// nothing.
-func (m *Manager) supervise(aid uint64, cfg *launch.Config) (wait func() error, err error) {
-	sup, ok := m.cfg.Enforce.(enforce.Supervisor)
-	if !ok {
-		return func() error { return nil }, nil
-	}
-	if on, _ := sup.Supervising(); !on {
-		return func() error { return nil }, nil
-	}
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("supervisor socket pair: %w", err)
-	}
-	ours, theirs := os.NewFile(uintptr(fds[0]), "supervise"), os.NewFile(uintptr(fds[1]), "supervise-trampoline")
-	measured := []*os.File{cfg.Exec}
-	if cfg.Script != nil {
-		measured = append(measured, cfg.Script)
-	}
-	errc := make(chan error, 1)
-	go func() {
-		err := sup.Supervise(aid, ours, measured)
-		// Closing our end tells a trampoline still waiting that no
-		// supervisor will acknowledge: it does not exec.
-		ours.Close()
-		errc <- err
-	}()
-	cfg.Supervise = theirs
-	return func() error {
-		// Once the trampoline has its copy, ours must see EOF if it dies
-		// before handing over the listener.
-		theirs.Close()
-		return <-errc
-	}, nil
-}
-
-func (m *Manager) entryGroupFD(rec *record) (int, error) {
-	g, err := m.cfg.Cgroups.Group(rec.AID)
-	if err != nil {
-		return -1, err
-	}
-	return g.FD()
 }
 
 // revoke ends a running agent that the daemon itself decided to stop.

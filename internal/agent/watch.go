@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -15,9 +12,7 @@ import (
 
 	"github.com/coconut-os/coconut/internal/audit"
 	"github.com/coconut-os/coconut/internal/cgroup"
-	"github.com/coconut-os/coconut/internal/enforce"
 	"github.com/coconut-os/coconut/internal/state"
-	"github.com/coconut-os/coconut/internal/supervise"
 )
 
 // watchChild reaps an agent this daemon started and records its end.
@@ -130,7 +125,7 @@ func (m *Manager) adopt(e *entry) {
 		m.endLocked(e, state.TerminatedRevoked, fmt.Sprintf("could not bind to the enforcer after a daemon restart: %v", err), nil)
 		return
 	}
-	if err := m.resumeSupervisor(r); err != nil {
+	if err := m.sup.resume(r); err != nil { // supervision.go
 		unix.Close(pidfd)
 		m.endLocked(e, state.TerminatedRevoked, fmt.Sprintf("could not resume its seccomp supervisor after a daemon restart: %v", err), nil)
 		return
@@ -189,113 +184,4 @@ func (m *Manager) watchAdopted(e *entry, pidfd int) {
 		break
 	}
 	m.ended(e, nil, "main process ended (adopted agent: exit status not available to coconutd)")
-}
-
-// resumeSupervisor serves again the listener the holder kept for an
-// adopted agent. A call the dead daemon had received but not answered
-// would wait forever: if its row is in the chain it gets that row's
-// verdict (answerRecorded), otherwise freezing and thawing the cgroup
-// interrupts it, and it restarts and is trapped again, now answered. The
-// freeze comes before serving: a call this daemon received and recorded
-// while the freeze interrupts it would restart into a second row. An
-// agent filtered with no listener left would get ENOSYS from every
-// mediated call: it is ended rather than left crippled (and it cannot be
-// left unfiltered). An agent started without the supervisor (an older
-// daemon, or the supervisor turned off) keeps running on its floor.
-func (m *Manager) resumeSupervisor(r *record) error {
-	sup, ok := m.cfg.Enforce.(enforce.Supervisor)
-	if !ok {
-		return nil
-	}
-	m.answerRecorded(r.AID)
-	frozen := false
-	if r.State != state.Quarantined { // a quarantined agent's calls restart when it is released
-		if err := m.cfg.Cgroups.Freeze(r.CgroupPath, true); err != nil {
-			return fmt.Errorf("freeze to restart pending calls: %w", err)
-		}
-		frozen = true
-	}
-	err := sup.Resume(r.AID)
-	if frozen {
-		if ferr := m.cfg.Cgroups.Freeze(r.CgroupPath, false); ferr != nil && err == nil {
-			err = fmt.Errorf("thaw after restarting pending calls: %w", ferr)
-		}
-	}
-	switch {
-	case errors.Is(err, enforce.ErrNotHeld):
-		if filtered, ferr := seccompFiltered(r.PID); ferr != nil || filtered {
-			return fmt.Errorf("its listener was not kept (holder gone)")
-		}
-		m.log.Warn("adopted agent runs without the seccomp supervisor", "aid", r.AID)
-		return nil
-	case err != nil:
-		return err
-	}
-	return nil
-}
-
-// answerRecorded gives every notification of agent aid that the dead
-// daemon recorded (a row with its notif_id near the chain's end) and did
-// not answer the recorded verdict (issue 20).
-func (m *Manager) answerRecorded(aid uint64) {
-	j, ok := m.cfg.Enforce.(enforce.Journaled)
-	if !ok {
-		return
-	}
-	head, _ := m.cfg.Chain.Head()
-	rows, err := m.cfg.Chain.Query(audit.Query{AID: &aid, AfterSeq: head - min(head, replayLookback), Type: "cap.*", Limit: audit.MaxLimit})
-	if err != nil {
-		m.log.Warn("read the chain for recorded notifications", "aid", aid, "err", err)
-		return
-	}
-	for _, row := range rows {
-		if row.Detail["source"] != "supervisor" {
-			continue
-		}
-		if row.Errno == 0 && !supervise.Continuable(row.Detail["syscall"]) {
-			continue // restarted and decided again (supervise.Continuable)
-		}
-		if row.Errno == 0 && !stillAllowed(j, aid, row) {
-			// Revoked since the row: no CONTINUE; the call restarts
-			// (the freeze below) and is decided on the current bundle.
-			m.log.Info("a call the previous daemon allowed is no longer allowed: decided again", "aid", aid, "seq", row.Seq, "object", row.Object)
-			continue
-		}
-		// notif_ids: the calls an aggregate deny row counts (aggregate.go).
-		for _, s := range strings.Split(row.Detail["notif_id"]+","+row.Detail["notif_ids"], ",") {
-			id, err := strconv.ParseUint(s, 10, 64)
-			if err != nil {
-				continue
-			}
-			if j.AnswerRecorded(aid, id, row.Errno) {
-				m.log.Info("answered a call the previous daemon recorded", "aid", aid, "seq", row.Seq, "type", row.Type, "object", row.Object)
-			}
-		}
-	}
-}
-
-// stillAllowed asks the current policy about a recorded allow: its row's
-// object is the real path and its capability the access ("fs.read+write").
-// Anything that cannot be read back is not allowed.
-func stillAllowed(j enforce.Journaled, aid uint64, row audit.Record) bool {
-	verbs, ok := strings.CutPrefix(row.Cap, "fs.")
-	if !ok || row.Object == "" {
-		return false
-	}
-	access, ok := supervise.ParseAccess(verbs)
-	return ok && j.StillAllowed(aid, row.Object, access)
-}
-
-// seccompFiltered reads the Seccomp line of /proc/PID/status (2: filter).
-func seccompFiltered(pid int) (bool, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return false, err
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "Seccomp:"); ok {
-			return strings.TrimSpace(v) == "2", nil
-		}
-	}
-	return false, errors.New("no Seccomp line")
 }
