@@ -6,6 +6,7 @@ import (
 
 	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/internal/capability"
+	"github.com/coconut-os/coconut/internal/inferkey"
 	"github.com/coconut-os/coconut/internal/peer"
 	"github.com/coconut-os/coconut/internal/policy"
 	"github.com/coconut-os/coconut/internal/state"
@@ -29,11 +30,25 @@ type Inference struct {
 	UserTokensUsed int64
 }
 
-// newInferenceKey makes the agent's key when a broker is configured and
-// indexes its hash; the key itself goes only into the agent's
-// environment.
-func (m *Manager) newInferenceKey(rec *record) (string, error) {
-	if !m.cfg.Broker.Addr.IsValid() {
+// Tenants is the registry as the inference broker sees it
+// (Manager.Tenants): which running agent a key or a socket's cgroup
+// belongs to, what an agent may call and spend (Inference), the tokens it
+// spent, and its Inference-blocked state. It owns the agents' inference
+// keys (inferkey.Keys: the index of their hashes, the pacing of
+// token-usage saves); everything else it reads from the records on each
+// call, so grants, revokes and quota changes take effect on the next one.
+type Tenants struct {
+	m    *Manager
+	keys inferkey.Keys
+}
+
+// Tenants is the broker's view of the agents.
+func (m *Manager) Tenants() *Tenants { return &m.tenants }
+
+// newKey makes the agent's key when a broker is configured and sets its
+// hash in rec; the key itself goes only into the agent's environment.
+func (t *Tenants) newKey(rec *record) (string, error) {
+	if !t.m.cfg.Broker.Addr.IsValid() {
 		return "", nil
 	}
 	key, hash, err := peer.NewKey()
@@ -46,19 +61,20 @@ func (m *Manager) newInferenceKey(rec *record) (string, error) {
 
 // indexKey makes rec's key valid (at spawn, and for adopted agents, whose
 // environment still holds the key they were given).
-func (m *Manager) indexKey(rec *record) { m.keys.Index(rec.KeyHash, rec.AID) }
+func (m *Manager) indexKey(rec *record) { m.tenants.keys.Index(rec.KeyHash, rec.AID) }
 
-// inferenceEnded forgets an ended agent's key and tells the broker.
-func (m *Manager) inferenceEnded(rec *record) { m.keys.Ended(rec.KeyHash, rec.AID) }
+// ended forgets an ended agent's key and tells the broker.
+func (t *Tenants) ended(rec *record) { t.keys.Ended(rec.KeyHash, rec.AID) }
 
-// OnInferenceEnd sets what runs when an agent ends (the broker forgets it).
-func (m *Manager) OnInferenceEnd(f func(aid uint64)) { m.keys.OnEnd(f) }
+// OnEnd sets what runs when an agent ends (the broker forgets it).
+func (t *Tenants) OnEnd(f func(aid uint64)) { t.keys.OnEnd(f) }
 
 // AIDOfKey returns the running agent whose inference key hashes to hash.
-func (m *Manager) AIDOfKey(hash string) (uint64, bool) { return m.keys.AID(hash) }
+func (t *Tenants) AIDOfKey(hash string) (uint64, bool) { return t.keys.AID(hash) }
 
 // AIDOfCgroup returns the running agent whose cgroup has id cgroupID.
-func (m *Manager) AIDOfCgroup(cgroupID uint64) (uint64, bool) {
+func (t *Tenants) AIDOfCgroup(cgroupID uint64) (uint64, bool) {
+	m := t.m
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	aid, ok := m.byCgroup[cgroupID]
@@ -74,7 +90,8 @@ func (m *Manager) AIDOfCgroup(cgroupID uint64) (uint64, bool) {
 
 // Inference returns what the broker schedules agent aid by. An agent that
 // is not running (quarantined, ended, unknown) gets an error.
-func (m *Manager) Inference(aid uint64) (Inference, error) {
+func (t *Tenants) Inference(aid uint64) (Inference, error) {
+	m := t.m
 	m.mu.Lock()
 	e, ok := m.agents[aid]
 	var r record
@@ -132,10 +149,11 @@ func (m *Manager) Inference(aid uint64) (Inference, error) {
 
 // AddTokens records tokens an agent spent through the broker. The record
 // is rewritten at most once per inferkey.SaveEvery for this alone.
-func (m *Manager) AddTokens(aid uint64, tokens int64) {
+func (t *Tenants) AddTokens(aid uint64, tokens int64) {
 	if tokens <= 0 {
 		return
 	}
+	m := t.m
 	m.mu.Lock()
 	e, ok := m.agents[aid]
 	if !ok {
@@ -144,52 +162,45 @@ func (m *Manager) AddTokens(aid uint64, tokens int64) {
 	}
 	e.rec.TokensUsed += tokens
 	m.mu.Unlock()
-	if m.keys.Spent(aid, time.Now(), m.flushTokens) { // at most once per inferkey.SaveEvery
+	if t.keys.Spent(aid, time.Now(), t.flush) { // at most once per inferkey.SaveEvery
 		if err := m.persist(e); err != nil {
 			m.log.Warn("persist token usage", "aid", aid, "err", err)
 		}
 	}
 }
 
-// flushTokens writes one agent's token usage if it is still unsaved.
-func (m *Manager) flushTokens(aid uint64) {
-	if !m.keys.TakeDirty(aid) {
+// flush writes one agent's token usage if it is still unsaved.
+func (t *Tenants) flush(aid uint64) {
+	if !t.keys.TakeDirty(aid) {
 		return
 	}
-	m.mu.Lock()
-	e, ok := m.agents[aid]
-	m.mu.Unlock()
-	if ok {
-		if err := m.persist(e); err != nil {
-			m.log.Warn("persist token usage", "aid", aid, "err", err)
+	if e := t.m.get(aid); e != nil {
+		if err := t.m.persist(e); err != nil {
+			t.m.log.Warn("persist token usage", "aid", aid, "err", err)
 		}
 	}
 }
 
 // FlushTokens writes the records whose token usage is not saved yet (at
 // shutdown).
-func (m *Manager) FlushTokens() {
-	for _, aid := range m.keys.TakeAllDirty() {
-		m.mu.Lock()
-		e, ok := m.agents[aid]
-		m.mu.Unlock()
-		if ok {
-			if err := m.persist(e); err != nil {
-				m.log.Warn("persist token usage", "aid", aid, "err", err)
+func (t *Tenants) FlushTokens() {
+	for _, aid := range t.keys.TakeAllDirty() {
+		if e := t.m.get(aid); e != nil {
+			if err := t.m.persist(e); err != nil {
+				t.m.log.Warn("persist token usage", "aid", aid, "err", err)
 			}
 		}
 	}
 }
 
-// SetInferenceBlocked moves an agent that waits for its token or KV
+// SetBlocked moves an agent that waits for its token or KV
 // budget to Inference-blocked, and back to Active when it no longer
 // waits. The transition writes the audit row first. An agent in another
 // state (quarantined, ended) is left as it is.
-func (m *Manager) SetInferenceBlocked(aid uint64, blocked bool, reason string) error {
-	m.mu.Lock()
-	e, ok := m.agents[aid]
-	m.mu.Unlock()
-	if !ok {
+func (t *Tenants) SetBlocked(aid uint64, blocked bool, reason string) error {
+	m := t.m
+	e := m.get(aid)
+	if e == nil {
 		return api.Errorf(api.ErrNotFound, "no agent %d", aid)
 	}
 	e.trans.Lock()
@@ -213,14 +224,4 @@ func (m *Manager) SetInferenceBlocked(aid uint64, blocked bool, reason string) e
 		return m.transition(context.Background(), e, to, "inference budget available", nil)
 	}
 	return nil
-}
-
-// brokerCaps adds the implicit rule an inference capability brings: the
-// broker's TCP address (inferkey.Broker.Caps).
-func (m *Manager) brokerCaps(caps []capability.Cap) []capability.Cap {
-	out, err := m.cfg.Broker.Caps(caps)
-	if err != nil {
-		m.log.Error("broker address is not a capability scope", "addr", m.cfg.Broker.Addr, "err", err)
-	}
-	return out
 }

@@ -16,6 +16,7 @@ import (
 func testManager(t *testing.T, recs ...*record) *Manager {
 	m := &Manager{cfg: Config{Broker: inferkey.Broker{Socket: "/run/coconut/broker.sock", Addr: netip.MustParseAddrPort("127.0.0.1:7878")}},
 		log: slog.Default(), store: store{dir: t.TempDir()}, agents: map[uint64]*entry{}, byCgroup: map[uint64]uint64{}}
+	m.tenants.m = m
 	for _, r := range recs {
 		m.agents[r.AID] = &entry{rec: r}
 		m.byCgroup[r.CgroupID] = r.AID
@@ -61,7 +62,7 @@ func TestInference(t *testing.T) {
 				r.State = state.Active
 			}
 			m := testManager(t, &r)
-			inf, err := m.Inference(7)
+			inf, err := m.Tenants().Inference(7)
 			if tt.wantErr {
 				if err == nil {
 					t.Fatalf("agent in state %s got %+v", r.State, inf)
@@ -86,27 +87,34 @@ func TestInference(t *testing.T) {
 			}
 		})
 	}
-	if _, err := testManager(t).Inference(99); err == nil {
+	if _, err := testManager(t).Tenants().Inference(99); err == nil {
 		t.Fatal("unknown agent accepted")
 	}
 }
 
 func TestBrokerCaps(t *testing.T) {
 	m := testManager(t)
+	brokerCaps := func(caps []capability.Cap) []capability.Cap { // what implicitCaps starts from
+		out, err := m.cfg.Broker.Caps(caps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
 	with, _ := capability.ParseAll([]string{"fs.read:/tmp/**", "inference:model=*"})
 	without, _ := capability.ParseAll([]string{"net.connect:10.0.0.1:443"})
-	got := m.brokerCaps(with)
+	got := brokerCaps(with)
 	if len(got) != 3 || got[2].String() != "net.connect:127.0.0.1:7878" {
 		t.Fatalf("with inference: %v", got)
 	}
 	if len(with) != 2 {
 		t.Fatalf("the caller's slice was changed: %v", with)
 	}
-	if got := m.brokerCaps(without); len(got) != 1 {
+	if got := brokerCaps(without); len(got) != 1 {
 		t.Fatalf("without inference: %v", got)
 	}
 	m.cfg.Broker = inferkey.Broker{}
-	if got := m.brokerCaps(with); len(got) != 2 {
+	if got := brokerCaps(with); len(got) != 2 {
 		t.Fatalf("no broker: %v", got)
 	}
 }
@@ -114,28 +122,28 @@ func TestBrokerCaps(t *testing.T) {
 func TestKeysAndTokens(t *testing.T) {
 	r := &record{AID: 3, CgroupID: 30, State: state.Active, Caps: []string{"inference:model=*"}}
 	m := testManager(t, r)
-	key, err := m.newInferenceKey(r)
+	key, err := m.tenants.newKey(r)
 	if err != nil || key == "" || r.KeyHash == "" {
 		t.Fatalf("key %q hash %q: %v", key, r.KeyHash, err)
 	}
 	m.indexKey(r)
-	if aid, ok := m.AIDOfKey(r.KeyHash); !ok || aid != 3 {
+	if aid, ok := m.Tenants().AIDOfKey(r.KeyHash); !ok || aid != 3 {
 		t.Fatalf("key lookup: %d %v", aid, ok)
 	}
-	if aid, ok := m.AIDOfCgroup(30); !ok || aid != 3 {
+	if aid, ok := m.Tenants().AIDOfCgroup(30); !ok || aid != 3 {
 		t.Fatalf("cgroup lookup: %d %v", aid, ok)
 	}
-	m.AddTokens(3, 40)
-	m.AddTokens(3, 2) // within inferkey.SaveEvery: only marked dirty
-	m.FlushTokens()
+	m.Tenants().AddTokens(3, 40)
+	m.Tenants().AddTokens(3, 2) // within inferkey.SaveEvery: only marked dirty
+	m.Tenants().FlushTokens()
 	recs, err := m.store.load()
 	if err != nil || len(recs) != 1 || recs[0].TokensUsed != 42 {
 		t.Fatalf("persisted %+v, %v; want 42 tokens", recs, err)
 	}
 	// The agent's last call leaves its count unsaved: a timer writes it
 	// within inferkey.SaveEvery without any other save or a shutdown.
-	m.AddTokens(3, 5)
-	m.AddTokens(3, 1)
+	m.Tenants().AddTokens(3, 5)
+	m.Tenants().AddTokens(3, 1)
 	deadline := time.Now().Add(5 * inferkey.SaveEvery)
 	for {
 		recs, err := m.store.load()
@@ -148,13 +156,13 @@ func TestKeysAndTokens(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	var forgot uint64
-	m.OnInferenceEnd(func(aid uint64) { forgot = aid })
+	m.Tenants().OnEnd(func(aid uint64) { forgot = aid })
 	r.State = state.TerminatedClean
-	m.inferenceEnded(r)
-	if _, ok := m.AIDOfKey(r.KeyHash); ok || forgot != 3 {
+	m.tenants.ended(r)
+	if _, ok := m.Tenants().AIDOfKey(r.KeyHash); ok || forgot != 3 {
 		t.Fatalf("ended agent: key still valid or broker not told (%d)", forgot)
 	}
-	if _, ok := m.AIDOfCgroup(30); ok {
+	if _, ok := m.Tenants().AIDOfCgroup(30); ok {
 		t.Fatal("ended agent's cgroup still names it")
 	}
 }
@@ -173,13 +181,13 @@ func TestInferenceBlockedReturns(t *testing.T) {
 			}
 			t.Cleanup(func() { chain.Close() })
 			m.cfg.Chain = chain
-			if err := m.SetInferenceBlocked(4, true, "token budget"); err != nil {
+			if err := m.Tenants().SetBlocked(4, true, "token budget"); err != nil {
 				t.Fatal(err)
 			}
 			if r.State != state.InferenceBlocked {
 				t.Fatalf("blocked: state %s", r.State)
 			}
-			if err := m.SetInferenceBlocked(4, false, ""); err != nil {
+			if err := m.Tenants().SetBlocked(4, false, ""); err != nil {
 				t.Fatal(err)
 			}
 			if r.State != from {

@@ -87,7 +87,7 @@ type Manager struct {
 	agents   map[uint64]*entry
 	byCgroup map[uint64]uint64 // cgroup id → AID, for kernel events
 
-	keys inferkey.Keys // the inference broker's keys and token-save pacing (internal/inferkey)
+	tenants Tenants // the broker's view: inference keys, tokens, Inference-blocked (inference.go)
 
 	counts     counterState  // chain deny rows by source, the counters alarm (counters.go)
 	agg        aggregator    // pending aggregate deny rows (aggregate.go); the consumer's own
@@ -158,6 +158,7 @@ func New(cfg Config) (*Manager, error) {
 		cfg: cfg, log: cfg.Log, store: st, aids: aids, reserve: reserve{dir: cfg.StateDir, bytes: cfg.AuditReserve},
 		agents: map[uint64]*entry{}, byCgroup: map[uint64]uint64{}, stop: make(chan struct{}),
 	}
+	m.tenants.m = m
 	for _, r := range recs {
 		m.agents[r.AID] = &entry{rec: r, stopped: make(chan struct{})}
 	}

@@ -157,7 +157,7 @@ func (m *Manager) startOne(ctx context.Context, p *plan, aid uint64) (*entry, er
 	if rec.Caps == nil {
 		rec.Caps = []string{}
 	}
-	key, err := m.newInferenceKey(rec) // inference.go: the broker key, only its hash is kept
+	key, err := m.tenants.newKey(rec) // inference.go: the broker key, only its hash is kept
 	if err != nil {
 		m.cfg.Cgroups.Remove(g)
 		return nil, err
@@ -336,5 +336,5 @@ func (m *Manager) endLocked(e *entry, to state.State, reason string, mutate func
 		}
 	}
 	m.killGroup(e)
-	m.inferenceEnded(e.rec) // inference.go: the key stops working, the broker forgets the agent
+	m.tenants.ended(e.rec) // inference.go: the key stops working, the broker forgets the agent
 }

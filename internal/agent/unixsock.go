@@ -20,13 +20,17 @@ var hostUnixSockets = []string{
 }
 
 // implicitCaps is the bundle the enforcer holds for caps: the implicit
-// broker TCP rule (brokerCaps), then the Unix sockets every agent needs —
+// broker TCP rule (inferkey.Broker.Caps: the broker's address for an
+// agent with an inference capability), then the Unix sockets every agent needs —
 // the daemon's API socket (the eight calls), the broker's socket for an
 // agent with an inference capability, and hostUnixSockets. Like the broker
 // rule they are not in the agent's record, so `agent caps` does not show
 // them, and a grant or revoke recomputes them.
 func (m *Manager) implicitCaps(caps []capability.Cap) []capability.Cap {
-	out := m.brokerCaps(caps)
+	out, err := m.cfg.Broker.Caps(caps)
+	if err != nil {
+		m.log.Error("broker address is not a capability scope", "addr", m.cfg.Broker.Addr, "err", err)
+	}
 	socks := slices.Clone(hostUnixSockets)
 	if m.cfg.Socket != "" {
 		socks = append(socks, m.cfg.Socket)

@@ -128,7 +128,7 @@ func via(r *http.Request) string {
 // key). On TCP the key names the agent and the kernel must agree: the
 // client's socket was created in that agent's cgroup.
 func (s *brokerSvc) whoCalls(r *http.Request) (uint64, *refusal) {
-	m := s.agents()
+	m := s.agents().Tenants()
 	hdr := r.Header.Get("Authorization")
 	if _, ok := peer.FromContext(r.Context()); ok {
 		id, err := peer.Unix(r.Context(), s.tree)
@@ -172,7 +172,7 @@ func (s *brokerSvc) whoCalls(r *http.Request) (uint64, *refusal) {
 // tenant reads the agent's record into the broker's terms, on every
 // request: grants, revokes and quota changes take effect on the next call.
 func (s *brokerSvc) tenant(aid uint64) (broker.Tenant, error) {
-	inf, err := s.agents().Inference(aid)
+	inf, err := s.agents().Tenants().Inference(aid)
 	if err != nil {
 		return broker.Tenant{}, err
 	}
@@ -184,7 +184,7 @@ func (s *brokerSvc) tenant(aid uint64) (broker.Tenant, error) {
 // running (not quarantined, not ended) and still hold an inference
 // capability for the model, read from its record as tenant reads it.
 func (s *brokerSvc) recheck(aid uint64, model string) error {
-	inf, err := s.agents().Inference(aid)
+	inf, err := s.agents().Tenants().Inference(aid)
 	if err != nil {
 		return fmt.Errorf("%w: agent %d may no longer call the broker: %w", broker.ErrForbidden, aid, err)
 	}
@@ -237,10 +237,10 @@ func ms(sec float64) string { return strconv.FormatFloat(sec*1000, 'f', 3, 64) }
 // blocked is Hooks.Blocked: Active ⇄ Inference-blocked, each an audited
 // transition.
 func (s *brokerSvc) blocked(aid uint64, blocked bool, reason string) {
-	if err := s.agents().SetInferenceBlocked(aid, blocked, reason); err != nil && !errors.Is(err, api.ErrNotFound) {
+	if err := s.agents().Tenants().SetBlocked(aid, blocked, reason); err != nil && !errors.Is(err, api.ErrNotFound) {
 		s.log.Warn("inference-blocked transition", "aid", aid, "blocked", blocked, "err", err)
 	}
 }
 
 // spent is Hooks.Spent: the agent's lifetime usage, persisted.
-func (s *brokerSvc) spent(aid uint64, tokens int64) { s.agents().AddTokens(aid, tokens) }
+func (s *brokerSvc) spent(aid uint64, tokens int64) { s.agents().Tenants().AddTokens(aid, tokens) }
