@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/internal/audit"
@@ -16,12 +17,53 @@ import (
 	"github.com/coconut-os/coconut/internal/state"
 )
 
-// capTarget checks that caller may change agent aid's bundle and returns
+// grants changes the bundles of running agents: agent_cap_grant and
+// agent_cap_revoke (each a row, then the enforcer, then the record), the
+// cascade of a revocation through delegation, agent_cap_present, and the
+// checks of an agent delegating to the agents it spawns (delegate.go). The
+// bookkeeping is internal/grant's and the verdicts internal/policy's; the
+// bundles are in the registry's records, changed under each agent's
+// transition lock. It owns the lock that orders delegations against
+// revocations.
+type grants struct {
+	m *Manager
+	// deleg orders the delegation steps against revocations: a delegated
+	// spawn (from its scope check until its children are Active), a grant
+	// by an agent (from its scope check until the grant is marked as
+	// delegated) and every revoke with its cascade. Without it a revoke of
+	// a parent's cap.grant could return while a child was still being
+	// given what it covered.
+	deleg sync.Mutex
+}
+
+// Grant is agent_cap_grant (grants.grant).
+func (m *Manager) Grant(ctx context.Context, caller Caller, aid uint64, caps []string) ([]string, error) {
+	return m.grants.grant(ctx, caller, aid, caps)
+}
+
+// Revoke is agent_cap_revoke (grants.revoke).
+func (m *Manager) Revoke(ctx context.Context, caller Caller, aid uint64, caps []string) ([]string, error) {
+	return m.grants.revoke(ctx, caller, aid, caps)
+}
+
+// Present is agent_cap_present (grants.present).
+func (m *Manager) Present(ctx context.Context, caller Caller, aid uint64, capStr, object string) error {
+	return m.grants.present(ctx, caller, aid, capStr, object)
+}
+
+// CeilingCovers reports whether cap lies within agent aid's ceiling
+// (grants.covers).
+func (m *Manager) CeilingCovers(caller Caller, aid uint64, cp string) (bool, error) {
+	return m.grants.covers(caller, aid, cp)
+}
+
+// target checks that caller may change agent aid's bundle and returns
 // it with the caps parsed and ~ expanded for the agent's user. A user holds
 // cap.grant over the agents they authorized (root over all); an agent may
 // delegate only to agents it spawned, within its own cap.grant scopes
 // (delegate.go).
-func (m *Manager) capTarget(caller Caller, aid uint64, verb string, caps []string) (*entry, []capability.Cap, error) {
+func (g *grants) target(caller Caller, aid uint64, verb string, caps []string) (*entry, []capability.Cap, error) {
+	m := g.m
 	if len(caps) == 0 {
 		return nil, nil, api.Errorf(api.ErrInvalid, "%s: no capabilities given", verb)
 	}
@@ -31,7 +73,7 @@ func (m *Manager) capTarget(caller Caller, aid uint64, verb string, caps []strin
 	}
 	var e *entry
 	if caller.AID != 0 {
-		e, err = m.delegateTarget(caller, aid, verb, parsed)
+		e, err = g.delegateTarget(caller, aid, verb, parsed)
 	} else {
 		e, err = m.lookup(caller, aid)
 	}
@@ -55,15 +97,16 @@ func (m *Manager) capTarget(caller Caller, aid uint64, verb string, caps []strin
 	return e, parsed, nil
 }
 
-// Grant is agent_cap_grant: every capability must lie within the agent's
+// grant is agent_cap_grant: every capability must lie within the agent's
 // ceiling (its kernel floor cannot be widened while it runs), or nothing
 // is granted. It takes effect before the call returns.
-func (m *Manager) Grant(ctx context.Context, caller Caller, aid uint64, caps []string) ([]string, error) {
+func (g *grants) grant(ctx context.Context, caller Caller, aid uint64, caps []string) ([]string, error) {
+	m := g.m
 	if caller.AID != 0 {
-		m.deleg.Lock() // delegate.go: the scope check holds until the grant is marked
-		defer m.deleg.Unlock()
+		g.deleg.Lock() // delegate.go: the scope check holds until the grant is marked
+		defer g.deleg.Unlock()
 	}
-	e, want, err := m.capTarget(caller, aid, "grant", caps)
+	e, want, err := g.target(caller, aid, "grant", caps)
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +130,7 @@ func (m *Manager) Grant(ctx context.Context, caller Caller, aid uint64, caps []s
 		return current, nil
 	}
 	next := append(current, added...)
-	if err := m.applyCaps(ctx, e, audit.CapGrant, added, next, caller); err != nil {
+	if err := g.apply(ctx, e, audit.CapGrant, added, next, caller, ""); err != nil {
 		return nil, err
 	}
 	// Remember where each capability came from: from an agent, it is
@@ -111,37 +154,38 @@ func (m *Manager) Grant(ctx context.Context, caller Caller, aid uint64, caps []s
 	return next, nil
 }
 
-// Revoke is agent_cap_revoke: every capability the revoked ones cover is
+// revoke is agent_cap_revoke: every capability the revoked ones cover is
 // removed, effective before the call returns. Network use stops at once
 // (cgroup BPF); the seccomp supervisor refuses the next open or exec. A
 // descriptor already open under a revoked file scope keeps its access,
 // so only then (or when the agent is not supervised) is the agent
 // quarantined, and the caller told why: access is never silently left in
 // place.
-func (m *Manager) Revoke(ctx context.Context, caller Caller, aid uint64, caps []string) ([]string, error) {
-	m.deleg.Lock() // after delegations in flight, before new ones
-	defer m.deleg.Unlock()
-	e, revoke, err := m.capTarget(caller, aid, "revoke", caps)
+func (g *grants) revoke(ctx context.Context, caller Caller, aid uint64, caps []string) ([]string, error) {
+	g.deleg.Lock() // after delegations in flight, before new ones
+	defer g.deleg.Unlock()
+	e, revoke, err := g.target(caller, aid, "revoke", caps)
 	if err != nil {
 		return nil, err
 	}
-	return m.revokeEntry(ctx, e, revoke, caller, "")
+	return g.revokeEntry(ctx, e, revoke, caller, "")
 }
 
 // revokeEntry removes from e every capability revoke covers, then the
 // same from every agent e reached by delegation (delegate.go). cause, if
 // set, says why (a cascade) in the row.
-func (m *Manager) revokeEntry(ctx context.Context, e *entry, revoke []capability.Cap, caller Caller, cause string) ([]string, error) {
-	kept, removed, err := m.revokeOne(ctx, e, revoke, caller, cause)
+func (g *grants) revokeEntry(ctx context.Context, e *entry, revoke []capability.Cap, caller Caller, cause string) ([]string, error) {
+	kept, removed, err := g.revokeOne(ctx, e, revoke, caller, cause)
 	if len(removed) > 0 {
-		if cerr := m.cascadeRevoke(ctx, e.rec.AID, removed, caller); cerr != nil && err == nil {
+		if cerr := g.cascade(ctx, e.rec.AID, removed, caller); cerr != nil && err == nil {
 			err = cerr
 		}
 	}
 	return kept, err
 }
 
-func (m *Manager) revokeOne(ctx context.Context, e *entry, revoke []capability.Cap, caller Caller, cause string) (kept, removed []string, err error) {
+func (g *grants) revokeOne(ctx context.Context, e *entry, revoke []capability.Cap, caller Caller, cause string) (kept, removed []string, err error) {
+	m := g.m
 	e.trans.Lock()
 	defer e.trans.Unlock()
 	aid := e.rec.AID
@@ -156,7 +200,7 @@ func (m *Manager) revokeOne(ctx context.Context, e *entry, revoke []capability.C
 	if len(removed) == 0 {
 		return nil, nil, api.Errorf(api.ErrNotFound, "agent %d holds nothing that %s covers", aid, strings.Join(caps, " "))
 	}
-	if err := m.applyCapsWhy(ctx, e, audit.CapRevoke, removed, kept, caller, cause); err != nil {
+	if err := g.apply(ctx, e, audit.CapRevoke, removed, kept, caller, cause); err != nil {
 		return nil, nil, err
 	}
 	m.mu.Lock()
@@ -183,18 +227,11 @@ func (m *Manager) revokeOne(ctx context.Context, e *entry, revoke []capability.C
 	return kept, removed, nil
 }
 
-// applyCaps records the change, hands the new bundle to the enforcer and
+// apply records the change, hands the new bundle to the enforcer and
 // persists it. The row comes first: an unrecorded change does not happen.
-func (m *Manager) applyCaps(ctx context.Context, e *entry, row capRow, changed, next []string, caller Caller) error {
-	return m.applyCapsWhy(ctx, e, row, changed, next, caller, "")
-}
-
-// capRow is the constructor of a change's row: audit.CapGrant or
-// audit.CapRevoke.
-type capRow func(aid uint64, caps []string, detail map[string]string) audit.Record
-
-// applyCapsWhy is applyCaps with the cause of a cascaded revocation.
-func (m *Manager) applyCapsWhy(ctx context.Context, e *entry, row capRow, changed, next []string, caller Caller, cause string) error {
+// cause, if set, says why (a cascaded revocation) in the row.
+func (g *grants) apply(ctx context.Context, e *entry, row capRow, changed, next []string, caller Caller, cause string) error {
+	m := g.m
 	m.mu.Lock()
 	rec := *e.rec
 	m.mu.Unlock()
@@ -229,30 +266,11 @@ func (m *Manager) applyCapsWhy(ctx context.Context, e *entry, row capRow, change
 	return m.persist(e)
 }
 
-// quarantineLocked freezes the agent for the daemon's own reasons. The
-// caller holds e.trans.
-func (m *Manager) quarantineLocked(ctx context.Context, e *entry, reason string) error {
-	m.mu.Lock()
-	st, path := e.rec.State, e.rec.CgroupPath
-	m.mu.Unlock()
-	if st == state.Quarantined {
-		return nil
-	}
-	if err := m.transition(ctx, e, state.Quarantined, reason, nil); err != nil {
-		return err
-	}
-	if err := m.cfg.Cgroups.Freeze(path, true); err != nil {
-		// Could not freeze: end it rather than leave access in place.
-		m.endLocked(e, state.TerminatedRevoked, reason+"; freezing failed: "+err.Error(), nil)
-		return api.Errorf(api.ErrInternal, "agent %d could not be frozen and was ended: %v", e.rec.AID, err)
-	}
-	return nil
-}
-
-// Present is agent_cap_present: an application capability (x.vendor.name)
+// present is agent_cap_present: an application capability (x.vendor.name)
 // or inference, presented for an operation the kernel does not see. The
 // answer is audited either way; a denial is ECAPABILITY.
-func (m *Manager) Present(ctx context.Context, caller Caller, aid uint64, capStr, object string) error {
+func (g *grants) present(ctx context.Context, caller Caller, aid uint64, capStr, object string) error {
+	m := g.m
 	e, err := m.lookup(caller, aid)
 	if err != nil {
 		return err
@@ -282,4 +300,51 @@ func (m *Manager) Present(ctx context.Context, caller Caller, aid uint64, capStr
 		return api.Errorf(api.ErrECapability, "agent %d does not hold %s", aid, c)
 	}
 	return nil
+}
+
+// covers reports whether cap lies within agent aid's ceiling, the
+// check Grant makes, so a page can offer only grants that can succeed.
+// Grant still decides.
+func (g *grants) covers(caller Caller, aid uint64, cp string) (bool, error) {
+	m := g.m
+	ceil, err := m.Ceiling(caller, aid)
+	if err != nil {
+		return false, err
+	}
+	want, err := capability.Parse(cp)
+	if err != nil {
+		return false, err
+	}
+	m.mu.Lock()
+	uid := m.agents[aid].rec.UID
+	m.mu.Unlock()
+	if id, err := lookupUID(uid); err == nil {
+		want = want.Expand(id.Home)
+	}
+	parsed, err := capability.ParseAll(ceil)
+	if err != nil {
+		return false, err
+	}
+	return policy.Within(parsed, want), nil
+}
+
+// capRow is the constructor of a change's row: audit.CapGrant or
+// audit.CapRevoke.
+type capRow func(aid uint64, caps []string, detail map[string]string) audit.Record
+
+// callerDetail is the audit detail naming who made a change: the uid, its
+// user name when the system knows it, and the door it came through
+// (Caller.Via, e.g. "center") when that is not the Unix API.
+func callerDetail(c Caller) map[string]string {
+	d := map[string]string{"by_uid": strconv.FormatUint(uint64(c.UID), 10)}
+	if id, err := lookupUID(c.UID); err == nil {
+		d["by_user"] = id.Name
+	}
+	if c.AID != 0 {
+		d["by_aid"] = strconv.FormatUint(c.AID, 10)
+	}
+	if c.Via != "" {
+		d["via"] = c.Via
+	}
+	return d
 }

@@ -22,22 +22,12 @@ import (
 // and revoking a capability from an agent revokes what it reached by
 // delegation from every agent downstream, each with its own row.
 
-// aidOfCgroupLocked finds the agent whose record names cgroup id cg (0 if
-// none). The caller holds m.mu.
-func (m *Manager) aidOfCgroupLocked(cg uint64) uint64 {
-	for aid, e := range m.agents {
-		if e.rec.CgroupID == cg {
-			return aid
-		}
-	}
-	return 0
-}
-
 // spawnCaller turns an agent calling agent_spawn into the caller its
 // children are planned for: the user who authorized the agent, asking
 // for the agent's own user. A user's call is returned unchanged with no
 // parent.
-func (m *Manager) spawnCaller(caller Caller) (Caller, *entry, error) {
+func (g *grants) spawnCaller(caller Caller) (Caller, *entry, error) {
+	m := g.m
 	if caller.AID == 0 {
 		return caller, nil, nil
 	}
@@ -52,15 +42,16 @@ func (m *Manager) spawnCaller(caller Caller) (Caller, *entry, error) {
 	if parent == nil || !parent.rec.State.Running() {
 		return Caller{}, nil, api.Errorf(api.ErrDenied, "agent %d may not spawn agents: it is %s", caller.AID, st)
 	}
-	if len(m.grantScopes(parent)) == 0 {
+	if len(g.scopes(parent)) == 0 {
 		return Caller{}, nil, api.Errorf(api.ErrDenied, "agent %d may not spawn agents: it holds no cap.grant", caller.AID)
 	}
 	return Caller{UID: owner, PID: caller.PID}, parent, nil
 }
 
-// grantScopes returns what the agent may delegate: the scopes of its
+// scopes returns what the agent may delegate: the scopes of its
 // cap.grant capabilities (grant.Scopes).
-func (m *Manager) grantScopes(e *entry) []capability.Cap {
+func (g *grants) scopes(e *entry) []capability.Cap {
+	m := g.m
 	m.mu.Lock()
 	held := append([]string{}, e.rec.Caps...)
 	m.mu.Unlock()
@@ -72,11 +63,12 @@ func (m *Manager) grantScopes(e *entry) []capability.Cap {
 // cap.grant scopes. A child with no declared ceiling may later be granted
 // anything the parent may delegate (its floor is built from that). The
 // whole request is refused if one plan is not within scope.
-func (m *Manager) delegatePlans(parent *entry, plans []*plan) error {
+func (g *grants) delegatePlans(parent *entry, plans []*plan) error {
+	m := g.m
 	if parent == nil {
 		return nil
 	}
-	scopes := m.grantScopes(parent)
+	scopes := g.scopes(parent)
 	m.mu.Lock()
 	paid, puid := parent.rec.AID, parent.rec.UID
 	m.mu.Unlock()
@@ -104,7 +96,8 @@ func (m *Manager) delegatePlans(parent *entry, plans []*plan) error {
 
 // delegateTarget checks that agent caller may change agent aid's bundle:
 // aid is its child and every capability lies within its cap.grant.
-func (m *Manager) delegateTarget(caller Caller, aid uint64, verb string, caps []capability.Cap) (*entry, error) {
+func (g *grants) delegateTarget(caller Caller, aid uint64, verb string, caps []capability.Cap) (*entry, error) {
+	m := g.m
 	m.mu.Lock()
 	e := m.agents[aid]
 	self := m.agents[caller.AID]
@@ -112,7 +105,7 @@ func (m *Manager) delegateTarget(caller Caller, aid uint64, verb string, caps []
 	if e == nil || self == nil || e.rec.Parent != caller.AID {
 		return nil, api.Errorf(api.ErrDenied, "agent %d may not %s capabilities of agent %d: it did not spawn it", caller.AID, verb, aid)
 	}
-	scopes := m.grantScopes(self)
+	scopes := g.scopes(self)
 	for _, c := range caps {
 		if !policy.Within(scopes, c) {
 			return nil, api.Errorf(api.ErrDenied, "agent %d may not %s %s: beyond its cap.grant (nothing was changed)", caller.AID, verb, c)
@@ -121,11 +114,12 @@ func (m *Manager) delegateTarget(caller Caller, aid uint64, verb string, caps []
 	return e, nil
 }
 
-// cascadeRevoke revokes from every agent that agent from delegated to
+// cascade revokes from every agent that agent from delegated to
 // what the removed capabilities reached, then from theirs. Each agent
 // gets its own cap.revoke row naming the cause. It returns the first
 // error; the walk goes on past it (more revoked, never less).
-func (m *Manager) cascadeRevoke(ctx context.Context, from uint64, removed []string, caller Caller) error {
+func (g *grants) cascade(ctx context.Context, from uint64, removed []string, caller Caller) error {
+	m := g.m
 	rm, err := capability.ParseAll(removed)
 	if err != nil {
 		return api.Errorf(api.ErrInternal, "%v", err)
@@ -148,7 +142,7 @@ func (m *Manager) cascadeRevoke(ctx context.Context, from uint64, removed []stri
 			continue
 		}
 		cause := fmt.Sprintf("delegated by agent %d, which lost %s", from, strings.Join(removed, " "))
-		_, err := m.revokeEntry(ctx, child, lose, caller, cause)
+		_, err := g.revokeEntry(ctx, child, lose, caller, cause)
 		if err != nil && first == nil {
 			first = fmt.Errorf("agent %d: %w", aid, err)
 		}

@@ -16,7 +16,7 @@ import (
 func testManager(t *testing.T, recs ...*record) *Manager {
 	m := &Manager{cfg: Config{Broker: inferkey.Broker{Socket: "/run/coconut/broker.sock", Addr: netip.MustParseAddrPort("127.0.0.1:7878")}},
 		log: slog.Default(), store: store{dir: t.TempDir()}, agents: map[uint64]*entry{}, byCgroup: map[uint64]uint64{}}
-	m.tenants.m = m
+	m.tenants.m, m.grants.m = m, m
 	for _, r := range recs {
 		m.agents[r.AID] = &entry{rec: r}
 		m.byCgroup[r.CgroupID] = r.AID

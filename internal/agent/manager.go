@@ -75,13 +75,7 @@ type Manager struct {
 	reserve reserve     // the audit chain's disk headroom (reserve.go)
 	sup     supervision // the seccomp supervisor's side (supervision.go)
 	budget  budget      // issue 5: cgroup limits, usage, memory tiers, OOM watch, governor (budget.go)
-	// deleg orders the delegation steps against revocations: a delegated
-	// spawn (from its scope check until its children are Active), a grant
-	// by an agent (from its scope check until the grant is marked as
-	// delegated) and every revoke with its cascade. Without it a revoke of
-	// a parent's cap.grant could return while a child was still being
-	// given what it covered.
-	deleg sync.Mutex
+	grants  grants      // capability changes and delegation, with the lock ordering them (caps.go)
 
 	mu       sync.Mutex
 	agents   map[uint64]*entry
@@ -158,7 +152,7 @@ func New(cfg Config) (*Manager, error) {
 		cfg: cfg, log: cfg.Log, store: st, aids: aids, reserve: reserve{dir: cfg.StateDir, bytes: cfg.AuditReserve},
 		agents: map[uint64]*entry{}, byCgroup: map[uint64]uint64{}, stop: make(chan struct{}),
 	}
-	m.tenants.m = m
+	m.tenants.m, m.grants.m = m, m
 	for _, r := range recs {
 		m.agents[r.AID] = &entry{rec: r, stopped: make(chan struct{})}
 	}
@@ -345,6 +339,17 @@ func (m *Manager) records(keep func(*record) bool) []record {
 	return out
 }
 
+// aidOfCgroupLocked finds the agent whose record names cgroup id cg (0 if
+// none). The caller holds m.mu.
+func (m *Manager) aidOfCgroupLocked(cg uint64) uint64 {
+	for aid, e := range m.agents {
+		if e.rec.CgroupID == cg {
+			return aid
+		}
+	}
+	return 0
+}
+
 // lookup returns agent aid if caller may see it.
 func (m *Manager) lookup(caller Caller, aid uint64) (*entry, error) {
 	e := m.get(aid)
@@ -409,6 +414,21 @@ func (m *Manager) Caps(caller Caller, aid uint64) ([]string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return append([]string{}, e.rec.Caps...), nil
+}
+
+// Ceiling returns the most the agent's bundle may grow to while it runs
+// (its kernel floor), ~ expanded like Caps.
+func (m *Manager) Ceiling(caller Caller, aid uint64) ([]string, error) {
+	e, err := m.lookup(caller, aid)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e.rec.Ceiling == nil {
+		return append([]string{}, e.rec.Caps...), nil
+	}
+	return append([]string{}, e.rec.Ceiling...), nil
 }
 
 // LogPath returns the file holding the agent's stdout and stderr.

@@ -57,3 +57,23 @@ func (m *Manager) freeze(ctx context.Context, caller Caller, aid uint64, on bool
 	}
 	return m.Get(caller, aid)
 }
+
+// quarantineLocked freezes the agent for the daemon's own reasons. The
+// caller holds e.trans.
+func (m *Manager) quarantineLocked(ctx context.Context, e *entry, reason string) error {
+	m.mu.Lock()
+	st, path := e.rec.State, e.rec.CgroupPath
+	m.mu.Unlock()
+	if st == state.Quarantined {
+		return nil
+	}
+	if err := m.transition(ctx, e, state.Quarantined, reason, nil); err != nil {
+		return err
+	}
+	if err := m.cfg.Cgroups.Freeze(path, true); err != nil {
+		// Could not freeze: end it rather than leave access in place.
+		m.endLocked(e, state.TerminatedRevoked, reason+"; freezing failed: "+err.Error(), nil)
+		return api.Errorf(api.ErrInternal, "agent %d could not be frozen and was ended: %v", e.rec.AID, err)
+	}
+	return nil
+}

@@ -33,20 +33,20 @@ const spawnWorkers = 8
 // Spawn is agent_spawn: verify, parse, plan every agent, then start them.
 // A refused manifest is recorded in the chain and nothing is started.
 func (m *Manager) Spawn(ctx context.Context, caller Caller, req api.SpawnRequest) ([]api.Agent, error) {
-	caller, parent, err := m.spawnCaller(caller) // delegate.go: an agent spawns for the user who authorized it
+	caller, parent, err := m.grants.spawnCaller(caller) // delegate.go: an agent spawns for the user who authorized it
 	if err != nil {
 		return nil, err
 	}
 	if parent != nil {
-		m.deleg.Lock()
-		defer m.deleg.Unlock()
+		m.grants.deleg.Lock()
+		defer m.grants.deleg.Unlock()
 	}
 	if err := m.reserve.check(); err != nil { // reserve.go
 		return nil, err
 	}
 	plans, err := m.plans.manifest(caller, req)
 	if err == nil {
-		if err = m.delegatePlans(parent, plans); err != nil {
+		if err = m.grants.delegatePlans(parent, plans); err != nil {
 			m.plans.release(plans)
 		}
 	}
@@ -61,13 +61,13 @@ func (m *Manager) Spawn(ctx context.Context, caller Caller, req api.SpawnRequest
 
 // Run is `coconut agent run`: one agent from a command line.
 func (m *Manager) Run(ctx context.Context, caller Caller, req api.RunRequest) (*api.Agent, error) {
-	caller, parent, err := m.spawnCaller(caller) // delegate.go
+	caller, parent, err := m.grants.spawnCaller(caller) // delegate.go
 	if err != nil {
 		return nil, err
 	}
 	if parent != nil {
-		m.deleg.Lock()
-		defer m.deleg.Unlock()
+		m.grants.deleg.Lock()
+		defer m.grants.deleg.Unlock()
 	}
 	if parent != nil && req.User == "" {
 		req.User = parent.rec.User // an agent's children run as its own user
@@ -77,7 +77,7 @@ func (m *Manager) Run(ctx context.Context, caller Caller, req api.RunRequest) (*
 	}
 	p, err := m.plans.run(caller, req)
 	if err == nil {
-		if err = m.delegatePlans(parent, []*plan{p}); err != nil {
+		if err = m.grants.delegatePlans(parent, []*plan{p}); err != nil {
 			m.plans.release([]*plan{p})
 		}
 	}
