@@ -388,12 +388,6 @@ func (m *Manager) Get(caller Caller, aid uint64) (*api.Agent, error) {
 	return &a, nil
 }
 
-// Visible reports whether caller may see agent aid's audit rows.
-func (m *Manager) Visible(caller Caller, aid uint64) bool {
-	_, err := m.lookup(caller, aid)
-	return err == nil
-}
-
 // SeesRow is the visibility rule of audit rows, shared by the audit query,
 // its proofs and the event stream: root outside any agent sees every row
 // (the daemon's own rows, AID 0, included); anyone else the rows of the
@@ -402,7 +396,11 @@ func (m *Manager) SeesRow(caller Caller, aid uint64) bool {
 	if caller.UID == 0 && caller.AID == 0 {
 		return true
 	}
-	return aid != 0 && m.Visible(caller, aid)
+	if aid == 0 {
+		return false
+	}
+	_, err := m.lookup(caller, aid)
+	return err == nil
 }
 
 // Caps returns the agent's current capabilities, ~ expanded.
@@ -449,55 +447,6 @@ func (m *Manager) Attestation(caller Caller, aid uint64) (*api.Attestation, erro
 		return nil, api.Errorf(api.ErrNotFound, "agent %d has no attestation: %v", aid, err)
 	}
 	return &api.Attestation{AID: aid, HostKeyID: sign.KeyID(m.cfg.HostKey.Public().(ed25519.PublicKey)), Envelope: b}, nil
-}
-
-// Kill ends the agent: Terminated-revoked is recorded, then every process
-// in its cgroup is killed. Killing an agent that already ended is not an
-// error: what the caller asked for is true, and the agent (in the state
-// it ended in) is returned unchanged, with no new row.
-func (m *Manager) Kill(ctx context.Context, caller Caller, aid uint64) (*api.Agent, error) {
-	e, err := m.lookup(caller, aid)
-	if err != nil {
-		return nil, err
-	}
-	if caller.AID != 0 {
-		return nil, api.Errorf(api.ErrDenied, "agent %d may not kill agents", caller.AID)
-	}
-	e.trans.Lock()
-	defer e.trans.Unlock()
-	m.mu.Lock()
-	ended := e.rec.State.Terminal()
-	m.mu.Unlock()
-	if ended {
-		return m.Get(caller, aid)
-	}
-	if err := m.transitionWith(ctx, e, state.TerminatedRevoked, fmt.Sprintf("killed by uid %d", caller.UID), callerDetail(caller), nil); err != nil {
-		return nil, err
-	}
-	m.killGroup(e)
-	return m.Get(caller, aid)
-}
-
-// killGroup kills everything in the agent's cgroup and removes it.
-func (m *Manager) killGroup(e *entry) {
-	m.mu.Lock()
-	r := *e.rec
-	m.mu.Unlock()
-	path := r.CgroupPath
-	defer m.budget.release(r) // issue 5: v1 groups and the SSD scratch go with the agent
-	g, err := m.cfg.Cgroups.Open(path)
-	if err != nil {
-		m.unbind(e.rec.AID)
-		return // already gone
-	}
-	if err := m.cfg.Cgroups.Kill(g); err != nil {
-		m.log.Error("kill agent cgroup", "aid", e.rec.AID, "err", err)
-		return
-	}
-	m.unbind(e.rec.AID) // only once the cgroup is empty: unbound means unguarded
-	if err := m.cfg.Cgroups.Remove(g); err != nil {
-		m.log.Warn("remove agent cgroup", "aid", e.rec.AID, "err", err)
-	}
 }
 
 // Running counts agents that are not terminated.

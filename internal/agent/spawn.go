@@ -309,32 +309,3 @@ func (m *Manager) launch(p *plan, rec *record, floor *launch.Floor, key string) 
 	}
 	return cmd, err
 }
-
-// revoke ends a running agent that the daemon itself decided to stop.
-func (m *Manager) revoke(e *entry, reason string) {
-	e.trans.Lock()
-	defer e.trans.Unlock()
-	m.endLocked(e, state.TerminatedRevoked, reason, nil)
-}
-
-// endLocked records the terminal state (if not already terminal) and kills
-// what is left in the cgroup. The caller holds e.trans.
-func (m *Manager) endLocked(e *entry, to state.State, reason string, mutate func(*record)) {
-	m.mu.Lock()
-	terminal := e.rec.State.Terminal()
-	m.mu.Unlock()
-	if !terminal {
-		if err := m.transition(context.Background(), e, to, reason, mutate); err != nil {
-			m.log.Error("record agent end", "aid", e.rec.AID, "err", err)
-		}
-	} else if mutate != nil {
-		m.mu.Lock()
-		mutate(e.rec)
-		m.mu.Unlock()
-		if err := m.persist(e); err != nil {
-			m.log.Error("persist agent end", "aid", e.rec.AID, "err", err)
-		}
-	}
-	m.killGroup(e)
-	m.tenants.ended(e.rec) // inference.go: the key stops working, the broker forgets the agent
-}

@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/coconut-os/coconut/api"
 	"github.com/coconut-os/coconut/internal/audit"
 	"github.com/coconut-os/coconut/internal/cgroup"
 	"github.com/coconut-os/coconut/internal/state"
@@ -64,6 +68,84 @@ func (m *Manager) ended(e *entry, status *int, reason string) {
 	default:
 		close(e.stopped)
 	}
+}
+
+// Kill ends the agent: Terminated-revoked is recorded, then every process
+// in its cgroup is killed. Killing an agent that already ended is not an
+// error: what the caller asked for is true, and the agent (in the state
+// it ended in) is returned unchanged, with no new row.
+func (m *Manager) Kill(ctx context.Context, caller Caller, aid uint64) (*api.Agent, error) {
+	e, err := m.lookup(caller, aid)
+	if err != nil {
+		return nil, err
+	}
+	if caller.AID != 0 {
+		return nil, api.Errorf(api.ErrDenied, "agent %d may not kill agents", caller.AID)
+	}
+	e.trans.Lock()
+	defer e.trans.Unlock()
+	m.mu.Lock()
+	ended := e.rec.State.Terminal()
+	m.mu.Unlock()
+	if ended {
+		return m.Get(caller, aid)
+	}
+	if err := m.transitionWith(ctx, e, state.TerminatedRevoked, fmt.Sprintf("killed by uid %d", caller.UID), callerDetail(caller), nil); err != nil {
+		return nil, err
+	}
+	m.killGroup(e)
+	return m.Get(caller, aid)
+}
+
+// killGroup kills everything in the agent's cgroup and removes it.
+func (m *Manager) killGroup(e *entry) {
+	m.mu.Lock()
+	r := *e.rec
+	m.mu.Unlock()
+	path := r.CgroupPath
+	defer m.budget.release(r) // issue 5: v1 groups and the SSD scratch go with the agent
+	g, err := m.cfg.Cgroups.Open(path)
+	if err != nil {
+		m.unbind(e.rec.AID)
+		return // already gone
+	}
+	if err := m.cfg.Cgroups.Kill(g); err != nil {
+		m.log.Error("kill agent cgroup", "aid", e.rec.AID, "err", err)
+		return
+	}
+	m.unbind(e.rec.AID) // only once the cgroup is empty: unbound means unguarded
+	if err := m.cfg.Cgroups.Remove(g); err != nil {
+		m.log.Warn("remove agent cgroup", "aid", e.rec.AID, "err", err)
+	}
+}
+
+// revoke ends a running agent that the daemon itself decided to stop.
+func (m *Manager) revoke(e *entry, reason string) {
+	e.trans.Lock()
+	defer e.trans.Unlock()
+	m.endLocked(e, state.TerminatedRevoked, reason, nil)
+}
+
+// endLocked records the terminal state (if not already terminal) and kills
+// what is left in the cgroup. The caller holds e.trans.
+func (m *Manager) endLocked(e *entry, to state.State, reason string, mutate func(*record)) {
+	m.mu.Lock()
+	terminal := e.rec.State.Terminal()
+	m.mu.Unlock()
+	if !terminal {
+		if err := m.transition(context.Background(), e, to, reason, mutate); err != nil {
+			m.log.Error("record agent end", "aid", e.rec.AID, "err", err)
+		}
+	} else if mutate != nil {
+		m.mu.Lock()
+		mutate(e.rec)
+		m.mu.Unlock()
+		if err := m.persist(e); err != nil {
+			m.log.Error("persist agent end", "aid", e.rec.AID, "err", err)
+		}
+	}
+	m.killGroup(e)
+	m.tenants.ended(e.rec) // inference.go: the key stops working, the broker forgets the agent
 }
 
 // adoptAll runs at start: agents of a previous daemon that still run are
@@ -184,4 +266,27 @@ func (m *Manager) watchAdopted(e *entry, pidfd int) {
 		break
 	}
 	m.ended(e, nil, "main process ended (adopted agent: exit status not available to coconutd)")
+}
+
+// procStart returns a process's start time in clock ticks since boot
+// (field 22 of /proc/PID/stat). With the pid it names one process for the
+// life of the machine: a recycled pid has a later start time.
+func procStart(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces and parentheses: skip to
+	// the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	// f[0] is field 3 (state); starttime is field 22.
+	if len(f) < 20 {
+		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+	}
+	return strconv.ParseUint(f[19], 10, 64)
 }
