@@ -74,7 +74,7 @@ func (w *witnessFlags) checks(stateDir string, pub ed25519.PublicKey) ([]*witnes
 	}
 	var cs []*witnessCheck
 	for _, f := range found {
-		c := &witnessCheck{found: f, what: fmt.Sprintf("the checkpoint witness %s cosigned", f.Key.Name)}
+		c := &witnessCheck{found: f, what: fmt.Sprintf("witness %s's cosigned checkpoint", f.Key.Name)}
 		if n := f.Newest; n != nil {
 			c.checker = anchor.NewChecker(c.what, []anchor.Entry{{Size: n.Checkpoint.Size, Root: n.Checkpoint.Root, Time: n.Time}})
 		}
