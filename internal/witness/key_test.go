@@ -2,7 +2,10 @@ package witness
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -116,5 +119,42 @@ func TestScanFraming(t *testing.T) {
 	os.WriteFile(path, bad, 0o600)
 	if _, err := OpenCosigLog(path); !errors.Is(err, ErrBadLog) {
 		t.Fatalf("open a damaged log: %v, want ErrBadLog", err)
+	}
+}
+
+// TestNewestRefusesTampered: Newest verifies the witness's newest entry;
+// a forged one (the witness's name and key hash, a made-up signature)
+// after a true one is an error, not a reason to fall back to the older.
+func TestNewestRefusesTampered(t *testing.T) {
+	h := newHost(t)
+	srv, vkey := startWitness(t, h)
+	k, err := ParseKey(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := newTree(t, 30, -1)
+	cp10 := good.signed(t, h.signer, 10)
+	cos, err := Submit(context.Background(), srv.Client(), srv.URL, 0, nil, cp10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), CosignaturesName)
+	c, err := OpenCosigLog(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Append(append(append([]byte(nil), cp10...), cos...))
+	found, err := Newest(path, h.pub, []Key{k})
+	if err != nil || found[0].Newest == nil || found[0].Newest.Checkpoint.Size != 10 {
+		t.Fatalf("true entry: %+v %v", found, err)
+	}
+	sig := make([]byte, 4+8+64)
+	binary.BigEndian.PutUint32(sig, k.Verifier.KeyHash())
+	rand.Read(sig[4:])
+	forged := append(good.signed(t, h.signer, 20), []byte("— "+k.Name+" "+base64.StdEncoding.EncodeToString(sig)+"\n")...)
+	c.Append(forged)
+	c.Close()
+	if _, err := Newest(path, h.pub, []Key{k}); !errors.Is(err, ErrBadCosignature) {
+		t.Fatalf("forged newest entry: %v, want ErrBadCosignature", err)
 	}
 }
