@@ -82,7 +82,7 @@ type hostKeys struct {
 	v      note.Verifier
 }
 
-func newHost(t *testing.T) hostKeys {
+func newHost(t testing.TB) hostKeys {
 	pub, key, _ := ed25519.GenerateKey(rand.Reader)
 	origin := checkpoint.HostOrigin(pub)
 	s, err := checkpoint.NewSigner(origin, key)
@@ -99,7 +99,7 @@ func newHost(t *testing.T) hostKeys {
 // startWitness runs transparency-dev's witness (in-memory persistence,
 // cosignature/v1) on loopback, knowing the host's log; it returns its URL
 // and verifier key.
-func startWitness(t *testing.T, h hostKeys) (*httptest.Server, string) {
+func startWitness(t testing.TB, h hostKeys) (*httptest.Server, string) {
 	skey, vkey, err := note.GenerateKey(rand.Reader, "witness.test")
 	if err != nil {
 		t.Fatal(err)
