@@ -2,6 +2,8 @@ package witness
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -156,7 +158,7 @@ func TestFollower(t *testing.T) {
 		t.Fatalf("Newest after the fork: %+v %v", found, err)
 	}
 
-	// The witness down: Record returns at once, failures are retried.
+	// The witness down: failures are retried with backoff.
 	srv.Close()
 	src.set(good, 35)
 	f, err = New(cfg)
@@ -164,13 +166,6 @@ func TestFollower(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Start(src)
-	t0 := time.Now()
-	for i := 0; i < 1000; i++ {
-		f.Record(checkpoint.Checkpoint{})
-	}
-	if d := time.Since(t0); d > 100*time.Millisecond {
-		t.Errorf("1000 Records took %v with the witness down", d)
-	}
 	st = waitState(t, f, "witness down", func(s State) bool { return s.Failures >= 3 })
 	if !strings.Contains(st.LastError, "unavailable") || st.Alarm == "" {
 		t.Fatalf("witness down: %+v (the alarm stays)", st)
@@ -179,5 +174,55 @@ func TestFollower(t *testing.T) {
 	defer cancel()
 	if err := f.Close(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestFollowerNeverBlocks: with a witness that accepts the connection and
+// never answers, Record (called by the checkpoint log under its lock)
+// still returns, and Close ends within its context.
+func TestFollowerNeverBlocks(t *testing.T) {
+	h := newHost(t)
+	_, vkey := startWitness(t, h)
+	key, _ := ParseKey(vkey)
+	hang := make(chan struct{})
+	var once sync.Once
+	stuck := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-hang }))
+	defer stuck.Close()
+	defer once.Do(func() { close(hang) })
+	dir := t.TempDir()
+	f, err := New(Config{Witnesses: []Witness{{Key: key, URL: stuck.URL, Timeout: time.Hour}},
+		StateDir: filepath.Join(dir, "witness"), CosigPath: filepath.Join(dir, CosignaturesName)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &treeSource{t: t, h: h}
+	src.set(newTree(t, 5, -1), 5)
+	f.Start(src)
+	done := make(chan struct{})
+	go func() {
+		for i := 0; i < 1000; i++ {
+			f.Record(checkpoint.Checkpoint{})
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second): // a deadlock detector, not a timing
+		t.Fatal("Record blocked on a witness that does not answer")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- f.Close(ctx) }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close did not end with its context")
+	}
+	if st := f.Status()[0]; st.CosignedSize != 0 || st.LastError == "" {
+		t.Fatalf("state after a witness that never answered: %+v", st)
 	}
 }
