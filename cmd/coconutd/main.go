@@ -123,6 +123,7 @@ func run(args []string, inherited []int) int {
 		AgentLogMax:    cfg.AgentLogMax,
 		AgentRetention: cfg.AgentRetention,
 		Export:         cfg.Export.OTLP,
+		Witnesses:      cfg.Witnesses, // issue 17
 		Log:            log,
 	})
 	if err != nil {

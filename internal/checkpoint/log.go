@@ -358,3 +358,68 @@ func (l *Log) Close() error {
 	l.err = ErrClosed
 	return errors.Join(errs...)
 }
+
+// Sync signs a checkpoint of every record the chain holds now, if the
+// latest does not cover them yet, and returns the latest checkpoint: a
+// daemon that stops hands that one to its witnesses before Close.
+func (l *Log) Sync() (Checkpoint, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.src == nil {
+		return Checkpoint{}, ErrClosed
+	}
+	if l.err != nil {
+		return Checkpoint{}, l.err
+	}
+	head, _ := l.src.Head()
+	if err := l.catchUp(head); err != nil {
+		l.fail(err)
+		return Checkpoint{}, err
+	}
+	if l.tree.size() > l.latest.Size {
+		if err := l.checkpointLocked(); err != nil {
+			l.fail(err)
+			return Checkpoint{}, err
+		}
+	}
+	return l.latest, nil
+}
+
+// ConsistencyProof returns the RFC 6962 consistency proof from the tree
+// of old records to the stored checkpoint of size size (old <= size), for
+// a witness that holds size old (internal/witness). old need not be a
+// stored checkpoint's size: a witness may hold any size of this log.
+func (l *Log) ConsistencyProof(old, size uint64) ([][]byte, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.src == nil || l.err != nil {
+		if l.err != nil {
+			return nil, l.err
+		}
+		return nil, ErrClosed
+	}
+	if _, ok := l.notes[size]; !ok {
+		return nil, fmt.Errorf("%w: no checkpoint of size %d", ErrNotFound, size)
+	}
+	if old > size {
+		return nil, fmt.Errorf("%w: consistency from %d to the smaller %d", ErrBadProof, old, size)
+	}
+	if old == 0 || old == size {
+		return nil, nil
+	}
+	return l.tree.consistency(old, size)
+}
+
+// CheckpointsAfter counts the stored checkpoints larger than size: a
+// witness's lag.
+func (l *Log) CheckpointsAfter(size uint64) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for s := range l.notes {
+		if s > size {
+			n++
+		}
+	}
+	return n
+}

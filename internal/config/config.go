@@ -60,6 +60,9 @@ type Config struct {
 	// AgentRetention prunes ended agents' records, attestations and logs
 	// this long after they ended (issue 17; "30d"). "": kept.
 	AgentRetention string `toml:"agent_retention"`
+	// Witnesses are the [[witness]] entries (issue 17, witness.go): each
+	// new signed checkpoint is submitted to each of them.
+	Witnesses []Witness `toml:"witness"`
 }
 
 // CompressAudit is audit_compress with its default.
@@ -104,6 +107,9 @@ func Load(path string, explicit bool) (Config, error) {
 	}
 	if err := c.Export.OTLP.validate(); err != nil {
 		return Config{}, fmt.Errorf("config %s: [export.otlp] %w", path, err)
+	}
+	if err := validateWitnesses(c.Witnesses); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
 	}
 	if err := c.mergeCenter(); err != nil {
 		return Config{}, fmt.Errorf("config %s: %w", path, err)
