@@ -305,11 +305,6 @@ type aggFlushReq struct {
 	done chan struct{}
 }
 
-// OnBeforeEnd adds f to what runs before an agent's terminal state row
-// is written (the broker writes the agent's pending inference rows).
-// Before the manager serves agents.
-func (m *Manager) OnBeforeEnd(f func(aid uint64)) { m.beforeEnd = append(m.beforeEnd, f) }
-
 // flushAgent has the consumer write agent aid's pending aggregate rows
 // now, the events already queued first, and forget its keys; it returns
 // once they are written (or past flushWait, logged). After Close the

@@ -50,6 +50,7 @@ type Config struct {
 	LogMax          int64            // agent_log_max: each agent's log cap in bytes (logcap.go); 0: DefaultLogMax
 	Retention       time.Duration    // agent_retention: ended agents pruned this long after they ended (prune.go); 0: kept
 	AuditEachUse    bool             // audit_each_use: one row per allowed use, none counted (aggregate.go)
+	BeforeEnd       func(aid uint64) // runs before an agent's terminal state row (the broker's pending rows); nil: none
 	Launch          Launcher         // starts an agent's first process (deps.go); nil: launch.Start
 	Log             *slog.Logger
 }
@@ -93,7 +94,6 @@ type Manager struct {
 	storm      stormWatch    // deny storm detectors and actions (storm.go)
 	aggFlushed chan struct{} // closed once the consumer wrote them at Close
 	aggReq     chan aggFlushReq
-	beforeEnd  []func(aid uint64) // OnBeforeEnd: run before an agent's terminal state row
 
 	wg     sync.WaitGroup // watchers
 	stop   chan struct{}
@@ -234,8 +234,8 @@ func (m *Manager) transitionWith(ctx context.Context, e *entry, to state.State, 
 		// Its pending aggregate rows (uses, denies, inference calls) come
 		// before its end: no count of an ended agent appears later.
 		m.flushAgent(e.rec.AID) // aggregate.go
-		for _, f := range m.beforeEnd {
-			f(e.rec.AID)
+		if m.cfg.BeforeEnd != nil {
+			m.cfg.BeforeEnd(e.rec.AID)
 		}
 	}
 	detail := map[string]string{"from": string(from)}

@@ -236,7 +236,8 @@ func New(opts Options) (*Daemon, error) {
 		StateDir: opts.StateDir, Tree: d.tree, Chain: d.chain, Trust: trust, HostKey: d.hostKey,
 		HostID: hostID(), Self: self, Socket: opts.Socket, WorkstationUser: opts.User,
 		DemoUser: opts.DemoUser, Enforcer: enf, Enforce: d.enf, EnforceWhy: why, Log: log, QuotaDefaults: qd, StormDefault: sd, AuditReserve: reserve, AuditEachUse: opts.AuditEachUse, LogMax: logMax, Retention: retention,
-		Broker: d.brk.env(), // issue 6
+		Broker:    d.brk.env(),            // issue 6
+		BeforeEnd: d.brk.calls.flushAgent, // issue 19: an ended agent's inference rows come before its end
 	})
 	if err != nil {
 		return fail(err)
