@@ -48,6 +48,8 @@ func TestLoad(t *testing.T) {
 		{name: "export otlp timeout", body: "[export.otlp]\nendpoint = \"c:4317\"\ntimeout = \"soon\"\n", wantErr: "timeout \"soon\""},
 		{name: "export otlp no endpoint", body: "[export.otlp]\nprotocol = \"http\"\n", wantErr: "without an endpoint"},
 		{name: "export otlp unknown", body: "[export.otlp]\nendpoint = \"c:4317\"\nheaders = 1\n", wantErr: "unknown keys: export.otlp.headers"},
+		{name: "audit each use", body: "audit_each_use = true\n", want: Config{AuditEachUse: true}},
+		{name: "audit each use string", body: "audit_each_use = \"yes\"\n", wantErr: "audit_each_use"},
 		{name: "broker sim output", body: "[broker.sim]\noutput = \"zipf\"\n", wantErr: "sim.output"},
 	}
 	for _, tt := range tests {
