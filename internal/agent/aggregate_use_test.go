@@ -157,3 +157,39 @@ func TestFlushAgentBeforeEnd(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestReplayedUseInAggregate: allowed connects of the network guard that
+// an aggregate cap.use row of the dead daemon already counts (its kseq
+// range) are acknowledged and not counted again when the ring hands them
+// to the next daemon; one past the range is recorded.
+func TestReplayedUseInAggregate(t *testing.T) {
+	dir := t.TempDir()
+	k := &fakeKernel{counts: map[string]uint64{}, events: make(chan enforce.Event)}
+	m := counterManager(t, dir, k)
+	ev := enforce.Event{Source: "netguard", CgroupID: 9, PID: 5, Cap: "net.connect", Object: "tcp 127.0.0.1:80", Syscall: "connect", Allowed: true}
+	for seq := uint64(1); seq <= 10; seq++ {
+		ev.Seq, ev.Ack = seq, func() {}
+		m.recordEvents([]enforce.Event{ev})
+	}
+	m.flushAggregates(true) // the dead daemon wrote seq 1 and 2..10 as an aggregate
+	m.cfg.Chain.(*audit.Chain).Close()
+
+	m2 := counterManager(t, dir, k)
+	before, _ := m2.cfg.Chain.Head()
+	var acks atomic.Int32
+	var batch []enforce.Event
+	for _, seq := range []uint64{5, 10, 11} {
+		e := ev
+		e.Seq, e.Replayed, e.Ack = seq, true, func() { acks.Add(1) }
+		batch = append(batch, e)
+	}
+	m2.recordEvents(batch)
+	after, _ := m2.cfg.Chain.Head()
+	if after != before+1 || acks.Load() != 3 {
+		t.Fatalf("chain %d → %d, %d acks: want one new row (kseq 11) and all 3 acknowledged", before, after, acks.Load())
+	}
+	rows, err := m2.cfg.Chain.Query(audit.Query{Type: audit.TypeCapUse, AfterSeq: before})
+	if err != nil || len(rows) != 1 || rows[0].KSeq != 11 {
+		t.Fatalf("new cap.use rows %+v (%v), want kseq 11 alone", rows, err)
+	}
+}
