@@ -119,6 +119,7 @@ func run(args []string, inherited []int) int {
 		Quota:          cfg.Quota.Defaults,
 		OnDenyStorm:    cfg.OnDenyStorm,
 		AuditReserve:   cfg.AuditReserve,
+		AuditEachUse:   cfg.AuditEachUse,
 		AuditCompress:  cfg.CompressAudit(),
 		AgentLogMax:    cfg.AgentLogMax,
 		AgentRetention: cfg.AgentRetention,

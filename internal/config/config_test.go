@@ -77,6 +77,8 @@ func TestLoad(t *testing.T) {
 		{name: "witness timeout", body: "[[witness]]\nurl = \"https://w/\"\nvkey = \"" + vkey + "\"\ntimeout = \"-1s\"\n", wantErr: "[[witness]] 1: timeout \"-1s\""},
 		{name: "witness twice", body: "[[witness]]\nurl = \"https://w/\"\nvkey = \"" + vkey + "\"\n[[witness]]\nurl = \"https://v/\"\nvkey = \"" + vkey + "\"\n", wantErr: "[[witness]] 2: the same witness key as entry 1"},
 		{name: "witness unknown key", body: "[[witness]]\nurl = \"https://w/\"\nvkey = \"" + vkey + "\"\nname = \"x\"\n", wantErr: "unknown keys: witness.name"},
+		{name: "audit each use", body: "audit_each_use = true\n", want: Config{AuditEachUse: true}},
+		{name: "audit each use string", body: "audit_each_use = \"yes\"\n", wantErr: "audit_each_use"},
 		{name: "broker sim output", body: "[broker.sim]\noutput = \"zipf\"\n", wantErr: "sim.output"},
 	}
 	for _, tt := range tests {

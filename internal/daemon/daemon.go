@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -56,6 +57,9 @@ type Options struct {
 	OnDenyStorm string
 	// AuditReserve is audit_reserve (issue 19, agent/reserve.go); "": 64M.
 	AuditReserve string
+	// AuditEachUse is audit_each_use (issue 19): no allowed use nor
+	// inference call is counted into an aggregate row.
+	AuditEachUse bool
 	// Export is [export.otlp] (issue 17, export.go): off without an endpoint.
 	Export config.ExportOTLP
 	// AuditCompress is audit_compress (issue 17): sealed segments kept
@@ -221,6 +225,9 @@ func New(opts Options) (*Daemon, error) {
 			return fail(err)
 		}
 	}
+	// Chain.Err (asked before a use is let through as a count) wants the
+	// same headroom spawns do.
+	d.chain.SetReserve(cmp.Or(reserve, agent.DefaultAuditReserve))
 	var logMax int64 // issue 17: agent_log_max
 	if opts.AgentLogMax != "" {
 		if logMax, err = agent.ParseLogMax(opts.AgentLogMax); err != nil {
@@ -242,8 +249,9 @@ func New(opts Options) (*Daemon, error) {
 	d.agents, err = agent.New(agent.Config{
 		StateDir: opts.StateDir, Tree: d.tree, Chain: d.chain, Trust: trust, HostKey: d.hostKey,
 		HostID: hostID(), Self: self, Socket: opts.Socket, WorkstationUser: opts.User,
-		DemoUser: opts.DemoUser, Enforcer: enf, Enforce: d.enf, EnforceWhy: why, Log: log, QuotaDefaults: qd, StormDefault: sd, AuditReserve: reserve, LogMax: logMax, Retention: retention,
-		Broker: d.brk.env(), // issue 6
+		DemoUser: opts.DemoUser, Enforcer: enf, Enforce: d.enf, EnforceWhy: why, Log: log, QuotaDefaults: qd, StormDefault: sd, AuditReserve: reserve, AuditEachUse: opts.AuditEachUse, LogMax: logMax, Retention: retention,
+		Broker:    d.brk.env(),            // issue 6
+		BeforeEnd: d.brk.calls.flushAgent, // issue 19: an ended agent's inference rows come before its end
 	})
 	if err != nil {
 		return fail(err)
