@@ -233,6 +233,31 @@ type Doctor struct {
 	// Export is the audit chain's export to an OpenTelemetry collector
 	// (issue 17: [export.otlp]); absent when none is configured.
 	Export *DoctorExport `json:"export,omitempty"`
+	// Witnesses are the [[witness]] entries of coconut.toml (issue 17):
+	// where each stands with the host's checkpoints. Absent when none.
+	Witnesses []DoctorWitness `json:"witnesses,omitempty"`
+}
+
+// DoctorWitness is one witness's standing: the newest checkpoint it
+// cosigned and how far the chain's checkpoints are past it.
+type DoctorWitness struct {
+	Name string `json:"name"` // its key's name
+	URL  string `json:"url"`
+	// CosignedSize is the size of the newest checkpoint it cosigned (0:
+	// none yet); LagCheckpoints counts the stored checkpoints after it,
+	// LagRows the records the latest checkpoint signs past it.
+	CosignedSize   uint64     `json:"cosigned_size"`
+	LagCheckpoints int        `json:"lag_checkpoints"`
+	LagRows        uint64     `json:"lag_rows"`
+	CosignedAt     *time.Time `json:"cosigned_at,omitempty"`
+	LastAttempt    *time.Time `json:"last_attempt,omitempty"`
+	LastError      string     `json:"last_error,omitempty"` // "" once a submission succeeds
+	Failures       uint64     `json:"failures,omitempty"`   // failed in a row
+	// Alarm says the witness saw another history than this chain (it
+	// refused a checkpoint as inconsistent: a fork; or it holds more of
+	// this log than the chain has). Kept until its state file is removed.
+	Alarm   string     `json:"alarm,omitempty"`
+	AlarmAt *time.Time `json:"alarm_at,omitempty"`
 }
 
 // DoctorExport is where the OTLP export of the audit chain stands. LagRows

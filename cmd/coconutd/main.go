@@ -119,10 +119,12 @@ func run(args []string, inherited []int) int {
 		Quota:          cfg.Quota.Defaults,
 		OnDenyStorm:    cfg.OnDenyStorm,
 		AuditReserve:   cfg.AuditReserve,
+		AuditEachUse:   cfg.AuditEachUse,
 		AuditCompress:  cfg.CompressAudit(),
 		AgentLogMax:    cfg.AgentLogMax,
 		AgentRetention: cfg.AgentRetention,
 		Export:         cfg.Export.OTLP,
+		Witnesses:      cfg.Witnesses, // issue 17
 		Log:            log,
 	})
 	if err != nil {

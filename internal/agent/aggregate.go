@@ -47,6 +47,27 @@ import (
 // kernel answers them), so their aggregate rows do count many.
 const aggregateEvery = 100 * time.Millisecond
 
+// Allowed-use aggregation (issue 19.1). The uses the audit policy keeps
+// on record (cap.use: the supervisor's execs and writes, the network
+// guard's connects, under `all`) are one durable row each, and a call
+// waits for its row: an agent looping on fork+exec wrote about 250 rows a
+// second. Now they are treated as denies are: the first use of each key
+// is a row of its own, further uses are counted into
+// audit.CapUseAggregate rows, at most one every useAggregateEvery per
+// agent (four a second), on a budget of their own so that a use flood
+// does not delay the agent's deny rows nor the reverse. Unlike a deny, a
+// counted supervised use is answered at once (the call goes on) when the
+// chain is healthy (audit.Chain.Err: not broken, not below its reserve);
+// when it is not, the use is refused as one whose row cannot be written,
+// never let through uncounted. A network guard use (the kernel allowed
+// it already) stays unacknowledged in the ring until its aggregate row is
+// durable, as a deny. What a daemon killed with -9 loses is the count of
+// the supervised uses of the last useAggregateEvery (their first use has
+// its row); a clean stop, and an agent's end, write every pending row
+// first (flushAgent). audit_each_use = true in coconut.toml (Config.
+// AuditEachUse) keeps one row per use.
+const useAggregateEvery = 250 * time.Millisecond
+
 // aggregateTick is how often due aggregates are looked for.
 const aggregateTick = 50 * time.Millisecond
 
@@ -63,6 +84,7 @@ type aggKey struct {
 	aid, cgroup              uint64
 	source, cap, object, sys string
 	errno                    int
+	allowed                  bool // an allowed use (cap.use), not a deny
 }
 
 // aggregate is the pending row of one key.
@@ -78,23 +100,38 @@ type aggregate struct {
 type aggregator struct {
 	lastRow  map[aggKey]time.Time // keys with a row, and when the last was written
 	pending  map[aggKey]*aggregate
-	agentRow map[uint64]time.Time // when each agent's last aggregate row was written
-	off      bool                 // closing: every deny gets its own row again
+	agentRow map[uint64]time.Time // when each agent's last aggregate deny row was written
+	useRow   map[uint64]time.Time // when each agent's last aggregate use row was written
+	off      bool                 // closing: every deny and use gets its own row again
+	eachUse  bool                 // audit_each_use: allowed uses are never counted
 }
 
 func aggKeyOf(aid uint64, ev enforce.Event) aggKey {
-	return aggKey{aid: aid, cgroup: ev.CgroupID, source: ev.Source, cap: ev.Cap, object: ev.Object, sys: ev.Syscall, errno: ev.Errno}
+	return aggKey{aid: aid, cgroup: ev.CgroupID, source: ev.Source, cap: ev.Cap, object: ev.Object, sys: ev.Syscall, errno: ev.Errno, allowed: ev.Allowed}
 }
 
-// gather reports whether ev, a deny to be recorded, is taken into its
-// key's pending aggregate instead of a row of its own; otherwise the
-// caller writes its row, and the key is remembered.
+// wouldGather reports whether gather would count ev into an aggregate
+// (its key has had its row), without changing anything.
+func (g *aggregator) wouldGather(aid uint64, ev enforce.Event) bool {
+	if g.off || (ev.Allowed && g.eachUse) || g.lastRow == nil {
+		return false
+	}
+	_, ok := g.lastRow[aggKeyOf(aid, ev)]
+	return ok
+}
+
+// gather reports whether ev, a deny or an allowed use to be recorded, is
+// taken into its key's pending aggregate instead of a row of its own;
+// otherwise the caller writes its row, and the key is remembered. A
+// gathered supervised use is not kept (the caller answers it now); any
+// other gathered event is, to be answered or acknowledged once its row
+// is durable.
 func (g *aggregator) gather(aid uint64, e *entry, ev enforce.Event, now time.Time) bool {
-	if g.off || ev.Allowed {
+	if g.off || (ev.Allowed && g.eachUse) {
 		return false
 	}
 	if g.lastRow == nil {
-		g.lastRow, g.pending, g.agentRow = map[aggKey]time.Time{}, map[aggKey]*aggregate{}, map[uint64]time.Time{}
+		g.lastRow, g.pending, g.agentRow, g.useRow = map[aggKey]time.Time{}, map[aggKey]*aggregate{}, map[uint64]time.Time{}, map[uint64]time.Time{}
 	}
 	k := aggKeyOf(aid, ev)
 	if _, ok := g.lastRow[k]; !ok {
@@ -111,7 +148,9 @@ func (g *aggregator) gather(aid uint64, e *entry, ev enforce.Event, now time.Tim
 	}
 	a.count++
 	a.lastSeq, a.last, a.pid = ev.Seq, now, ev.PID
-	a.events = append(a.events, ev)
+	if !ev.Allowed || ev.Ack != nil {
+		a.events = append(a.events, ev)
+	}
 	return true
 }
 
@@ -125,21 +164,27 @@ func (g *aggregator) forgetIdle() {
 }
 
 // due picks the keys to write now: all of them if all, else for each
-// agent whose last aggregate row is aggregateEvery old the one key
-// pending longest.
+// agent whose last aggregate deny row is aggregateEvery old the deny key
+// pending longest, and whose last aggregate use row is useAggregateEvery
+// old the use key pending longest.
 func (g *aggregator) due(now time.Time, all bool) []aggKey {
 	var keys []aggKey
-	oldest := map[uint64]aggKey{}
+	type class struct {
+		aid     uint64
+		allowed bool
+	}
+	oldest := map[class]aggKey{}
 	for k, a := range g.pending {
 		if all {
 			keys = append(keys, k)
 			continue
 		}
-		if now.Sub(g.agentRow[k.aid]) < aggregateEvery {
+		if k.allowed && now.Sub(g.useRow[k.aid]) < useAggregateEvery || !k.allowed && now.Sub(g.agentRow[k.aid]) < aggregateEvery {
 			continue
 		}
-		if o, ok := oldest[k.aid]; !ok || a.first.Before(g.pending[o].first) {
-			oldest[k.aid] = k
+		c := class{k.aid, k.allowed}
+		if o, ok := oldest[c]; !ok || a.first.Before(g.pending[o].first) {
+			oldest[c] = k
 		}
 	}
 	for _, k := range oldest {
@@ -148,16 +193,43 @@ func (g *aggregator) due(now time.Time, all bool) []aggKey {
 	return keys
 }
 
+// ofAgent is every pending key of agent aid.
+func (g *aggregator) ofAgent(aid uint64) []aggKey {
+	var keys []aggKey
+	for k := range g.pending {
+		if k.aid == aid {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// forgetAgent drops what is remembered of an ended agent's keys.
+func (g *aggregator) forgetAgent(aid uint64) {
+	for k := range g.lastRow {
+		if k.aid == aid && g.pending[k] == nil {
+			delete(g.lastRow, k)
+		}
+	}
+	delete(g.agentRow, aid)
+	delete(g.useRow, aid)
+}
+
 // flushAggregates writes, in one commit, the pending aggregates due
 // (all of them if all), then counts and answers their events as
 // recordEvents does.
 func (m *Manager) flushAggregates(all bool) {
-	g := &m.agg
-	if len(g.pending) == 0 {
+	if len(m.agg.pending) == 0 {
 		return
 	}
+	m.writeAggregates(m.agg.due(time.Now(), all))
+}
+
+// writeAggregates writes the pending aggregates of keys in one commit,
+// then counts and answers their events as recordEvents does.
+func (m *Manager) writeAggregates(keys []aggKey) {
+	g := &m.agg
 	now := time.Now()
-	keys := g.due(now, all)
 	var recs []audit.Record
 	for _, k := range keys {
 		a := g.pending[k]
@@ -174,6 +246,10 @@ func (m *Manager) flushAggregates(all bool) {
 		if len(ids) > 0 {
 			detail["notif_ids"] = strings.Join(ids, ",") // watch.go: answered from the row after a restart
 		}
+		if k.allowed {
+			recs = append(recs, audit.CapUseAggregate(k.aid, k.cap, k.object, a.pid, a.count, a.firstSeq, a.lastSeq, a.first, a.last, detail))
+			continue
+		}
 		recs = append(recs, audit.CapDenyAggregate(k.aid, k.cap, k.object, k.errno, a.pid, a.count, a.firstSeq, a.lastSeq, a.first, a.last, detail))
 	}
 	if len(recs) == 0 {
@@ -184,6 +260,18 @@ func (m *Manager) flushAggregates(all bool) {
 		a := g.pending[k]
 		delete(g.pending, k)
 		g.lastRow[k] = now
+		if k.allowed {
+			g.useRow[k.aid] = now
+			for _, ev := range a.events {
+				if ev.Ack != nil {
+					ev.Ack()
+				}
+			}
+			if err != nil {
+				m.log.Error("audit chain refused an aggregate use row: allowed uses answered and not on record", "aid", k.aid, "cap", k.cap, "object", k.object, "count", a.count, "err", err)
+			}
+			continue
+		}
 		g.agentRow[k.aid] = now
 		for _, ev := range a.events {
 			if err == nil {
@@ -206,4 +294,53 @@ func (m *Manager) flushAggregates(all bool) {
 			go m.markDenied(a.entry, a.events[len(a.events)-1])
 		}
 	}
+}
+
+// flushWait bounds how long an agent's end waits for its aggregate rows.
+const flushWait = 5 * time.Second
+
+// aggFlushReq asks the consumer to write one agent's pending aggregates.
+type aggFlushReq struct {
+	aid  uint64
+	done chan struct{}
+}
+
+// flushAgent has the consumer write agent aid's pending aggregate rows
+// now, the events already queued first, and forget its keys; it returns
+// once they are written (or past flushWait, logged). After Close the
+// consumer wrote everything already.
+func (m *Manager) flushAgent(aid uint64) {
+	if m.aggReq == nil {
+		return
+	}
+	req := aggFlushReq{aid: aid, done: make(chan struct{})}
+	timeout := time.NewTimer(flushWait)
+	defer timeout.Stop()
+	select {
+	case m.aggReq <- req:
+	case <-m.aggFlushed:
+		return
+	case <-timeout.C:
+		m.log.Error("agent's aggregate rows not written before its end", "aid", aid, "waited", flushWait)
+		return
+	}
+	select {
+	case <-req.done:
+	case <-timeout.C:
+		m.log.Error("agent's aggregate rows not written before its end", "aid", aid, "waited", flushWait)
+	}
+}
+
+// serveFlush is the consumer's side of flushAgent.
+func (m *Manager) serveFlush(req aggFlushReq, events <-chan enforce.Event) {
+	if len(events) > 0 {
+		if ev, ok := <-events; ok {
+			m.recordEvents(takeBatch(ev, events))
+		}
+	}
+	if keys := m.agg.ofAgent(req.aid); len(keys) > 0 {
+		m.writeAggregates(keys)
+	}
+	m.agg.forgetAgent(req.aid)
+	close(req.done)
 }

@@ -136,7 +136,7 @@ func (m *Manager) initCounters() error {
 			first, err1 := strconv.ParseUint(r.Detail["first_kseq"], 10, 64)
 			last, err2 := strconv.ParseUint(r.Detail["last_kseq"], 10, 64)
 			if err1 == nil && err2 == nil {
-				c.ranges = append(c.ranges, replayRange{cgroup: r.Detail["cgroup_id"], object: r.Object, cap: r.Cap, first: first, last: last})
+				c.ranges = append(c.ranges, replayRange{allowed: r.Type == audit.TypeCapUse, cgroup: r.Detail["cgroup_id"], object: r.Object, cap: r.Cap, first: first, last: last})
 			}
 			continue
 		}
@@ -154,8 +154,10 @@ func replayKey(allowed bool, seq uint64, cgroup string, pid int, object string) 
 	return fmt.Sprintf("%t/%d/%s/%d/%s", allowed, seq, cgroup, pid, object)
 }
 
-// replayRange is what an aggregate deny row of the network guard counts.
+// replayRange is what an aggregate deny or use row of the network guard
+// counts.
 type replayRange struct {
+	allowed             bool
 	cgroup, object, cap string
 	first, last         uint64
 }
@@ -169,11 +171,8 @@ func (c *counterState) recordedBefore(ev enforce.Event) bool {
 	if c.replayed[replayKey(ev.Allowed, ev.Seq, cg, ev.PID, ev.Object)] {
 		return true
 	}
-	if ev.Allowed {
-		return false
-	}
 	for _, r := range c.ranges {
-		if r.cgroup == cg && r.object == ev.Object && r.cap == ev.Cap && ev.Seq >= r.first && ev.Seq <= r.last {
+		if r.allowed == ev.Allowed && r.cgroup == cg && r.object == ev.Object && r.cap == ev.Cap && ev.Seq >= r.first && ev.Seq <= r.last {
 			return true
 		}
 	}

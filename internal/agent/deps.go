@@ -28,6 +28,9 @@ type Chain interface {
 	AppendBatch(ctx context.Context, rs []audit.Record) ([]audit.Record, error)
 	Head() (seq uint64, hash string)
 	Query(q audit.Query) ([]audit.Record, error)
+	// Err: can a row appended now be durable (not broken, not below the
+	// reserve)? Asked before an allowed use is let through as a count.
+	Err() error
 }
 
 // Cgroups is what the manager does to the agents' cgroups: one directory

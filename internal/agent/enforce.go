@@ -103,6 +103,8 @@ func (m *Manager) consumeDenies() {
 				return
 			}
 			m.recordEvents(takeBatch(ev, events))
+		case req := <-m.aggReq:
+			m.serveFlush(req, events) // aggregate.go: an agent ends
 		case reply := <-m.counts.requests:
 			reply <- m.settle(events)
 		case <-tick.C:
@@ -149,7 +151,10 @@ func (m *Manager) recordEvents(batch []enforce.Event) {
 	recs := make([]audit.Record, 0, len(batch))
 	entries := make([]*entry, len(batch))
 	written := make([]bool, len(batch))
-	gathered := make([]bool, len(batch)) // held in a pending aggregate: answered when it is written
+	gathered := make([]bool, len(batch)) // counted in a pending aggregate (a deny: answered when it is written)
+	refused := make([]error, len(batch)) // a supervised use that could only be counted, on an unhealthy chain
+	var health error                     // m.cfg.Chain.Err(), asked once per batch
+	asked := false
 	now := time.Now()
 	m.mu.Lock()
 	for i, ev := range batch {
@@ -173,7 +178,22 @@ func (m *Manager) recordEvents(batch []enforce.Event) {
 		if !ev.Allowed {
 			m.countStorm(aid, entries[i], now) // storm.go
 		}
-		if m.agg.gather(aid, entries[i], ev, now) { // aggregate.go: counted in a later row
+		own := false // a row of its own, whatever aggregation says
+		if ev.Allowed && m.agg.wouldGather(aid, ev) {
+			// aggregate.go: a use that would only be counted passes only
+			// on a chain that can still write the row that counts it.
+			if !asked {
+				health, asked = m.cfg.Chain.Err(), true
+			}
+			if health != nil && ev.Reply != nil {
+				refused[i] = health
+				continue
+			}
+			// The network guard's connect is made already: a row of its
+			// own, which the chain writes or refuses.
+			own = health != nil
+		}
+		if !own && m.agg.gather(aid, entries[i], ev, now) { // aggregate.go: counted in a later row
 			gathered[i] = true
 			continue
 		}
@@ -193,7 +213,7 @@ func (m *Manager) recordEvents(batch []enforce.Event) {
 	}
 	marked := map[*entry]bool{}
 	for i, ev := range batch {
-		if gathered[i] {
+		if gathered[i] || refused[i] != nil {
 			continue
 		}
 		if !ev.Allowed && (err == nil || !written[i]) {
@@ -204,7 +224,14 @@ func (m *Manager) recordEvents(batch []enforce.Event) {
 		}
 	}
 	for i, ev := range batch {
+		if refused[i] != nil {
+			ev.Reply <- refused[i] // refused, as a use whose row cannot be written
+			continue
+		}
 		if gathered[i] {
+			if ev.Allowed && ev.Reply != nil {
+				ev.Reply <- nil // counted: the call goes on (its row comes within useAggregateEvery)
+			}
 			continue
 		}
 		if ev.Reply != nil {

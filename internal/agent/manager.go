@@ -50,6 +50,8 @@ type Config struct {
 	StormDefault    storm.Policy     // on_deny_storm for what an agent leaves unset (storm.go); zero: storm.Default
 	LogMax          int64            // agent_log_max: each agent's log cap in bytes (logcap.go); 0: DefaultLogMax
 	Retention       time.Duration    // agent_retention: ended agents pruned this long after they ended (prune.go); 0: kept
+	AuditEachUse    bool             // audit_each_use: one row per allowed use, none counted (aggregate.go)
+	BeforeEnd       func(aid uint64) // runs before an agent's terminal state row (the broker's pending rows); nil: none
 	Launch          Launcher         // starts an agent's first process (deps.go); nil: launch.Start
 	Log             *slog.Logger
 }
@@ -87,6 +89,7 @@ type Manager struct {
 	agg        aggregator    // pending aggregate deny rows (aggregate.go); the consumer's own
 	storm      stormWatch    // deny storm detectors and actions (storm.go)
 	aggFlushed chan struct{} // closed once the consumer wrote them at Close
+	aggReq     chan aggFlushReq
 
 	wg     sync.WaitGroup // watchers
 	stop   chan struct{}
@@ -180,7 +183,8 @@ func New(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	if cfg.Enforce != nil {
-		m.aggFlushed = make(chan struct{})
+		m.aggFlushed, m.aggReq = make(chan struct{}), make(chan aggFlushReq)
+		m.agg.eachUse = cfg.AuditEachUse
 		go m.consumeDenies()
 		m.wg.Add(1)
 		go m.reconcile()
@@ -268,6 +272,14 @@ func (m *Manager) transitionWith(ctx context.Context, e *entry, to state.State, 
 	m.mu.Unlock()
 	if err := state.Transition(from, to); err != nil {
 		return api.Errorf(api.ErrConflict, "agent %d: %v", e.rec.AID, err)
+	}
+	if to.Terminal() {
+		// Its pending aggregate rows (uses, denies, inference calls) come
+		// before its end: no count of an ended agent appears later.
+		m.flushAgent(e.rec.AID) // aggregate.go
+		if m.cfg.BeforeEnd != nil {
+			m.cfg.BeforeEnd(e.rec.AID)
+		}
 	}
 	detail := map[string]string{"from": string(from)}
 	for k, v := range extra {

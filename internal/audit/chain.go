@@ -77,6 +77,8 @@ type Chain struct {
 
 	idx *index // nil without Options.IndexDir
 
+	health health // Err's reserve (health.go)
+
 	compKick chan struct{} // nil without Options.CompressSealed
 	compDone chan struct{}
 }

@@ -1,6 +1,9 @@
 package audit
 
-import "strconv"
+import (
+	"strconv"
+	"time"
+)
 
 // Rows of the daemon itself, the trust store and the inference broker.
 
@@ -17,6 +20,23 @@ const capInference = "inference"
 func InferenceCall(aid uint64, object string, allowed bool, errno int, detail map[string]string) Record {
 	return Record{AID: aid, Type: TypeInferenceCall, Cap: capInference, Object: object,
 		Result: resultOf(allowed), Errno: errno, Detail: detail}
+}
+
+// InferenceCallAggregate is the row that stands for count further
+// finished (result ok) calls of agent aid to one (model, endpoint,
+// stream) after its first, which had its own row (issue 19): type
+// "inference.call", result allow, and in Detail count, tokens_in and
+// tokens_out (the sums over the calls), first_time and last_time (when
+// the first and last finished), result "ok", and what detail adds
+// (endpoint, stream). The tokens of the chain's inference.call rows add
+// up to the broker's usage counters.
+func InferenceCallAggregate(aid uint64, model string, count uint64, tokensIn, tokensOut int64, first, last time.Time, detail map[string]string) Record {
+	d := spanDetail(detail, count, first, last)
+	d["tokens_in"] = strconv.FormatInt(tokensIn, 10)
+	d["tokens_out"] = strconv.FormatInt(tokensOut, 10)
+	d["result"] = "ok"
+	return Record{AID: aid, Type: TypeInferenceCall, Cap: capInference, Object: model,
+		Result: ResultAllow, Detail: d}
 }
 
 // InferenceAdmit is the row of an inference call admitted past the queue,

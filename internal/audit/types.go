@@ -10,7 +10,8 @@ const (
 	// one row (CapDenyAggregate).
 	TypeCapDeny = "cap.deny"
 	// TypeCapUse: an allowed use the agent's audit policy wants on record
-	// (CapUse).
+	// (CapUse), or further uses of one key counted into one row
+	// (CapUseAggregate).
 	TypeCapUse = "cap.use"
 	// TypeCapPresent: an application capability or inference presented
 	// through agent_cap_present (CapPresent).
@@ -48,7 +49,8 @@ const (
 	TypeSpawnRefused = "spawn.refused"
 
 	// TypeInferenceCall: an inference call, finished or refused
-	// (InferenceCall).
+	// (InferenceCall), or further finished calls of one key counted into
+	// one row (InferenceCallAggregate).
 	TypeInferenceCall = "inference.call"
 	// TypeInferenceAdmit: an inference call admitted past the queue
 	// (InferenceAdmit).

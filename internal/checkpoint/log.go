@@ -57,7 +57,6 @@ type Log struct {
 	src     Source
 	tree    *tree
 	file    *logFile
-	notes   map[uint64][]byte // size -> signed note, every stored checkpoint
 	latest  Checkpoint
 	note    []byte // latest signed note
 	lastAt  time.Time
@@ -81,28 +80,26 @@ func New(cfg Config) (*Log, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: host key is not ed25519", ErrBadNote)
 	}
-	l := &Log{cfg: cfg, pub: pub, origin: HostOrigin(pub), notes: map[uint64][]byte{},
+	l := &Log{cfg: cfg, pub: pub, origin: HostOrigin(pub),
 		notify: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	var err error
 	if l.signer, err = NewSigner(l.origin, cfg.Key); err != nil {
 		return nil, err
 	}
-	file, notes, err := openLogFile(filepath.Join(cfg.ChainDir, LogName))
+	file, err := openLogFile(filepath.Join(cfg.ChainDir, LogName))
 	if err != nil {
 		return nil, err
 	}
 	l.file = file
-	for i, n := range notes {
-		cp, err := Open(n, l.origin, pub)
+	// Only the latest checkpoint is verified here (its root is what the
+	// tree is checked against); `coconut audit verify` checks them all.
+	if file.last != nil {
+		cp, err := Open(file.last, l.origin, pub)
 		if err != nil {
 			file.close()
-			return nil, fmt.Errorf("checkpoint %d of %s: %w", i+1, LogName, err)
+			return nil, fmt.Errorf("checkpoint %d of %s: %w", file.n, LogName, err)
 		}
-		if i > 0 && cp.Size <= l.latest.Size {
-			file.close()
-			return nil, fmt.Errorf("%w: checkpoint %d: size %d after %d", ErrBadLog, i+1, cp.Size, l.latest.Size)
-		}
-		l.latest, l.note, l.notes[cp.Size] = cp, n, n
+		l.latest, l.note = cp, file.last
 	}
 	if l.tree, err = openTree(cfg.TreeDir, l.latest.Size); err != nil {
 		file.close()
@@ -250,7 +247,7 @@ func (l *Log) checkpointLocked() error {
 	if err := l.file.append(signed); err != nil {
 		return err
 	}
-	l.latest, l.note, l.notes[n], l.lastAt = cp, signed, signed, time.Now()
+	l.latest, l.note, l.lastAt = cp, signed, time.Now()
 	if l.cfg.Anchor != nil {
 		if err := l.cfg.Anchor.Record(cp); err != nil {
 			l.cfg.Log.Error("anchor checkpoint", "size", n, "err", err)
@@ -313,7 +310,10 @@ func (l *Log) Prove(seq, oldSize uint64) (*Proof, error) {
 	}
 	p := &Proof{Seq: seq, Record: string(rec), LeafIndex: seq - 1, TreeSize: l.latest.Size, Hashes: hs, Checkpoint: string(l.note)}
 	if oldSize > 0 {
-		old, ok := l.notes[oldSize]
+		old, ok, err := l.file.note(oldSize)
+		if err != nil {
+			return nil, err
+		}
 		if !ok {
 			return nil, fmt.Errorf("%w: no checkpoint of size %d", ErrNotFound, oldSize)
 		}
@@ -357,4 +357,69 @@ func (l *Log) Close() error {
 	}
 	l.err = ErrClosed
 	return errors.Join(errs...)
+}
+
+// Sync signs a checkpoint of every record the chain holds now, if the
+// latest does not cover them yet, and returns the latest checkpoint: a
+// daemon that stops hands that one to its witnesses before Close.
+func (l *Log) Sync() (Checkpoint, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.src == nil {
+		return Checkpoint{}, ErrClosed
+	}
+	if l.err != nil {
+		return Checkpoint{}, l.err
+	}
+	head, _ := l.src.Head()
+	if err := l.catchUp(head); err != nil {
+		l.fail(err)
+		return Checkpoint{}, err
+	}
+	if l.tree.size() > l.latest.Size {
+		if err := l.checkpointLocked(); err != nil {
+			l.fail(err)
+			return Checkpoint{}, err
+		}
+	}
+	return l.latest, nil
+}
+
+// ConsistencyProof returns the RFC 6962 consistency proof from the tree
+// of old records to the stored checkpoint of size size (old <= size), for
+// a witness that holds size old (internal/witness). old need not be a
+// stored checkpoint's size: a witness may hold any size of this log.
+func (l *Log) ConsistencyProof(old, size uint64) ([][]byte, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.src == nil || l.err != nil {
+		if l.err != nil {
+			return nil, l.err
+		}
+		return nil, ErrClosed
+	}
+	if _, ok, err := l.file.note(size); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, fmt.Errorf("%w: no checkpoint of size %d", ErrNotFound, size)
+	}
+	if old > size {
+		return nil, fmt.Errorf("%w: consistency from %d to the smaller %d", ErrBadProof, old, size)
+	}
+	if old == 0 || old == size {
+		return nil, nil
+	}
+	return l.tree.consistency(old, size)
+}
+
+// CheckpointsAfter counts the stored checkpoints larger than size: a
+// witness's lag.
+func (l *Log) CheckpointsAfter(size uint64) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n, err := l.file.after(size)
+	if err != nil {
+		return 0 // a lag figure only; the error shows on the next proof
+	}
+	return int(n)
 }

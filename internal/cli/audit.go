@@ -62,17 +62,21 @@ func auditVerify(g *globals) *cobra.Command {
 	var proof, pubFile string
 	var av anchorFlags
 	var incremental bool
+	var wf witnessFlags
 	cmd := &cobra.Command{
-		Use: "verify [--state-dir DIR] [--incremental] [--proof FILE] [--pub FILE] [--seal-key SEED] [--tpm-socket PATH]", Short: "Verify the whole chain and its checkpoints offline, or one proof (works with the daemon stopped)", Args: exactArgs(0),
+		Use: "verify [--state-dir DIR] [--incremental] [--proof FILE] [--pub FILE] [--seal-key SEED] [--tpm-socket PATH] [--witness VKEY]...", Short: "Verify the whole chain and its checkpoints offline, or one proof (works with the daemon stopped)", Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			pub, err := hostPublicKey(g, pubFile)
 			if err != nil {
 				return err
 			}
 			if proof != "" {
+				if len(wf.vkeys) > 0 {
+					return usagef("--witness checks the chain's cosignatures, not a proof file")
+				}
 				return verifyProofFile(g, proof, pub)
 			}
-			return verifyChain(g, pub, &av, incremental)
+			return verifyChain(g, pub, &av, &wf, incremental)
 		},
 	}
 	cmd.Flags().BoolVar(&incremental, "incremental", false, "verify only the rows after the checkpoint the last verify recorded (STATE/"+checkpoint.VerifiedName+"), and that the latest checkpoint is consistent with it")
@@ -81,12 +85,13 @@ func auditVerify(g *globals) *cobra.Command {
 	cmd.Flags().BoolVar(&av.skipTPM, "skip-tpm", false, "do not check the TPM anchor (a copied state dir on another machine)")
 	cmd.Flags().StringVar(&proof, "proof", "", "verify an inclusion proof file (from coconut audit prove) instead of the chain")
 	cmd.Flags().StringVar(&pubFile, "pub", "", "the host public key (default STATE/keys/host.pub)")
+	cmd.Flags().StringArrayVar(&wf.vkeys, "witness", nil, "require this witness's cosignature (its note verifier key, or @FILE) on the latest checkpoint, and the chain to match the newest checkpoint it cosigned (repeatable)")
 	return cmd
 }
 
 // verifyChain checks the BLAKE3 chain and every signed checkpoint in one
 // pass, and names the first bad seq.
-func verifyChain(g *globals, pub ed25519.PublicKey, av *anchorFlags, incremental bool) error {
+func verifyChain(g *globals, pub ed25519.PublicKey, av *anchorFlags, wf *witnessFlags, incremental bool) error {
 	dir := statedir.Chain(g.state())
 	verifiedPath := filepath.Join(g.state(), checkpoint.VerifiedName)
 	var since *checkpoint.Verified
@@ -97,6 +102,13 @@ func verifyChain(g *globals, pub ed25519.PublicKey, av *anchorFlags, incremental
 		}
 		since = v // nil: none recorded yet, so this run is a full one
 	}
+	wcs, err := wf.checks(g.state(), pub) // issue 17
+	if err != nil {
+		if g.json {
+			printJSON(os.Stdout, map[string]any{"ok": false, "reason": err.Error()})
+		}
+		return fmt.Errorf("witness cosignatures: %w", err)
+	}
 	checkers, notes, err := av.checkers(g.state(), dir)
 	if err != nil {
 		if g.json {
@@ -104,10 +116,20 @@ func verifyChain(g *globals, pub ed25519.PublicKey, av *anchorFlags, incremental
 		}
 		return fmt.Errorf("anchor broken: %w", err)
 	}
+	for _, c := range wcs {
+		if c.checker != nil {
+			checkers = append(checkers, c.checker)
+		}
+	}
 	vr, cr, ver, err := anchor.VerifyChainWith(dir, pub, checkpoint.VerifyOptions{Since: since}, checkers...)
+	wres, werr := witnessResults(wcs, cr.Latest, err)
 	var from uint64
 	if since != nil {
 		from = since.Size
+	}
+	if err == nil && werr != nil {
+		err = werr // the chain verifies; a witness's cosignature is missing or old
+		vr.Reason = err.Error()
 	}
 	if err == nil && ver != nil {
 		// Recorded for the next --incremental run; a read-only copy of a
@@ -118,11 +140,20 @@ func verifyChain(g *globals, pub ed25519.PublicKey, av *anchorFlags, incremental
 	}
 	if g.json {
 		out := map[string]any{"ok": err == nil, "records": vr.Records, "head": vr.Head, "checkpoints": cr.Checkpoints, "checkpoint_size": cr.Latest.Size, "anchor": notes, "incremental": since != nil, "verified_after": from}
+		if len(wcs) > 0 {
+			out["witnesses"] = wres
+		}
 		if err != nil {
 			out["first_bad"] = vr.FirstBad
 			out["reason"] = vr.Reason
+			if werr != nil {
+				out["reason"] = werr.Error()
+			}
 		}
 		printJSON(os.Stdout, out)
+	}
+	if werr != nil {
+		return fmt.Errorf("witness check failed: %w", werr)
 	}
 	if err != nil {
 		return fmt.Errorf("chain broken: %w", err)
@@ -135,6 +166,7 @@ func verifyChain(g *globals, pub ed25519.PublicKey, av *anchorFlags, incremental
 		for _, n := range notes {
 			fmt.Println(n)
 		}
+		printWitnessResults(wres)
 	}
 	return nil
 }

@@ -33,7 +33,7 @@ const (
 	groupNotifications = "notifications"
 )
 
-var doctorGroups = []string{groupKernel, groupDaemon, groupEnforcer, groupAnchor, groupExport, groupBroker, groupCenter, groupNotifications}
+var doctorGroups = []string{groupKernel, groupDaemon, groupEnforcer, groupAnchor, groupWitness, groupExport, groupBroker, groupCenter, groupNotifications}
 
 // doctorEnv is what every check sees.
 type doctorEnv struct {
@@ -155,6 +155,7 @@ func printDoctor(e *doctorEnv, lines []doctorLine) {
 		printDenyStorm(d.DenyStorm)         // doctor_defaults.go
 		printCounters(d)                    // doctor_counters.go
 		fmt.Println("             (supervisor and network guard denies; Landlock floor denials are only in the kernel audit log: see kernel-audit)")
+		printWitnesses(d) // doctor_witness.go, issue 17
 	}
 	group := ""
 	for _, l := range lines {

@@ -49,6 +49,12 @@ type Config struct {
 	// AuditReserve is the free space kept on the audit chain's filesystem
 	// (issue 19): below it new spawns are refused. "": 64M.
 	AuditReserve string `toml:"audit_reserve"`
+	// AuditEachUse keeps one audit row per allowed use (cap.use) and per
+	// finished inference call (issue 19). Unset or false: the first use
+	// of each (agent, capability, object), and the first call of each
+	// (agent, model, endpoint, stream), has its row, and further ones are
+	// counted into aggregate rows (a few a second per agent).
+	AuditEachUse bool `toml:"audit_each_use"`
 	// Export is the [export] table (issue 17, export.go).
 	Export Export `toml:"export"`
 	// AuditCompress keeps sealed audit segments zstd-compressed (issue 17;
@@ -60,6 +66,9 @@ type Config struct {
 	// AgentRetention prunes ended agents' records, attestations and logs
 	// this long after they ended (issue 17; "30d"). "": kept.
 	AgentRetention string `toml:"agent_retention"`
+	// Witnesses are the [[witness]] entries (issue 17, witness.go): each
+	// new signed checkpoint is submitted to each of them.
+	Witnesses []Witness `toml:"witness"`
 }
 
 // CompressAudit is audit_compress with its default.
@@ -104,6 +113,9 @@ func Load(path string, explicit bool) (Config, error) {
 	}
 	if err := c.Export.OTLP.validate(); err != nil {
 		return Config{}, fmt.Errorf("config %s: [export.otlp] %w", path, err)
+	}
+	if err := validateWitnesses(c.Witnesses); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
 	}
 	if err := c.mergeCenter(); err != nil {
 		return Config{}, fmt.Errorf("config %s: %w", path, err)

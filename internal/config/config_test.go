@@ -1,10 +1,14 @@
 package config
 
 import (
+	"crypto/rand"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+
+	"golang.org/x/mod/sumdb/note"
 )
 
 func TestLoad(t *testing.T) {
@@ -13,6 +17,15 @@ func TestLoad(t *testing.T) {
 		p := filepath.Join(dir, name)
 		os.WriteFile(p, []byte(body), 0o644)
 		return p
+	}
+	_, vkey, err := note.GenerateKey(rand.Reader, "witness.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, vkey2, _ := note.GenerateKey(rand.Reader, "witness2.example")
+	badHash := strings.Replace(vkey, "+", "+0", 1)[:len("witness.example+")+8] + vkey[len("witness.example+")+8:]
+	if badHash == vkey {
+		t.Fatal("bad hash equals the good one")
 	}
 	tests := []struct {
 		name, body, wantErr string
@@ -51,6 +64,21 @@ func TestLoad(t *testing.T) {
 		{name: "broker metrics grace", body: "[broker]\nmetrics_grace = \"90s\"\n", want: Config{Broker: Broker{MetricsGrace: "90s"}}},
 		{name: "broker metrics grace bad", body: "[broker]\nmetrics_grace = \"a while\"\n", wantErr: `metrics_grace "a while"`},
 		{name: "broker metrics grace negative", body: "[broker]\nmetrics_grace = \"-1m\"\n", wantErr: "must not be negative"},
+		{name: "witness", body: "[[witness]]\nurl = \"https://witness.example/\"\nvkey = \"" + vkey + "\"\ntimeout = \"3s\"\n[[witness]]\nurl = \"http://127.0.0.1:8080\"\nvkey = \"" + vkey2 + "\"\n",
+			want: Config{Witnesses: []Witness{{URL: "https://witness.example/", VKey: vkey, Timeout: "3s"}, {URL: "http://127.0.0.1:8080", VKey: vkey2}}}},
+		{name: "witness no url", body: "[[witness]]\nvkey = \"" + vkey + "\"\n", wantErr: "[[witness]] 1: url: missing"},
+		{name: "witness url scheme", body: "[[witness]]\nurl = \"ftp://w\"\nvkey = \"" + vkey + "\"\n", wantErr: "want an http:// or https:// URL"},
+		{name: "witness url host", body: "[[witness]]\nurl = \"https:///x\"\nvkey = \"" + vkey + "\"\n", wantErr: "no host"},
+		{name: "witness url credentials", body: "[[witness]]\nurl = \"https://u:p@w/\"\nvkey = \"" + vkey + "\"\n", wantErr: "credentials in the URL are refused"},
+		{name: "witness url query", body: "[[witness]]\nurl = \"https://w/?a=1\"\nvkey = \"" + vkey + "\"\n", wantErr: "no query or fragment"},
+		{name: "witness no vkey", body: "[[witness]]\nurl = \"https://w/\"\n", wantErr: "vkey: missing"},
+		{name: "witness vkey hash", body: "[[witness]]\nurl = \"https://w/\"\nvkey = \"" + badHash + "\"\n", wantErr: "does not match the key"},
+		{name: "witness vkey form", body: "[[witness]]\nurl = \"https://w/\"\nvkey = \"witness.example\"\n", wantErr: "want NAME+HASH+KEY"},
+		{name: "witness timeout", body: "[[witness]]\nurl = \"https://w/\"\nvkey = \"" + vkey + "\"\ntimeout = \"-1s\"\n", wantErr: "[[witness]] 1: timeout \"-1s\""},
+		{name: "witness twice", body: "[[witness]]\nurl = \"https://w/\"\nvkey = \"" + vkey + "\"\n[[witness]]\nurl = \"https://v/\"\nvkey = \"" + vkey + "\"\n", wantErr: "[[witness]] 2: the same witness key as entry 1"},
+		{name: "witness unknown key", body: "[[witness]]\nurl = \"https://w/\"\nvkey = \"" + vkey + "\"\nname = \"x\"\n", wantErr: "unknown keys: witness.name"},
+		{name: "audit each use", body: "audit_each_use = true\n", want: Config{AuditEachUse: true}},
+		{name: "audit each use string", body: "audit_each_use = \"yes\"\n", wantErr: "audit_each_use"},
 		{name: "broker sim output", body: "[broker.sim]\noutput = \"zipf\"\n", wantErr: "sim.output"},
 	}
 	for _, tt := range tests {
@@ -62,7 +90,7 @@ func TestLoad(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || c != tt.want {
+			if err != nil || !reflect.DeepEqual(c, tt.want) {
 				t.Fatalf("got %+v, %v", c, err)
 			}
 		})

@@ -61,6 +61,9 @@ type brokerSvc struct {
 	// hostRows rate-limits the refusal rows of callers that are not
 	// agents (broker_hooks.go).
 	hostRows rowBudget
+	// calls counts repeated finished calls into aggregate rows
+	// (broker_agg.go); nil until openBroker is done.
+	calls *callAggregator
 }
 
 // ParseBrokerAddr checks a broker address: a loopback IP (or localhost)
@@ -130,6 +133,7 @@ func openBroker(opts Options, tree *cgroup.Tree, chain *audit.Chain, log *slog.L
 		os.Remove(s.sock)
 		return nil, fmt.Errorf("inference broker: %w", err)
 	}
+	s.calls = newCallAggregator(chain, log, opts.AuditEachUse) // issue 19
 	errLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	s.unixS = &http.Server{Handler: s.b.Handler(), ConnContext: s.peers.ConnContext, ConnState: s.peers.ConnState,
 		ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
@@ -294,6 +298,9 @@ func (s *brokerSvc) close() {
 	s.tcpL.Close()
 	if err := s.b.Close(); err != nil {
 		s.log.Warn("close inference broker", "err", err)
+	}
+	if s.calls != nil {
+		s.calls.close() // broker_agg.go: the pending rows, after the last call
 	}
 	if err := os.Remove(s.sock); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		s.log.Warn("remove broker socket", "err", err)

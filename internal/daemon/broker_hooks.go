@@ -202,6 +202,33 @@ func (s *brokerSvc) recheck(aid uint64, model string) error {
 // ECAPABILITY), the budget, a full queue or a closing broker, or the
 // client leaving while queued (errno 0).
 func (s *brokerSvc) audit(ctx context.Context, c broker.Call) error {
+	var unhealthy error
+	if s.calls != nil && s.calls.known(c) {
+		// broker_agg.go: a repeat of a key with its row is counted, on a
+		// chain that can write the row that will count it.
+		unhealthy = s.chain.Err()
+		switch {
+		case unhealthy != nil && c.Result == broker.ResultAdmitted:
+			return unhealthy // refused before its first token
+		case unhealthy != nil:
+			// Its tokens are spent: its own row below, and refused.
+		case c.Result == broker.ResultAdmitted:
+			return nil // its end is counted
+		case s.calls.add(c, time.Now()):
+			return nil
+		}
+	}
+	if err := s.auditRow(ctx, c); err != nil {
+		return err
+	}
+	if s.calls != nil {
+		s.calls.wrote(c)
+	}
+	return unhealthy
+}
+
+// auditRow writes c's row of its own.
+func (s *brokerSvc) auditRow(ctx context.Context, c broker.Call) error {
 	admitted, allowed, errno := false, true, 0
 	switch c.Result {
 	case broker.ResultAdmitted:

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -31,6 +32,7 @@ import (
 	"github.com/coconut-os/coconut/internal/sign"
 	"github.com/coconut-os/coconut/internal/statedir"
 	"github.com/coconut-os/coconut/internal/storm"
+	"github.com/coconut-os/coconut/internal/witness"
 )
 
 // Version is set at build time.
@@ -55,6 +57,9 @@ type Options struct {
 	OnDenyStorm string
 	// AuditReserve is audit_reserve (issue 19, agent/reserve.go); "": 64M.
 	AuditReserve string
+	// AuditEachUse is audit_each_use (issue 19): no allowed use nor
+	// inference call is counted into an aggregate row.
+	AuditEachUse bool
 	// Export is [export.otlp] (issue 17, export.go): off without an endpoint.
 	Export config.ExportOTLP
 	// AuditCompress is audit_compress (issue 17): sealed segments kept
@@ -64,6 +69,8 @@ type Options struct {
 	AgentLogMax string
 	// AgentRetention is agent_retention (issue 17, agent/prune.go); "": kept.
 	AgentRetention string
+	// Witnesses are the [[witness]] entries (issue 17, witness.go).
+	Witnesses []config.Witness
 }
 
 // Daemon is a running coconutd.
@@ -79,11 +86,12 @@ type Daemon struct {
 	tree     *cgroup.Tree
 	hostKey  ed25519.PrivateKey
 	enforcer string
-	enf      enforce.Enforcer // nil when none could load
-	brk      *brokerSvc       // issue 6: the inference broker (broker.go)
-	events   *events.Service  // issue 13: the event stream, one for every door
-	center   *center.Center   // issue 13: the Center web UI (center.go); nil when off
-	exp      *otlp.Exporter   // issue 17: the chain's OTLP export (export.go); nil when off
+	enf      enforce.Enforcer  // nil when none could load
+	brk      *brokerSvc        // issue 6: the inference broker (broker.go)
+	events   *events.Service   // issue 13: the event stream, one for every door
+	center   *center.Center    // issue 13: the Center web UI (center.go); nil when off
+	exp      *otlp.Exporter    // issue 17: the chain's OTLP export (export.go); nil when off
+	wit      *witness.Follower // issue 17: the checkpoints' witnesses (witness.go); nil when none
 	trust    *sign.Trust
 	why      string
 	started  time.Time
@@ -116,7 +124,13 @@ func New(opts Options) (*Daemon, error) {
 		log.Warn("trust store entry ignored", "err", p)
 	}
 	// --- issue 4: checkpoints (begin) ---
-	if d.ckpt, d.anchor, d.anc, err = openCheckpoints(opts, d.hostKey, log); err != nil {
+	if d.wit, err = openWitnesses(opts, d.hostKey, log); err != nil { // issue 17: woken by each checkpoint
+		return nil, err
+	}
+	if d.ckpt, d.anchor, d.anc, err = openCheckpoints(opts, d.hostKey, log, d.wit); err != nil {
+		if d.wit != nil {
+			d.wit.Close(context.Background())
+		}
 		return nil, err
 	}
 	if d.chain, err = audit.Open(statedir.Chain(opts.StateDir), audit.Options{
@@ -134,7 +148,8 @@ func New(opts Options) (*Daemon, error) {
 		if d.brk != nil { // issue 6
 			d.brk.close()
 		}
-		d.closeExport() // issue 17
+		d.closeExport()    // issue 17
+		d.closeWitnesses() // issue 17
 		d.ckpt.Close()
 		d.anc.Close()
 		d.chain.Close()
@@ -142,6 +157,9 @@ func New(opts Options) (*Daemon, error) {
 	}
 	if err := d.ckpt.Start(d.chain); err != nil {
 		return fail(fmt.Errorf("audit checkpoints: %w", err))
+	}
+	if d.wit != nil { // issue 17: in the background; the latest checkpoint first
+		d.wit.Start(d.ckpt)
 	}
 	// --- issue 4: checkpoints (end) ---
 	if d.tree, err = cgroup.OpenTree(cgroup.SubtreeName(opts.StateDir)); err != nil {
@@ -207,6 +225,9 @@ func New(opts Options) (*Daemon, error) {
 			return fail(err)
 		}
 	}
+	// Chain.Err (asked before a use is let through as a count) wants the
+	// same headroom spawns do.
+	d.chain.SetReserve(cmp.Or(reserve, agent.DefaultAuditReserve))
 	var logMax int64 // issue 17: agent_log_max
 	if opts.AgentLogMax != "" {
 		if logMax, err = agent.ParseLogMax(opts.AgentLogMax); err != nil {
@@ -228,8 +249,9 @@ func New(opts Options) (*Daemon, error) {
 	d.agents, err = agent.New(agent.Config{
 		StateDir: opts.StateDir, Tree: d.tree, Chain: d.chain, Trust: trust, HostKey: d.hostKey,
 		HostID: hostID(), Self: self, Socket: opts.Socket, WorkstationUser: opts.User,
-		DemoUser: opts.DemoUser, Enforcer: enf, Enforce: d.enf, EnforceWhy: why, Log: log, QuotaDefaults: qd, StormDefault: sd, AuditReserve: reserve, LogMax: logMax, Retention: retention,
-		Broker: d.brk.env(), // issue 6
+		DemoUser: opts.DemoUser, Enforcer: enf, Enforce: d.enf, EnforceWhy: why, Log: log, QuotaDefaults: qd, StormDefault: sd, AuditReserve: reserve, AuditEachUse: opts.AuditEachUse, LogMax: logMax, Retention: retention,
+		Broker:    d.brk.env(),            // issue 6
+		BeforeEnd: d.brk.calls.flushAgent, // issue 19: an ended agent's inference rows come before its end
 	})
 	if err != nil {
 		return fail(err)
@@ -302,6 +324,7 @@ func (d *Daemon) close() {
 		d.log.Error("record daemon stop", "err", err)
 	}
 	d.closeExport()                        // issue 17: daemon.stop goes with the next daemon's first batch
+	d.closeWitnesses()                     // issue 17: the final checkpoint, cosigned if the witnesses answer
 	if err := d.ckpt.Close(); err != nil { // issue 4: the final checkpoint covers daemon.stop
 		d.log.Error("close audit checkpoints", "err", err)
 	}
@@ -381,7 +404,8 @@ func (d *Daemon) doctor() api.Doctor {
 	if d.center != nil {
 		doc.CenterAddr = d.center.Addr()
 	}
-	d.exportInfo(&doc) // issue 17
+	d.exportInfo(&doc)  // issue 17
+	d.witnessInfo(&doc) // issue 17
 	doc.QuotaDefaults = d.agents.QuotaDefaults()
 	doc.DenyStorm = d.agents.StormDefault()                  // issue 19
 	doc.Checks = append(doc.Checks, d.agents.ReserveCheck()) // issue 19: the chain's disk headroom
@@ -395,7 +419,7 @@ func (d *Daemon) doctor() api.Doctor {
 // openCheckpoints opens the checkpoint log beside the chain, signing with
 // the host key, and the anchor that keeps its latest root out of root's
 // reach.
-func openCheckpoints(opts Options, key ed25519.PrivateKey, log *slog.Logger) (*checkpoint.Log, string, io.Closer, error) {
+func openCheckpoints(opts Options, key ed25519.PrivateKey, log *slog.Logger, wit *witness.Follower) (*checkpoint.Log, string, io.Closer, error) {
 	stateDir := opts.StateDir
 	if err := os.MkdirAll(statedir.Chain(stateDir), 0o700); err != nil {
 		return nil, "", nil, fmt.Errorf("create chain dir: %w", err)
@@ -403,6 +427,9 @@ func openCheckpoints(opts Options, key ed25519.PrivateKey, log *slog.Logger) (*c
 	anc, kind, closer, err := openAnchor(opts, log)
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("audit anchor: %w", err)
+	}
+	if wit != nil { // issue 17: each checkpoint also wakes the witnesses
+		anc = anchors{anc, wit}
 	}
 	l, err := checkpoint.New(checkpoint.Config{ChainDir: statedir.Chain(stateDir), TreeDir: statedir.Merkle(stateDir), Key: key, Anchor: anc, Log: log})
 	if err != nil {

@@ -36,3 +36,8 @@ func Merkle(stateDir string) string { return filepath.Join(stateDir, "index", "m
 // ExportOTLP is the OTLP export's state: the last audit seq the collector
 // acknowledged (issue 17), where a restart resumes.
 func ExportOTLP(stateDir string) string { return filepath.Join(stateDir, "export", "otlp.json") }
+
+// Witness holds one state file per configured witness (issue 17): the
+// size it last cosigned, its last error and any alarm. The cosignatures
+// themselves are evidence, in Chain's cosignatures.log.
+func Witness(stateDir string) string { return filepath.Join(stateDir, "chain", "witness") }

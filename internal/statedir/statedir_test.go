@@ -15,6 +15,7 @@ func TestLayout(t *testing.T) {
 		{QueryIndex(d), "/s/index/aid"},
 		{Merkle(d), "/s/index/merkle"},
 		{ExportOTLP(d), "/s/export/otlp.json"},
+		{Witness(d), "/s/chain/witness"},
 	} {
 		if c.got != c.want {
 			t.Errorf("got %s, want %s", c.got, c.want)

@@ -22,8 +22,53 @@ import (
 var ErrConflict = errors.New("witness holds another tree size")
 
 // ErrRefused means the witness refused the checkpoint (a forked or
-// unverifiable checkpoint, an unknown log, a bad proof).
+// unverifiable checkpoint, an unknown log, a bad proof): a 4xx answer
+// other than 409 and 429. Sending it again will not help.
 var ErrRefused = errors.New("witness refused the checkpoint")
+
+// ErrInconsistent is the refusal that means a fork (422): the checkpoint
+// is not consistent with the one the witness holds for this log (the
+// proof does not lead from its tree to ours, or the same size has
+// another root). It is also ErrRefused.
+var ErrInconsistent = errors.New("witness holds a checkpoint this one is not consistent with")
+
+// ErrUnavailable means the witness could not answer now (429 pushback,
+// 5xx): try again later.
+var ErrUnavailable = errors.New("witness unavailable")
+
+// StatusError is an answer other than 200 and 409.
+type StatusError struct {
+	Base   string // the witness URL
+	Status int
+	Text   string // "422 Unprocessable Entity"
+	Body   string // clipped
+}
+
+func (e *StatusError) Error() string {
+	what := ErrRefused
+	switch {
+	case e.Status == http.StatusUnprocessableEntity:
+		what = ErrInconsistent
+	case e.Status == http.StatusTooManyRequests || e.Status >= 500:
+		what = ErrUnavailable
+	}
+	return fmt.Sprintf("%v: %s answered %s %q", what, e.Base, e.Text, e.Body)
+}
+
+// Is sorts the status: 422 is ErrInconsistent and ErrRefused, 429 and
+// 5xx ErrUnavailable, any other ErrRefused.
+func (e *StatusError) Is(target error) bool {
+	unavailable := e.Status == http.StatusTooManyRequests || e.Status >= 500
+	switch target {
+	case ErrInconsistent:
+		return e.Status == http.StatusUnprocessableEntity
+	case ErrUnavailable:
+		return unavailable
+	case ErrRefused:
+		return !unavailable
+	}
+	return false
+}
 
 // ConflictError is a 409 answer: the witness's tree size.
 type ConflictError struct{ Size uint64 }
@@ -54,12 +99,12 @@ func Submit(ctx context.Context, c *http.Client, base string, oldSize uint64, pr
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("witness %s: %w", base, err)
+		return nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, base, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
 	if err != nil {
-		return nil, fmt.Errorf("witness %s: %w", base, err)
+		return nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, base, err)
 	}
 	if len(b) > maxAnswer {
 		return nil, fmt.Errorf("witness %s: answer over %d bytes", base, maxAnswer)
@@ -77,7 +122,7 @@ func Submit(ctx context.Context, c *http.Client, base string, oldSize uint64, pr
 		}
 		return nil, &ConflictError{Size: n}
 	default:
-		return nil, fmt.Errorf("%w: %s answered %s: %q", ErrRefused, base, resp.Status, clip(b))
+		return nil, &StatusError{Base: base, Status: resp.StatusCode, Text: resp.Status, Body: clip(b)}
 	}
 }
 

@@ -73,23 +73,33 @@ func (t *tree) proof(tb testing.TB, from, to int64) [][]byte {
 	return out
 }
 
-// TestSubmitToTransparencyDevWitness runs transparency-dev's witness
-// in-process on loopback: it cosigns our checkpoints, answers a stale
-// old size with 409 and its size, and refuses a forked checkpoint (a
-// rewritten chain re-signed with the host key) even though its signature
-// is valid.
-func TestSubmitToTransparencyDevWitness(t *testing.T) {
-	ctx := context.Background()
+// hostKeys is a host key pair as coconutd's: a signer and a verifier of
+// origin coconut/ed25519:<id>.
+type hostKeys struct {
+	pub    ed25519.PublicKey
+	origin string
+	signer note.Signer
+	v      note.Verifier
+}
+
+func newHost(t testing.TB) hostKeys {
 	pub, key, _ := ed25519.GenerateKey(rand.Reader)
 	origin := checkpoint.HostOrigin(pub)
-	host, err := checkpoint.NewSigner(origin, key)
+	s, err := checkpoint.NewSigner(origin, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	hostV, err := checkpoint.NewVerifier(origin, pub)
+	v, err := checkpoint.NewVerifier(origin, pub)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return hostKeys{pub: pub, origin: origin, signer: s, v: v}
+}
+
+// startWitness runs transparency-dev's witness (in-memory persistence,
+// cosignature/v1) on loopback, knowing the host's log; it returns its URL
+// and verifier key.
+func startWitness(t testing.TB, h hostKeys) (*httptest.Server, string) {
 	skey, vkey, err := note.GenerateKey(rand.Reader, "witness.test")
 	if err != nil {
 		t.Fatal(err)
@@ -98,15 +108,11 @@ func TestSubmitToTransparencyDevWitness(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wv, err := fnote.NewVerifierForCosignatureV1(vkey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := twitness.New(ctx, twitness.Opts{
+	w, err := twitness.New(context.Background(), twitness.Opts{
 		Persistence: inmemory.New(),
 		Signers:     []note.Signer{ws},
 		VerifierForLog: func(_ context.Context, o string) (note.Verifier, bool, error) {
-			return hostV, o == origin, nil
+			return h.v, o == h.origin, nil
 		},
 	})
 	if err != nil {
@@ -115,7 +121,24 @@ func TestSubmitToTransparencyDevWitness(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /add-checkpoint", twitness.NewHTTPHandler(w).AddCheckpoint)
 	srv := httptest.NewServer(mux)
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	return srv, vkey
+}
+
+// TestSubmitToTransparencyDevWitness runs transparency-dev's witness
+// in-process on loopback: it cosigns our checkpoints, answers a stale
+// old size with 409 and its size, and refuses a forked checkpoint (a
+// rewritten chain re-signed with the host key) even though its signature
+// is valid, with 422: ErrInconsistent.
+func TestSubmitToTransparencyDevWitness(t *testing.T) {
+	ctx := context.Background()
+	h := newHost(t)
+	host := h.signer
+	srv, vkey := startWitness(t, h)
+	wv, err := fnote.NewVerifierForCosignatureV1(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	good := newTree(t, 30, -1)
 	cp10 := good.signed(t, host, 10)
@@ -136,10 +159,22 @@ func TestSubmitToTransparencyDevWitness(t *testing.T) {
 	}
 	forked := newTree(t, 30, 15) // rows 16.. rewritten, re-signed with the host key
 	cp30f := forked.signed(t, host, 30)
-	if _, err := Submit(ctx, srv.Client(), srv.URL, 20, forked.proof(t, 20, 30), cp30f); !errors.Is(err, ErrRefused) {
-		t.Fatalf("forked checkpoint: %v, want refused", err)
+	_, err = Submit(ctx, srv.Client(), srv.URL, 20, forked.proof(t, 20, 30), cp30f)
+	if !errors.Is(err, ErrRefused) || !errors.Is(err, ErrInconsistent) || errors.Is(err, ErrUnavailable) {
+		t.Fatalf("forked checkpoint: %v, want refused as inconsistent", err)
 	}
 	if _, err := Submit(ctx, srv.Client(), srv.URL, 20, good.proof(t, 20, 30), good.signed(t, host, 30)); err != nil {
 		t.Fatalf("the true checkpoint after the refused fork: %v", err)
+	}
+	// Another host's checkpoint: the witness does not know that log (404).
+	other := newHost(t)
+	_, err = Submit(ctx, srv.Client(), srv.URL, 0, nil, good.signed(t, other.signer, 5))
+	if !errors.Is(err, ErrRefused) || errors.Is(err, ErrInconsistent) {
+		t.Fatalf("unknown log: %v, want refused, not inconsistent", err)
+	}
+	// A witness that is down is unavailable (retried), not a refusal.
+	srv.Close()
+	if _, err := Submit(ctx, http.DefaultClient, srv.URL, 30, nil, good.signed(t, host, 30)); !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrRefused) {
+		t.Fatalf("witness down: %v, want unavailable", err)
 	}
 }

@@ -238,12 +238,13 @@ func checkEscapes(t *testing.T, logs string, denies []row, cases []escapeCase) {
 	}
 }
 
-// countRows counts the rows with capability cap on object.
+// countRows counts the events of the rows with capability cap on object:
+// an aggregate row (issue 19: detail.count) counts its count, any other 1.
 func countRows(rows []capRow, cap, object string) int {
 	n := 0
 	for _, r := range rows {
 		if r.Cap == cap && r.Object == object {
-			n++
+			n += row{Detail: r.Detail}.denies()
 		}
 	}
 	return n
@@ -252,9 +253,10 @@ func countRows(rows []capRow, cap, object string) int {
 // capRow is an audit row with the capability it was about (the harness's
 // row leaves it out).
 type capRow struct {
-	Type   string `json:"type"`
-	Cap    string `json:"cap"`
-	Object string `json:"object"`
+	Type   string            `json:"type"`
+	Cap    string            `json:"cap"`
+	Object string            `json:"object"`
+	Detail map[string]string `json:"detail"`
 }
 
 func (e *env) capRows(args ...string) []capRow {

@@ -16,8 +16,10 @@ import (
 // small ext4 filesystem, loop-mounted from a file in this test's own
 // temporary directory. Filled below the audit reserve, new spawns are
 // refused with a clear error, a running agent's denies are still denied
-// and counted, and doctor names the cause; once space returns, spawning
-// resumes.
+// and counted, an allowed exec it repeats (one that would only be counted
+// into an aggregate row, issue 19.1) is refused with ECAPABILITY instead
+// of passing uncounted, and doctor names the cause; once space returns,
+// spawning resumes.
 func TestAuditReserveFullDisk(t *testing.T) {
 	for _, tool := range []string{"mkfs.ext4", "losetup"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -62,9 +64,12 @@ func TestAuditReserveFullDisk(t *testing.T) {
 	if doc := e.must("doctor"); !strings.Contains(doc, "reserve 32.0 MiB") {
 		t.Fatalf("doctor does not show the reserve:\n%s", doc)
 	}
-	// An agent denied five times a second, from before the disk fills.
+	// An agent, from before the disk fills, looping on an allowed exec and
+	// a denied open (the deny waits for the aggregate row that counts it,
+	// which paces the loop).
 	before := mustAID(t, e.must("agent", "run", "--name", "before", "--workdir", "/", "--cap", "fs.exec:/usr/bin/**",
-		"--", "/usr/bin/sh", "-c", "while :; do /usr/bin/cat /etc/shadow 2>/dev/null; /usr/bin/sleep 0.2; done"))
+		"--", "/bin/bash", "-c", `while :; do /usr/bin/true 2>/dev/null; echo "rc=$?"; : < /etc/shadow 2>/dev/null; done`))
+	e.waitLog(before, "rc=0")
 
 	// Fill the filesystem to 16 MiB free: below the 32 MiB reserve.
 	var s unix.Statfs_t
@@ -97,6 +102,9 @@ func TestAuditReserveFullDisk(t *testing.T) {
 	if k1 := e.countersAgree(0)["kernel_denies"]; k1 <= k0 {
 		t.Errorf("no denies recorded below the reserve: kernel_denies %d then %d", k0, k1)
 	}
+	// Its repeated exec would only be counted: on a chain below its
+	// reserve it is refused (bash: 126), never let through uncounted.
+	e.waitLog(before, "rc=126")
 	e.must("agent", "kill", strconv.FormatUint(before, 10)) // its state row goes into the headroom
 
 	// Space returns: spawning resumes.
