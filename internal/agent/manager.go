@@ -45,7 +45,7 @@ type Config struct {
 	Enforce         enforce.Enforcer // nil: no backend could load, and agents must not start
 	EnforceWhy      string           // why that backend, or why none
 	Broker          inferkey.Broker  // the inference broker agents are pointed at (internal/inferkey); zero: none
-	QuotaDefaults   config.Defaults  // every agent's budget for what it leaves unset (quota_defaults.go); zero: none
+	QuotaDefaults   config.Defaults  // every agent's budget for what it leaves unset (budget.go); zero: none
 	AuditReserve    int64            // free bytes kept on the chain's filesystem (reserve.go); 0: DefaultAuditReserve
 	StormDefault    storm.Policy     // on_deny_storm for what an agent leaves unset (storm.go); zero: storm.Default
 	LogMax          int64            // agent_log_max: each agent's log cap in bytes (logcap.go); 0: DefaultLogMax

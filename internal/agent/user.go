@@ -65,7 +65,7 @@ func fromUser(u *user.User) (identity, error) {
 	return identity{Name: u.Username, UID: uint32(uid), GID: uint32(gid), Home: u.HomeDir}, nil
 }
 
-// resolveUser decides whom an agent runs as:
+// resolve decides whom an agent runs as:
 //   - the manifest's user, when root asked or it is the caller themself;
 //   - else the configured workstation user when root asked;
 //   - else the demo user when root asked (created on first use);
