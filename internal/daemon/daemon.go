@@ -256,7 +256,7 @@ func New(opts Options) (*Daemon, error) {
 	if err != nil {
 		return fail(err)
 	}
-	d.agents.Tenants().OnEnd(d.brk.b.Forget)  // issue 6
+	d.agents.Tenants().OnEnd(d.brk.b.Forget) // issue 6
 	d.events = events.New(d.chain, d.agents) // issue 13
 	d.trust = trust
 	if err := d.openCenter(); err != nil { // issue 13: center.go
@@ -308,7 +308,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 }
 
 func (d *Daemon) close() {
-	d.brk.close()          // issue 6
+	d.brk.close()                    // issue 6
 	d.agents.Tenants().FlushTokens() // issue 6: token usage not yet persisted
 	d.agents.Close()
 	if d.enf != nil {
