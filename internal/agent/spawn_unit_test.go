@@ -385,3 +385,30 @@ func machineV1Groups(t *testing.T, name string) []string {
 	}
 	return found
 }
+
+// TestUnitReserveRefusesSpawn: below the audit reserve (reserve.go) a run
+// and a manifest spawn are refused as unavailable before any AID, row or
+// process exists, doctor's check says so, and spawning resumes as soon as
+// the headroom is back (the free space is read at each spawn).
+func TestUnitReserveRefusesSpawn(t *testing.T) {
+	u := newUnit(t)
+	u.m.reserve.bytes = 1 << 62 // more than any filesystem has free
+	if _, err := u.run(u.caller); !isErr(err, api.ErrUnavailable) || !strings.Contains(err.Error(), "below the reserve") {
+		t.Fatalf("run below the reserve: %v", err)
+	}
+	if _, err := u.m.Spawn(context.Background(), u.caller, u.manifest("held")); !isErr(err, api.ErrUnavailable) {
+		t.Fatalf("spawn below the reserve: %v", err)
+	}
+	if c := u.m.ReserveCheck(); c.OK || c.Name != "disk-reserve" || !strings.Contains(c.Detail, "BELOW THE RESERVE") {
+		t.Fatalf("doctor's check below the reserve: %+v", c)
+	}
+	if n := len(u.m.List(u.caller, true)); n != 0 || u.launch.count() != 0 || len(u.rows("")) != 0 {
+		t.Fatalf("%d agents, %d launches, rows %v", n, u.launch.count(), u.rows(""))
+	}
+	u.m.reserve.bytes = 1 // the headroom is back
+	if c := u.m.ReserveCheck(); !c.OK {
+		t.Fatalf("doctor's check above the reserve: %+v", c)
+	}
+	a := u.mustRun()
+	u.waitState(a.AID, state.Active)
+}
