@@ -127,7 +127,7 @@ func (g *grants) grant(ctx context.Context, caller Caller, aid uint64, caps []st
 		return nil, api.Errorf(api.ErrConflict, "%s is beyond agent %d's ceiling: a running agent's kernel floor cannot be widened; respawn it from a manifest whose ceiling includes it (nothing was granted)", *beyond, aid)
 	}
 	if len(added) == 0 {
-		return current, nil
+		return g.adopt(ctx, e, caller, want, current)
 	}
 	next := append(current, added...)
 	if err := g.apply(ctx, e, audit.CapGrant, added, next, caller, ""); err != nil {
@@ -152,6 +152,40 @@ func (g *grants) grant(ctx context.Context, caller Caller, aid uint64, caps []st
 		return nil, api.Errorf(api.ErrInternal, "%v", err)
 	}
 	return next, nil
+}
+
+// adopt is a grant that adds nothing to the bundle. From a user, what it
+// names that the agent held only through its parent becomes the agent's
+// own (a later revoke of the parent's leaves it), which the chain records
+// as a grant with its cause; anything else is a no-op, no row.
+func (g *grants) adopt(ctx context.Context, e *entry, caller Caller, want []capability.Cap, current []string) ([]string, error) {
+	m := g.m
+	if caller.AID != 0 {
+		return current, nil
+	}
+	var own []string
+	m.mu.Lock()
+	for _, c := range want {
+		if _, ok := e.rec.Delegated[c.String()]; ok {
+			own = append(own, c.String())
+		}
+	}
+	m.mu.Unlock()
+	if len(own) == 0 {
+		return current, nil
+	}
+	if err := g.apply(ctx, e, audit.CapGrant, own, current, caller, "held through its parent's delegation; now the agent's own"); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	for _, s := range own {
+		delete(e.rec.Delegated, s)
+	}
+	m.mu.Unlock()
+	if err := m.persist(e); err != nil {
+		return nil, api.Errorf(api.ErrInternal, "%v", err)
+	}
+	return current, nil
 }
 
 // revoke is agent_cap_revoke: every capability the revoked ones cover is

@@ -153,9 +153,7 @@ func TestUnitDelegatedGrant(t *testing.T) {
 		t.Fatalf("enforcer bundle %v", u.enforced(child.AID))
 	}
 	// The user grants, with something new, what the child holds by
-	// delegation: both are its own now. (A user's grant of only what it
-	// already holds adds nothing and returns before this bookkeeping: it
-	// stays delegated.)
+	// delegation: both are its own now.
 	if _, err := u.m.Grant(context.Background(), u.caller, child.AID, []string{"net.connect:127.0.0.6:80", "net.connect:127.0.0.8:80"}); err != nil {
 		t.Fatal(err)
 	}
@@ -165,6 +163,25 @@ func TestUnitDelegatedGrant(t *testing.T) {
 	}
 	if rows := u.rows(audit.TypeCapGrant); len(rows) != 2 || rows[1].Cap != "net.connect:127.0.0.8:80" || rows[1].Detail["by_aid"] != "" {
 		t.Fatalf("rows %+v", rows)
+	}
+	// A user's grant of only what the child holds by delegation adds
+	// nothing to its bundle but makes it the child's own, with a row
+	// saying so; granted again, nothing happens.
+	before := u.enforced(child.AID)
+	for range 2 {
+		if _, err := u.m.Grant(context.Background(), u.caller, child.AID, []string{"net.connect:127.0.0.5:80"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rec := u.record(child.AID); len(rec.Delegated) != 0 {
+		t.Fatalf("still delegated %v", rec.Delegated)
+	}
+	rows = u.rows(audit.TypeCapGrant)
+	if len(rows) != 3 || rows[2].Cap != "net.connect:127.0.0.5:80" || !strings.Contains(rows[2].Detail["cause"], "now the agent's own") {
+		t.Fatalf("rows %+v", rows)
+	}
+	if after := u.enforced(child.AID); !slices.Equal(before, after) {
+		t.Fatalf("bundle changed: %v -> %v", before, after)
 	}
 }
 
