@@ -629,6 +629,17 @@ int BPF_PROG(cc_file_mprotect, struct vm_area_struct *vma, unsigned long reqprot
  * root, bounded.
  */
 
+/* ARG(n): the hook's n-th argument as a plain number. The verifier lets
+ * a global function take scalars only, and a pointer argument of the hook
+ * is a typed (BTF) pointer; a probe read of the context slot gives its
+ * value without the type. */
+#define ARG(n)                                                        \
+	({                                                            \
+		__u64 __v = 0;                                        \
+		bpf_probe_read_kernel(&__v, sizeof(__v), &ctx[n]);    \
+		__v;                                                  \
+	})
+
 /* cc_walk results besides a length and the lsm_reason values. */
 #define LSM_WALK_INTERNAL 100  /* on a mount outside the caller's mount namespace */
 #define LSM_WALK_NOT_UNDER 101 /* the dentry is not below that mount's root */
@@ -733,22 +744,22 @@ static __always_inline int walked(__u64 cg, struct lsm_agent *a, struct lsm_file
 }
 
 /* name_write: fs.write on dentry's path through vfsmnt. */
-static __always_inline int name_write(__u64 cg, struct lsm_agent *a, __u16 op, void *dentry, void *vfsmnt)
+static __always_inline int name_write(__u64 cg, struct lsm_agent *a, __u16 op, __u64 dentry, __u64 vfsmnt)
 {
 	struct lsm_file *s = scratch_file();
 	if (!s)
 		return deny(cg, op, LSM_WHY_MAP_FULL, LSM_W, 0, 0);
 	s->key.path[0] = 0;
-	return walked(cg, a, s, op, cc_walk((__u64)dentry, (__u64)vfsmnt));
+	return walked(cg, a, s, op, cc_walk(dentry, vfsmnt));
 }
 
-static __always_inline int dir_entry(__u16 op, const struct path *dir, struct dentry *dentry)
+static __always_inline int dir_entry(__u16 op, const struct path *dir, __u64 dentry)
 {
 	__u64 cg = bpf_get_current_cgroup_id();
 	struct lsm_agent *a = bpf_map_lookup_elem(&agents, &cg);
 	if (!a)
 		return 0;
-	return name_write(cg, a, op, dentry, BPF_CORE_READ(dir, mnt));
+	return name_write(cg, a, op, dentry, (__u64)BPF_CORE_READ(dir, mnt));
 }
 
 static __always_inline int whole_path(__u16 op, const struct path *p)
@@ -757,25 +768,25 @@ static __always_inline int whole_path(__u16 op, const struct path *p)
 	struct lsm_agent *a = bpf_map_lookup_elem(&agents, &cg);
 	if (!a)
 		return 0;
-	return name_write(cg, a, op, BPF_CORE_READ(p, dentry), BPF_CORE_READ(p, mnt));
+	return name_write(cg, a, op, (__u64)BPF_CORE_READ(p, dentry), (__u64)BPF_CORE_READ(p, mnt));
 }
 
 SEC("lsm/path_unlink")
 int BPF_PROG(cc_path_unlink, const struct path *dir, struct dentry *dentry)
 {
-	return dir_entry(LSM_OP_UNLINK, dir, dentry);
+	return dir_entry(LSM_OP_UNLINK, dir, ARG(1));
 }
 
 SEC("lsm/path_rmdir")
 int BPF_PROG(cc_path_rmdir, const struct path *dir, struct dentry *dentry)
 {
-	return dir_entry(LSM_OP_RMDIR, dir, dentry);
+	return dir_entry(LSM_OP_RMDIR, dir, ARG(1));
 }
 
 SEC("lsm/path_mkdir")
 int BPF_PROG(cc_path_mkdir, const struct path *dir, struct dentry *dentry, unsigned short mode)
 {
-	return dir_entry(LSM_OP_MKDIR, dir, dentry);
+	return dir_entry(LSM_OP_MKDIR, dir, ARG(1));
 }
 
 /* Every new non-directory but a symlink: mknod(2), an open with O_CREAT
@@ -783,13 +794,13 @@ int BPF_PROG(cc_path_mkdir, const struct path *dir, struct dentry *dentry, unsig
 SEC("lsm/path_mknod")
 int BPF_PROG(cc_path_mknod, const struct path *dir, struct dentry *dentry, unsigned short mode, unsigned int dev)
 {
-	return dir_entry(LSM_OP_MKNOD, dir, dentry);
+	return dir_entry(LSM_OP_MKNOD, dir, ARG(1));
 }
 
 SEC("lsm/path_symlink")
 int BPF_PROG(cc_path_symlink, const struct path *dir, struct dentry *dentry, const char *old_name)
 {
-	return dir_entry(LSM_OP_SYMLINK, dir, dentry);
+	return dir_entry(LSM_OP_SYMLINK, dir, ARG(1));
 }
 
 /* A hard link gives the file a second name, and that name's rights: the
@@ -802,11 +813,11 @@ int BPF_PROG(cc_path_link, struct dentry *old_dentry, const struct path *new_dir
 	struct lsm_agent *a = bpf_map_lookup_elem(&agents, &cg);
 	if (!a)
 		return 0;
-	void *mnt = BPF_CORE_READ(new_dir, mnt);
-	int r = name_write(cg, a, LSM_OP_LINK, old_dentry, mnt);
+	__u64 mnt = (__u64)BPF_CORE_READ(new_dir, mnt);
+	int r = name_write(cg, a, LSM_OP_LINK, ARG(0), mnt);
 	if (r)
 		return r;
-	return name_write(cg, a, LSM_OP_LINK, new_dentry, mnt);
+	return name_write(cg, a, LSM_OP_LINK, ARG(2), mnt);
 }
 
 /* Both names (RENAME_EXCHANGE moves both ways: the same two checks). */
@@ -818,10 +829,10 @@ int BPF_PROG(cc_path_rename, const struct path *old_dir, struct dentry *old_dent
 	struct lsm_agent *a = bpf_map_lookup_elem(&agents, &cg);
 	if (!a)
 		return 0;
-	int r = name_write(cg, a, LSM_OP_RENAME, old_dentry, BPF_CORE_READ(old_dir, mnt));
+	int r = name_write(cg, a, LSM_OP_RENAME, ARG(1), (__u64)BPF_CORE_READ(old_dir, mnt));
 	if (r)
 		return r;
-	return name_write(cg, a, LSM_OP_RENAME, new_dentry, BPF_CORE_READ(new_dir, mnt));
+	return name_write(cg, a, LSM_OP_RENAME, ARG(3), (__u64)BPF_CORE_READ(new_dir, mnt));
 }
 
 /* truncate(2); before Linux 6.2 also ftruncate and O_TRUNC opens. */
@@ -884,8 +895,9 @@ int BPF_PROG(cc_path_chown, const struct path *path)
  * deny). A superblock with no mount in the namespace (memfd, sockets) is
  * not the agent's file tree and passes, as in file_open; a mount list
  * longer than LSM_XATTR_MOUNTS without a match is a deny. */
-static __always_inline int xattr(__u16 op, struct dentry *dentry)
+static __always_inline int xattr(__u16 op, __u64 dentry_addr)
 {
+	struct dentry *dentry = (void *)dentry_addr;
 	__u64 cg = bpf_get_current_cgroup_id();
 	struct lsm_agent *a = bpf_map_lookup_elem(&agents, &cg);
 	if (!a)
@@ -908,7 +920,7 @@ static __always_inline int xattr(__u16 op, struct dentry *dentry)
 		__u64 m = (__u64)pos - ioff;
 		if ((__u64)BPF_CORE_READ((struct mount *)m, mnt_ns) == ns) {
 			seen = 1;
-			int n = cc_walk((__u64)dentry, m + moff);
+			int n = cc_walk(dentry_addr, m + moff);
 			if (n != -LSM_WALK_NOT_UNDER)
 				return walked(cg, a, s, op, n);
 		}
@@ -920,13 +932,13 @@ static __always_inline int xattr(__u16 op, struct dentry *dentry)
 SEC("lsm/inode_setxattr")
 int BPF_PROG(cc_inode_setxattr, void *idmap, struct dentry *dentry)
 {
-	return xattr(LSM_OP_SETXATTR, dentry);
+	return xattr(LSM_OP_SETXATTR, ARG(1));
 }
 
 SEC("lsm/inode_removexattr")
 int BPF_PROG(cc_inode_removexattr, void *idmap, struct dentry *dentry)
 {
-	return xattr(LSM_OP_REMOVEXATTR, dentry);
+	return xattr(LSM_OP_REMOVEXATTR, ARG(1));
 }
 
 /* POSIX ACLs set through setxattr come here instead of inode_setxattr
@@ -934,11 +946,11 @@ int BPF_PROG(cc_inode_removexattr, void *idmap, struct dentry *dentry)
 SEC("lsm/inode_set_acl")
 int BPF_PROG(cc_inode_set_acl, void *idmap, struct dentry *dentry)
 {
-	return xattr(LSM_OP_SETXATTR, dentry);
+	return xattr(LSM_OP_SETXATTR, ARG(1));
 }
 
 SEC("lsm/inode_remove_acl")
 int BPF_PROG(cc_inode_remove_acl, void *idmap, struct dentry *dentry)
 {
-	return xattr(LSM_OP_REMOVEXATTR, dentry);
+	return xattr(LSM_OP_REMOVEXATTR, ARG(1));
 }

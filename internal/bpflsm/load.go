@@ -73,29 +73,39 @@ func loadObjects(spec *ebpf.CollectionSpec, objs *lsmObjects, opts *ebpf.Collect
 	return absent, nil
 }
 
-// hooks lists the programs of objs by the hook each attaches to; a
-// program left out by loadObjects is not listed.
+// hookProgs names, for each LSM hook Open attaches, its program.
+var hookProgs = map[string]string{
+	"file_open": "cc_file_open", "file_permission": "cc_file_permission", "file_free_security": "cc_file_free",
+	"bprm_check_security": "cc_bprm_check", "ptrace_access_check": "cc_ptrace_access",
+	"ptrace_traceme": "cc_ptrace_traceme", "task_kill": "cc_task_kill", "bpf": "cc_bpf",
+	"sb_mount": "cc_sb_mount", "move_mount": "cc_move_mount",
+	"socket_connect": "cc_socket_connect", "socket_sendmsg": "cc_socket_sendmsg",
+	"mmap_file": "cc_mmap_file", "file_mprotect": "cc_file_mprotect", "userns_create": "cc_userns_create",
+	"path_unlink": "cc_path_unlink", "path_rmdir": "cc_path_rmdir", "path_mkdir": "cc_path_mkdir",
+	"path_mknod": "cc_path_mknod", "path_symlink": "cc_path_symlink", "path_link": "cc_path_link",
+	"path_rename": "cc_path_rename", "path_truncate": "cc_path_truncate", "file_truncate": "cc_file_truncate",
+	"path_chmod": "cc_path_chmod", "path_chown": "cc_path_chown",
+	"inode_setxattr": "cc_inode_setxattr", "inode_removexattr": "cc_inode_removexattr",
+	"inode_set_acl": "cc_inode_set_acl", "inode_remove_acl": "cc_inode_remove_acl",
+}
+
+// hooks lists the loaded programs of objs by the hook each attaches to;
+// a program left out by loadObjects is not listed.
 func hooks(o *lsmObjects) map[string]*ebpf.Program {
-	all := map[string]*ebpf.Program{
-		"file_open": o.CcFileOpen, "file_permission": o.CcFilePermission, "file_free_security": o.CcFileFree,
-		"bprm_check_security": o.CcBprmCheck, "ptrace_access_check": o.CcPtraceAccess,
-		"ptrace_traceme": o.CcPtraceTraceme, "task_kill": o.CcTaskKill, "bpf": o.CcBpf,
-		"sb_mount": o.CcSbMount, "move_mount": o.CcMoveMount,
-		"socket_connect": o.CcSocketConnect, "socket_sendmsg": o.CcSocketSendmsg,
-		"mmap_file": o.CcMmapFile, "file_mprotect": o.CcFileMprotect, "userns_create": o.CcUsernsCreate,
-		"path_unlink": o.CcPathUnlink, "path_rmdir": o.CcPathRmdir, "path_mkdir": o.CcPathMkdir,
-		"path_mknod": o.CcPathMknod, "path_symlink": o.CcPathSymlink, "path_link": o.CcPathLink,
-		"path_rename": o.CcPathRename, "path_truncate": o.CcPathTruncate, "file_truncate": o.CcFileTruncate,
-		"path_chmod": o.CcPathChmod, "path_chown": o.CcPathChown,
-		"inode_setxattr": o.CcInodeSetxattr, "inode_removexattr": o.CcInodeRemovexattr,
-		"inode_set_acl": o.CcInodeSetAcl, "inode_remove_acl": o.CcInodeRemoveAcl,
-	}
-	for h, p := range all {
-		if p == nil {
-			delete(all, h)
+	byName := map[string]*ebpf.Program{}
+	v := reflect.ValueOf(&o.lsmPrograms).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		if p, _ := v.Field(i).Interface().(*ebpf.Program); p != nil {
+			byName[v.Type().Field(i).Tag.Get("ebpf")] = p
 		}
 	}
-	return all
+	out := map[string]*ebpf.Program{}
+	for h, name := range hookProgs {
+		if p := byName[name]; p != nil {
+			out[h] = p
+		}
+	}
+	return out
 }
 
 // Coverage is what the attached programs decide beyond opens, reads,
