@@ -644,14 +644,86 @@ int BPF_PROG(cc_file_mprotect, struct vm_area_struct *vma, unsigned long reqprot
 #define LSM_WALK_INTERNAL 100  /* on a mount outside the caller's mount namespace */
 #define LSM_WALK_NOT_UNDER 101 /* the dentry is not below that mount's root */
 
+/* walk_ctx is one walk's state between bpf_loop steps: kernel addresses
+ * as numbers, read with probe reads (CO-RE offsets). */
+struct walk_ctx {
+	__u64 d, vm, m;      /* the dentry, its vfsmount and struct mount */
+	__u64 root_d, root_m; /* the caller's root */
+	__u64 ns;             /* the caller's mount namespace */
+	__u64 moff;           /* offsetof(struct mount, mnt) */
+	__u32 pos;            /* the path starts at buf[pos] */
+	int ret;              /* 0: going on, 1: done, < 0: -reason */
+};
+
+/* walk_step prepends one name, or crosses one mount point: a bpf_loop
+ * callback, so the verifier checks one step, not LSM_WALK_STEPS of them.
+ * Every index is masked, so its bounds hold whatever the step before did. */
+static long walk_step(__u32 i, void *arg)
+{
+	struct walk_ctx *c = arg;
+	__u32 zero = 0;
+	struct lsm_walk *w = bpf_map_lookup_elem(&walkbuf, &zero);
+	if (!w) {
+		c->ret = -LSM_WHY_MAP_FULL;
+		return 1;
+	}
+	if (c->d == c->root_d && c->vm == c->root_m) {
+		c->ret = 1;
+		return 1;
+	}
+	struct dentry *d = (void *)c->d;
+	struct vfsmount *vm = (void *)c->vm;
+	struct mount *m = (void *)c->m;
+	if ((__u64)BPF_CORE_READ(vm, mnt_root) == c->d) {
+		struct mount *parent = BPF_CORE_READ(m, mnt_parent);
+		if (parent == m || !parent) {
+			/* The top of a mount tree: the caller's namespace (its
+			 * root is above the task's root, as d_path allows) or
+			 * none it can name (kern_mount: memfds, pipes, sockets;
+			 * a lazily unmounted tree). */
+			c->ret = (__u64)BPF_CORE_READ(m, mnt_ns) == c->ns ? 1 : -LSM_WALK_INTERNAL;
+			return 1;
+		}
+		c->d = (__u64)BPF_CORE_READ(m, mnt_mountpoint);
+		c->m = (__u64)parent;
+		c->vm = (__u64)parent + c->moff;
+		return 0;
+	}
+	struct dentry *up = BPF_CORE_READ(d, d_parent);
+	if (!up || (__u64)up == c->d) {
+		c->ret = -LSM_WALK_NOT_UNDER;
+		return 1;
+	}
+	__u32 len = BPF_CORE_READ(d, d_name.len);
+	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+	__u32 pos = c->pos & (LSM_WALK_END - 1);
+	if (len + 1 >= pos) {
+		c->ret = -LSM_WHY_PATH_TOO_LONG;
+		return 1;
+	}
+	/* The masks change nothing (len + 1 < pos <= 255) but give the
+	 * verifier its bounds: pos + len < LSM_WALK_BUF. */
+	pos = (pos - len) & (LSM_WALK_END - 1);
+	len &= LSM_WALK_END - 1;
+	if (bpf_probe_read_kernel(&w->buf[pos], len, name) < 0) {
+		c->ret = -LSM_WHY_D_PATH;
+		return 1;
+	}
+	pos = (pos - 1) & (LSM_WALK_END - 1);
+	w->buf[pos] = '/';
+	c->pos = pos;
+	c->d = (__u64)up;
+	return 0;
+}
+
 /* cc_walk writes the path of dentry seen through vfsmnt into the scratch
  * key's path, NUL included, and returns its length in bytes, or minus a
  * reason (LSM_WHY_*, LSM_WALK_*). Names are prepended from the dentry up
- * to the caller's root, crossing mount points, as d_path does. A global
- * function: the verifier checks its bounded loop once, not at every call.
- * Unlike d_path it takes no rename lock: a path renamed while it is read
- * can come out mixed, and is then decided as written (a deny, unless the
- * mix happens to name a writable path). */
+ * to the caller's root, crossing mount points, as d_path does, at most
+ * LSM_WALK_STEPS steps (bpf_loop). A global function: the verifier checks
+ * it once per program, not at every call. Unlike d_path it takes no rename
+ * lock: a path renamed while it is read can come out mixed, and is then
+ * decided as read (a deny, unless the mix names a writable path). */
 __attribute__((noinline)) int cc_walk(__u64 dentry_addr, __u64 vfsmnt_addr)
 {
 	__u32 zero = 0;
@@ -660,60 +732,30 @@ __attribute__((noinline)) int cc_walk(__u64 dentry_addr, __u64 vfsmnt_addr)
 	if (!w || !s)
 		return -LSM_WHY_MAP_FULL;
 	struct task_struct *t = (void *)bpf_get_current_task();
-	__u64 root_d = (__u64)BPF_CORE_READ(t, fs, root.dentry);
-	__u64 root_m = (__u64)BPF_CORE_READ(t, fs, root.mnt);
-	__u64 ns = (__u64)BPF_CORE_READ(t, nsproxy, mnt_ns);
-	__u64 moff = bpf_core_field_offset(struct mount, mnt);
-	struct dentry *d = (void *)dentry_addr;
-	struct vfsmount *vm = (void *)vfsmnt_addr;
-	struct mount *m = (void *)(vfsmnt_addr - moff);
-	__u32 pos = LSM_WALK_END - 1;
-	w->buf[pos] = 0;
-	int i;
-	for (i = 0; i < LSM_WALK_STEPS; i++) {
-		if ((__u64)d == root_d && (__u64)vm == root_m)
-			break;
-		struct dentry *mroot = BPF_CORE_READ(vm, mnt_root);
-		if (d == mroot) {
-			struct mount *parent = BPF_CORE_READ(m, mnt_parent);
-			if (parent == m || !parent) {
-				/* The top of a mount tree: the caller's namespace
-				 * (its root is above the task's root, as d_path
-				 * allows) or none it can name (kern_mount: memfds,
-				 * pipes, sockets; a lazily unmounted tree). */
-				if ((__u64)BPF_CORE_READ(m, mnt_ns) != ns)
-					return -LSM_WALK_INTERNAL;
-				break;
-			}
-			d = BPF_CORE_READ(m, mnt_mountpoint);
-			m = parent;
-			vm = (void *)((__u64)parent + moff);
-			continue;
-		}
-		struct dentry *up = BPF_CORE_READ(d, d_parent);
-		if (!up || up == d)
-			return -LSM_WALK_NOT_UNDER;
-		__u32 len = BPF_CORE_READ(d, d_name.len);
-		const unsigned char *name = BPF_CORE_READ(d, d_name.name);
-		if (len + 1 >= pos)
-			return -LSM_WHY_PATH_TOO_LONG;
-		/* The masks change nothing (len + 1 < pos <= 255) but give
-		 * the verifier its bounds: pos + len < LSM_WALK_BUF. */
-		pos = (pos - len) & (LSM_WALK_END - 1);
-		len &= LSM_WALK_END - 1;
-		if (bpf_probe_read_kernel(&w->buf[pos], len, name) < 0)
-			return -LSM_WHY_D_PATH;
-		pos = (pos - 1) & (LSM_WALK_END - 1);
-		w->buf[pos] = '/';
-		d = up;
-	}
-	if (i >= LSM_WALK_STEPS)
-		return -LSM_WHY_PATH_TOO_LONG;
+	struct walk_ctx c = {};
+	c.root_d = (__u64)BPF_CORE_READ(t, fs, root.dentry);
+	c.root_m = (__u64)BPF_CORE_READ(t, fs, root.mnt);
+	c.ns = (__u64)BPF_CORE_READ(t, nsproxy, mnt_ns);
+	c.moff = bpf_core_field_offset(struct mount, mnt);
+	c.d = dentry_addr;
+	c.vm = vfsmnt_addr;
+	c.m = vfsmnt_addr - c.moff;
+	c.pos = LSM_WALK_END - 1;
+	w->buf[LSM_WALK_END - 1] = 0;
+	bpf_loop(LSM_WALK_STEPS, walk_step, &c, 0);
+	if (c.ret == 0)
+		return -LSM_WHY_PATH_TOO_LONG; /* more steps than LSM_WALK_STEPS */
+	if (c.ret < 0)
+		return c.ret;
+	__u32 pos = c.pos & (LSM_WALK_END - 1);
 	if (pos == LSM_WALK_END - 1) {
 		pos--; /* the root itself: "/" */
 		w->buf[pos] = '/';
 	}
 	__u32 n = LSM_WALK_END - pos;
+	/* Keep the compiler from folding the check into one on pos: the
+	 * verifier must see it on n, the size read. */
+	asm volatile("" : "+r"(n));
 	if (n > LSM_PATH_MAX)
 		return -LSM_WHY_PATH_TOO_LONG;
 	if (bpf_probe_read_kernel(s->key.path, n, &w->buf[pos & (LSM_WALK_END - 1)]) < 0)
