@@ -460,3 +460,31 @@ func TestGuestPathsRevoked(t *testing.T) {
 		t.Error("the revoked file was renamed into the writable tree")
 	}
 }
+
+// TestGuestPathTooLong: a path the walk cannot hold (more than 252 bytes
+// with its NUL) is a deny with its own reason, never an allow, even under
+// a write scope that covers it.
+func TestGuestPathTooLong(t *testing.T) {
+	g := openGuard(t, "")
+	defer g.Close()
+	base := t.TempDir()
+	long := base + "/rw"
+	for i := 0; i < 4; i++ {
+		long += "/" + strings.Repeat(string(rune('a'+i)), 60)
+	}
+	if err := os.MkdirAll(long, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	self, _ := os.Executable()
+	agent, cg := mkCgroup(t, "paths-long")
+	other, _ := mkCgroup(t, "paths-long-other")
+	bindCaps(t, g, cg, "fs.write:"+base+"/rw/**", "fs.exec:"+self)
+	d0, _, _ := g.Counters()
+	expect(t, "agent", run(t, agent, "mkdir "+base+"/rw/short", "mkdir "+long+"/d"), "ok", "errno=134")
+	expect(t, "non-agent", run(t, other, "mkdir "+long+"/d"), "ok")
+	ev := collect(t, g, 1)[0]
+	checkSeqs(t, g, d0, []Event{ev})
+	if ev.Op != OpMkdir || ev.Reason != WhyPathTooLong || ev.Cap() != "fs.write" {
+		t.Fatalf("event %+v (%s), want mkdir, path too long", ev, ev.Object())
+	}
+}
