@@ -90,7 +90,7 @@ test-slow: deb
 # 6.1, trixie 6.12) with bpf in lsm=: this host refuses BPF LSM trampolines.
 vmtest:
 	bash scripts/vmtest-kernels.sh
-	COCONUT_VMTEST=1 $(GO) test -count=1 -v -timeout 10m -run 'TestVM$$' ./internal/vmtest/
+	COCONUT_VMTEST=1 $(GO) test -count=1 -v -timeout 15m -run 'TestVM$$' ./internal/vmtest/
 
 # open+close ratios and the revoke race inside the same guests; prints a
 # table and writes bin/vmbench.json (COCONUT_VMBENCH_JSON to move it).

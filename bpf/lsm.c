@@ -77,20 +77,58 @@ struct css_set {
 struct task_struct {
 	int tgid;
 	struct css_set *cgroups;
+	struct fs_struct *fs;
+	struct nsproxy *nsproxy;
 };
 struct socket;
-struct vfsmount;
-struct dentry;
+struct mnt_namespace;
+struct list_head {
+	struct list_head *next;
+	struct list_head *prev;
+};
 struct super_block {
 	unsigned int s_dev;
+	struct list_head s_mounts; /* struct mount, by mnt_instance */
 };
 struct inode {
 	unsigned long i_ino;
 	struct super_block *i_sb;
 };
+struct qstr {
+	union {
+		struct {
+			__u32 hash;
+			__u32 len;
+		};
+		__u64 hash_len;
+	};
+	const unsigned char *name;
+};
+struct dentry {
+	struct dentry *d_parent;
+	struct qstr d_name;
+	struct super_block *d_sb;
+};
+struct vfsmount {
+	struct dentry *mnt_root;
+};
+/* fs/mount.h: the vfsmount is embedded; container_of by CO-RE offset. */
+struct mount {
+	struct mount *mnt_parent;
+	struct dentry *mnt_mountpoint;
+	struct vfsmount mnt;
+	struct list_head mnt_instance;
+	struct mnt_namespace *mnt_ns;
+};
 struct path {
 	struct vfsmount *mnt;
 	struct dentry *dentry;
+};
+struct fs_struct {
+	struct path root;
+};
+struct nsproxy {
+	struct mnt_namespace *mnt_ns;
 };
 struct file {
 	struct path f_path;
@@ -173,6 +211,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct lsm_file);
 } scratch SEC(".maps");
+
+/* The path hooks' walk buffer (struct lsm_walk), per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lsm_walk);
+} walkbuf SEC(".maps");
 
 /* 8 MiB, a power of two: about 27k events of 296 bytes. */
 struct {
@@ -569,4 +615,384 @@ int BPF_PROG(cc_file_mprotect, struct vm_area_struct *vma, unsigned long reqprot
 	if (!(rights & (LSM_X | LSM_M)))
 		return deny(cg, LSM_OP_MMAP_EXEC, LSM_WHY_NO_RULE, LSM_X, f->key.path, 0);
 	return 0;
+}
+
+/* ---- The path hooks ------------------------------------------------
+ *
+ * Making, removing, renaming and linking names, truncation, mode, owner
+ * and extended attributes: each needs fs.write on the path it names, as
+ * the portable policy decides them (the supervisor's operands: the new
+ * name of a create, the name removed, both names of a rename or link).
+ * These hooks are not sleepable, so bpf_d_path is refused in them
+ * (kernel/trace/bpf_trace.c, bpf_d_path_allowed): cc_walk builds the
+ * path itself from the dentry, the way d_path does for the caller's
+ * root, bounded.
+ */
+
+/* ARG(n): the hook's n-th argument as a plain number. The verifier lets
+ * a global function take scalars only, and a pointer argument of the hook
+ * is a typed (BTF) pointer; a probe read of the context slot gives its
+ * value without the type. */
+#define ARG(n)                                                        \
+	({                                                            \
+		__u64 __v = 0;                                        \
+		bpf_probe_read_kernel(&__v, sizeof(__v), &ctx[n]);    \
+		__v;                                                  \
+	})
+
+/* cc_walk results besides a length and the lsm_reason values. */
+#define LSM_WALK_INTERNAL 100  /* on a mount outside the caller's mount namespace */
+#define LSM_WALK_NOT_UNDER 101 /* the dentry is not below that mount's root */
+
+/* walk_ctx is one walk's state between bpf_loop steps: kernel addresses
+ * as numbers, read with probe reads (CO-RE offsets). */
+struct walk_ctx {
+	__u64 d, vm, m;      /* the dentry, its vfsmount and struct mount */
+	__u64 root_d, root_m; /* the caller's root */
+	__u64 ns;             /* the caller's mount namespace */
+	__u64 moff;           /* offsetof(struct mount, mnt) */
+	__u32 pos;            /* the path starts at buf[pos] */
+	int ret;              /* 0: going on, 1: done, < 0: -reason */
+};
+
+/* walk_step prepends one name, or crosses one mount point: a bpf_loop
+ * callback, so the verifier checks one step, not LSM_WALK_STEPS of them.
+ * Every index is masked, so its bounds hold whatever the step before did. */
+static long walk_step(__u32 i, void *arg)
+{
+	struct walk_ctx *c = arg;
+	__u32 zero = 0;
+	struct lsm_walk *w = bpf_map_lookup_elem(&walkbuf, &zero);
+	if (!w) {
+		c->ret = -LSM_WHY_MAP_FULL;
+		return 1;
+	}
+	if (c->d == c->root_d && c->vm == c->root_m) {
+		c->ret = 1;
+		return 1;
+	}
+	struct dentry *d = (void *)c->d;
+	struct vfsmount *vm = (void *)c->vm;
+	struct mount *m = (void *)c->m;
+	if ((__u64)BPF_CORE_READ(vm, mnt_root) == c->d) {
+		struct mount *parent = BPF_CORE_READ(m, mnt_parent);
+		if (parent == m || !parent) {
+			/* The top of a mount tree: the caller's namespace (its
+			 * root is above the task's root, as d_path allows) or
+			 * none it can name (kern_mount: memfds, pipes, sockets;
+			 * a lazily unmounted tree). */
+			c->ret = (__u64)BPF_CORE_READ(m, mnt_ns) == c->ns ? 1 : -LSM_WALK_INTERNAL;
+			return 1;
+		}
+		c->d = (__u64)BPF_CORE_READ(m, mnt_mountpoint);
+		c->m = (__u64)parent;
+		c->vm = (__u64)parent + c->moff;
+		return 0;
+	}
+	struct dentry *up = BPF_CORE_READ(d, d_parent);
+	if (!up || (__u64)up == c->d) {
+		c->ret = -LSM_WALK_NOT_UNDER;
+		return 1;
+	}
+	__u32 len = BPF_CORE_READ(d, d_name.len);
+	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+	__u32 pos = c->pos & (LSM_WALK_END - 1);
+	if (len + 1 >= pos) {
+		c->ret = -LSM_WHY_PATH_TOO_LONG;
+		return 1;
+	}
+	/* The masks change nothing (len + 1 < pos <= 255) but give the
+	 * verifier its bounds: pos + len < LSM_WALK_BUF. */
+	pos = (pos - len) & (LSM_WALK_END - 1);
+	len &= LSM_WALK_END - 1;
+	if (bpf_probe_read_kernel(&w->buf[pos], len, name) < 0) {
+		c->ret = -LSM_WHY_D_PATH;
+		return 1;
+	}
+	pos = (pos - 1) & (LSM_WALK_END - 1);
+	w->buf[pos] = '/';
+	c->pos = pos;
+	c->d = (__u64)up;
+	return 0;
+}
+
+/* cc_walk writes the path of dentry seen through vfsmnt into the scratch
+ * key's path, NUL included, and returns its length in bytes, or minus a
+ * reason (LSM_WHY_*, LSM_WALK_*). Names are prepended from the dentry up
+ * to the caller's root, crossing mount points, as d_path does, at most
+ * LSM_WALK_STEPS steps (bpf_loop). A global function: the verifier checks
+ * it once per program, not at every call. Unlike d_path it takes no rename
+ * lock: a path renamed while it is read can come out mixed, and is then
+ * decided as read (a deny, unless the mix names a writable path). */
+__attribute__((noinline)) int cc_walk(__u64 dentry_addr, __u64 vfsmnt_addr)
+{
+	__u32 zero = 0;
+	struct lsm_walk *w = bpf_map_lookup_elem(&walkbuf, &zero);
+	struct lsm_file *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!w || !s)
+		return -LSM_WHY_MAP_FULL;
+	struct task_struct *t = (void *)bpf_get_current_task();
+	struct walk_ctx c = {};
+	c.root_d = (__u64)BPF_CORE_READ(t, fs, root.dentry);
+	c.root_m = (__u64)BPF_CORE_READ(t, fs, root.mnt);
+	c.ns = (__u64)BPF_CORE_READ(t, nsproxy, mnt_ns);
+	c.moff = bpf_core_field_offset(struct mount, mnt);
+	c.d = dentry_addr;
+	c.vm = vfsmnt_addr;
+	c.m = vfsmnt_addr - c.moff;
+	c.pos = LSM_WALK_END - 1;
+	w->buf[LSM_WALK_END - 1] = 0;
+	bpf_loop(LSM_WALK_STEPS, walk_step, &c, 0);
+	if (c.ret == 0)
+		return -LSM_WHY_PATH_TOO_LONG; /* more steps than LSM_WALK_STEPS */
+	if (c.ret < 0)
+		return c.ret;
+	__u32 pos = c.pos & (LSM_WALK_END - 1);
+	if (pos == LSM_WALK_END - 1) {
+		pos--; /* the root itself: "/" */
+		w->buf[pos] = '/';
+	}
+	__u32 n = LSM_WALK_END - pos;
+	/* Keep the compiler from folding the check into one on pos: the
+	 * verifier must see it on n, the size read. */
+	asm volatile("" : "+r"(n));
+	if (n > LSM_PATH_MAX)
+		return -LSM_WHY_PATH_TOO_LONG;
+	if (bpf_probe_read_kernel(s->key.path, n, &w->buf[pos & (LSM_WALK_END - 1)]) < 0)
+		return -LSM_WHY_D_PATH;
+	return n;
+}
+
+/* walked decides a cc_walk result n (the path in s->key) for agent a:
+ * fs.write on it, or a deny. */
+static __always_inline int walked(__u64 cg, struct lsm_agent *a, struct lsm_file *s, __u16 op, int n)
+{
+	if (n == -LSM_WALK_INTERNAL)
+		return 0; /* not a path of the agent's file tree, as in file_open */
+	if (n < 0 || n > LSM_PATH_MAX) {
+		__u16 why = LSM_WHY_D_PATH;
+		if (n == -LSM_WHY_PATH_TOO_LONG || n > LSM_PATH_MAX)
+			why = LSM_WHY_PATH_TOO_LONG;
+		else if (n == -LSM_WHY_MAP_FULL)
+			why = LSM_WHY_MAP_FULL;
+		return deny(cg, op, why, LSM_W, 0, 0);
+	}
+	s->key.prefixlen = 32 + n * 8;
+	s->key.policy = a->policy;
+	__u32 *r = bpf_map_lookup_elem(&rules, &s->key);
+	if (!allowed(r ? *r : 0, LSM_W))
+		return deny(cg, op, LSM_WHY_NO_RULE, LSM_W, s->key.path, 0);
+	return 0;
+}
+
+/* name_write: fs.write on dentry's path through vfsmnt. */
+static __always_inline int name_write(__u64 cg, struct lsm_agent *a, __u16 op, __u64 dentry, __u64 vfsmnt)
+{
+	struct lsm_file *s = scratch_file();
+	if (!s)
+		return deny(cg, op, LSM_WHY_MAP_FULL, LSM_W, 0, 0);
+	s->key.path[0] = 0;
+	return walked(cg, a, s, op, cc_walk(dentry, vfsmnt));
+}
+
+static __always_inline int dir_entry(__u16 op, const struct path *dir, __u64 dentry)
+{
+	__u64 cg = bpf_get_current_cgroup_id();
+	struct lsm_agent *a = bpf_map_lookup_elem(&agents, &cg);
+	if (!a)
+		return 0;
+	return name_write(cg, a, op, dentry, (__u64)BPF_CORE_READ(dir, mnt));
+}
+
+static __always_inline int whole_path(__u16 op, const struct path *p)
+{
+	__u64 cg = bpf_get_current_cgroup_id();
+	struct lsm_agent *a = bpf_map_lookup_elem(&agents, &cg);
+	if (!a)
+		return 0;
+	return name_write(cg, a, op, (__u64)BPF_CORE_READ(p, dentry), (__u64)BPF_CORE_READ(p, mnt));
+}
+
+SEC("lsm/path_unlink")
+int BPF_PROG(cc_path_unlink, const struct path *dir, struct dentry *dentry)
+{
+	return dir_entry(LSM_OP_UNLINK, dir, ARG(1));
+}
+
+SEC("lsm/path_rmdir")
+int BPF_PROG(cc_path_rmdir, const struct path *dir, struct dentry *dentry)
+{
+	return dir_entry(LSM_OP_RMDIR, dir, ARG(1));
+}
+
+SEC("lsm/path_mkdir")
+int BPF_PROG(cc_path_mkdir, const struct path *dir, struct dentry *dentry, unsigned short mode)
+{
+	return dir_entry(LSM_OP_MKDIR, dir, ARG(1));
+}
+
+/* Every new non-directory but a symlink: mknod(2), an open with O_CREAT
+ * (may_o_create, before file_open) and the bind of a Unix socket path. */
+SEC("lsm/path_mknod")
+int BPF_PROG(cc_path_mknod, const struct path *dir, struct dentry *dentry, unsigned short mode, unsigned int dev)
+{
+	return dir_entry(LSM_OP_MKNOD, dir, ARG(1));
+}
+
+SEC("lsm/path_symlink")
+int BPF_PROG(cc_path_symlink, const struct path *dir, struct dentry *dentry, const char *old_name)
+{
+	return dir_entry(LSM_OP_SYMLINK, dir, ARG(1));
+}
+
+/* A hard link gives the file a second name, and that name's rights: the
+ * file linked needs fs.write as well as the new name. Both are on one
+ * mount (do_linkat refuses EXDEV before this hook). */
+SEC("lsm/path_link")
+int BPF_PROG(cc_path_link, struct dentry *old_dentry, const struct path *new_dir, struct dentry *new_dentry)
+{
+	__u64 cg = bpf_get_current_cgroup_id();
+	struct lsm_agent *a = bpf_map_lookup_elem(&agents, &cg);
+	if (!a)
+		return 0;
+	__u64 mnt = (__u64)BPF_CORE_READ(new_dir, mnt);
+	int r = name_write(cg, a, LSM_OP_LINK, ARG(0), mnt);
+	if (r)
+		return r;
+	return name_write(cg, a, LSM_OP_LINK, ARG(2), mnt);
+}
+
+/* Both names (RENAME_EXCHANGE moves both ways: the same two checks). */
+SEC("lsm/path_rename")
+int BPF_PROG(cc_path_rename, const struct path *old_dir, struct dentry *old_dentry, const struct path *new_dir,
+	     struct dentry *new_dentry, unsigned int flags)
+{
+	__u64 cg = bpf_get_current_cgroup_id();
+	struct lsm_agent *a = bpf_map_lookup_elem(&agents, &cg);
+	if (!a)
+		return 0;
+	int r = name_write(cg, a, LSM_OP_RENAME, ARG(1), (__u64)BPF_CORE_READ(old_dir, mnt));
+	if (r)
+		return r;
+	return name_write(cg, a, LSM_OP_RENAME, ARG(3), (__u64)BPF_CORE_READ(new_dir, mnt));
+}
+
+/* truncate(2); before Linux 6.2 also ftruncate and O_TRUNC opens. */
+SEC("lsm/path_truncate")
+int BPF_PROG(cc_path_truncate, const struct path *path)
+{
+	return whole_path(LSM_OP_TRUNCATE, path);
+}
+
+/* ftruncate and O_TRUNC opens from Linux 6.2 (absent before: Open leaves
+ * it out where the kernel has no such hook). Decided like
+ * file_permission: on the decision remembered at open, made again after
+ * a rules change; a file the agent did not open by path passes. */
+SEC("lsm/file_truncate")
+int BPF_PROG(cc_file_truncate, struct file *file)
+{
+	__u64 cg = bpf_get_current_cgroup_id();
+	struct lsm_agent *a = bpf_map_lookup_elem(&agents, &cg);
+	if (!a)
+		return 0;
+	__u64 fk = (__u64)file;
+	struct lsm_file *f = bpf_map_lookup_elem(&files, &fk);
+	if (!f)
+		return 0;
+	__u32 rights = f->rights;
+	if (f->gen != a->gen || f->key.policy != a->policy) {
+		struct lsm_file *s = scratch_file();
+		if (!s)
+			return deny(cg, LSM_OP_TRUNCATE, LSM_WHY_MAP_FULL, LSM_W, 0, 0);
+		__builtin_memcpy(&s->key, &f->key, sizeof(s->key));
+		s->key.policy = a->policy;
+		__u32 *r = bpf_map_lookup_elem(&rules, &s->key);
+		rights = r ? *r : 0;
+	}
+	if (!allowed(rights, LSM_W))
+		return deny(cg, LSM_OP_TRUNCATE, LSM_WHY_NO_RULE, LSM_W, f->key.path, 0);
+	return 0;
+}
+
+SEC("lsm/path_chmod")
+int BPF_PROG(cc_path_chmod, const struct path *path, unsigned short mode)
+{
+	return whole_path(LSM_OP_CHMOD, path);
+}
+
+SEC("lsm/path_chown")
+int BPF_PROG(cc_path_chown, const struct path *path)
+{
+	return whole_path(LSM_OP_CHOWN, path);
+}
+
+/* Mounts of one superblock looked at for an xattr's path. */
+#define LSM_XATTR_MOUNTS 16
+
+/* xattr: the inode hooks have a dentry and no mount. The path is taken
+ * through the first mount of the dentry's superblock in the caller's
+ * mount namespace that has the dentry below its root (bind mounts give
+ * one inode several names; the attribute is the inode's, so any name the
+ * agent may write is as good as the one it used, and one it may not is a
+ * deny). A superblock with no mount in the namespace (memfd, sockets) is
+ * not the agent's file tree and passes, as in file_open; a mount list
+ * longer than LSM_XATTR_MOUNTS without a match is a deny. */
+static __always_inline int xattr(__u16 op, __u64 dentry_addr)
+{
+	struct dentry *dentry = (void *)dentry_addr;
+	__u64 cg = bpf_get_current_cgroup_id();
+	struct lsm_agent *a = bpf_map_lookup_elem(&agents, &cg);
+	if (!a)
+		return 0;
+	struct lsm_file *s = scratch_file();
+	if (!s)
+		return deny(cg, op, LSM_WHY_MAP_FULL, LSM_W, 0, 0);
+	s->key.path[0] = 0;
+	struct task_struct *t = (void *)bpf_get_current_task();
+	__u64 ns = (__u64)BPF_CORE_READ(t, nsproxy, mnt_ns);
+	__u64 ioff = bpf_core_field_offset(struct mount, mnt_instance);
+	__u64 moff = bpf_core_field_offset(struct mount, mnt);
+	struct super_block *sb = BPF_CORE_READ(dentry, d_sb);
+	__u64 head = (__u64)sb + bpf_core_field_offset(struct super_block, s_mounts);
+	struct list_head *pos = BPF_CORE_READ(sb, s_mounts.next);
+	int seen = 0;
+	for (int i = 0; i < LSM_XATTR_MOUNTS; i++) {
+		if (!pos || (__u64)pos == head)
+			return seen ? deny(cg, op, LSM_WHY_D_PATH, LSM_W, 0, 0) : 0;
+		__u64 m = (__u64)pos - ioff;
+		if ((__u64)BPF_CORE_READ((struct mount *)m, mnt_ns) == ns) {
+			seen = 1;
+			int n = cc_walk(dentry_addr, m + moff);
+			if (n != -LSM_WALK_NOT_UNDER)
+				return walked(cg, a, s, op, n);
+		}
+		pos = BPF_CORE_READ(pos, next);
+	}
+	return deny(cg, op, LSM_WHY_D_PATH, LSM_W, 0, 0);
+}
+
+SEC("lsm/inode_setxattr")
+int BPF_PROG(cc_inode_setxattr, void *idmap, struct dentry *dentry)
+{
+	return xattr(LSM_OP_SETXATTR, ARG(1));
+}
+
+SEC("lsm/inode_removexattr")
+int BPF_PROG(cc_inode_removexattr, void *idmap, struct dentry *dentry)
+{
+	return xattr(LSM_OP_REMOVEXATTR, ARG(1));
+}
+
+/* POSIX ACLs set through setxattr come here instead of inode_setxattr
+ * from Linux 6.2 (absent before: inode_setxattr sees them there). */
+SEC("lsm/inode_set_acl")
+int BPF_PROG(cc_inode_set_acl, void *idmap, struct dentry *dentry)
+{
+	return xattr(LSM_OP_SETXATTR, ARG(1));
+}
+
+SEC("lsm/inode_remove_acl")
+int BPF_PROG(cc_inode_remove_acl, void *idmap, struct dentry *dentry)
+{
+	return xattr(LSM_OP_REMOVEXATTR, ARG(1));
 }

@@ -36,6 +36,20 @@ enum lsm_op {
 	LSM_OP_SENDMSG_UNIX = 10, /* socket_sendmsg with a Unix socket address */
 	LSM_OP_MMAP_EXEC = 11,    /* mmap_file / file_mprotect with PROT_EXEC */
 	LSM_OP_USERNS = 12,       /* userns_create: a new user namespace */
+	/* The path hooks: each needs fs.write on the path named (both
+	 * names for rename and link), as the portable policy decides them. */
+	LSM_OP_UNLINK = 13,      /* path_unlink */
+	LSM_OP_RMDIR = 14,       /* path_rmdir */
+	LSM_OP_MKDIR = 15,       /* path_mkdir */
+	LSM_OP_MKNOD = 16,       /* path_mknod: O_CREAT, mknod, a Unix socket's bind */
+	LSM_OP_SYMLINK = 17,     /* path_symlink: the new name */
+	LSM_OP_LINK = 18,        /* path_link: the file linked, then the new name */
+	LSM_OP_RENAME = 19,      /* path_rename: the old name, then the new one */
+	LSM_OP_TRUNCATE = 20,    /* path_truncate, file_truncate */
+	LSM_OP_CHMOD = 21,       /* path_chmod */
+	LSM_OP_CHOWN = 22,       /* path_chown */
+	LSM_OP_SETXATTR = 23,    /* inode_setxattr, inode_set_acl */
+	LSM_OP_REMOVEXATTR = 24, /* inode_removexattr, inode_remove_acl */
 };
 
 /* sun_path's size. */
@@ -59,6 +73,18 @@ enum lsm_reason {
 	LSM_WHY_MAP_FULL = 4,      /* the open file's decision could not be remembered */
 	LSM_WHY_OUTSIDE = 5,       /* ptrace or signal to a process outside the agent's cgroup */
 	LSM_WHY_NEVER = 6,         /* bpf() and mounts: never allowed to an agent */
+};
+
+/* The path hooks build a path from a dentry (bpf_d_path is allowed only
+ * in sleepable hooks, which these are not): names are prepended into a
+ * buffer of LSM_WALK_BUF bytes from byte LSM_WALK_END down, at most
+ * LSM_WALK_STEPS dentries and mount crossings. */
+#define LSM_WALK_BUF 512
+#define LSM_WALK_END 256
+#define LSM_WALK_STEPS 160
+
+struct lsm_walk {
+	char buf[LSM_WALK_BUF];
 };
 
 /* LPM trie key. prefixlen counts bits after itself: 32 for the policy id

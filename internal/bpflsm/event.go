@@ -26,6 +26,20 @@ const (
 	// OpMmapExec: a file mapped as code without fs.exec.
 	OpMmapExec = 11
 	OpUserns   = 12
+	// The path hooks: each needs fs.write on Path (rename and link name
+	// the one of their two paths that was refused).
+	OpUnlink      = 13
+	OpRmdir       = 14
+	OpMkdir       = 15
+	OpMknod       = 16 // a new file: mknod, O_CREAT, a Unix socket's bind
+	OpSymlink     = 17
+	OpLink        = 18
+	OpRename      = 19
+	OpTruncate    = 20
+	OpChmod       = 21
+	OpChown       = 22
+	OpSetxattr    = 23 // and POSIX ACLs
+	OpRemovexattr = 24
 
 	WhyNoRule      = 1
 	WhyPathTooLong = 2
@@ -48,7 +62,10 @@ type Event struct {
 }
 
 var opNames = map[uint16]string{OpOpen: "open", OpRead: "read", OpWrite: "write", OpExec: "exec", OpPtrace: "ptrace",
-	OpKill: "kill", OpBPF: "bpf", OpMount: "mount", OpConnectUnix: "connect", OpSendmsgUnix: "sendmsg", OpMmapExec: "mmap-exec", OpUserns: "userns"}
+	OpKill: "kill", OpBPF: "bpf", OpMount: "mount", OpConnectUnix: "connect", OpSendmsgUnix: "sendmsg", OpMmapExec: "mmap-exec", OpUserns: "userns",
+	OpUnlink: "unlink", OpRmdir: "rmdir", OpMkdir: "mkdir", OpMknod: "create", OpSymlink: "symlink", OpLink: "link",
+	OpRename: "rename", OpTruncate: "truncate", OpChmod: "chmod", OpChown: "chown", OpSetxattr: "setxattr",
+	OpRemovexattr: "removexattr"}
 
 var whyNames = map[uint16]string{WhyNoRule: "no rule", WhyPathTooLong: "path too long", WhyDPath: "path unreadable",
 	WhyMapFull: "decision map full", WhyOutside: "target outside the agent", WhyNever: "never allowed to agents"}
@@ -62,6 +79,9 @@ func (e Event) Why() string { return whyNames[e.Reason] }
 // Cap is the capability that would have allowed the operation.
 func (e Event) Cap() string {
 	switch e.Op {
+	case OpUnlink, OpRmdir, OpMkdir, OpMknod, OpSymlink, OpLink, OpRename, OpTruncate, OpChmod, OpChown,
+		OpSetxattr, OpRemovexattr:
+		return "fs.write"
 	case OpOpen, OpRead, OpWrite:
 		if e.Want&RightWrite != 0 {
 			return "fs.write"

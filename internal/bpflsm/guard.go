@@ -26,6 +26,7 @@ type Guard struct {
 	// less the denies still pending in the ring (findBase).
 	baseSeq, baseFull uint64
 	pending           *Event // read by findBase; delivered first
+	coverage          Coverage
 
 	mu       sync.Mutex
 	nextPol  uint32
@@ -113,18 +114,14 @@ func Open(pinDir string) (g *Guard, err error) {
 		opts.Maps.PinPath = pinDir
 	}
 	g = &Guard{pinDir: pinDir, events: make(chan Event, 4096), bound: map[uint64]bound{}, measured: map[uint64][]lsmLsmMeasuredKey{}}
-	if err := spec.LoadAndAssign(&g.objs, opts); err != nil {
+	absent, err := loadObjects(spec, &g.objs, opts)
+	if err != nil {
 		return nil, fmt.Errorf("%w: load: %v", ErrRefused, trimHint(err))
 	}
-	progs := map[string]*ebpf.Program{
-		"file_open": g.objs.CcFileOpen, "file_permission": g.objs.CcFilePermission, "file_free_security": g.objs.CcFileFree,
-		"bprm_check_security": g.objs.CcBprmCheck, "ptrace_access_check": g.objs.CcPtraceAccess,
-		"ptrace_traceme": g.objs.CcPtraceTraceme, "task_kill": g.objs.CcTaskKill, "bpf": g.objs.CcBpf,
-		"sb_mount": g.objs.CcSbMount, "move_mount": g.objs.CcMoveMount,
-		"socket_connect": g.objs.CcSocketConnect, "socket_sendmsg": g.objs.CcSocketSendmsg,
-		"mmap_file": g.objs.CcMmapFile, "file_mprotect": g.objs.CcFileMprotect, "userns_create": g.objs.CcUsernsCreate,
-	}
+	progs := hooks(&g.objs)
+	attached := map[string]bool{}
 	for hook, p := range progs {
+		attached[hook] = true
 		pin := ""
 		if pinDir != "" {
 			pin = filepath.Join(pinDir, "link_"+hook)
@@ -147,6 +144,7 @@ func Open(pinDir string) (g *Guard, err error) {
 		}
 		g.links = append(g.links, l)
 	}
+	g.coverage = coverage(attached, absent)
 	// Policy ids of a previous daemon stay in use until their cgroups are
 	// bound again: start above them.
 	var cg uint64
@@ -192,6 +190,10 @@ func (g *Guard) findBase() {
 	g.pending = &ev
 	g.baseSeq = min(d0, ev.Seq-1)
 }
+
+// Coverage says what the attached programs decide besides opens, reads,
+// writes and execs (the Landlock floor leaves it to them).
+func (g *Guard) Coverage() Coverage { return g.coverage }
 
 // PinDir is where Open pins, beside netguard's pins for the same subtree.
 func PinDir(netguardPins string) string { return netguardPins + "-lsm" }

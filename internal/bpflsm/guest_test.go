@@ -7,8 +7,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/coconut-os/coconut/internal/capability"
 	"github.com/coconut-os/coconut/internal/testutil"
@@ -125,7 +128,9 @@ func TestGuestEnforcement(t *testing.T) {
 		}
 		ops[ev.Op]++
 	}
-	want := map[uint16]int{OpOpen: 3, OpExec: 1, OpKill: 1, OpPtrace: 1, OpBPF: 1, OpMount: 1}
+	// The write of deny/g (O_CREAT) is refused where the file would be
+	// made (path_mknod), before any open: nothing is created.
+	want := map[uint16]int{OpOpen: 2, OpMknod: 1, OpExec: 1, OpKill: 1, OpPtrace: 1, OpBPF: 1, OpMount: 1}
 	for op, n := range want {
 		if ops[op] != n {
 			t.Errorf("%d events of op %s, want %d (%v)", ops[op], opNames[op], n, evs)
@@ -317,5 +322,169 @@ func TestGuestUserns(t *testing.T) {
 	checkSeqs(t, g, d0, []Event{ev})
 	if ev.Op != OpUserns || ev.Cap() != "sys.namespace" {
 		t.Fatalf("event %+v", ev)
+	}
+}
+
+// TestGuestPaths: each path hook, an allowed and a refused case. Making,
+// removing, renaming and linking names, truncation, mode, owner and
+// extended attributes need fs.write on the path (both names for rename
+// and link); each refusal is an event with the path and its kernel
+// sequence number, and the counters equal the events.
+func TestGuestPaths(t *testing.T) {
+	g := openGuard(t, "")
+	defer g.Close()
+	if c := g.Coverage(); !c.MakeRemove || !c.Truncate || !c.Attrs {
+		t.Fatalf("path hooks not all attached: %s", c)
+	}
+	base := t.TempDir()
+	for _, d := range []string{"ro", "rw", "ro/sub", "rw/sub"} {
+		os.MkdirAll(filepath.Join(base, d), 0o755)
+	}
+	for _, f := range []string{"ro/f", "ro/g", "rw/f", "rw/g", "rw/h"} {
+		os.WriteFile(filepath.Join(base, f), []byte("data"), 0o644)
+	}
+	for _, f := range []string{"ro/f", "rw/f"} {
+		if err := unix.Setxattr(filepath.Join(base, f), "trusted.coconut", []byte("x"), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	self, _ := os.Executable()
+	agent, cg := mkCgroup(t, "paths")
+	other, _ := mkCgroup(t, "paths-other")
+	bindCaps(t, g, cg, "fs.read:"+base+"/ro/**", "fs.write:"+base+"/rw/**", "fs.exec:"+self)
+	d0, _, _ := g.Counters()
+	ro, rw := base+"/ro", base+"/rw"
+	ops := []struct {
+		op   string
+		want string
+		ev   uint16 // the event's op for a refusal
+		path string // the path the event names
+	}{
+		{"mkdir " + rw + "/d", "ok", 0, ""},
+		{"mkdir " + ro + "/d", "errno=134", OpMkdir, ro + "/d"},
+		{"rmdir " + rw + "/d", "ok", 0, ""},
+		{"rmdir " + ro + "/sub", "errno=134", OpRmdir, ro + "/sub"},
+		{"mkfifo " + rw + "/p", "ok", 0, ""},
+		{"mkfifo " + ro + "/p", "errno=134", OpMknod, ro + "/p"},
+		{"creat " + rw + "/c", "ok", 0, ""},
+		{"creat " + ro + "/c", "errno=134", OpMknod, ro + "/c"},
+		{"symlink " + rw + "/l", "ok", 0, ""},
+		{"symlink " + ro + "/l", "errno=134", OpSymlink, ro + "/l"},
+		{"link " + rw + "/f " + rw + "/f2", "ok", 0, ""},
+		{"link " + rw + "/f " + ro + "/f2", "errno=134", OpLink, ro + "/f2"},
+		{"link " + ro + "/f " + rw + "/f3", "errno=134", OpLink, ro + "/f"},
+		{"rename " + rw + "/f2 " + rw + "/f4", "ok", 0, ""},
+		{"rename " + rw + "/f4 " + ro + "/f4", "errno=134", OpRename, ro + "/f4"},
+		{"rename " + ro + "/g " + rw + "/g2", "errno=134", OpRename, ro + "/g"},
+		{"unlink " + rw + "/f4", "ok", 0, ""},
+		{"unlink " + ro + "/g", "errno=134", OpUnlink, ro + "/g"},
+		{"truncate " + rw + "/g", "ok", 0, ""},
+		{"truncate " + ro + "/f", "errno=134", OpTruncate, ro + "/f"},
+		{"rotrunc " + rw + "/g", "ok", 0, ""},
+		{"rotrunc " + ro + "/f", "errno=134", OpTruncate, ro + "/f"},
+		{"chmod " + rw + "/f", "ok", 0, ""},
+		{"chmod " + ro + "/f", "errno=134", OpChmod, ro + "/f"},
+		{"chown " + rw + "/f", "ok", 0, ""},
+		{"chown " + ro + "/f", "errno=134", OpChown, ro + "/f"},
+		{"setxattr " + rw + "/f", "ok", 0, ""},
+		{"setxattr " + ro + "/f", "errno=134", OpSetxattr, ro + "/f"},
+		{"removexattr " + rw + "/f", "ok", 0, ""},
+		{"removexattr " + ro + "/f", "errno=134", OpRemovexattr, ro + "/f"},
+	}
+	var args, want []string
+	var refused []int
+	for i, o := range ops {
+		args, want = append(args, o.op), append(want, o.want)
+		if o.ev != 0 {
+			refused = append(refused, i)
+		}
+	}
+	expect(t, "agent", run(t, agent, args...), want...)
+	// Not an agent: every refused operation passes (fresh names).
+	expect(t, "non-agent", run(t, other, "mkdir "+ro+"/od", "mkfifo "+ro+"/op", "symlink "+ro+"/ol", "link "+ro+"/f "+ro+"/of",
+		"rename "+ro+"/of "+ro+"/og", "unlink "+ro+"/og", "truncate "+ro+"/f", "chmod "+ro+"/f", "setxattr "+ro+"/f"),
+		"ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok")
+	evs := collect(t, g, len(refused))
+	checkSeqs(t, g, d0, evs)
+	for j, i := range refused {
+		ev, o := evs[j], ops[i]
+		if ev.Op != o.ev || ev.Path != o.path || ev.Cap() != "fs.write" || ev.Reason != WhyNoRule || ev.CgroupID != cg {
+			t.Errorf("%s: event %s %s (op %d, %s), want op %s on %s", o.op, ev.Cap(), ev.Object(), ev.Op, ev.Why(), opNames[o.ev], o.path)
+		}
+	}
+}
+
+// TestGuestPathsRevoked: a revoke finer than the bundle's write scope
+// holds against renames and hard links that would carry a file out of the
+// revoked tree (the review's finding: file_open decides by path, so a new
+// name would have been a way around it), and a held writable descriptor
+// can no longer truncate.
+func TestGuestPathsRevoked(t *testing.T) {
+	g := openGuard(t, "")
+	defer g.Close()
+	base := t.TempDir()
+	for _, d := range []string{"a", "b"} {
+		os.MkdirAll(filepath.Join(base, d), 0o755)
+	}
+	for _, f := range []string{"b/x", "b/y", "b/held"} {
+		os.WriteFile(filepath.Join(base, f), []byte("secret"), 0o644)
+	}
+	self, _ := os.Executable()
+	agent, cg := mkCgroup(t, "paths-revoked")
+	bindCaps(t, g, cg, "fs.write:"+base+"/a/**", "fs.write:"+base+"/b/**", "fs.exec:"+self)
+	d0, _, _ := g.Counters()
+	a, b := base+"/a", base+"/b"
+	h := startHelper(t, agent, "rename "+b+"/x "+a+"/x", "holdw "+b+"/held", "wait",
+		"rename "+b+"/y "+a+"/y", "link "+b+"/y "+a+"/z", "read "+b+"/y", "ftruncheld "+b+"/held", "read "+a+"/x")
+	for _, want := range []string{"ok", "ok"} {
+		if l := h.line(t); l != want {
+			t.Fatalf("before the revoke: %s, want %s", l, want)
+		}
+	}
+	bindCaps(t, g, cg, "fs.write:"+base+"/a/**", "fs.exec:"+self) // b revoked
+	h.in.Write([]byte("go\n"))
+	for _, want := range []string{"ok", "errno=134", "errno=134", "errno=134", "errno=134", "ok"} {
+		if l := h.line(t); l != want {
+			t.Fatalf("after the revoke: %s, want %s", l, want)
+		}
+	}
+	evs := collect(t, g, 4)
+	checkSeqs(t, g, d0, evs)
+	wantOps := []uint16{OpRename, OpLink, OpOpen, OpTruncate}
+	for i, ev := range evs {
+		if ev.Op != wantOps[i] || !strings.HasPrefix(ev.Path, b+"/") {
+			t.Errorf("event %d: %s %s, want op %s under %s", i, ev.Cap(), ev.Object(), opNames[wantOps[i]], b)
+		}
+	}
+	if _, err := os.Stat(a + "/y"); err == nil {
+		t.Error("the revoked file was renamed into the writable tree")
+	}
+}
+
+// TestGuestPathTooLong: a path the walk cannot hold (more than 252 bytes
+// with its NUL) is a deny with its own reason, never an allow, even under
+// a write scope that covers it.
+func TestGuestPathTooLong(t *testing.T) {
+	g := openGuard(t, "")
+	defer g.Close()
+	base := t.TempDir()
+	long := base + "/rw"
+	for i := 0; i < 4; i++ {
+		long += "/" + strings.Repeat(string(rune('a'+i)), 60)
+	}
+	if err := os.MkdirAll(long, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	self, _ := os.Executable()
+	agent, cg := mkCgroup(t, "paths-long")
+	other, _ := mkCgroup(t, "paths-long-other")
+	bindCaps(t, g, cg, "fs.write:"+base+"/rw/**", "fs.exec:"+self)
+	d0, _, _ := g.Counters()
+	expect(t, "agent", run(t, agent, "mkdir "+base+"/rw/short", "mkdir "+long+"/d"), "ok", "errno=134")
+	expect(t, "non-agent", run(t, other, "mkdir "+long+"/d"), "ok")
+	ev := collect(t, g, 1)[0]
+	checkSeqs(t, g, d0, []Event{ev})
+	if ev.Op != OpMkdir || ev.Reason != WhyPathTooLong || ev.Cap() != "fs.write" {
+		t.Fatalf("event %+v (%s), want mkdir, path too long", ev, ev.Object())
 	}
 }

@@ -151,6 +151,52 @@ func runHelper(ops string) int {
 			err = mapFile(f[1], false)
 		case "mprotectx": // mprotectx PATH: map it readable, then make it code
 			err = mapFile(f[1], true)
+		case "mkdir":
+			err = unix.Mkdir(f[1], 0o755)
+		case "rmdir":
+			err = unix.Rmdir(f[1])
+		case "unlink":
+			err = unix.Unlink(f[1])
+		case "mkfifo": // path_mknod
+			err = unix.Mkfifo(f[1], 0o644)
+		case "creat": // creat PATH: O_CREAT|O_RDONLY, a new file and no write (path_mknod alone decides)
+			var fd int
+			if fd, err = unix.Open(f[1], unix.O_RDONLY|unix.O_CREAT|unix.O_CLOEXEC, 0o644); err == nil {
+				unix.Close(fd)
+			}
+		case "symlink": // symlink NEW: a link to /
+			err = unix.Symlink("/", f[1])
+		case "link": // link OLD NEW
+			err = unix.Link(f[1], f[2])
+		case "rename": // rename OLD NEW
+			err = unix.Rename(f[1], f[2])
+		case "truncate":
+			err = unix.Truncate(f[1], 0)
+		case "rotrunc": // rotrunc PATH: O_RDONLY|O_TRUNC truncates with no write open
+			var fd int
+			if fd, err = unix.Open(f[1], unix.O_RDONLY|unix.O_TRUNC|unix.O_CLOEXEC, 0); err == nil {
+				unix.Close(fd)
+			}
+		case "holdw": // holdw PATH: open for writing and keep it
+			var fd int
+			if fd, err = unix.Open(f[1], unix.O_RDWR|unix.O_CLOEXEC, 0); err == nil {
+				held[f[1]] = fd
+			}
+		case "ftruncheld": // ftruncheld PATH: ftruncate the held descriptor
+			fd, ok := held[f[1]]
+			if !ok {
+				err = errors.New("not held")
+				break
+			}
+			err = unix.Ftruncate(fd, 0)
+		case "chmod":
+			err = unix.Chmod(f[1], 0o640)
+		case "chown": // to its own owner: DAC allows it, the hook still runs
+			err = unix.Chown(f[1], os.Getuid(), os.Getgid())
+		case "setxattr": // trusted.*: tmpfs has it on 6.1 too (user.* only from 6.6)
+			err = unix.Setxattr(f[1], "trusted.coconut", []byte("x"), 0)
+		case "removexattr":
+			err = unix.Removexattr(f[1], "trusted.coconut")
 		case "bpf":
 			err = bpfMapCreate()
 		case "mount":

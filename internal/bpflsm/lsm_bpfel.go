@@ -61,38 +61,59 @@ type lsmLsmUnixKey struct {
 	Path   [108]uint8
 }
 
+type lsmLsmWalk struct {
+	_   structs.HostLayout
+	Buf [512]int8
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	lsmMapAgents            = "agents"
-	lsmMapCounters          = "counters"
-	lsmMapEvents            = "events"
-	lsmMapFiles             = "files"
-	lsmMapMeasured          = "measured"
-	lsmMapRules             = "rules"
-	lsmMapScratch           = "scratch"
-	lsmMapUnixRules         = "unix_rules"
-	lsmProgCcBpf            = "cc_bpf"
-	lsmProgCcBprmCheck      = "cc_bprm_check"
-	lsmProgCcFileFree       = "cc_file_free"
-	lsmProgCcFileMprotect   = "cc_file_mprotect"
-	lsmProgCcFileOpen       = "cc_file_open"
-	lsmProgCcFilePermission = "cc_file_permission"
-	lsmProgCcMmapFile       = "cc_mmap_file"
-	lsmProgCcMoveMount      = "cc_move_mount"
-	lsmProgCcPtraceAccess   = "cc_ptrace_access"
-	lsmProgCcPtraceTraceme  = "cc_ptrace_traceme"
-	lsmProgCcSbMount        = "cc_sb_mount"
-	lsmProgCcSocketConnect  = "cc_socket_connect"
-	lsmProgCcSocketSendmsg  = "cc_socket_sendmsg"
-	lsmProgCcTaskKill       = "cc_task_kill"
-	lsmProgCcUsernsCreate   = "cc_userns_create"
-	lsmVarProbeCgroup       = "probe_cgroup"
-	lsmVarProbeHits         = "probe_hits"
-	lsmVarUnusedEvent       = "unused_event"
-	lsmVarUnusedMeasuredKey = "unused_measured_key"
-	lsmVarUnusedUnixKey     = "unused_unix_key"
+	lsmMapAgents              = "agents"
+	lsmMapCounters            = "counters"
+	lsmMapEvents              = "events"
+	lsmMapFiles               = "files"
+	lsmMapMeasured            = "measured"
+	lsmMapRules               = "rules"
+	lsmMapScratch             = "scratch"
+	lsmMapUnixRules           = "unix_rules"
+	lsmMapWalkbuf             = "walkbuf"
+	lsmProgCcBpf              = "cc_bpf"
+	lsmProgCcBprmCheck        = "cc_bprm_check"
+	lsmProgCcFileFree         = "cc_file_free"
+	lsmProgCcFileMprotect     = "cc_file_mprotect"
+	lsmProgCcFileOpen         = "cc_file_open"
+	lsmProgCcFilePermission   = "cc_file_permission"
+	lsmProgCcFileTruncate     = "cc_file_truncate"
+	lsmProgCcInodeRemoveAcl   = "cc_inode_remove_acl"
+	lsmProgCcInodeRemovexattr = "cc_inode_removexattr"
+	lsmProgCcInodeSetAcl      = "cc_inode_set_acl"
+	lsmProgCcInodeSetxattr    = "cc_inode_setxattr"
+	lsmProgCcMmapFile         = "cc_mmap_file"
+	lsmProgCcMoveMount        = "cc_move_mount"
+	lsmProgCcPathChmod        = "cc_path_chmod"
+	lsmProgCcPathChown        = "cc_path_chown"
+	lsmProgCcPathLink         = "cc_path_link"
+	lsmProgCcPathMkdir        = "cc_path_mkdir"
+	lsmProgCcPathMknod        = "cc_path_mknod"
+	lsmProgCcPathRename       = "cc_path_rename"
+	lsmProgCcPathRmdir        = "cc_path_rmdir"
+	lsmProgCcPathSymlink      = "cc_path_symlink"
+	lsmProgCcPathTruncate     = "cc_path_truncate"
+	lsmProgCcPathUnlink       = "cc_path_unlink"
+	lsmProgCcPtraceAccess     = "cc_ptrace_access"
+	lsmProgCcPtraceTraceme    = "cc_ptrace_traceme"
+	lsmProgCcSbMount          = "cc_sb_mount"
+	lsmProgCcSocketConnect    = "cc_socket_connect"
+	lsmProgCcSocketSendmsg    = "cc_socket_sendmsg"
+	lsmProgCcTaskKill         = "cc_task_kill"
+	lsmProgCcUsernsCreate     = "cc_userns_create"
+	lsmVarProbeCgroup         = "probe_cgroup"
+	lsmVarProbeHits           = "probe_hits"
+	lsmVarUnusedEvent         = "unused_event"
+	lsmVarUnusedMeasuredKey   = "unused_measured_key"
+	lsmVarUnusedUnixKey       = "unused_unix_key"
 )
 
 // loadLsm returns the embedded CollectionSpec for lsm.
@@ -137,21 +158,36 @@ type lsmSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lsmProgramSpecs struct {
-	CcBpf            *ebpf.ProgramSpec `ebpf:"cc_bpf"`
-	CcBprmCheck      *ebpf.ProgramSpec `ebpf:"cc_bprm_check"`
-	CcFileFree       *ebpf.ProgramSpec `ebpf:"cc_file_free"`
-	CcFileMprotect   *ebpf.ProgramSpec `ebpf:"cc_file_mprotect"`
-	CcFileOpen       *ebpf.ProgramSpec `ebpf:"cc_file_open"`
-	CcFilePermission *ebpf.ProgramSpec `ebpf:"cc_file_permission"`
-	CcMmapFile       *ebpf.ProgramSpec `ebpf:"cc_mmap_file"`
-	CcMoveMount      *ebpf.ProgramSpec `ebpf:"cc_move_mount"`
-	CcPtraceAccess   *ebpf.ProgramSpec `ebpf:"cc_ptrace_access"`
-	CcPtraceTraceme  *ebpf.ProgramSpec `ebpf:"cc_ptrace_traceme"`
-	CcSbMount        *ebpf.ProgramSpec `ebpf:"cc_sb_mount"`
-	CcSocketConnect  *ebpf.ProgramSpec `ebpf:"cc_socket_connect"`
-	CcSocketSendmsg  *ebpf.ProgramSpec `ebpf:"cc_socket_sendmsg"`
-	CcTaskKill       *ebpf.ProgramSpec `ebpf:"cc_task_kill"`
-	CcUsernsCreate   *ebpf.ProgramSpec `ebpf:"cc_userns_create"`
+	CcBpf              *ebpf.ProgramSpec `ebpf:"cc_bpf"`
+	CcBprmCheck        *ebpf.ProgramSpec `ebpf:"cc_bprm_check"`
+	CcFileFree         *ebpf.ProgramSpec `ebpf:"cc_file_free"`
+	CcFileMprotect     *ebpf.ProgramSpec `ebpf:"cc_file_mprotect"`
+	CcFileOpen         *ebpf.ProgramSpec `ebpf:"cc_file_open"`
+	CcFilePermission   *ebpf.ProgramSpec `ebpf:"cc_file_permission"`
+	CcFileTruncate     *ebpf.ProgramSpec `ebpf:"cc_file_truncate"`
+	CcInodeRemoveAcl   *ebpf.ProgramSpec `ebpf:"cc_inode_remove_acl"`
+	CcInodeRemovexattr *ebpf.ProgramSpec `ebpf:"cc_inode_removexattr"`
+	CcInodeSetAcl      *ebpf.ProgramSpec `ebpf:"cc_inode_set_acl"`
+	CcInodeSetxattr    *ebpf.ProgramSpec `ebpf:"cc_inode_setxattr"`
+	CcMmapFile         *ebpf.ProgramSpec `ebpf:"cc_mmap_file"`
+	CcMoveMount        *ebpf.ProgramSpec `ebpf:"cc_move_mount"`
+	CcPathChmod        *ebpf.ProgramSpec `ebpf:"cc_path_chmod"`
+	CcPathChown        *ebpf.ProgramSpec `ebpf:"cc_path_chown"`
+	CcPathLink         *ebpf.ProgramSpec `ebpf:"cc_path_link"`
+	CcPathMkdir        *ebpf.ProgramSpec `ebpf:"cc_path_mkdir"`
+	CcPathMknod        *ebpf.ProgramSpec `ebpf:"cc_path_mknod"`
+	CcPathRename       *ebpf.ProgramSpec `ebpf:"cc_path_rename"`
+	CcPathRmdir        *ebpf.ProgramSpec `ebpf:"cc_path_rmdir"`
+	CcPathSymlink      *ebpf.ProgramSpec `ebpf:"cc_path_symlink"`
+	CcPathTruncate     *ebpf.ProgramSpec `ebpf:"cc_path_truncate"`
+	CcPathUnlink       *ebpf.ProgramSpec `ebpf:"cc_path_unlink"`
+	CcPtraceAccess     *ebpf.ProgramSpec `ebpf:"cc_ptrace_access"`
+	CcPtraceTraceme    *ebpf.ProgramSpec `ebpf:"cc_ptrace_traceme"`
+	CcSbMount          *ebpf.ProgramSpec `ebpf:"cc_sb_mount"`
+	CcSocketConnect    *ebpf.ProgramSpec `ebpf:"cc_socket_connect"`
+	CcSocketSendmsg    *ebpf.ProgramSpec `ebpf:"cc_socket_sendmsg"`
+	CcTaskKill         *ebpf.ProgramSpec `ebpf:"cc_task_kill"`
+	CcUsernsCreate     *ebpf.ProgramSpec `ebpf:"cc_userns_create"`
 }
 
 // lsmMapSpecs contains maps before they are loaded into the kernel.
@@ -166,6 +202,7 @@ type lsmMapSpecs struct {
 	Rules     *ebpf.MapSpec `ebpf:"rules"`
 	Scratch   *ebpf.MapSpec `ebpf:"scratch"`
 	UnixRules *ebpf.MapSpec `ebpf:"unix_rules"`
+	Walkbuf   *ebpf.MapSpec `ebpf:"walkbuf"`
 }
 
 // lsmVariableSpecs contains global variables before they are loaded into the kernel.
@@ -207,6 +244,7 @@ type lsmMaps struct {
 	Rules     *ebpf.Map `ebpf:"rules"`
 	Scratch   *ebpf.Map `ebpf:"scratch"`
 	UnixRules *ebpf.Map `ebpf:"unix_rules"`
+	Walkbuf   *ebpf.Map `ebpf:"walkbuf"`
 }
 
 func (m *lsmMaps) Close() error {
@@ -219,6 +257,7 @@ func (m *lsmMaps) Close() error {
 		m.Rules,
 		m.Scratch,
 		m.UnixRules,
+		m.Walkbuf,
 	)
 }
 
@@ -237,21 +276,36 @@ type lsmVariables struct {
 //
 // It can be passed to loadLsmObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lsmPrograms struct {
-	CcBpf            *ebpf.Program `ebpf:"cc_bpf"`
-	CcBprmCheck      *ebpf.Program `ebpf:"cc_bprm_check"`
-	CcFileFree       *ebpf.Program `ebpf:"cc_file_free"`
-	CcFileMprotect   *ebpf.Program `ebpf:"cc_file_mprotect"`
-	CcFileOpen       *ebpf.Program `ebpf:"cc_file_open"`
-	CcFilePermission *ebpf.Program `ebpf:"cc_file_permission"`
-	CcMmapFile       *ebpf.Program `ebpf:"cc_mmap_file"`
-	CcMoveMount      *ebpf.Program `ebpf:"cc_move_mount"`
-	CcPtraceAccess   *ebpf.Program `ebpf:"cc_ptrace_access"`
-	CcPtraceTraceme  *ebpf.Program `ebpf:"cc_ptrace_traceme"`
-	CcSbMount        *ebpf.Program `ebpf:"cc_sb_mount"`
-	CcSocketConnect  *ebpf.Program `ebpf:"cc_socket_connect"`
-	CcSocketSendmsg  *ebpf.Program `ebpf:"cc_socket_sendmsg"`
-	CcTaskKill       *ebpf.Program `ebpf:"cc_task_kill"`
-	CcUsernsCreate   *ebpf.Program `ebpf:"cc_userns_create"`
+	CcBpf              *ebpf.Program `ebpf:"cc_bpf"`
+	CcBprmCheck        *ebpf.Program `ebpf:"cc_bprm_check"`
+	CcFileFree         *ebpf.Program `ebpf:"cc_file_free"`
+	CcFileMprotect     *ebpf.Program `ebpf:"cc_file_mprotect"`
+	CcFileOpen         *ebpf.Program `ebpf:"cc_file_open"`
+	CcFilePermission   *ebpf.Program `ebpf:"cc_file_permission"`
+	CcFileTruncate     *ebpf.Program `ebpf:"cc_file_truncate"`
+	CcInodeRemoveAcl   *ebpf.Program `ebpf:"cc_inode_remove_acl"`
+	CcInodeRemovexattr *ebpf.Program `ebpf:"cc_inode_removexattr"`
+	CcInodeSetAcl      *ebpf.Program `ebpf:"cc_inode_set_acl"`
+	CcInodeSetxattr    *ebpf.Program `ebpf:"cc_inode_setxattr"`
+	CcMmapFile         *ebpf.Program `ebpf:"cc_mmap_file"`
+	CcMoveMount        *ebpf.Program `ebpf:"cc_move_mount"`
+	CcPathChmod        *ebpf.Program `ebpf:"cc_path_chmod"`
+	CcPathChown        *ebpf.Program `ebpf:"cc_path_chown"`
+	CcPathLink         *ebpf.Program `ebpf:"cc_path_link"`
+	CcPathMkdir        *ebpf.Program `ebpf:"cc_path_mkdir"`
+	CcPathMknod        *ebpf.Program `ebpf:"cc_path_mknod"`
+	CcPathRename       *ebpf.Program `ebpf:"cc_path_rename"`
+	CcPathRmdir        *ebpf.Program `ebpf:"cc_path_rmdir"`
+	CcPathSymlink      *ebpf.Program `ebpf:"cc_path_symlink"`
+	CcPathTruncate     *ebpf.Program `ebpf:"cc_path_truncate"`
+	CcPathUnlink       *ebpf.Program `ebpf:"cc_path_unlink"`
+	CcPtraceAccess     *ebpf.Program `ebpf:"cc_ptrace_access"`
+	CcPtraceTraceme    *ebpf.Program `ebpf:"cc_ptrace_traceme"`
+	CcSbMount          *ebpf.Program `ebpf:"cc_sb_mount"`
+	CcSocketConnect    *ebpf.Program `ebpf:"cc_socket_connect"`
+	CcSocketSendmsg    *ebpf.Program `ebpf:"cc_socket_sendmsg"`
+	CcTaskKill         *ebpf.Program `ebpf:"cc_task_kill"`
+	CcUsernsCreate     *ebpf.Program `ebpf:"cc_userns_create"`
 }
 
 func (p *lsmPrograms) Close() error {
@@ -262,8 +316,23 @@ func (p *lsmPrograms) Close() error {
 		p.CcFileMprotect,
 		p.CcFileOpen,
 		p.CcFilePermission,
+		p.CcFileTruncate,
+		p.CcInodeRemoveAcl,
+		p.CcInodeRemovexattr,
+		p.CcInodeSetAcl,
+		p.CcInodeSetxattr,
 		p.CcMmapFile,
 		p.CcMoveMount,
+		p.CcPathChmod,
+		p.CcPathChown,
+		p.CcPathLink,
+		p.CcPathMkdir,
+		p.CcPathMknod,
+		p.CcPathRename,
+		p.CcPathRmdir,
+		p.CcPathSymlink,
+		p.CcPathTruncate,
+		p.CcPathUnlink,
 		p.CcPtraceAccess,
 		p.CcPtraceTraceme,
 		p.CcSbMount,

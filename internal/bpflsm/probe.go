@@ -71,7 +71,7 @@ func Probe(cgroupRoot string) error {
 		return fmt.Errorf("bpf-lsm probe: %w", err)
 	}
 	var objs lsmObjects
-	if err := spec.LoadAndAssign(&objs, nil); err != nil {
+	if _, err := loadObjects(spec, &objs, nil); err != nil {
 		return fmt.Errorf("%w: the kernel refuses BPF LSM programs (%v): %s%s", ErrRefused, trimHint(err), refusedHint(err), note)
 	}
 	defer objs.Close()

@@ -24,7 +24,21 @@ func TestSpecHasEveryHook(t *testing.T) {
 		"cc_task_kill": "lsm/task_kill", "cc_bpf": "lsm/bpf", "cc_sb_mount": "lsm/sb_mount", "cc_move_mount": "lsm/move_mount",
 		"cc_socket_connect": "lsm/socket_connect", "cc_socket_sendmsg": "lsm/socket_sendmsg",
 		"cc_mmap_file": "lsm/mmap_file", "cc_file_mprotect": "lsm/file_mprotect",
-		"cc_userns_create": "lsm/userns_create"}
+		"cc_userns_create": "lsm/userns_create", "cc_path_unlink": "lsm/path_unlink", "cc_path_rmdir": "lsm/path_rmdir", "cc_path_mkdir": "lsm/path_mkdir",
+		"cc_path_mknod": "lsm/path_mknod", "cc_path_symlink": "lsm/path_symlink", "cc_path_link": "lsm/path_link",
+		"cc_path_rename": "lsm/path_rename", "cc_path_truncate": "lsm/path_truncate", "cc_file_truncate": "lsm/file_truncate",
+		"cc_path_chmod": "lsm/path_chmod", "cc_path_chown": "lsm/path_chown",
+		"cc_inode_setxattr": "lsm/inode_setxattr", "cc_inode_removexattr": "lsm/inode_removexattr",
+		"cc_inode_set_acl": "lsm/inode_set_acl", "cc_inode_remove_acl": "lsm/inode_remove_acl"}
+	// Every program is one Open attaches, at the hook its section names.
+	if len(hookProgs) != len(hooks) {
+		t.Errorf("Open attaches %d hooks, the object has %d programs", len(hookProgs), len(hooks))
+	}
+	for hook, p := range hookProgs {
+		if hooks[p] != "lsm/"+hook {
+			t.Errorf("Open attaches %s at lsm/%s, its section is %q", p, hook, hooks[p])
+		}
+	}
 	if len(spec.Programs) != len(hooks) {
 		t.Errorf("%d programs, want %d", len(spec.Programs), len(hooks))
 	}
@@ -38,7 +52,7 @@ func TestSpecHasEveryHook(t *testing.T) {
 			t.Errorf("%s: type %v section %s, want LSM %s", name, p.Type, p.SectionName, sec)
 		}
 	}
-	for name, typ := range map[string]ebpf.MapType{"agents": ebpf.Hash, "rules": ebpf.LPMTrie, "files": ebpf.Hash,
+	for name, typ := range map[string]ebpf.MapType{"agents": ebpf.Hash, "rules": ebpf.LPMTrie, "files": ebpf.Hash, "walkbuf": ebpf.PerCPUArray,
 		"events": ebpf.RingBuf, "counters": ebpf.Array, "scratch": ebpf.PerCPUArray, "unix_rules": ebpf.Hash} {
 		m := spec.Maps[name]
 		if m == nil || m.Type != typ {

@@ -20,9 +20,11 @@ import (
 // There is no seccomp supervisor: grants and revocations are map updates,
 // and a revoke cuts descriptors already open. The Landlock floor is still
 // applied, built from the ceiling, for what the programs do not hook
-// (creating, removing, renaming and linking paths, truncation, directory
-// reads) at the ceiling's grain; it leaves opens and execs to the
-// programs (launch.Floor.LSMDecides), so their denies have rows.
+// (directory reads, device ioctls, renames and links across directories)
+// at the ceiling's grain; it leaves opens and execs to the programs
+// (launch.Floor.LSMDecides), and making, removing, renaming, linking and
+// truncation too where the path hooks are attached (Coverage), so their
+// denies have rows.
 type BPFLSM struct {
 	net    *Portable
 	guard  *bpflsm.Guard
@@ -75,9 +77,21 @@ func (b *BPFLSM) Name() string { return "bpf-lsm" }
 // Rights implements Enforcer.
 func (b *BPFLSM) Rights() []string {
 	r := append(launch.FloorRights(), "netguard.connect", "netguard.sendmsg", "netguard.bind", "netguard.sock_create")
-	return append(r, "lsm.file_open", "lsm.file_permission", "lsm.bprm_check_security", "lsm.ptrace_access_check",
+	r = append(r, "lsm.file_open", "lsm.file_permission", "lsm.bprm_check_security", "lsm.ptrace_access_check",
 		"lsm.ptrace_traceme", "lsm.task_kill", "lsm.bpf", "lsm.sb_mount", "lsm.move_mount",
 		"lsm.socket_connect_unix", "lsm.socket_sendmsg_unix", "lsm.mmap_file_exec", "lsm.file_mprotect_exec", "lsm.userns_create")
+	cov := b.guard.Coverage()
+	if cov.MakeRemove {
+		r = append(r, "lsm.path_mknod", "lsm.path_mkdir", "lsm.path_symlink", "lsm.path_unlink", "lsm.path_rmdir",
+			"lsm.path_rename", "lsm.path_link")
+	}
+	if cov.Truncate {
+		r = append(r, "lsm.truncate")
+	}
+	if cov.Attrs {
+		r = append(r, "lsm.path_chmod", "lsm.path_chown", "lsm.xattr")
+	}
+	return r
 }
 
 // RevokesDescriptors reports that a revoke cuts descriptors already open
@@ -164,6 +178,10 @@ func (b *BPFLSM) Bind(a Agent) (*launch.Floor, error) {
 	fl := Floor(ceiling)
 	fl.TrapUnix = false
 	fl.LSMDecides = true // opens and execs are the programs' (with a row), not Landlock's EACCES
+	// So are making, removing, renaming, linking and truncation where this
+	// kernel has the path hooks attached (bpflsm.Coverage).
+	cov := b.guard.Coverage()
+	fl.LSMMakeRemove, fl.LSMTruncate = cov.MakeRemove, cov.Truncate
 	return fl, nil
 }
 

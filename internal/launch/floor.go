@@ -39,9 +39,44 @@ type Floor struct {
 	// execs (with a row and ECAPABILITY), so the floor leaves those rights
 	// unhandled: Landlock runs before bpf in the LSM list, and a floor
 	// refusal there would be EACCES with no row. The floor keeps what the
-	// programs do not hook: making, removing, renaming and linking paths,
-	// truncation, directory reads and device ioctls.
+	// programs do not hook: directory reads and device ioctls, and making,
+	// removing, renaming, linking and truncation unless the two below say
+	// the path hooks decide them on this kernel.
 	LSMDecides bool `json:"lsm_decides,omitempty"`
+	// LSMMakeRemove and LSMTruncate (with LSMDecides): the programs' path
+	// hooks are attached on this kernel (bpflsm.Guard.Coverage), so the
+	// floor leaves making and removing names (MAKE_REG, MAKE_DIR,
+	// MAKE_SYM, MAKE_SOCK, MAKE_FIFO, REMOVE_FILE, REMOVE_DIR) and
+	// truncation to them as well. Kept whatever these say: REFER (Landlock
+	// refuses every rename or link across directories of a domain that
+	// does not handle it and grant it; granted where the floor writes),
+	// MAKE_CHAR and MAKE_BLOCK (never granted), directory reads and
+	// device ioctls.
+	LSMMakeRemove bool `json:"lsm_make_remove,omitempty"`
+	LSMTruncate   bool `json:"lsm_truncate,omitempty"`
+}
+
+// lsmMakeRemove are the rights LSMMakeRemove leaves to the programs.
+const lsmMakeRemove = unix.LANDLOCK_ACCESS_FS_MAKE_REG | unix.LANDLOCK_ACCESS_FS_MAKE_DIR | unix.LANDLOCK_ACCESS_FS_MAKE_SYM |
+	unix.LANDLOCK_ACCESS_FS_MAKE_SOCK | unix.LANDLOCK_ACCESS_FS_MAKE_FIFO |
+	unix.LANDLOCK_ACCESS_FS_REMOVE_FILE | unix.LANDLOCK_ACCESS_FS_REMOVE_DIR
+
+// fsHandled is what the floor f handles of the file system rights.
+func (f *Floor) fsHandled() uint64 {
+	h := uint64(fsRead | fsWrite | unix.LANDLOCK_ACCESS_FS_EXECUTE |
+		unix.LANDLOCK_ACCESS_FS_MAKE_CHAR | unix.LANDLOCK_ACCESS_FS_MAKE_BLOCK | unix.LANDLOCK_ACCESS_FS_TRUNCATE |
+		unix.LANDLOCK_ACCESS_FS_IOCTL_DEV)
+	if !f.LSMDecides {
+		return h
+	}
+	h &^= unix.LANDLOCK_ACCESS_FS_READ_FILE | unix.LANDLOCK_ACCESS_FS_WRITE_FILE | unix.LANDLOCK_ACCESS_FS_EXECUTE
+	if f.LSMMakeRemove {
+		h &^= lsmMakeRemove
+	}
+	if f.LSMTruncate {
+		h &^= unix.LANDLOCK_ACCESS_FS_TRUNCATE
+	}
+	return h
 }
 
 // ErrNoLandlock means the kernel offers no Landlock at all: agents must
@@ -100,12 +135,7 @@ func applyFloor(f *Floor) error {
 	if LandlockABI() < 1 {
 		return ErrNoLandlock
 	}
-	fsHandled := uint64(fsRead | fsWrite | unix.LANDLOCK_ACCESS_FS_EXECUTE |
-		unix.LANDLOCK_ACCESS_FS_MAKE_CHAR | unix.LANDLOCK_ACCESS_FS_MAKE_BLOCK | unix.LANDLOCK_ACCESS_FS_TRUNCATE |
-		unix.LANDLOCK_ACCESS_FS_IOCTL_DEV)
-	if f.LSMDecides {
-		fsHandled &^= unix.LANDLOCK_ACCESS_FS_READ_FILE | unix.LANDLOCK_ACCESS_FS_WRITE_FILE | unix.LANDLOCK_ACCESS_FS_EXECUTE
-	}
+	fsHandled := f.fsHandled()
 	handled := []any{landlock.AccessFSSet(fsHandled)}
 	var net landlock.AccessNetSet
 	if f.HandleConnect {

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/coconut-os/coconut/internal/testutil"
 )
 
@@ -50,6 +52,13 @@ func probe(args []string) int {
 		case "fds": // fds_test.go: what the exec left open
 			fmt.Printf("fds %s\n", inheritedFDs())
 			continue
+		case "mkdir":
+			err = os.Mkdir(target, 0o755)
+		case "truncate":
+			err = os.Truncate(target, 0)
+		case "rename": // rename OLD:NEW
+			o, n, _ := strings.Cut(target, ":")
+			err = os.Rename(o, n)
 		case "readfd":
 			fd, _ := strconv.Atoi(target)
 			_, err = syscall.Read(fd, make([]byte, 64))
@@ -165,5 +174,100 @@ func TestFloorRights(t *testing.T) {
 	}
 	if abi >= 6 && !strings.Contains(rights, "scope.signal") {
 		t.Fatalf("ABI %d: rights %q", abi, rights)
+	}
+}
+
+// TestFloorLSMPaths: under bpf-lsm with the path hooks attached the floor
+// leaves making, removing and truncation to the programs (this host runs
+// none, so they succeed here where the floor alone would refuse them),
+// and keeps REFER: a rename into another directory from outside the
+// floor's write trees is still Landlock's EXDEV. Without LSMMakeRemove the
+// floor refuses the mkdir as before.
+func TestFloorLSMPaths(t *testing.T) {
+	testutil.RequireRoot(t, "to switch users and create cgroups")
+	if LandlockABI() < 3 {
+		t.Skipf("kernel Landlock ABI %d < 3 (truncate)", LandlockABI())
+	}
+	dir, err := os.MkdirTemp("", "floor-lsm-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	allowed, denied := filepath.Join(dir, "allowed"), filepath.Join(dir, "denied")
+	for _, d := range []string{allowed, denied} {
+		os.Mkdir(d, 0o777)
+		os.Chmod(d, 0o777)
+		for _, f := range []string{"f", "g"} {
+			os.WriteFile(filepath.Join(d, f), []byte("data"), 0o666)
+			os.Chmod(filepath.Join(d, f), 0o666)
+		}
+	}
+	self, _ := os.Executable()
+	floor := func(makeRemove bool) func(*Spec) {
+		return func(s *Spec) {
+			s.Env = append(s.Env, "LAUNCH_TEST_PROBE=1")
+			s.Dir = "/"
+			s.Floor = &Floor{
+				Read:       append(existing("/lib", "/lib64", "/usr/lib", "/usr/lib64", "/etc/ld.so.cache"), allowed),
+				Write:      []string{allowed},
+				Exec:       existing("/lib64/ld-linux-x86-64.so.2"),
+				LSMDecides: true, LSMMakeRemove: makeRemove, LSMTruncate: makeRemove,
+			}
+		}
+	}
+	out, _, err := runSpec(t, self, floor(true),
+		"mkdir", filepath.Join(denied, "d"),
+		"truncate", filepath.Join(denied, "f"),
+		"rename", filepath.Join(denied, "g")+":"+filepath.Join(denied, "h"),
+		"rename", filepath.Join(denied, "h")+":"+filepath.Join(allowed, "h"),
+		"mkdir", filepath.Join(allowed, "d"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{
+		"mkdir " + filepath.Join(denied, "d") + " errno=0",
+		"truncate " + filepath.Join(denied, "f") + " errno=0",
+		"rename " + filepath.Join(denied, "g") + ":" + filepath.Join(denied, "h") + " errno=0",
+		"rename " + filepath.Join(denied, "h") + ":" + filepath.Join(allowed, "h") + " errno=18", // EXDEV: REFER kept
+		"mkdir " + filepath.Join(allowed, "d") + " errno=0",
+	} {
+		if !strings.Contains(out, w+"\n") {
+			t.Errorf("LSMMakeRemove: want %q in:\n%s", w, out)
+		}
+	}
+	out, _, err = runSpec(t, self, floor(false), "mkdir", filepath.Join(denied, "d2"), "truncate", filepath.Join(denied, "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"mkdir " + filepath.Join(denied, "d2") + " errno=13", "truncate " + filepath.Join(denied, "f") + " errno=13"} {
+		if !strings.Contains(out, w+"\n") {
+			t.Errorf("floor keeping make/remove: want %q in:\n%s", w, out)
+		}
+	}
+}
+
+// TestFloorHandled: what the floor handles of the file rights under each
+// backend setting.
+func TestFloorHandled(t *testing.T) {
+	all := (&Floor{}).fsHandled()
+	lsm := (&Floor{LSMDecides: true}).fsHandled()
+	paths := (&Floor{LSMDecides: true, LSMMakeRemove: true, LSMTruncate: true}).fsHandled()
+	alone := (&Floor{LSMMakeRemove: true, LSMTruncate: true}).fsHandled()
+	if alone != all {
+		t.Errorf("LSMMakeRemove without LSMDecides changed the floor: %#x, want %#x", alone, all)
+	}
+	if lsm&(unix.LANDLOCK_ACCESS_FS_READ_FILE|unix.LANDLOCK_ACCESS_FS_WRITE_FILE|unix.LANDLOCK_ACCESS_FS_EXECUTE) != 0 ||
+		lsm&lsmMakeRemove != lsmMakeRemove || lsm&unix.LANDLOCK_ACCESS_FS_TRUNCATE == 0 {
+		t.Errorf("LSMDecides: handled %#x", lsm)
+	}
+	if paths&lsmMakeRemove != 0 || paths&unix.LANDLOCK_ACCESS_FS_TRUNCATE != 0 {
+		t.Errorf("LSMMakeRemove, LSMTruncate: still handled %#x", paths&(lsmMakeRemove|unix.LANDLOCK_ACCESS_FS_TRUNCATE))
+	}
+	for _, keep := range []uint64{unix.LANDLOCK_ACCESS_FS_REFER, unix.LANDLOCK_ACCESS_FS_READ_DIR, unix.LANDLOCK_ACCESS_FS_MAKE_CHAR,
+		unix.LANDLOCK_ACCESS_FS_MAKE_BLOCK, unix.LANDLOCK_ACCESS_FS_IOCTL_DEV} {
+		if paths&keep == 0 {
+			t.Errorf("right %#x left unhandled", keep)
+		}
 	}
 }

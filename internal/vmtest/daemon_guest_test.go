@@ -25,7 +25,9 @@ const BinsEnv = "COCONUT_VMTEST_BINS"
 // descriptor the agent opened before it (no quarantine), enforcement holds
 // while coconutd is killed with -9 (pinned programs), and a daemon
 // restarted with --enforcer auto takes bpf-lsm, reopens the pins, adopts
-// the agent and writes the deny made while it was down, counters equal.
+// the agent and writes the deny made while it was down, counters equal;
+// then an open, a mkdir and an unlink outside a bundle are the programs'
+// ECAPABILITY with rows, not the Landlock floor's EACCES.
 func TestGuestDaemon(t *testing.T) {
 	bins := os.Getenv(BinsEnv)
 	if os.Getenv("COCONUT_VMGUEST") == "" || bins == "" {
@@ -157,6 +159,45 @@ read -r l < ok/f; echo "H:$? $l"
 		t.Errorf("agent %d: deny rows %+v, want one from bpf-lsm", aid3, denies3)
 	}
 	d.countersAgree(3)
+
+	// Agent 4: making and removing names outside its write scope are the
+	// path hooks' ECAPABILITY with a row each, not the Landlock floor's
+	// EACCES (the floor leaves them to the programs where the hooks are
+	// attached: launch.Floor.LSMMakeRemove); inside it they work. Both
+	// directories are writable by the agent's user: only the capability
+	// refuses.
+	for _, p := range []string{dir + "/w", dir + "/x"} {
+		os.MkdirAll(p, 0o777)
+		os.Chmod(p, 0o777)
+	}
+	os.WriteFile(dir+"/x/f", []byte("x\n"), 0o666)
+	aid4 := d.run("--name", "paths", "--workdir", "/", "--cap", "fs.write:"+dir+"/w/**", "--", "/bin/busybox", "sh", "-c",
+		"cd "+dir+"; mkdir w/d; echo M:$?; mkdir x/d; echo N:$?; rm -f x/f; echo U:$?")
+	d.waitDone(aid4)
+	logs4 := d.must("agent", "logs", strconv.FormatUint(aid4, 10))
+	t.Logf("agent %d log:\n%s", aid4, logs4)
+	if !strings.Contains(logs4, "M:0") || !strings.Contains(logs4, "N:1") || !strings.Contains(logs4, "U:1") ||
+		strings.Contains(logs4, "Permission denied") {
+		t.Errorf("agent %d log: want M:0, N:1, U:1 and no EACCES", aid4)
+	}
+	if _, err := os.Stat(dir + "/x/f"); err != nil {
+		t.Errorf("x/f was removed: %v", err)
+	}
+	denies4 := d.rows("--aid", strconv.FormatUint(aid4, 10), "--type", "cap.deny")
+	if len(denies4) != 2 {
+		t.Errorf("agent %d: deny rows %+v, want mkdir and unlink", aid4, denies4)
+	}
+	objs := map[string]bool{}
+	for _, r := range denies4 {
+		if r.Detail["source"] != "bpf-lsm" {
+			t.Errorf("agent %d: deny row not from bpf-lsm: %+v", aid4, r)
+		}
+		objs[r.Object] = true
+	}
+	if !objs["mkdir "+dir+"/x/d"] || !objs["unlink "+dir+"/x/f"] {
+		t.Errorf("agent %d: deny objects %v, want mkdir %s/x/d and unlink %s/x/f", aid4, objs, dir, dir)
+	}
+	d.countersAgree(5)
 	if out, err := exec.Command(filepath.Join(bins, "coconut"), "audit", "verify", "--state-dir", d.state).CombinedOutput(); err != nil {
 		t.Errorf("audit verify: %v\n%s", err, out)
 	}
