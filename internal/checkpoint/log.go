@@ -180,7 +180,7 @@ func (l *Log) catchUp(head uint64) error {
 		// The cache holds every node; rows deleted by the user cannot be
 		// re-read to rebuild it, and proofs need nodes inside the pruned
 		// prefix that its compact range alone does not give.
-		return fmt.Errorf("%w: the Merkle tree cache holds %d rows and needs rows deleted since (%v): it cannot be rebuilt from the chain; restore the cache (STATE/index/merkle) from a backup", ErrMismatch, l.tree.size(), err)
+		return fmt.Errorf("%w: the Merkle tree cache holds %d rows and needs rows deleted since (%w): it cannot be rebuilt from the chain; restore the cache (STATE/index/merkle) from a backup", ErrMismatch, l.tree.size(), err)
 	}
 	return err
 }
