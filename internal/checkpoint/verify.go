@@ -130,7 +130,8 @@ func VerifyChainWith(chainDir string, pub ed25519.PublicKey, o VerifyOptions) (a
 	// A checkpoint at exactly the size started from signs that root.
 	for _, cp := range cps {
 		if since != nil && cp.Size == after && !bytes.Equal(cp.Root[:], since.Root) {
-			err := &audit.SeqError{Seq: after + 1, Err: fmt.Errorf("%w: the checkpoint of size %d signs another root than the recorded compact range of rows 1..%d hashes to", ErrMismatch, after, after)}
+			// Rows 1..after (or the record of them) are what differs.
+			err := &audit.SeqError{Seq: 1, Err: fmt.Errorf("%w: the checkpoint of size %d signs another root than the recorded compact range of rows 1..%d hashes to: those rows were rewritten, or the record was", ErrMismatch, after, after)}
 			return audit.VerifyReport{FirstBad: err.Seq, Reason: err.Error()}, rep, nil, err
 		}
 	}
