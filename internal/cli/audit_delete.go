@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/coconut-os/coconut/internal/audit"
 	"github.com/coconut-os/coconut/internal/checkpoint"
 	"github.com/coconut-os/coconut/internal/statedir"
@@ -54,7 +56,7 @@ func auditDelete(g *globals, before time.Time, yes bool, pubFile string) error {
 		fmt.Println("their hashes stay (manifest entries and the Merkle compact range), so later checkpoints and proofs stay verifiable; the rows themselves cannot be read again")
 	}
 	if !yes {
-		if !isTerminal(os.Stdin) {
+		if !isTTY(os.Stdin) {
 			return usagef("not a terminal: pass --yes to delete")
 		}
 		fmt.Print("delete them? [y/N] ")
@@ -100,4 +102,11 @@ func whoAsked() string {
 		s += " via sudo by " + su
 	}
 	return s
+}
+
+// isTTY reports whether f is a terminal one can be asked on: a termios
+// device, not any character device (/dev/null is one).
+func isTTY(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
