@@ -22,10 +22,17 @@ func VerifyChain(chainDir string, pub ed25519.PublicKey, checkers ...*Checker) (
 // incremental). In an incremental run, the anchored sizes up to the
 // verified checkpoint were checked by the run that recorded it.
 func VerifyChainWith(chainDir string, pub ed25519.PublicKey, o checkpoint.VerifyOptions, checkers ...*Checker) (audit.VerifyReport, checkpoint.Report, *checkpoint.Verified, error) {
+	var skip uint64
+	if o.Since != nil {
+		skip = o.Since.Size
+	}
+	if p, err := audit.Pruned(chainDir); err == nil && p != nil && p.Last > skip {
+		skip = p.Last // anchored sizes inside a deleted prefix cannot be re-hashed (checkpoint.VerifyChainWith starts after it)
+	}
 	var sizes []uint64
 	for _, c := range checkers {
-		if o.Since != nil {
-			c.skipTo(o.Since.Size)
+		if skip > 0 {
+			c.skipTo(skip)
 		}
 		for _, e := range c.entries {
 			sizes = append(sizes, e.Size)

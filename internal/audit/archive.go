@@ -36,6 +36,9 @@ const zstExt = ".zst"
 // in the chain directory, in seq order.
 type ArchiveManifest struct {
 	Segments []ArchivedSegment `json:"segments"`
+	// Pruned, when set, is the deleted prefix of the chain (delete.go):
+	// the entries of Segments up to Pruned.Last are marked Deleted.
+	Pruned *PrunedPrefix `json:"pruned,omitempty"`
 }
 
 // ArchivedSegment is one sealed segment kept compressed (segfile.go).
@@ -50,6 +53,9 @@ type ArchivedSegment struct {
 	PrevHead string    `json:"prev_head"`     // chain head before First, hex
 	Head     string    `json:"head"`          // chain head after Last, hex
 	LastTime time.Time `json:"last_time"`     // time of the row Last
+	// Deleted, when set, says the file is gone by the user's order; the
+	// entry stays so the seq range, heads and sum stay on record.
+	Deleted *Deletion `json:"deleted,omitempty"`
 }
 
 func (a *ArchivedSegment) path(chainDir string) string {
@@ -103,6 +109,9 @@ func ParseArchive(b []byte) (ArchiveManifest, error) {
 		case i > 0 && s.First <= m.Segments[i-1].Last:
 			return bad("segment %d: seq %d overlaps the one before", i+1, s.First)
 		}
+	}
+	if err := checkPruned(m); err != nil {
+		return ArchiveManifest{}, err
 	}
 	return m, nil
 }
@@ -332,11 +341,26 @@ func tidy(chainDir string, m ArchiveManifest, dirs ...string) error {
 			}
 		}
 	}
+	// A deleted segment's file left by a crash after the manifest was
+	// written: the user's deletion, recorded (row and manifest), finishes.
+	var gone []string
+	for i := range m.Segments {
+		if a := &m.Segments[i]; a.Deleted != nil {
+			gone = append(gone, a.path(chainDir), filepath.Join(chainDir, segName(a.First)), filepath.Join(chainDir, a.Name))
+		}
+	}
+	if len(gone) > 0 {
+		if err := removeDeleted(chainDir, gone); err != nil {
+			return err
+		}
+	}
 	zsts, _ := filepath.Glob(filepath.Join(chainDir, "*"+segExt+zstExt))
 	for _, p := range zsts {
 		name := filepath.Base(p)
 		a := listed[name]
 		switch {
+		case a != nil && a.Deleted != nil:
+			continue // removed above
 		case a == nil && plain[name]:
 			if err := remove(p); err != nil {
 				return err

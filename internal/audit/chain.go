@@ -74,6 +74,7 @@ type Chain struct {
 	head   [HeadSize]byte
 	segs   []segInfo
 	broken error
+	pruned *PrunedPrefix // the deleted prefix (delete.go); nil: none
 
 	idx *index // nil without Options.IndexDir
 
@@ -149,14 +150,19 @@ func lockDir(dir string) (*os.File, error) {
 // load checks the segments, cuts a torn tail of the last one and opens it
 // for appending. It returns the chain.truncated record to append, if any.
 func (c *Chain) load() (*Record, error) {
-	segs, err := listSegments(c.dir)
+	segs, m, err := listChain(c.dir)
 	if err != nil {
 		return nil, err
 	}
+	c.pruned = m.Pruned
 	if len(segs) == 0 {
+		if m.Pruned != nil {
+			return nil, fmt.Errorf("%w: rows 1..%d were deleted and no segment follows them", ErrBadArchive, m.Pruned.Last)
+		}
 		return nil, nil
 	}
-	l := linker{head: Genesis}
+	l := linker{}
+	l.seq, l.head = prunedStart(m)
 	last := len(segs) - 1
 	var res segCheck
 	for i, s := range segs {

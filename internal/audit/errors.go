@@ -3,6 +3,7 @@ package audit
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 var (
@@ -57,7 +58,23 @@ var (
 	ErrArchiveDamaged = errors.New("archived segment damaged")
 	// ErrSeqOrder means a sequence number repeats or goes backwards.
 	ErrSeqOrder = errors.New("out of order")
+	// ErrDeleted means a row asked for was deleted by the user (`coconut
+	// audit archive --delete`); the error is a *DeletedError.
+	ErrDeleted = errors.New("row deleted")
 )
+
+// DeletedError names a deleted row and the deletion that removed it.
+type DeletedError struct {
+	Seq uint64
+	At  time.Time
+	By  string
+}
+
+func (e *DeletedError) Error() string {
+	return fmt.Sprintf("row %d was deleted on %s by `coconut audit archive --delete` (%s)", e.Seq, e.At.UTC().Format(time.RFC3339), e.By)
+}
+
+func (e *DeletedError) Is(target error) bool { return target == ErrDeleted }
 
 // SeqError names the first bad record of a chain: Seq is the sequence
 // number expected at that position.

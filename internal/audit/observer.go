@@ -39,6 +39,9 @@ func (c *Chain) frames(after, upTo uint64, fn func(seq uint64, fr Frame) error) 
 	if after >= upTo {
 		return nil
 	}
+	if err := c.deletedErr(after + 1); err != nil {
+		return err // never a wrong row, nor a silent gap
+	}
 	for i, s := range segs {
 		if i+1 < len(segs) && segs[i+1].first-1 <= after {
 			continue

@@ -76,6 +76,11 @@ func (c *Chain) Query(q Query) ([]Record, error) {
 	}
 	c.mu.Lock()
 	upTo := c.seq
+	if c.pruned != nil && q.AfterSeq < c.pruned.Last {
+		// The deleted prefix holds nothing to return: start past it, so
+		// neither the index nor the scan reaches for a removed file.
+		q.AfterSeq = c.pruned.Last
+	}
 	c.mu.Unlock()
 	if c.idx != nil {
 		if out, ok, err := c.queryIndexed(q, limit, upTo); ok {
@@ -100,6 +105,9 @@ func (c *Chain) scan(after, upTo uint64, fn func(Record) bool) error {
 	}
 	c.mu.Lock()
 	segs := append([]segInfo(nil), c.segs...)
+	if c.pruned != nil {
+		after = max(after, c.pruned.Last) // deleted rows are skipped, not errors
+	}
 	c.mu.Unlock()
 	for i, s := range segs {
 		if i+1 < len(segs) && segs[i+1].first-1 <= after {

@@ -74,3 +74,18 @@ func ChainTruncated(segment string, offset, bytes int64) Record {
 		"bytes":   strconv.FormatInt(bytes, 10),
 	}}
 }
+
+// AuditDelete is the row of a deletion the user asked for (`coconut audit
+// archive --delete`): rows first..last, in segments segments of bytes
+// bytes (compressed), deleted by by. It is written before any file is
+// removed: no row, no deletion.
+func AuditDelete(first, last uint64, segments int, bytes int64, by string) Record {
+	return Record{Type: TypeAuditDelete, Object: strconv.FormatUint(first, 10) + ".." + strconv.FormatUint(last, 10),
+		Result: ResultAllow, Detail: map[string]string{
+			"first":    strconv.FormatUint(first, 10),
+			"last":     strconv.FormatUint(last, 10),
+			"segments": strconv.Itoa(segments),
+			"bytes":    strconv.FormatInt(bytes, 10),
+			"by":       by,
+		}}
+}

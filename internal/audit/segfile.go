@@ -56,9 +56,10 @@ var zstDec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDec
 // zstEnc is shared likewise (EncodeAll is safe for concurrent use).
 var zstEnc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(zstChunk))
 
-// openSegment opens s for reading. A plain segment that is gone (compressed
-// or archived meanwhile, by this process or `coconut audit archive`) is
-// looked up again in the manifest, once.
+// openSegment opens s for reading. A segment that is gone from where s
+// says (compressed, then maybe archived, meanwhile, by this process or
+// `coconut audit archive`) is looked up again in the manifest, following
+// it while the path changes: a reader may see both moves.
 func openSegment(dir string, s segInfo) (segFile, error) {
 	if s.arch == nil {
 		f, err := os.Open(filepath.Join(dir, s.name))
@@ -68,18 +69,31 @@ func openSegment(dir string, s segInfo) (segFile, error) {
 		if !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("open segment: %w", err)
 		}
-		if a, ok := lookupArchived(dir, s.first); ok {
-			return openZst(a.path(dir), a)
+		a, ok := lookupArchived(dir, s.first)
+		if !ok {
+			return nil, fmt.Errorf("open segment: %w", err)
 		}
-		return nil, fmt.Errorf("open segment: %w", err)
+		s.arch = a
 	}
-	f, err := openZst(s.arch.path(dir), s.arch)
-	if errors.Is(err, ErrArchiveMissing) {
-		if a, ok := lookupArchived(dir, s.first); ok && a.path(dir) != s.arch.path(dir) {
-			return openZst(a.path(dir), a)
+	var err error
+	for range 3 {
+		if s.arch.Deleted != nil {
+			return nil, &DeletedError{Seq: s.arch.First, At: s.arch.Deleted.At, By: s.arch.Deleted.By}
 		}
+		var z *zstSeg
+		if z, err = openZst(s.arch.path(dir), s.arch); err == nil {
+			return z, nil
+		}
+		if !errors.Is(err, ErrArchiveMissing) {
+			return nil, err
+		}
+		a, ok := lookupArchived(dir, s.first)
+		if !ok || (a.path(dir) == s.arch.path(dir) && a.Deleted == nil) {
+			return nil, err
+		}
+		s.arch = a
 	}
-	return f, err
+	return nil, err
 }
 
 func lookupArchived(dir string, first uint64) (*ArchivedSegment, bool) {

@@ -61,14 +61,23 @@ func listChain(dir string) ([]segInfo, ArchiveManifest, error) {
 	if err != nil {
 		return nil, m, err
 	}
+	if m.Pruned != nil { // a plain copy of a deleted segment (a crash before its removal) is no longer the chain's
+		kept := segs[:0]
+		for _, s := range segs {
+			if s.first > m.Pruned.Last {
+				kept = append(kept, s)
+			}
+		}
+		segs = kept
+	}
 	plain := map[uint64]bool{}
 	for _, s := range segs {
 		plain[s.first] = true
 	}
 	for i := range m.Segments {
 		a := &m.Segments[i]
-		if plain[a.First] {
-			continue
+		if plain[a.First] || a.Deleted != nil {
+			continue // a deleted segment's rows are gone; a plain copy left by a crash is tidy's
 		}
 		segs = append(segs, segInfo{first: a.First, name: segName(a.First), size: a.RawBytes, arch: a})
 	}

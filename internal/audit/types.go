@@ -65,4 +65,7 @@ const (
 
 	// TypeTruncated: Open cut a torn tail (ChainTruncated).
 	TypeTruncated = "chain.truncated"
+	// TypeAuditDelete: sealed segments deleted by the user, recorded
+	// before their files go (AuditDelete).
+	TypeAuditDelete = "audit.delete"
 )

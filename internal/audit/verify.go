@@ -13,6 +13,9 @@ type VerifyReport struct {
 	Head     string
 	FirstBad uint64
 	Reason   string
+	// Deleted: rows 1..Deleted were deleted by the user (`coconut audit
+	// archive --delete`); the walk started from the pruned prefix record.
+	Deleted uint64
 }
 
 // Verify re-reads every segment of dir and checks segment names and
@@ -27,12 +30,16 @@ func Verify(dir string) (VerifyReport, error) { return VerifyParallel(dir, Paral
 // Merkle checkpoints) needs no second pass. An error from visit stops the
 // walk and is reported as the first bad record.
 func VerifyFunc(dir string, visit func(seq uint64, payload []byte) error) (VerifyReport, error) {
-	segs, err := listSegments(dir)
+	segs, m, err := listChain(dir)
 	if err != nil {
 		return VerifyReport{FirstBad: 1, Reason: err.Error()}, err
 	}
-	l := linker{head: Genesis, visit: visit}
+	l := linker{visit: visit}
+	l.seq, l.head = prunedStart(m)
 	var rep VerifyReport
+	if m.Pruned != nil {
+		rep.Deleted = m.Pruned.Last
+	}
 	fail := func(err error) (VerifyReport, error) {
 		rep.Records, rep.Head = l.seq, hexHead(l.head)
 		rep.FirstBad = l.seq + 1

@@ -59,12 +59,20 @@ type segOutcome struct {
 // checked out. Workers run at most a few segments ahead of the ordered
 // join, so memory stays bounded whatever the chain's length.
 func VerifyParallel(dir string, o ParallelOptions) (VerifyReport, error) {
-	segs, err := listSegments(dir)
+	segs, m, err := listChain(dir)
 	if err != nil {
 		return VerifyReport{FirstBad: 1, Reason: err.Error()}, err
 	}
 	var rep VerifyReport
 	seq, head := uint64(0), Genesis
+	if p := m.Pruned; p != nil {
+		// Rows 1..p.Last were deleted: the walk starts from the recorded
+		// head, which the next segment's header must carry.
+		rep.Deleted = p.Last
+		if o.After < p.Last {
+			o.After, o.AfterHead = p.Last, p.HeadBytes()
+		}
+	}
 	fail := func(err error) (VerifyReport, error) {
 		rep.Records, rep.Head = seq, hexHead(head)
 		rep.FirstBad = seq + 1

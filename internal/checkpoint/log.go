@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/coconut-os/coconut/internal/audit"
 )
 
 // Defaults for Config.
@@ -159,7 +161,7 @@ func (l *Log) catchUp(head uint64) error {
 	if l.tree.size() > head {
 		return fmt.Errorf("%w: the Merkle tree holds %d records, the chain %d", ErrMismatch, l.tree.size(), head)
 	}
-	return l.src.Payloads(l.tree.size(), head, func(seq uint64, payload []byte) error {
+	err := l.src.Payloads(l.tree.size(), head, func(seq uint64, payload []byte) error {
 		if err := l.tree.append(LeafHash(payload)); err != nil {
 			return err
 		}
@@ -174,6 +176,13 @@ func (l *Log) catchUp(head uint64) error {
 		}
 		return nil
 	})
+	if errors.Is(err, audit.ErrDeleted) {
+		// The cache holds every node; rows deleted by the user cannot be
+		// re-read to rebuild it, and proofs need nodes inside the pruned
+		// prefix that its compact range alone does not give.
+		return fmt.Errorf("%w: the Merkle tree cache holds %d rows and needs rows deleted since (%w): it cannot be rebuilt from the chain; restore the cache (STATE/index/merkle) from a backup", ErrMismatch, l.tree.size(), err)
+	}
+	return err
 }
 
 func (l *Log) run() {

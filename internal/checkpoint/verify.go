@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/hex"
 	"fmt"
@@ -19,6 +20,13 @@ type Report struct {
 	Checkpoints int        // stored checkpoints, all verified
 	Latest      Checkpoint // the last of them (zero if none)
 	Note        []byte     // its signed note
+	// Deleted: rows 1..Deleted were deleted (audit.PrunedPrefix); the
+	// walk started from the pruned prefix record's head and range, and
+	// the checkpoints up to it were checked for signature and order only.
+	Deleted uint64
+	// At is the head and compact range at VerifyOptions.RangeAt (nil
+	// when not asked for); its Root is computed, not signed.
+	At *Verified
 }
 
 // ReadCheckpoints reads and verifies every stored checkpoint of a chain
@@ -74,6 +82,9 @@ type VerifyOptions struct {
 	// and every later checkpoint must be consistent with it (an RFC 6962
 	// consistency proof, checked with transparency-dev/merkle).
 	Since *Verified
+	// RangeAt, if set, asks for the head and compact range at that size
+	// (Report.At): what a deletion of rows 1..RangeAt keeps.
+	RangeAt uint64
 }
 
 // VerifyChainWith is VerifyChain with options. It also returns the latest
@@ -89,6 +100,20 @@ func VerifyChainWith(chainDir string, pub ed25519.PublicKey, o VerifyOptions) (a
 		rep.Latest, rep.Note = cps[len(cps)-1], notes[len(notes)-1]
 	}
 	since := o.Since
+	pruned, err := audit.Pruned(chainDir)
+	if err != nil {
+		return audit.VerifyReport{FirstBad: 1, Reason: err.Error()}, rep, nil, err
+	}
+	if pruned != nil {
+		// Rows 1..pruned.Last are gone: verify from the recorded head and
+		// compact range, as an incremental run does from its record. A
+		// range that was tampered with fails every later checkpoint's
+		// root; a head, the next segment's link.
+		rep.Deleted = pruned.Last
+		if since == nil || since.Size < pruned.Last {
+			since = prunedVerified(pruned)
+		}
+	}
 	var after uint64
 	var afterHead [audit.HeadSize]byte
 	g := factory.NewEmptyRange(0)
@@ -102,8 +127,19 @@ func VerifyChainWith(chainDir string, pub ed25519.PublicKey, o VerifyOptions) (a
 			return audit.VerifyReport{FirstBad: rep.Latest.Size + 1, Reason: err.Error()}, rep, nil, err
 		}
 	}
+	// A checkpoint at exactly the size started from signs that root.
+	for _, cp := range cps {
+		if since != nil && cp.Size == after && !bytes.Equal(cp.Root[:], since.Root) {
+			// Rows 1..after (or the record of them) are what differs.
+			err := &audit.SeqError{Seq: 1, Err: fmt.Errorf("%w: the checkpoint of size %d signs another root than the recorded compact range of rows 1..%d hashes to: those rows were rewritten, or the record was", ErrMismatch, after, after)}
+			return audit.VerifyReport{FirstBad: err.Seq, Reason: err.Error()}, rep, nil, err
+		}
+	}
 	// The sizes at which a root is wanted, and the checkpoints among them.
 	var marks []uint64
+	if o.RangeAt > after {
+		marks = append(marks, o.RangeAt)
+	}
 	next := sort.Search(len(cps), func(i int) bool { return cps[i].Size > after })
 	for _, cp := range cps[next:] {
 		marks = append(marks, cp.Size)
@@ -144,6 +180,9 @@ func VerifyChainWith(chainDir string, pub ed25519.PublicKey, o VerifyOptions) (a
 	ei := 0
 	j := &merkleJoin{g: g, got: map[compact.NodeID][]byte{}, want: want}
 	j.onMark = func(size uint64, root [HashSize]byte, rng [][]byte, head [audit.HeadSize]byte) error {
+		if size == o.RangeAt {
+			rep.At = &Verified{Size: size, Root: append([]byte(nil), root[:]...), Head: hex.EncodeToString(head[:]), Range: append([][]byte(nil), rng...)}
+		}
 		if next < len(cps) && cps[next].Size == size {
 			if root != cps[next].Root {
 				err := &audit.SeqError{Seq: matched + 1, Err: fmt.Errorf("%w: records %d..%d do not hash to the root signed in checkpoint %d (size %d)", ErrMismatch, matched+1, size, next+1, size)}
@@ -199,8 +238,24 @@ func VerifyChainWith(chainDir string, pub ed25519.PublicKey, o VerifyOptions) (a
 		vr.FirstBad, vr.Reason = err.Seq, err.Error()
 		return vr, rep, nil, err
 	}
+	if o.RangeAt > 0 && o.RangeAt == after {
+		rep.At = since
+	}
 	if latest == nil && since != nil {
 		latest = since // nothing new signed since
 	}
 	return vr, rep, latest, nil
+}
+
+// prunedVerified is the pruned prefix record as a verify starting point.
+// Its root is computed from the range: the checkpoints after it (and one
+// at its size) are what check it.
+func prunedVerified(p *audit.PrunedPrefix) *Verified {
+	v := &Verified{Size: p.Last, Head: p.Head, Range: p.RangeBytes()}
+	if rng, err := factory.NewRange(0, p.Last, v.Range); err == nil {
+		if root, err := rng.GetRootHash(nil); err == nil {
+			v.Root = root
+		}
+	}
+	return v // a range of the wrong shape fails restore with ErrBadLog
 }

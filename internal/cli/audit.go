@@ -143,6 +143,10 @@ func verifyChain(g *globals, pub ed25519.PublicKey, av *anchorFlags, wf *witness
 		if len(wcs) > 0 {
 			out["witnesses"] = wres
 		}
+		if cr.Deleted > 0 {
+			// Rows 1..N deleted (`coconut audit archive --delete`): their count and the last seq are N.
+			out["deleted_rows"], out["deleted_through"] = cr.Deleted, cr.Deleted
+		}
 		if err != nil {
 			out["first_bad"] = vr.FirstBad
 			out["reason"] = vr.Reason
@@ -161,6 +165,9 @@ func verifyChain(g *globals, pub ed25519.PublicKey, av *anchorFlags, wf *witness
 	if !g.json {
 		if since != nil {
 			fmt.Printf("verified rows %d..%d only (incremental; rows up to %d were verified before, and the latest checkpoint is consistent with that one)\n", from+1, vr.Records, from)
+		}
+		if cr.Deleted > 0 {
+			fmt.Printf("rows 1..%d were deleted (coconut audit archive --delete): verified from the recorded head and Merkle compact range at %d; every later checkpoint's root checked\n", cr.Deleted, cr.Deleted)
 		}
 		fmt.Printf("chain OK: %d records, head %s; %d signed checkpoints, the latest covers %d records\n", vr.Records, vr.Head, cr.Checkpoints, cr.Latest.Size)
 		for _, n := range notes {

@@ -18,13 +18,30 @@ import (
 // running coconutd or without one: the chain's manifest lock orders it
 // against the daemon's compressor, and readers follow the manifest.
 func auditArchive(g *globals) *cobra.Command {
-	var before, to, relink string
+	var before, to, relink, pubFile string
+	var del, yes bool
 	cmd := &cobra.Command{
-		Use:   "archive --before DATE --to DIR | --relink DIR",
-		Short: "Move sealed audit segments older than DATE, compressed, to DIR (nothing is deleted; verify and proofs follow them)",
+		Use:   "archive --before DATE --to DIR | --relink DIR | --delete --before DATE [--yes]",
+		Short: "Move sealed audit segments older than DATE, compressed, to DIR (nothing is deleted; verify and proofs follow them), or, with --delete, delete them keeping their hashes",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			dir := statedir.Chain(g.state())
+			if del {
+				if to != "" || relink != "" {
+					return usagef("--delete goes with --before only (not --to or --relink)")
+				}
+				if before == "" {
+					return usagef("--delete needs --before DATE")
+				}
+				t, err := parseBefore(before, time.Now())
+				if err != nil {
+					return usagef("--before %q: %v", before, err)
+				}
+				return auditDelete(g, t, yes, pubFile)
+			}
+			if yes {
+				return usagef("--yes goes with --delete")
+			}
 			if relink != "" {
 				if before != "" || to != "" {
 					return usagef("--relink goes alone")
@@ -70,6 +87,9 @@ func auditArchive(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&before, "before", "", "segments whose last row is older than this: YYYY-MM-DD (UTC), RFC 3339, or an age (30d, 12h)")
 	cmd.Flags().StringVar(&to, "to", "", "the archive directory (created 0700 if missing)")
+	cmd.Flags().BoolVar(&del, "delete", false, "delete (not move) the sealed segments whose rows are all older than --before and covered by a signed checkpoint; their hashes stay, so later rows stay provable")
+	cmd.Flags().BoolVar(&yes, "yes", false, "with --delete: do not ask (needed with --json or without a terminal)")
+	cmd.Flags().StringVar(&pubFile, "pub", "", "with --delete: the host public key checkpoints are verified with (default: the state directory's)")
 	cmd.Flags().StringVar(&relink, "relink", "", "the archive directory now lives here (mounted or restored elsewhere): point the manifest at it, checking every file's sum")
 	return cmd
 }

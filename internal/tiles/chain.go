@@ -39,6 +39,12 @@ func FromChain(chainDir string, pub ed25519.PublicKey, dir string, size uint64) 
 		}
 	}
 	cp := cps[at]
+	if p, err := audit.Pruned(chainDir); err != nil {
+		return Published{}, err
+	} else if p != nil {
+		// Tiles are computed from every leaf; the deleted rows' are gone.
+		return Published{}, fmt.Errorf("%w: rows 1..%d were deleted (coconut audit archive --delete): tiles need every row; publish them before deleting", audit.ErrDeleted, p.Last)
+	}
 	leaves := make([][]byte, 0, cp.Size)
 	_, err = audit.VerifyParallel(chainDir, audit.ParallelOptions{
 		NewSink: func(uint64) audit.SegmentSink {
