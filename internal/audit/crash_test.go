@@ -51,6 +51,13 @@ func TestCrashStormChild(t *testing.T) {
 	select {} // until killed
 }
 
+func rs0(rs []Record) Record {
+	if len(rs) == 0 {
+		return Record{}
+	}
+	return rs[0]
+}
+
 // TestCrashKill kills an append storm with SIGKILL at random moments and
 // reopens the chain each time: it must verify, hold every acknowledged
 // record, and cut and record a torn tail (simulated in every other round
@@ -111,8 +118,12 @@ func TestCrashKill(t *testing.T) {
 			f.Close()
 		}
 		pre, perr := Verify(chainDir)
-		if torn != errors.Is(perr, ErrTornTail) {
-			t.Fatalf("round %d: before reopen Verify = %v, torn tail expected: %v", round, perr, torn)
+		// A SIGKILL during the group commit's write can itself leave a
+		// torn tail (the kernel stops a large write at a fatal signal):
+		// allowed in every round, required in the simulated ones.
+		realTorn := !torn && errors.Is(perr, ErrTornTail)
+		if perr != nil && !errors.Is(perr, ErrTornTail) || torn && !errors.Is(perr, ErrTornTail) {
+			t.Fatalf("round %d: before reopen Verify = %v, torn tail simulated: %v", round, perr, torn)
 		}
 		c, err := Open(chainDir, opts)
 		if err != nil {
@@ -122,9 +133,12 @@ func TestCrashKill(t *testing.T) {
 		if head < acked {
 			t.Fatalf("round %d: head %d but seq %d was acknowledged", round, head, acked)
 		}
-		if torn {
+		if torn || realTorn {
 			rs, err := c.Query(Query{AfterSeq: pre.Records, Type: TypeTruncated})
-			if err != nil || len(rs) != 1 || rs[0].Detail["bytes"] != "7" {
+			// At least the simulated 7 bytes (more if the kill tore the
+			// last write too).
+			n, nerr := strconv.Atoi(rs0(rs).Detail["bytes"])
+			if err != nil || len(rs) != 1 || nerr != nil || n < 1 || torn && n < 7 {
 				t.Fatalf("round %d: cut not recorded: %v %+v", round, err, rs)
 			}
 		}
