@@ -41,7 +41,7 @@ import (
 // lagging or rebuilding index is slower, never wrong.
 const (
 	indexFileName = "query.db"
-	indexVersion  = 2
+	indexVersion  = 3
 	timeBlock     = 256
 	maxKeyStr     = 512
 	indexChunk    = 1 << 16 // rows per index transaction
@@ -225,12 +225,9 @@ func (c *Chain) checkIndexPrefix(x *index) error {
 	}
 	var off uint32
 	if err := x.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bOff).Get(u64key(upTo))
-		if len(v) != 4 {
-			return fmt.Errorf("%w: no offset for seq %d", ErrIndex, upTo)
-		}
-		off = binary.BigEndian.Uint32(v)
-		return nil
+		var err error
+		off, err = (&offsets{b: tx.Bucket(bOff)}).of(upTo)
+		return err
 	}); err != nil {
 		return err
 	}
@@ -290,13 +287,18 @@ func (c *Chain) closeIndex() error {
 
 func u64key(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
-// strKey is len u16 | s (cut to maxKeyStr) | seq: a cut value only adds
-// candidates, which the query's full match then drops.
-func strKey(dst []byte, s string, seq uint64) []byte {
-	if len(s) > maxKeyStr {
-		s = s[:maxKeyStr]
-	}
+// strPrefix is len u16 | s (cut to maxKeyStr), the prefix of s's blocks:
+// a cut value only adds candidates, which the query's full match then
+// drops.
+func strPrefix(dst []byte, s string) []byte {
+	s = cutKeyStr(s)
 	dst = binary.BigEndian.AppendUint16(dst, uint16(len(s)))
-	dst = append(dst, s...)
-	return binary.BigEndian.AppendUint64(dst, seq)
+	return append(dst, s...)
+}
+
+func cutKeyStr(s string) string {
+	if len(s) > maxKeyStr {
+		return s[:maxKeyStr]
+	}
+	return s
 }
