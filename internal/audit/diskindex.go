@@ -26,13 +26,28 @@ import (
 //
 //	meta: "v" version, "upto" seqs 1..upto indexed, "head" chain head after
 //	      upto, "next" offset just after upto's frame in its segment
-//	off:  seq -> frame offset (u32) in the segment holding seq
-//	aid:  aid | seq
-//	type, cap, res: len u16 | value (at most maxKeyStr bytes) | seq
+//	off:  block (seq-1)/offBlock -> the frame offsets of its seqs, in the
+//	      segments holding them: uvarint, then zigzag varint deltas
+//	aid:  aid | first seq -> posting block
+//	type, cap, res: len u16 | value (at most maxKeyStr bytes) | first seq
+//	      -> posting block
 //	time: block (seq-1)/timeBlock -> min and max record time (unix ns)
 //	tmax: running max of record time up to the block (ordered) | block:
 //	      it never decreases, so a seek finds the first block that can
 //	      hold a time >= Since even if the clock stepped back
+//
+// A posting block (format 3) holds the value's seqs from the key's first:
+// uvarint deltas, at most maxBlockSeqs seqs in maxBlockBytes, then
+// CRC-32C of key and deltas. Format 2 kept a key per posting and per
+// offset (302 bytes a row on disk, more than the chain); blocks take a
+// byte or two a seq. A transaction extends the last block of each value
+// it touches while it has room, and the last offset block, so the live
+// indexer's small transactions do not leave a block per commit. A query
+// seeks value | AfterSeq+1, steps back one key to the block that may hold
+// AfterSeq, and decodes forward. bbolt has no checksum on its pages: the
+// block sums, the order of blocks, and the re-read row (its seq, and the
+// walked value, which it must hold) are what turn a damaged file into a
+// rebuild instead of a wrong answer.
 //
 // An indexer goroutine tails the chain from the last committed index point
 // (woken after every commit, off the write path), so a crash costs at most
