@@ -224,7 +224,11 @@ func (c *Chain) queryIndexed(q Query, limit int, upTo uint64) (out []Record, ok 
 	c.mu.Unlock()
 	var buf []byte
 	after := q.AfterSeq
-	chunk := max(limit, 256)
+	// The first round asks for as many candidates as the page still
+	// needs (each costs an offset lookup, and with the walked field the
+	// only filter every one matches); later rounds, of a query whose other
+	// fields drop candidates, double it.
+	chunk := max(limit, 16)
 	for done := after >= idxUpTo; !done && len(out) < limit; {
 		var seqs []uint64
 		var offs []uint32
@@ -288,6 +292,7 @@ func (c *Chain) queryIndexed(q Query, limit int, upTo uint64) (out []Record, ok 
 		if len(seqs) == 0 {
 			break
 		}
+		chunk = min(2*chunk, 4096)
 	}
 	if len(out) < limit && idxUpTo < upTo {
 		err = c.scan(max(idxUpTo, q.AfterSeq), upTo, func(r Record) bool {
@@ -300,27 +305,41 @@ func (c *Chain) queryIndexed(q Query, limit int, upTo uint64) (out []Record, ok 
 	return out, true, err
 }
 
+// frameGuess is how much readFrameAt reads at first: most frames fit, so
+// one read instead of two (length, then frame).
+const frameGuess = 1024
+
 // readFrameAt reads and checks the frame at off of f, reusing buf.
 func readFrameAt(f io.ReaderAt, off int64, buf []byte) (Frame, []byte, error) {
-	var lb [4]byte
-	if _, err := f.ReadAt(lb[:], off); err != nil {
+	if cap(buf) < frameGuess {
+		buf = make([]byte, frameGuess)
+	}
+	buf = buf[:frameGuess]
+	got, err := f.ReadAt(buf, off)
+	if got < 4 {
+		if err == nil || errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
 		return Frame{}, buf, fmt.Errorf("read frame: %w", err)
 	}
-	l := binary.LittleEndian.Uint32(lb[:])
+	l := binary.LittleEndian.Uint32(buf)
 	if l == 0 || l > MaxPayload {
 		return Frame{}, buf, &FrameError{Offset: off, Len: l, Err: ErrFrameLength}
 	}
 	n := 4 + int(l) + HeadSize + 4
-	if cap(buf) < n {
-		buf = make([]byte, n)
+	if n > got {
+		if cap(buf) < n {
+			buf = append(buf[:got], make([]byte, n-got)...)
+		}
+		buf = buf[:n]
+		if _, err := f.ReadAt(buf[got:], off+int64(got)); err != nil {
+			if errors.Is(err, io.EOF) {
+				return Frame{}, buf, &FrameError{Offset: off, Len: l, Err: ErrTornFrame}
+			}
+			return Frame{}, buf, fmt.Errorf("read frame: %w", err)
+		}
 	}
 	buf = buf[:n]
-	if _, err := f.ReadAt(buf, off); err != nil {
-		if errors.Is(err, io.EOF) {
-			return Frame{}, buf, &FrameError{Offset: off, Len: l, Err: ErrTornFrame}
-		}
-		return Frame{}, buf, fmt.Errorf("read frame: %w", err)
-	}
 	body := buf[:n-4]
 	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(buf[n-4:]) {
 		return Frame{}, buf, &FrameError{Offset: off, Len: l, Err: ErrFrameCRC}
