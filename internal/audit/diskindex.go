@@ -26,13 +26,28 @@ import (
 //
 //	meta: "v" version, "upto" seqs 1..upto indexed, "head" chain head after
 //	      upto, "next" offset just after upto's frame in its segment
-//	off:  seq -> frame offset (u32) in the segment holding seq
-//	aid:  aid | seq
-//	type, cap, res: len u16 | value (at most maxKeyStr bytes) | seq
+//	off:  block (seq-1)/offBlock -> the frame offsets of its seqs, in the
+//	      segments holding them: uvarint, then zigzag varint deltas
+//	aid:  aid | first seq -> posting block
+//	type, cap, res: len u16 | value (at most maxKeyStr bytes) | first seq
+//	      -> posting block
 //	time: block (seq-1)/timeBlock -> min and max record time (unix ns)
 //	tmax: running max of record time up to the block (ordered) | block:
 //	      it never decreases, so a seek finds the first block that can
 //	      hold a time >= Since even if the clock stepped back
+//
+// A posting block (format 3) holds the value's seqs from the key's first:
+// uvarint deltas, at most maxBlockSeqs seqs in maxBlockBytes, then
+// CRC-32C of key and deltas. Format 2 kept a key per posting and per
+// offset (302 bytes a row on disk, more than the chain); blocks take a
+// byte or two a seq. A transaction extends the last block of each value
+// it touches while it has room, and the last offset block, so the live
+// indexer's small transactions do not leave a block per commit. A query
+// seeks value | AfterSeq+1, steps back one key to the block that may hold
+// AfterSeq, and decodes forward. bbolt has no checksum on its pages: the
+// block sums, the order of blocks, and the re-read row (its seq, and the
+// walked value, which it must hold) are what turn a damaged file into a
+// rebuild instead of a wrong answer.
 //
 // An indexer goroutine tails the chain from the last committed index point
 // (woken after every commit, off the write path), so a crash costs at most
@@ -41,7 +56,7 @@ import (
 // lagging or rebuilding index is slower, never wrong.
 const (
 	indexFileName = "query.db"
-	indexVersion  = 2
+	indexVersion  = 3
 	timeBlock     = 256
 	maxKeyStr     = 512
 	indexChunk    = 1 << 16 // rows per index transaction
@@ -225,12 +240,9 @@ func (c *Chain) checkIndexPrefix(x *index) error {
 	}
 	var off uint32
 	if err := x.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bOff).Get(u64key(upTo))
-		if len(v) != 4 {
-			return fmt.Errorf("%w: no offset for seq %d", ErrIndex, upTo)
-		}
-		off = binary.BigEndian.Uint32(v)
-		return nil
+		var err error
+		off, err = (&offsets{b: tx.Bucket(bOff)}).of(upTo)
+		return err
 	}); err != nil {
 		return err
 	}
@@ -290,13 +302,18 @@ func (c *Chain) closeIndex() error {
 
 func u64key(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
-// strKey is len u16 | s (cut to maxKeyStr) | seq: a cut value only adds
-// candidates, which the query's full match then drops.
-func strKey(dst []byte, s string, seq uint64) []byte {
-	if len(s) > maxKeyStr {
-		s = s[:maxKeyStr]
-	}
+// strPrefix is len u16 | s (cut to maxKeyStr), the prefix of s's blocks:
+// a cut value only adds candidates, which the query's full match then
+// drops.
+func strPrefix(dst []byte, s string) []byte {
+	s = cutKeyStr(s)
 	dst = binary.BigEndian.AppendUint16(dst, uint16(len(s)))
-	dst = append(dst, s...)
-	return binary.BigEndian.AppendUint64(dst, seq)
+	return append(dst, s...)
+}
+
+func cutKeyStr(s string) string {
+	if len(s) > maxKeyStr {
+		return s[:maxKeyStr]
+	}
+	return s
 }

@@ -2,7 +2,6 @@ package audit
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -123,7 +122,30 @@ func (c *Chain) indexRange(x *index, after, upTo uint64) (err error) {
 	bti.FillPercent = 1
 	head, next, seq := x.head, x.next, after
 	h := blake3.New()
-	var keys [4][][]byte // aid, type, cap, result postings of this transaction
+	// Postings of this transaction: prefix -> seqs, ascending as read.
+	var posts [4]map[string][]uint64
+	for i := range posts {
+		posts[i] = map[string][]uint64{}
+	}
+	// The offset block being filled: the last one, begun by an earlier
+	// transaction when after is not on a block edge.
+	offBlk := after / offBlock
+	var offs []uint32
+	if after%offBlock != 0 {
+		v := bo.Get(u64key(offBlk))
+		if offs, err = decodeOffs(v, int(after%offBlock), nil); err != nil {
+			return err
+		}
+	}
+	flushOffs := func() error {
+		if len(offs) == 0 {
+			return nil
+		}
+		if err := bo.Put(u64key(offBlk), encodeOffs(offs)); err != nil {
+			return fmt.Errorf("%w: %w", ErrIndex, err)
+		}
+		return nil
+	}
 	var tBlock uint64 = ^uint64(0)
 	var tMin, tMax int64
 	btm := tx.Bucket(bTMax)
@@ -172,18 +194,23 @@ func (c *Chain) indexRange(x *index, after, upTo uint64) (err error) {
 				return fmt.Errorf("%w: seq %d at %s offset %d does not follow the index", ErrIndexStale, seq+1, s.name, fr.Offset)
 			}
 			seq, head, next = r.Seq, fr.Head, fr.Offset+int64(len(fr.Payload))+FrameOverhead
-			keys[0] = append(keys[0], binary.BigEndian.AppendUint64(u64key(r.AID), seq))
+			var ab [8]byte
+			binary.BigEndian.PutUint64(ab[:], r.AID)
+			posts[0][string(ab[:])] = append(posts[0][string(ab[:])], seq)
 			for i, v := range [3]string{r.Type, r.Cap, r.Result} {
 				if v != "" { // a query never selects by an empty value
-					keys[1+i] = append(keys[1+i], strKey(nil, v, seq))
+					p := string(strPrefix(nil, v))
+					posts[1+i][p] = append(posts[1+i][p], seq)
 				}
 			}
-			if err := errors.Join(
-				bo.Put(u64key(seq), binary.BigEndian.AppendUint32(nil, uint32(fr.Offset))),
-			); err != nil {
-				f.Close()
-				return fmt.Errorf("%w: %w", ErrIndex, err)
+			if b := (seq - 1) / offBlock; b != offBlk {
+				if err := flushOffs(); err != nil {
+					f.Close()
+					return err
+				}
+				offBlk, offs = b, offs[:0]
 			}
+			offs = append(offs, uint32(fr.Offset))
 			t, b := r.Time.UnixNano(), (seq-1)/timeBlock
 			if b != tBlock {
 				if err := flushTime(); err != nil {
@@ -202,13 +229,20 @@ func (c *Chain) indexRange(x *index, after, upTo uint64) (err error) {
 	if seq != upTo {
 		return fmt.Errorf("%w: indexed up to %d of %d", ErrIndex, seq, upTo)
 	}
-	// Postings go in in key order: each bucket's B+tree is then walked
-	// once, left to right, instead of at random (several times faster).
+	if err := flushOffs(); err != nil {
+		return err
+	}
+	// Values go in in key order: each bucket's B+tree is then walked
+	// once, left to right, instead of at random.
 	for i, b := range [4]*bolt.Bucket{ba, bt, bc, br} {
-		slices.SortFunc(keys[i], bytes.Compare)
-		for _, k := range keys[i] {
-			if err := b.Put(k, nil); err != nil { // bbolt keeps k until commit
-				return fmt.Errorf("%w: %w", ErrIndex, err)
+		prefixes := make([]string, 0, len(posts[i]))
+		for p := range posts[i] {
+			prefixes = append(prefixes, p)
+		}
+		slices.Sort(prefixes)
+		for _, p := range prefixes {
+			if err := putPostings(b, []byte(p), posts[i][p]); err != nil {
+				return err
 			}
 		}
 	}

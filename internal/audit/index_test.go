@@ -154,6 +154,9 @@ func TestIndexMetaRejects(t *testing.T) {
 	path := filepath.Join(idxDir, indexFileName)
 	edits := map[string]func(m *bolt.Bucket) error{
 		"version": func(m *bolt.Bucket) error { return m.Put([]byte("v"), u64key(99)) },
+		// Format 2 kept a key per posting and per offset: read as blocks it
+		// would be damage, so it is dropped and rebuilt.
+		"older version": func(m *bolt.Bucket) error { return m.Put([]byte("v"), u64key(2)) },
 		"upto past the chain": func(m *bolt.Bucket) error {
 			return m.Put([]byte("upto"), u64key(51))
 		},
