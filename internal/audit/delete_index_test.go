@@ -39,5 +39,10 @@ func TestDeletePrefixIndexRebuilt(t *testing.T) {
 	if len(got) != want {
 		t.Fatalf("query by aid: %d rows, want %d", len(got), want)
 	}
-	t.Logf("index rebuilt after the pruned prefix: %v", indexed)
+	if !indexed {
+		t.Fatal("the index made anew after a deleted prefix did not catch up")
+	}
+	if ix := c.IndexedUpTo(); ix < 400 {
+		t.Fatalf("indexed up to %d of 400", ix)
+	}
 }

@@ -179,6 +179,7 @@ func (c *Chain) openIndexFile(path string) (x *index, err error) {
 		}
 	}()
 	x = &index{db: db, path: path, head: Genesis}
+	pruned := c.Pruned()
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -191,7 +192,10 @@ func (c *Chain) openIndexFile(path string) (x *index, err error) {
 			if m.Get([]byte("upto")) != nil {
 				return fmt.Errorf("%w: no version", ErrIndex)
 			}
-			return m.Put([]byte("v"), u64key(indexVersion))
+			if err := m.Put([]byte("v"), u64key(indexVersion)); err != nil {
+				return fmt.Errorf("%w: %w", ErrIndex, err)
+			}
+			return x.startAfterPrune(tx, pruned)
 		}
 		if len(v) != 8 || binary.BigEndian.Uint64(v) != indexVersion {
 			return fmt.Errorf("%w: version %x", ErrIndex, v)
@@ -199,6 +203,11 @@ func (c *Chain) openIndexFile(path string) (x *index, err error) {
 		upTo, head, next, err := readMeta(m)
 		if err != nil {
 			return err
+		}
+		if pruned != nil && upTo < pruned.Last {
+			// Made before rows it has not taken in were deleted: it can
+			// never catch up. Dropped and made anew after the prefix.
+			return fmt.Errorf("%w: indexes %d records, rows up to %d were deleted", ErrIndexStale, upTo, pruned.Last)
 		}
 		x.upTo.Store(upTo)
 		x.head, x.next = head, next
@@ -225,11 +234,41 @@ func readMeta(m *bolt.Bucket) (upTo uint64, head [HeadSize]byte, next int64, err
 	return binary.BigEndian.Uint64(u), [HeadSize]byte(h), int64(binary.BigEndian.Uint64(n)), nil
 }
 
+// startAfterPrune starts a new index of a chain whose first rows were
+// deleted (coconut audit archive --delete) just after them: the pruned
+// head, and the first offset block padded to the deleted rows (offset
+// blocks are positional; those rows are never read).
+func (x *index) startAfterPrune(tx *bolt.Tx, pruned *PrunedPrefix) error {
+	if pruned == nil || pruned.Last == 0 {
+		return nil
+	}
+	head := pruned.HeadBytes()
+	m := tx.Bucket(bMeta)
+	err := errors.Join(m.Put([]byte("upto"), u64key(pruned.Last)), m.Put([]byte("head"), head[:]), m.Put([]byte("next"), u64key(0)))
+	if pad := int(pruned.Last % offBlock); err == nil && pad > 0 {
+		err = tx.Bucket(bOff).Put(u64key(pruned.Last/offBlock), encodeOffs(make([]uint32, pad)))
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrIndex, err)
+	}
+	x.upTo.Store(pruned.Last)
+	x.head, x.next = head, 0
+	return nil
+}
+
 // checkIndexPrefix refuses an index that does not describe a prefix of
 // this chain: more rows than the chain, or another head at its last row.
 func (c *Chain) checkIndexPrefix(x *index) error {
 	upTo := x.upTo.Load()
 	if upTo == 0 {
+		return nil
+	}
+	if p := c.Pruned(); p != nil && upTo == p.Last {
+		// Started after a deleted prefix: its last row is gone, its head
+		// is the pruned record's.
+		if x.head != p.HeadBytes() {
+			return fmt.Errorf("%w: head at the deleted prefix's end %d differs", ErrIndexStale, upTo)
+		}
 		return nil
 	}
 	c.mu.Lock()
