@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -194,6 +195,10 @@ func boot(ctx context.Context, kernel, initrd string, line func(string), kvm boo
 // Kernel returns the cached vmlinuz of a guest name, fetching the kernels
 // first when the cache lacks it (scripts/vmtest-kernels.sh).
 func Kernel(repoRoot, name string) (string, error) {
+	// One fetch at a time: the guests boot in parallel, and the script
+	// fetches every kernel into one cache.
+	kernelMu.Lock()
+	defer kernelMu.Unlock()
 	p := filepath.Join(Cache(), name, "vmlinuz")
 	if _, err := os.Stat(p); err == nil {
 		return p, nil
@@ -207,6 +212,8 @@ func Kernel(repoRoot, name string) (string, error) {
 	}
 	return p, nil
 }
+
+var kernelMu sync.Mutex
 
 func firstLine(s string) string {
 	s = strings.TrimSpace(s)

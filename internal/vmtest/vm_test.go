@@ -82,6 +82,12 @@ func TestVM(t *testing.T) {
 	}
 	for _, name := range Kernels {
 		t.Run(name, func(t *testing.T) {
+			// The guests run side by side: each is one vCPU of TCG (one
+			// host thread), so two of them use the host's two cores and
+			// the step takes as long as its slowest guest, not the sum
+			// (the path hooks' 30 programs, verified at every load, put
+			// the sum past CI's 4-minute budget).
+			t.Parallel()
 			kernel, err := Kernel(root, name)
 			if err != nil {
 				t.Skipf("kernel package %s cannot be had: %v", name, err)
