@@ -59,12 +59,15 @@ const aggregateEvery = 100 * time.Millisecond
 // counted supervised use is answered at once (the call goes on) when the
 // chain is healthy (audit.Chain.Err: not broken, not below its reserve);
 // when it is not, the use is refused as one whose row cannot be written,
-// never let through uncounted. A network guard use (the kernel allowed
-// it already) stays unacknowledged in the ring until its aggregate row is
-// durable, as a deny. What a daemon killed with -9 loses is the count of
-// the supervised uses of the last useAggregateEvery (their first use has
-// its row); a clean stop, and an agent's end, write every pending row
-// first (flushAgent). audit_each_use = true in coconut.toml (Config.
+// never let through uncounted (a network guard connect, made already,
+// then gets a row of its own). A counted network guard use is
+// acknowledged in the ring at once (see gather). What a daemon killed
+// with -9 loses is the pending counts (each key's first use has its row;
+// an agent with K keys pending has each written within about
+// K x useAggregateEvery, so the loss is bounded by that span, not by
+// useAggregateEvery alone), and an aggregate row the chain refuses is
+// logged with its count (the uses it counts were answered); a clean stop,
+// and an agent's end, write every pending row first (flushAgent). audit_each_use = true in coconut.toml (Config.
 // AuditEachUse) keeps one row per use.
 const useAggregateEvery = 250 * time.Millisecond
 
@@ -148,8 +151,16 @@ func (g *aggregator) gather(aid uint64, e *entry, ev enforce.Event, now time.Tim
 	}
 	a.count++
 	a.lastSeq, a.last, a.pid = ev.Seq, now, ev.PID
-	if !ev.Allowed || ev.Ack != nil {
+	if !ev.Allowed {
 		a.events = append(a.events, ev)
+	} else if ev.Ack != nil {
+		// A counted connect is acknowledged at once, not held until its
+		// aggregate row: the ring is shared by every agent, and one
+		// agent's connects to many keys held for K x useAggregateEvery
+		// would fill it, and the kernel would drop everyone's events
+		// (denies included). What a daemon killed with -9 loses is then
+		// the pending count, as for supervised uses.
+		ev.Ack()
 	}
 	return true
 }

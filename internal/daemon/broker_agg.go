@@ -32,8 +32,9 @@ import (
 // would only have been counted is refused before its first token. An
 // agent's pending rows are written before its terminal state row
 // (flushAgent, agent.Config.BeforeEnd), and all of them at
-// shutdown (close); a daemon killed with -9 loses at most the last
-// callAggregateEvery of counted calls (each key's first is on record).
+// shutdown (close); a daemon killed with -9 loses the pending counts
+// (each key's first is on record; with K keys of an agent pending, up to
+// about K x callAggregateEvery of its counted calls).
 // audit_each_use = true keeps one row per call.
 
 // callAggregateEvery is the least time between two aggregate rows of one
