@@ -341,12 +341,16 @@ func tidy(chainDir string, m ArchiveManifest, dirs ...string) error {
 			}
 		}
 	}
-	// A deleted segment's file left by a crash after the manifest was
-	// written: the user's deletion, recorded (row and manifest), finishes.
+	// A deleted segment's file left in the chain directory by a crash
+	// after the manifest was written: the user's deletion, recorded (row
+	// and manifest), finishes. Only there: a copy in an archive directory
+	// is the delete command's to finish (FinishDelete, on its re-run), and
+	// one a user put back there later (a backup) is not removed by a
+	// background pass.
 	var gone []string
 	for i := range m.Segments {
 		if a := &m.Segments[i]; a.Deleted != nil {
-			gone = append(gone, a.path(chainDir), filepath.Join(chainDir, segName(a.First)), filepath.Join(chainDir, a.Name))
+			gone = append(gone, filepath.Join(chainDir, segName(a.First)), filepath.Join(chainDir, a.Name))
 		}
 	}
 	if len(gone) > 0 {
@@ -579,6 +583,9 @@ func Relink(chainDir, dir string) ([]ArchivedSegment, error) {
 	var out []ArchivedSegment
 	for i := range m.Segments {
 		a := &m.Segments[i]
+		if a.Deleted != nil {
+			continue // gone by the user's order: a copy found is a backup, not the chain's
+		}
 		if _, err := os.Stat(a.path(chainDir)); err == nil || !errors.Is(err, fs.ErrNotExist) {
 			continue
 		}

@@ -380,5 +380,19 @@ func FinishDelete(chainDir string) error {
 	if err != nil {
 		return err
 	}
+	// The files of deleted segments in archive directories too: this runs
+	// only on the user's delete command (tidy, in the background, removes
+	// only what is left in the chain directory).
+	var gone []string
+	for i := range m.Segments {
+		if a := &m.Segments[i]; a.Deleted != nil && a.Dir != "" {
+			gone = append(gone, a.path(chainDir))
+		}
+	}
+	if len(gone) > 0 {
+		if err := removeDeleted(chainDir, gone); err != nil {
+			return err
+		}
+	}
 	return tidy(chainDir, m)
 }

@@ -195,3 +195,44 @@ func TestDeleteManifestChecks(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestDeletedBackupSurvives: a copy of a deleted segment the user keeps
+// (here: saved before the delete, in a directory later given to relink)
+// is never relinked into the chain nor removed by a background pass.
+func TestDeletedBackupSurvives(t *testing.T) {
+	dir, c, plan := deleteChain(t, Options{})
+	// Compressed first, so the backup is the very file the manifest lists.
+	c.Close()
+	if _, err := CompressSealed(dir); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := ReadArchive(dir)
+	backup := t.TempDir()
+	for _, a := range m.Segments {
+		if a.Last <= plan.Last {
+			b, err := os.ReadFile(a.path(dir))
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(filepath.Join(backup, a.Name), b, 0o600)
+		}
+	}
+	c = openT(t, dir, Options{SegmentBytes: 4096})
+	if _, err := c.DeletePrefix(plan, fakeRange, planHead(t, plan), "test"); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	got, err := Relink(dir, backup)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("relink to a backup of deleted segments: %v, %v", got, err)
+	}
+	if _, err := CompressSealed(dir); err != nil {
+		t.Fatal(err)
+	}
+	if n := globN(t, filepath.Join(backup, "*.seg.zst")); n == 0 {
+		t.Fatal("the backup of the deleted segments was removed")
+	}
+	if m, _ := ReadArchive(dir); m.Pruned == nil || m.Pruned.Last != plan.Last {
+		t.Fatalf("pruned record %+v", m.Pruned)
+	}
+}
