@@ -206,6 +206,18 @@ func TestDeletePrefixTampered(t *testing.T) {
 		b[0] ^= 1
 		return hex.EncodeToString(b)
 	}
+	// The deletion's own row: the record must name an audit.delete row of
+	// that deletion (a record written by hand, pointing at another row or
+	// at none, is rows removed without the chain's record).
+	for name, row := range map[string]float64{"row another": float64(rep.Last + 1), "row missing": 1 << 40, "row inside": 1} {
+		t.Run(name, func(t *testing.T) {
+			dir := edit(t, func(m map[string]any) { m["pruned"].(map[string]any)["row"] = row })
+			_, _, _, err := VerifyChainWith(dir, e.pub(), VerifyOptions{})
+			if !errors.Is(err, ErrMismatch) {
+				t.Fatalf("verify with the pruned record naming row %v: %v", row, err)
+			}
+		})
+	}
 	t.Run("head", func(t *testing.T) {
 		dir := edit(t, func(m map[string]any) {
 			pr := m["pruned"].(map[string]any)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
@@ -209,13 +210,36 @@ func VerifyChainWith(chainDir string, pub ed25519.PublicKey, o VerifyOptions) (a
 		}
 		return nil
 	}
+	// The deletion's own row (written before its files went) must be in
+	// the chain, naming the rows the pruned record says are gone: without
+	// it, someone able to write the state directory could remove rows,
+	// write a pruned record computed from them, and verify would pass.
+	var spy *rowSpy
+	if pruned != nil && pruned.Row <= pruned.Last {
+		err := &audit.SeqError{Seq: 1, Err: checkDeleteRow(pruned, nil)}
+		return audit.VerifyReport{FirstBad: err.Seq, Reason: err.Error()}, rep, nil, err
+	}
+	if pruned != nil && pruned.Row > after {
+		spy = &rowSpy{seq: pruned.Row}
+	}
 	vr, err := audit.VerifyParallel(chainDir, audit.ParallelOptions{
 		Workers: o.Workers, After: after, AfterHead: afterHead,
-		NewSink: func(before uint64) audit.SegmentSink { return newMerkleSink(before, marks, want) },
-		Join:    j.join,
+		NewSink: func(before uint64) audit.SegmentSink {
+			s := newMerkleSink(before, marks, want)
+			s.spy = spy
+			return s
+		},
+		Join: j.join,
 	})
 	if err != nil {
 		return vr, rep, nil, err
+	}
+	if spy != nil {
+		if err := checkDeleteRow(pruned, spy.got()); err != nil {
+			se := &audit.SeqError{Seq: pruned.Row, Err: err}
+			vr.FirstBad, vr.Reason = se.Seq, se.Error()
+			return vr, rep, nil, se
+		}
 	}
 	if since != nil && rep.Latest.Size > after {
 		if err := since.consistent(cons, j.got, rep.Latest); err != nil {
@@ -258,4 +282,24 @@ func prunedVerified(p *audit.PrunedPrefix) *Verified {
 		}
 	}
 	return v // a range of the wrong shape fails restore with ErrBadLog
+}
+
+// checkDeleteRow checks the row a pruned prefix record names: an
+// audit.delete row, after the rows it deleted, whose range ends where the
+// record says the deleted rows end, by the same user.
+func checkDeleteRow(p *audit.PrunedPrefix, payload []byte) error {
+	if p.Row <= p.Last {
+		return fmt.Errorf("%w: the pruned prefix record names row %d as its audit.delete row, not after the deleted rows 1..%d", ErrMismatch, p.Row, p.Last)
+	}
+	if payload == nil {
+		return fmt.Errorf("%w: the pruned prefix record names row %d as its audit.delete row, and the chain does not reach it", ErrMismatch, p.Row)
+	}
+	r, err := audit.DecodeRecord(payload)
+	if err != nil {
+		return fmt.Errorf("%w: row %d: %v", ErrMismatch, p.Row, err)
+	}
+	if r.Type != audit.TypeAuditDelete || r.Detail["last"] != strconv.FormatUint(p.Last, 10) || r.Detail["by"] != p.By {
+		return fmt.Errorf("%w: rows 1..%d are recorded as deleted by row %d, which is a %s row (last %q, by %q), not the audit.delete row of that deletion: rows removed without the chain's record", ErrMismatch, p.Last, p.Row, r.Type, r.Detail["last"], r.Detail["by"])
+	}
+	return nil
 }

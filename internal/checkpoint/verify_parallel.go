@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"sort"
+	"sync"
 
 	"github.com/transparency-dev/merkle/compact"
 
@@ -19,6 +20,31 @@ type merkleSink struct {
 	snaps []merkleSnap
 	want  map[compact.NodeID]bool // shared, read-only
 	got   map[compact.NodeID][]byte
+	spy   *rowSpy // shared: the one row the walk must hand back (nil: none)
+}
+
+// rowSpy keeps the canonical bytes of row seq when the walk passes it:
+// the audit.delete row a pruned prefix record names is checked after the
+// verify pass without a second read.
+type rowSpy struct {
+	seq     uint64
+	mu      sync.Mutex
+	payload []byte
+}
+
+func (r *rowSpy) saw(seq uint64, payload []byte) {
+	if r == nil || seq != r.seq {
+		return
+	}
+	r.mu.Lock()
+	r.payload = append([]byte(nil), payload...)
+	r.mu.Unlock()
+}
+
+func (r *rowSpy) got() []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.payload
 }
 
 type merkleSnap struct {
@@ -45,6 +71,7 @@ func (s *merkleSink) visit(id compact.NodeID, hash []byte) {
 // Record appends the record's leaf; it cannot fail (the range starts
 // where the sink's first record is).
 func (s *merkleSink) Record(seq uint64, payload []byte, head [audit.HeadSize]byte) {
+	s.spy.saw(seq, payload)
 	leaf := LeafHash(payload)
 	var visit compact.VisitFn
 	if len(s.want) > 0 {
