@@ -249,8 +249,9 @@ func readKeyFile(path string) (string, error) {
 // headers). One that others can read is refused rather than used: the
 // key may already have leaked, and using it would hide that.
 func readSecretFile(what, path string) ([]byte, error) {
-	// O_NONBLOCK: a FIFO put there must not hang the daemon's start.
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	// O_NONBLOCK: a FIFO put there must not hang the daemon's start;
+	// O_NOFOLLOW: the file named, not what a link points at.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
@@ -262,9 +263,16 @@ func readSecretFile(what, path string) ([]byte, error) {
 	if !st.Mode().IsRegular() || st.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("%s %s: must be a regular file readable only by its owner (chmod 600), is %v", what, path, st.Mode())
 	}
-	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && sys.Uid != 0 && int(sys.Uid) != os.Geteuid() {
+		return nil, fmt.Errorf("%s %s: owned by uid %d: must be root's (or this daemon's user's)", what, path, sys.Uid)
+	}
+	const most = 1 << 20
+	b, err := io.ReadAll(io.LimitReader(f, most+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if len(b) > most {
+		return nil, fmt.Errorf("%s %s: larger than 1 MiB", what, path)
 	}
 	return b, nil
 }

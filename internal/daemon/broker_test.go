@@ -81,6 +81,8 @@ func TestReadKeyFile(t *testing.T) {
 		{"missing", filepath.Join(dir, "missing"), ""},
 		{"directory", dir, ""},
 		{"fifo", mkfifo(t, filepath.Join(dir, "fifo")), ""},
+		{"symlink", symlink(t, write("target", "sk-123\n", 0o600), filepath.Join(dir, "link")), ""},
+		{"too large", write("large", strings.Repeat("k", 1<<20+1), 0o600), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -90,6 +92,23 @@ func TestReadKeyFile(t *testing.T) {
 			}
 		})
 	}
+	// A 0600 file another user owns: that user holds the key.
+	if os.Geteuid() == 0 {
+		p := write("theirs", "sk-123\n", 0o600)
+		if err := os.Chown(p, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := readKeyFile(p); err == nil || !strings.Contains(err.Error(), "owned by uid 65534") {
+			t.Fatalf("a key file another user owns: %v", err)
+		}
+	}
+}
+
+func symlink(t *testing.T, target, p string) string {
+	if err := os.Symlink(target, p); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func mkfifo(t *testing.T, p string) string {
