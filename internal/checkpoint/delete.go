@@ -44,6 +44,19 @@ func DeletePrefix(c *audit.Chain, pub ed25519.PublicKey, plan audit.DeletePlan, 
 	if vrep.At == nil || vrep.At.Size != plan.Last {
 		return rep, fmt.Errorf("%w: delete: verify did not reach seq %d", ErrMismatch, plan.Last)
 	}
+	// The plan is the caller's: what it names must still be what a plan
+	// made now would allow (every row under the latest signed checkpoint,
+	// every segment older than the cut), never more.
+	if plan.Last > vrep.Latest.Size {
+		return rep, fmt.Errorf("%w: delete: rows up to %d are not all covered by the latest signed checkpoint (size %d)", ErrMismatch, plan.Last, vrep.Latest.Size)
+	}
+	now, err := audit.PlanDelete(c.Dir(), plan.Before, vrep.Latest.Size)
+	if err != nil {
+		return rep, err
+	}
+	if plan.First != now.First || plan.Last > now.Last || len(plan.Segments) > len(now.Segments) {
+		return rep, fmt.Errorf("delete: the plan (rows %d..%d) is no longer what the chain allows (rows %d..%d): plan again", plan.First, plan.Last, now.First, now.Last)
+	}
 	var head [audit.HeadSize]byte
 	b, err := hex.DecodeString(vrep.At.Head)
 	if err != nil || len(b) != audit.HeadSize {

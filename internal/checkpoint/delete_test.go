@@ -256,3 +256,32 @@ func TestDeletePrefixTampered(t *testing.T) {
 		}
 	})
 }
+
+// TestDeletePrefixRechecksPlan: a plan handed to DeletePrefix that names
+// more than a plan made now allows (rows past the latest checkpoint, or
+// a later cut) is refused, nothing deleted.
+func TestDeletePrefixRechecksPlan(t *testing.T) {
+	e := openSmallEnv(t, t.TempDir(), newKey(t))
+	e.checkpointAt(t, 0, 250)
+	e.fill(t, 250, 100)
+	plan, err := PlanDelete(e.chainDir(), e.pub(), time.Now().Add(time.Hour))
+	if err != nil || len(plan.Segments) < 2 {
+		t.Fatalf("plan %+v, %v", plan, err)
+	}
+	wide := plan
+	wide.Last = 340 // past the checkpoint of size 250
+	if _, err := DeletePrefix(e.chain, e.pub(), wide, "test"); err == nil {
+		t.Fatal("a plan past the latest checkpoint was carried out")
+	}
+	early := plan
+	early.Before = t0 // the rows are from t0 on: none is older
+	if _, err := DeletePrefix(e.chain, e.pub(), early, "test"); err == nil {
+		t.Fatal("a plan whose cut allows nothing was carried out")
+	}
+	if p, _ := audit.Pruned(e.chainDir()); p != nil {
+		t.Fatalf("something was deleted: %+v", p)
+	}
+	if _, err := DeletePrefix(e.chain, e.pub(), plan, "test"); err != nil {
+		t.Fatalf("the plan as made: %v", err)
+	}
+}
