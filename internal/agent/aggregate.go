@@ -344,10 +344,16 @@ func (m *Manager) flushAgent(aid uint64) {
 
 // serveFlush is the consumer's side of flushAgent.
 func (m *Manager) serveFlush(req aggFlushReq, events <-chan enforce.Event) {
-	if len(events) > 0 {
-		if ev, ok := <-events; ok {
-			m.recordEvents(takeBatch(ev, events))
+	// Everything queued when the flush was asked for (the queue holds up
+	// to several batches), so no count of the agent's lands after its end.
+	for n := len(events); n > 0; {
+		ev, ok := <-events
+		if !ok {
+			break
 		}
+		batch := takeBatch(ev, events)
+		n -= len(batch)
+		m.recordEvents(batch)
 	}
 	if keys := m.agg.ofAgent(req.aid); len(keys) > 0 {
 		m.writeAggregates(keys)
