@@ -22,11 +22,63 @@ const maxNote = 64 << 10
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-func appendEntry(dst, signed []byte) []byte {
+// AppendFrame appends entry in the framing of checkpoints.log (and of
+// the witness package's cosignatures.log): length u32 LE | entry |
+// CRC32C u32 LE of length and entry.
+func AppendFrame(dst, entry []byte) []byte {
 	start := len(dst)
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(signed)))
-	dst = append(dst, signed...)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(entry)))
+	dst = append(dst, entry...)
 	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
+}
+
+func appendEntry(dst, signed []byte) []byte { return AppendFrame(dst, signed) }
+
+// ScanFrames streams the entries of a log in AppendFrame's framing,
+// calling fn with each entry's offset and bytes (valid only during the
+// call). good is the length of the well-formed prefix; torn says a torn
+// last entry (what a crash mid-append leaves: a short length, entry or
+// sum, or a bad sum on the last entry) follows it. Any other fault (a
+// zero length or one over max, a bad sum before the end) is an error
+// wrapping bad. It is the one reader of the framing: the checkpoint log,
+// its size index's checks and the cosignature log use it.
+func ScanFrames(r io.Reader, max int, bad error, fn func(off int64, entry []byte) error) (good int64, torn bool, err error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var hdr [4]byte
+	buf := make([]byte, 0, 4096)
+	for {
+		_, err := io.ReadFull(br, hdr[:])
+		if err == io.EOF {
+			return good, false, nil
+		}
+		if err == io.ErrUnexpectedEOF {
+			return good, true, nil
+		}
+		if err != nil {
+			return good, false, fmt.Errorf("read log: %w", err)
+		}
+		l := int(binary.LittleEndian.Uint32(hdr[:]))
+		if l == 0 || l > max {
+			return good, false, fmt.Errorf("%w: entry at offset %d: length %d", bad, good, l)
+		}
+		buf = append(append(buf[:0], hdr[:]...), make([]byte, l+4)...)
+		if _, err := io.ReadFull(br, buf[4:]); err != nil {
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				return good, true, nil
+			}
+			return good, false, fmt.Errorf("read log: %w", err)
+		}
+		if crc32.Checksum(buf[:4+l], castagnoli) != binary.LittleEndian.Uint32(buf[4+l:]) {
+			if _, err := br.Peek(1); err == io.EOF {
+				return good, true, nil // the last append, torn
+			}
+			return good, false, fmt.Errorf("%w: entry at offset %d: crc mismatch", bad, good)
+		}
+		if err := fn(good, buf[4:4+l]); err != nil {
+			return good, false, err
+		}
+		good += int64(8 + l)
+	}
 }
 
 // DecodeEntries splits a checkpoint log into its signed notes. good is the
@@ -34,29 +86,11 @@ func appendEntry(dst, signed []byte) []byte {
 // mid-append leaves) ends the log with torn set; any other fault is
 // ErrBadLog. It checks framing only, not signatures.
 func DecodeEntries(b []byte) (notes [][]byte, good int64, torn bool, err error) {
-	off := 0
-	for off < len(b) {
-		if len(b)-off < 4 {
-			return notes, int64(off), true, nil
-		}
-		n := int(binary.LittleEndian.Uint32(b[off:]))
-		if n == 0 || n > maxNote {
-			return notes, int64(off), false, fmt.Errorf("%w: entry at offset %d: length %d", ErrBadLog, off, n)
-		}
-		if len(b)-off < 4+n+4 {
-			return notes, int64(off), true, nil
-		}
-		end := off + 4 + n
-		if crc32.Checksum(b[off:end], castagnoli) != binary.LittleEndian.Uint32(b[end:]) {
-			if end+4 == len(b) {
-				return notes, int64(off), true, nil // the last append, torn
-			}
-			return notes, int64(off), false, fmt.Errorf("%w: entry at offset %d: crc mismatch", ErrBadLog, off)
-		}
-		notes = append(notes, b[off+4:end])
-		off = end + 4
-	}
-	return notes, int64(off), false, nil
+	good, torn, err = ScanFrames(bytes.NewReader(b), maxNote, ErrBadLog, func(off int64, e []byte) error {
+		notes = append(notes, b[off+4:off+4+int64(len(e))]) // a slice of b, as before
+		return nil
+	})
+	return notes, good, torn, err
 }
 
 // ReadLog reads the signed notes of a checkpoint log file; a missing file
@@ -153,7 +187,7 @@ func (l *logFile) load() error {
 	}
 	// Index what follows (everything, on a rebuild), streaming.
 	tail := io.NewSectionReader(l.f, from, st.Size()-from)
-	good, err := scanEntries(bufio.NewReaderSize(tail, 256<<10), func(off int64, note []byte) error {
+	good, _, err := ScanFrames(tail, maxNote, ErrBadLog, func(off int64, note []byte) error {
 		cp, err := parseUnverified(note)
 		if err != nil {
 			return fmt.Errorf("checkpoint at offset %d: %w", from+off, err)
@@ -250,60 +284,25 @@ func (l *logFile) after(size uint64) (int64, error) {
 // readEntryAt reads the log entry at off (ending before end) and returns
 // its note and the next entry's offset.
 func readEntryAt(f io.ReaderAt, off, end int64) ([]byte, int64, error) {
-	var h [4]byte
-	if off < 0 || off+4 > end {
+	if off < 0 || off >= end {
 		return nil, 0, fmt.Errorf("%w: entry offset %d past the log's end %d", ErrBadLog, off, end)
 	}
-	if _, err := f.ReadAt(h[:], off); err != nil {
-		return nil, 0, fmt.Errorf("read checkpoint log: %w", err)
+	var note []byte
+	_, _, err := ScanFrames(io.NewSectionReader(f, off, end-off), maxNote, ErrBadLog, func(_ int64, e []byte) error {
+		note = append([]byte(nil), e...)
+		return errStop
+	})
+	if err != errStop {
+		if err == nil {
+			err = fmt.Errorf("%w: no whole entry at offset %d", ErrBadLog, off)
+		}
+		return nil, 0, err
 	}
-	n := int64(binary.LittleEndian.Uint32(h[:]))
-	if n == 0 || n > maxNote || off+4+n+4 > end {
-		return nil, 0, fmt.Errorf("%w: entry at offset %d: length %d", ErrBadLog, off, n)
-	}
-	b := make([]byte, 4+n+4)
-	if _, err := f.ReadAt(b, off); err != nil {
-		return nil, 0, fmt.Errorf("read checkpoint log: %w", err)
-	}
-	if crc32.Checksum(b[:4+n], castagnoli) != binary.LittleEndian.Uint32(b[4+n:]) {
-		return nil, 0, fmt.Errorf("%w: entry at offset %d: crc mismatch", ErrBadLog, off)
-	}
-	return b[4 : 4+n], off + 4 + n + 4, nil
+	return note, off + 8 + int64(len(note)), nil
 }
 
-// scanEntries reads entries from r, calling f with each one's offset
-// (from r's start) and note; it returns the length of the well-formed
-// prefix. A torn last entry ends it without error, as DecodeEntries.
-func scanEntries(r io.Reader, f func(off int64, note []byte) error) (int64, error) {
-	var off int64
-	buf := make([]byte, 0, 1024)
-	for {
-		var h [4]byte
-		if _, err := io.ReadFull(r, h[:]); err != nil {
-			return off, nil // the end, or a torn length
-		}
-		n := int(binary.LittleEndian.Uint32(h[:]))
-		if n == 0 || n > maxNote {
-			return off, fmt.Errorf("%w: entry at offset %d: length %d", ErrBadLog, off, n)
-		}
-		buf = append(buf[:0], h[:]...)
-		buf = append(buf, make([]byte, n+4)...)
-		if _, err := io.ReadFull(r, buf[4:]); err != nil {
-			return off, nil // torn
-		}
-		if crc32.Checksum(buf[:4+n], castagnoli) != binary.LittleEndian.Uint32(buf[4+n:]) {
-			// Torn if it is the last thing in the file; else damage.
-			if _, err := r.Read(make([]byte, 1)); err == io.EOF {
-				return off, nil
-			}
-			return off, fmt.Errorf("%w: entry at offset %d: crc mismatch", ErrBadLog, off)
-		}
-		if err := f(off, buf[4:4+n]); err != nil {
-			return off, err
-		}
-		off += int64(4 + n + 4)
-	}
-}
+// errStop ends a ScanFrames walk after the entry wanted.
+var errStop = errors.New("stop")
 
 // parseUnverified reads a stored note's checkpoint without checking its
 // signature: the index only needs sizes; the latest note is verified by

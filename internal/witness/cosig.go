@@ -1,14 +1,12 @@
 package witness
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
@@ -38,54 +36,16 @@ var ErrBadLog = errors.New("corrupt cosignature log")
 // answer (at most maxAnswer).
 const maxEntry = 64<<10 + maxAnswer
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
 func frame(entry []byte) []byte {
-	b := binary.LittleEndian.AppendUint32(make([]byte, 0, 8+len(entry)), uint32(len(entry)))
-	b = append(b, entry...)
-	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	return checkpoint.AppendFrame(make([]byte, 0, 8+len(entry)), entry)
 }
 
 // Scan streams the entries of a cosignature log, calling fn with each
 // entry's offset and bytes (valid only during the call). good is the
 // length of the well-formed prefix; torn says a torn last entry follows.
+// The framing is checkpoints.log's, read by the one reader of it.
 func Scan(r io.Reader, fn func(off int64, entry []byte) error) (good int64, torn bool, err error) {
-	br := bufio.NewReaderSize(r, 64<<10)
-	var hdr [4]byte
-	buf := make([]byte, 0, 4096)
-	for {
-		_, err := io.ReadFull(br, hdr[:])
-		if err == io.EOF {
-			return good, false, nil
-		}
-		if err == io.ErrUnexpectedEOF {
-			return good, true, nil
-		}
-		if err != nil {
-			return good, false, fmt.Errorf("read cosignature log: %w", err)
-		}
-		l := int(binary.LittleEndian.Uint32(hdr[:]))
-		if l == 0 || l > maxEntry {
-			return good, false, fmt.Errorf("%w: entry at offset %d: length %d", ErrBadLog, good, l)
-		}
-		buf = append(append(buf[:0], hdr[:]...), make([]byte, l+4)...)
-		if _, err := io.ReadFull(br, buf[4:]); err != nil {
-			if err == io.EOF || err == io.ErrUnexpectedEOF {
-				return good, true, nil
-			}
-			return good, false, fmt.Errorf("read cosignature log: %w", err)
-		}
-		if crc32.Checksum(buf[:4+l], castagnoli) != binary.LittleEndian.Uint32(buf[4+l:]) {
-			if _, err := br.Peek(1); err == io.EOF {
-				return good, true, nil // the last append, torn
-			}
-			return good, false, fmt.Errorf("%w: entry at offset %d: crc mismatch", ErrBadLog, good)
-		}
-		if err := fn(good, buf[4:4+l]); err != nil {
-			return good, false, err
-		}
-		good += int64(8 + l)
-	}
+	return checkpoint.ScanFrames(r, maxEntry, ErrBadLog, fn)
 }
 
 // CosigLog appends cosigned checkpoints durably. Safe for concurrent use.
