@@ -28,11 +28,13 @@ type allocator struct {
 }
 
 // openAllocator reads the high-water mark and never goes below atLeast+1
-// (the highest AID a witness knows of: the registry, the chain). When a
-// witness is ahead of the file (aid.hw lost or restored from an old
-// backup), a block more is skipped: AIDs handed out just before the
-// witness's last record may not be in it.
-func openAllocator(stateDir string, atLeast uint64) (*allocator, error) {
+// (the highest AID the registry knows of). Without aid.hw (lost, or a
+// state directory restored without it) the chain is asked too, through
+// chainHigh: it is read only then, not at every start (on a chain whose
+// query index is being rebuilt the question is a scan). When a witness is
+// ahead of the file, a block more is skipped: AIDs handed out just before
+// the witness's last record may not be in it.
+func openAllocator(stateDir string, atLeast uint64, chainHigh func() (uint64, error)) (*allocator, error) {
 	a := &allocator{path: filepath.Join(stateDir, "aid.hw")}
 	b, err := os.ReadFile(a.path)
 	switch {
@@ -44,6 +46,13 @@ func openAllocator(stateDir string, atLeast uint64) (*allocator, error) {
 		a.hw = hw
 	case os.IsNotExist(err):
 		a.hw = 1
+		if chainHigh != nil {
+			hi, err := chainHigh()
+			if err != nil {
+				return nil, err
+			}
+			atLeast = max(atLeast, hi)
+		}
 	default:
 		return nil, fmt.Errorf("read AID high-water mark: %w", err)
 	}

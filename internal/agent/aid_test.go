@@ -12,7 +12,7 @@ import (
 
 func TestAllocator(t *testing.T) {
 	dir := t.TempDir()
-	a, err := openAllocator(dir, 0)
+	a, err := openAllocator(dir, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,7 +22,7 @@ func TestAllocator(t *testing.T) {
 		}
 	}
 	// A restart continues above everything reserved, never below.
-	b, err := openAllocator(dir, 0)
+	b, err := openAllocator(dir, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func TestAllocator(t *testing.T) {
 	}
 	// A witness ahead of aid.hw (the file restored from an old backup):
 	// go past it by a block.
-	c, err := openAllocator(dir, 1000)
+	c, err := openAllocator(dir, 1000, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func TestAllocator(t *testing.T) {
 		t.Fatalf("witness 1000: Next = %d, want %d", got, 1001+aidBlock)
 	}
 	os.WriteFile(filepath.Join(dir, "aid.hw"), []byte("banana\n"), 0o644)
-	if _, err := openAllocator(dir, 0); err == nil || !strings.Contains(err.Error(), "corrupt") {
+	if _, err := openAllocator(dir, 0, nil); err == nil || !strings.Contains(err.Error(), "corrupt") {
 		t.Fatalf("corrupt aid.hw: %v", err)
 	}
 }
@@ -79,12 +79,21 @@ func TestHighestSpawnedAID(t *testing.T) {
 	if got, err := highestSpawnedAID(chain); err != nil || got != want {
 		t.Fatalf("highest spawned AID = %d, %v; want %d", got, err, want)
 	}
-	a, err := openAllocator(t.TempDir(), want)
+	// aid.hw gone: the chain is asked, and the next AID is above it.
+	dir := t.TempDir()
+	a, err := openAllocator(dir, 0, func() (uint64, error) { return highestSpawnedAID(chain) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := a.Next(); got <= want {
 		t.Fatalf("Next = %d: not above the chain's %d", got, want)
+	}
+	// aid.hw there: the chain is not read at start.
+	if _, err := openAllocator(dir, 0, func() (uint64, error) {
+		t.Fatal("the chain was read with aid.hw present")
+		return 0, nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -141,13 +141,9 @@ func New(cfg Config) (*Manager, error) {
 	for _, r := range recs {
 		maxAID = max(maxAID, r.AID)
 	}
-	// The registry and the chain are witnesses beside aid.hw: never go
-	// below an AID either knows (a pruned agent is only in the chain).
-	chainAID, err := highestSpawnedAID(cfg.Chain)
-	if err != nil {
-		return nil, err
-	}
-	aids, err := openAllocator(cfg.StateDir, max(maxAID, chainAID))
+	// The registry is a witness beside aid.hw, and the chain one when
+	// aid.hw is gone (a pruned agent is only in the chain).
+	aids, err := openAllocator(cfg.StateDir, maxAID, func() (uint64, error) { return highestSpawnedAID(cfg.Chain) })
 	if err != nil {
 		return nil, err
 	}
