@@ -93,6 +93,13 @@ func startEnv(t *testing.T, args []string, tweak func(*exec.Cmd)) *env {
 
 func (e *env) start() {
 	e.t.Helper()
+	e.startUntil(func() bool { _, _, code := e.cli("doctor"); return code == 0 })
+	e.cgroupRoot() // remembered for cleanup, which runs after the daemon stopped
+}
+
+// startUntil starts coconutd and waits until up says it answers.
+func (e *env) startUntil(up func() bool) {
+	e.t.Helper()
 	logf, err := os.OpenFile(e.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		e.t.Fatal(err)
@@ -110,11 +117,7 @@ func (e *env) start() {
 	// 30 s: on a loaded 2-core machine a restart that adopts agents and
 	// reopens a grown chain has taken more than 10 (kill -9 stress test).
 	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, _, code := e.cli("doctor"); code == 0 {
-			e.cgroupRoot() // remembered for cleanup, which runs after the daemon stopped
-			return
-		}
+	for !up() {
 		if time.Now().After(deadline) {
 			b, _ := os.ReadFile(e.logPath)
 			e.t.Fatalf("coconutd did not come up:\n%s", b)

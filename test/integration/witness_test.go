@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -287,30 +286,11 @@ func forgeChain(t *testing.T, stateDir string, n uint64) {
 // doctor exit 1, which the harness's start would wait on forever).
 func (e *env) startAnyDoctor() {
 	e.t.Helper()
-	logf, err := os.OpenFile(e.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer logf.Close()
-	cmd := exec.Command(filepath.Join(bins, "coconutd"), append([]string{"--state-dir", e.state, "--socket", e.sock, "--config", "/dev/null"}, e.args...)...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		e.t.Fatal(err)
-	}
-	e.daemon = cmd
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	e.startUntil(func() bool {
 		out, _, _ := e.cli("doctor", "--json")
 		var d struct {
 			PID int `json:"pid"`
 		}
-		if json.Unmarshal([]byte(out), &d) == nil && d.PID == cmd.Process.Pid {
-			return
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(e.logPath)
-			e.t.Fatalf("coconutd did not come up:\n%s", b)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return json.Unmarshal([]byte(out), &d) == nil && d.PID == e.daemon.Process.Pid
+	})
 }
