@@ -21,21 +21,7 @@ import (
 // first row missing, and --relink points the manifest at its new place.
 func TestAuditArchive(t *testing.T) {
 	e := newEnv(t)
-	e.stop(syscall.SIGTERM)
-	chainDir := filepath.Join(e.state, "chain")
-	c, err := audit.Open(chainDir, audit.Options{SegmentBytes: 32 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rows []audit.Record
-	for i := range 3000 {
-		rows = append(rows, audit.CapUse(7, "fs.read", "/data/"+strconv.Itoa(i), 4242, 0, nil))
-	}
-	if _, err := c.AppendBatch(context.Background(), rows); err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
-	e.start() // compresses every sealed segment, appends to the last one
+	chainDir := e.smallSegments(3000, func(int) uint64 { return 7 }) // compresses every sealed segment, appends to the last one
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		plain, _ := filepath.Glob(filepath.Join(chainDir, "*.seg"))
@@ -104,4 +90,27 @@ func jsonOK(t *testing.T, s string) bool {
 		t.Fatalf("%q: %v", s, err)
 	}
 	return v.OK
+}
+
+// smallSegments stops coconutd, appends n rows (of agent aid(i)) to its
+// chain in 32 KiB segments, and starts it again; it returns the chain
+// directory.
+func (e *env) smallSegments(n int, aid func(i int) uint64) string {
+	e.t.Helper()
+	e.stop(syscall.SIGTERM)
+	chainDir := filepath.Join(e.state, "chain")
+	c, err := audit.Open(chainDir, audit.Options{SegmentBytes: 32 << 10})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var rows []audit.Record
+	for i := range n {
+		rows = append(rows, audit.CapUse(aid(i), "fs.read", "/data/"+strconv.Itoa(i), 4242, 0, nil))
+	}
+	if _, err := c.AppendBatch(context.Background(), rows); err != nil {
+		e.t.Fatal(err)
+	}
+	c.Close()
+	e.start()
+	return chainDir
 }

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -24,21 +23,7 @@ import (
 // later rows only.
 func TestAuditDelete(t *testing.T) {
 	e := newEnv(t)
-	e.stop(syscall.SIGTERM)
-	chainDir := filepath.Join(e.state, "chain")
-	c, err := audit.Open(chainDir, audit.Options{SegmentBytes: 32 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rows []audit.Record
-	for i := range 3000 {
-		rows = append(rows, audit.CapUse(uint64(7+i%2), "fs.read", "/data/"+strconv.Itoa(i), 4242, 0, nil))
-	}
-	if _, err := c.AppendBatch(context.Background(), rows); err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
-	e.start()
+	chainDir := e.smallSegments(3000, func(i int) uint64 { return uint64(7 + i%2) })
 	head := e.rows("--limit", "1", "--type", "daemon.start")
 	if len(head) == 0 {
 		t.Fatal("no daemon.start row")
