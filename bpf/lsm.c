@@ -353,6 +353,28 @@ int BPF_PROG(cc_file_open, struct file *file)
 	return 0;
 }
 
+/* file_rights is what the open file f of agent a may do under the rules
+ * now: the rights remembered at its open, decided again from its
+ * remembered path when the rules changed since (so a revoke cuts
+ * descriptors opened before it) and remembered anew; no bpf_d_path here:
+ * these hooks are not sleepable. -1: no scratch room (the caller denies). */
+static __always_inline long file_rights(struct lsm_agent *a, struct lsm_file *f)
+{
+	__u32 gen = a->gen;
+	if (f->gen != gen || f->key.policy != a->policy) {
+		struct lsm_file *s = scratch_file();
+		if (!s)
+			return -1;
+		__builtin_memcpy(&s->key, &f->key, sizeof(s->key));
+		s->key.policy = a->policy;
+		__u32 *r = bpf_map_lookup_elem(&rules, &s->key);
+		f->rights = r ? *r : 0;
+		f->key.policy = a->policy;
+		f->gen = gen;
+	}
+	return f->rights;
+}
+
 SEC("lsm/file_permission")
 int BPF_PROG(cc_file_permission, struct file *file, int mask)
 {
@@ -372,21 +394,10 @@ int BPF_PROG(cc_file_permission, struct file *file, int mask)
 		want |= LSM_R;
 	if (mask & (MAY_WRITE | MAY_APPEND))
 		want |= LSM_W;
-	__u32 gen = a->gen;
-	if (f->gen != gen || f->key.policy != a->policy) {
-		/* The rules changed since the open: decide the remembered path
-		 * again (no bpf_d_path here: file_permission is not sleepable). */
-		struct lsm_file *s = scratch_file();
-		if (!s)
-			return deny(cg, want & LSM_W ? LSM_OP_WRITE : LSM_OP_READ, LSM_WHY_MAP_FULL, want, 0, 0);
-		__builtin_memcpy(&s->key, &f->key, sizeof(s->key));
-		s->key.policy = a->policy;
-		__u32 *r = bpf_map_lookup_elem(&rules, &s->key);
-		f->rights = r ? *r : 0;
-		f->key.policy = a->policy;
-		f->gen = gen;
-	}
-	if (!allowed(f->rights, want))
+	long rights = file_rights(a, f);
+	if (rights < 0)
+		return deny(cg, want & LSM_W ? LSM_OP_WRITE : LSM_OP_READ, LSM_WHY_MAP_FULL, want, 0, 0);
+	if (!allowed(rights, want))
 		return deny(cg, want & LSM_W ? LSM_OP_WRITE : LSM_OP_READ, LSM_WHY_NO_RULE, want, f->key.path, 0);
 	return 0;
 }
@@ -602,16 +613,9 @@ int BPF_PROG(cc_file_mprotect, struct vm_area_struct *vma, unsigned long reqprot
 	struct lsm_file *f = bpf_map_lookup_elem(&files, &fk);
 	if (!f)
 		return 0;
-	__u32 rights = f->rights;
-	if (f->gen != a->gen || f->key.policy != a->policy) {
-		struct lsm_file *s = scratch_file();
-		if (!s)
-			return deny(cg, LSM_OP_MMAP_EXEC, LSM_WHY_MAP_FULL, LSM_X, 0, 0);
-		__builtin_memcpy(&s->key, &f->key, sizeof(s->key));
-		s->key.policy = a->policy;
-		__u32 *r = bpf_map_lookup_elem(&rules, &s->key);
-		rights = r ? *r : 0;
-	}
+	long rights = file_rights(a, f);
+	if (rights < 0)
+		return deny(cg, LSM_OP_MMAP_EXEC, LSM_WHY_MAP_FULL, LSM_X, 0, 0);
 	if (!(rights & (LSM_X | LSM_M)))
 		return deny(cg, LSM_OP_MMAP_EXEC, LSM_WHY_NO_RULE, LSM_X, f->key.path, 0);
 	return 0;
@@ -899,16 +903,9 @@ int BPF_PROG(cc_file_truncate, struct file *file)
 	struct lsm_file *f = bpf_map_lookup_elem(&files, &fk);
 	if (!f)
 		return 0;
-	__u32 rights = f->rights;
-	if (f->gen != a->gen || f->key.policy != a->policy) {
-		struct lsm_file *s = scratch_file();
-		if (!s)
-			return deny(cg, LSM_OP_TRUNCATE, LSM_WHY_MAP_FULL, LSM_W, 0, 0);
-		__builtin_memcpy(&s->key, &f->key, sizeof(s->key));
-		s->key.policy = a->policy;
-		__u32 *r = bpf_map_lookup_elem(&rules, &s->key);
-		rights = r ? *r : 0;
-	}
+	long rights = file_rights(a, f);
+	if (rights < 0)
+		return deny(cg, LSM_OP_TRUNCATE, LSM_WHY_MAP_FULL, LSM_W, 0, 0);
 	if (!allowed(rights, LSM_W))
 		return deny(cg, LSM_OP_TRUNCATE, LSM_WHY_NO_RULE, LSM_W, f->key.path, 0);
 	return 0;
